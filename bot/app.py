@@ -1,0 +1,152 @@
+"""The application: builds every part from settings and runs the bot until it is stopped."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
+from aiogram.fsm.storage.redis import RedisEventIsolation, RedisStorage
+from aiogram.utils.i18n import I18n
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy.engine import make_url
+
+from bot.dispatcher import create_dispatcher
+from bot.fsm_storage import DatabaseFsmStorage
+from bot.scheduler import create_scheduler
+from bot.settings import Settings
+from handlers.menu import register_commands
+from locales import create_i18n
+from locales.rendering import Renderer
+from scenarios.clock import Clock, SystemClock
+from scenarios.rules import Rules
+from storage.database import Database
+from storage.fsm import SqlFsmStates
+from storage.migrate import migrate
+
+log = logging.getLogger(__name__)
+
+
+def app_version() -> str:
+    try:
+        return package_version("repeat-sales-bot")
+    except PackageNotFoundError:  # running from a checkout that was never installed
+        return "dev"
+
+
+@dataclass
+class Application:
+    settings: Settings
+    rules: Rules
+    clock: Clock
+    db: Database
+    i18n: I18n
+    renderer: Renderer
+    bot: Bot
+    dispatcher: Dispatcher
+    scheduler: AsyncIOScheduler
+    fsm_storage: BaseStorage
+
+
+def create_bot(settings: Settings) -> Bot:
+    if settings.bot_token is None:
+        raise ValueError("BOT_TOKEN is not set")
+    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_base))
+    return Bot(
+        token=settings.bot_token.get_secret_value(),
+        session=session,
+        default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
+    )
+
+
+def build_application(
+    settings: Settings, rules: Rules, *, clock: Clock | None = None
+) -> Application:
+    clock = clock or SystemClock()
+    db = Database(settings.database_url)
+    i18n = create_i18n(settings.default_locale)
+    renderer = Renderer(i18n, currency=rules.shop.currency, zone=settings.zone)
+    fsm_states: SqlFsmStates | None = None
+    fsm_storage: BaseStorage
+    isolation: BaseEventIsolation | None = None
+    if settings.redis_url:
+        redis_storage = RedisStorage.from_url(settings.redis_url)
+        fsm_storage = redis_storage
+        # Several bot processes share one per-user lock through Redis.
+        isolation = RedisEventIsolation(redis=redis_storage.redis)
+    else:
+        fsm_states = SqlFsmStates(db)
+        fsm_storage = DatabaseFsmStorage(fsm_states, clock)
+    dispatcher = create_dispatcher(
+        db=db,
+        clock=clock,
+        i18n=i18n,
+        renderer=renderer,
+        rules=rules,
+        fsm_storage=fsm_storage,
+        admin_ids=settings.admin_ids,
+        staff_chat_id=settings.staff_chat_id,
+        version=app_version(),
+        started_at=clock.now(),
+        events_isolation=isolation,
+    )
+    return Application(
+        settings=settings,
+        rules=rules,
+        clock=clock,
+        db=db,
+        i18n=i18n,
+        renderer=renderer,
+        bot=create_bot(settings),
+        dispatcher=dispatcher,
+        scheduler=create_scheduler(rules=rules, clock=clock, fsm_states=fsm_states),
+        fsm_storage=fsm_storage,
+    )
+
+
+def describe_database(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+async def run_polling(app: Application) -> None:
+    """Migrate, announce the menus, start the periodic jobs and poll until a signal stops us."""
+    try:
+        revision = await migrate(app.db)
+        log.info("database %s at schema %s", describe_database(app.db.url), revision)
+        me = await app.bot.get_me()
+        await register_commands(
+            app.bot,
+            i18n=app.i18n,
+            admin_ids=app.settings.admin_ids,
+            default_locale=app.settings.default_locale,
+        )
+        app.scheduler.start()
+        log.info(
+            "bot @%s (id %s) is polling %s; admins: %s; staff chat: %s",
+            me.username,
+            me.id,
+            app.settings.telegram_api_base,
+            ", ".join(map(str, app.settings.admin_ids)) or "none",
+            app.settings.staff_chat_id or "not set",
+        )
+        await app.dispatcher.start_polling(
+            app.bot, allowed_updates=app.dispatcher.resolve_used_update_types()
+        )
+    finally:
+        await shutdown(app)
+
+
+async def shutdown(app: Application) -> None:
+    if app.scheduler.running:
+        app.scheduler.shutdown(wait=False)
+    await app.fsm_storage.close()
+    await app.bot.session.close()
+    await app.db.close()
+    log.info("stopped")

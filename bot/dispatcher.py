@@ -1,0 +1,56 @@
+"""create_dispatcher(): routers, middlewares and the dependencies handlers receive by name."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from aiogram import Dispatcher
+from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
+from aiogram.fsm.storage.memory import SimpleEventIsolation
+from aiogram.utils.i18n import I18n
+
+from bot.i18n import CustomerLocaleMiddleware
+from bot.middlewares import CustomerMiddleware, UnitOfWorkMiddleware
+from handlers import create_routers
+from locales.rendering import Renderer
+from scenarios.clock import Clock
+from scenarios.rules import Rules
+from storage.customers import SqlCustomers
+from storage.database import Database
+
+
+def create_dispatcher(
+    *,
+    db: Database,
+    clock: Clock,
+    i18n: I18n,
+    renderer: Renderer,
+    rules: Rules,
+    fsm_storage: BaseStorage,
+    admin_ids: tuple[int, ...],
+    staff_chat_id: int | None,
+    version: str,
+    started_at: datetime,
+    events_isolation: BaseEventIsolation | None = None,
+) -> Dispatcher:
+    customers = SqlCustomers(db)
+    dispatcher = Dispatcher(
+        storage=fsm_storage,
+        # One update per user at a time: a double tap cannot race a wizard or a balance.
+        events_isolation=events_isolation or SimpleEventIsolation(),
+        db=db,
+        clock=clock,
+        customers=customers,
+        renderer=renderer,
+        rules=rules,
+        admin_ids=admin_ids,
+        staff_chat_id=staff_chat_id,
+        version=version,
+        started_at=started_at,
+    )
+    dispatcher.update.outer_middleware(UnitOfWorkMiddleware(db))
+    dispatcher.update.outer_middleware(CustomerMiddleware(customers, clock))
+    CustomerLocaleMiddleware(i18n).setup(dispatcher)
+    dispatcher["i18n"] = i18n
+    dispatcher.include_routers(*create_routers())
+    return dispatcher

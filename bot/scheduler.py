@@ -1,0 +1,42 @@
+"""Periodic jobs: a few ticks that claim due rows from the database, never a job per customer."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from scenarios.clock import Clock
+from scenarios.rules import Rules
+from storage.fsm import SqlFsmStates
+
+log = logging.getLogger(__name__)
+
+HOUSEKEEPING_EVERY = timedelta(hours=1)
+
+
+def create_scheduler(
+    *, rules: Rules, clock: Clock, fsm_states: SqlFsmStates | None
+) -> AsyncIOScheduler:
+    scheduler = AsyncIOScheduler(
+        timezone=UTC,
+        # A tick that overran or was missed while the process slept runs once, not N times.
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60},
+    )
+    if fsm_states is not None:
+        idle = timedelta(days=rules.conversations.wizard_idle_days)
+
+        async def forget_idle_wizards() -> None:
+            forgotten = await fsm_states.purge_idle(idle_since=clock.now() - idle)
+            if forgotten:
+                log.info("forgot %d wizard(s) idle for %s", forgotten, idle)
+
+        scheduler.add_job(
+            forget_idle_wizards,
+            "interval",
+            seconds=HOUSEKEEPING_EVERY.total_seconds(),
+            id="forget-idle-wizards",
+            next_run_time=datetime.now(UTC),
+        )
+    return scheduler

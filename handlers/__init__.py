@@ -1,0 +1,19 @@
+"""aiogram routers, one per feature: parse the update, call a scenario, render the answer."""
+
+from __future__ import annotations
+
+from aiogram import Router
+
+from handlers import admin, errors, fallback, help, language, start
+
+
+def create_routers() -> list[Router]:
+    """Fresh routers for one Dispatcher; the fallback comes last so it only gets the leftovers."""
+    return [
+        errors.create_router(),
+        start.create_router(),
+        language.create_router(),
+        help.create_router(),
+        admin.create_router(),
+        fallback.create_router(),
+    ]

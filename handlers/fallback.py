@@ -1,0 +1,20 @@
+"""Whatever no feature claimed: a private message gets a pointer to /help instead of silence."""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+from aiogram.types import Message
+from aiogram.utils.i18n import gettext as _
+
+
+def create_router() -> Router:
+    router = Router(name="fallback")
+    router.message.register(point_to_help, F.chat.type == "private")
+    return router
+
+
+async def point_to_help(message: Message) -> None:
+    if message.text and message.text.startswith("/"):
+        await message.answer(_("I don't know this command. /help shows what I can do."))
+    else:
+        await message.answer(_("I didn't understand that. /help shows what I can do."))

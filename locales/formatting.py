@@ -1,0 +1,47 @@
+"""Numbers, money, dates and points written the way each locale writes them (Babel, CLDR)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from aiogram.utils.i18n import I18n
+from babel.dates import format_date as babel_format_date
+from babel.dates import format_datetime as babel_format_datetime
+from babel.numbers import format_currency, format_decimal, get_currency_precision
+from markupsafe import Markup
+
+
+def format_number(value: int | Decimal, locale: str) -> str:
+    return format_decimal(value, locale=locale)
+
+
+def format_money(minor_units: int, currency: str, locale: str) -> str:
+    """1234567 kopecks → "12 345,67 ₽" in ru, "RUB 12,345.67" in en."""
+    amount = Decimal(minor_units).scaleb(-get_currency_precision(currency))
+    return format_currency(amount, currency, locale=locale)
+
+
+def format_date(value: date | datetime, locale: str, *, style: str = "long") -> str:
+    """A day as people read it: "1 марта 2027 г.", "1 березня 2027 р.", "March 1, 2027"."""
+    if isinstance(value, datetime):
+        value = value.date()
+    return babel_format_date(value, format=style, locale=locale)
+
+
+def format_datetime(value: datetime, locale: str, *, tz: Any, style: str = "medium") -> str:
+    return babel_format_datetime(value, format=style, tzinfo=tz, locale=locale)
+
+
+def format_points(count: int, i18n: I18n, locale: str) -> str:
+    """ "5 бонусов", "2 бали", "1 point": the number in the locale's digits, the noun's plural."""
+    with i18n.use_locale(locale):
+        template = i18n.gettext("%(count)s point", "%(count)s points", count)
+    return template % {"count": format_number(count, locale)}
+
+
+def fill(template: str, **values: Any) -> str:
+    """Put values into a translated HTML text; whatever a person typed gets escaped."""
+    # The template is our own translated text (trusted); Markup escapes only the values.
+    return str(Markup(template) % values)  # noqa: S704

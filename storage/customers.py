@@ -1,0 +1,101 @@
+"""Customers as Telegram users: recognise them, remember their language."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+
+from storage.database import Database
+from storage.schema import customers
+from storage.sql import insert
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerRecord:
+    id: int
+    telegram_id: int | None
+    first_name: str | None
+    username: str | None
+    language_code: str | None
+    locale: str | None
+    created_at: datetime
+    last_seen_at: datetime
+
+
+class SqlCustomers:
+    """Customer rows; every method joins the caller's transaction if there is one."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def by_telegram_id(self, *, telegram_id: int) -> CustomerRecord | None:
+        async with self._db.read() as conn:
+            row = (
+                await conn.execute(select(customers).where(customers.c.telegram_id == telegram_id))
+            ).one_or_none()
+        return CustomerRecord(**row._mapping) if row else None
+
+    async def seen(
+        self,
+        *,
+        telegram_id: int,
+        first_name: str | None,
+        username: str | None,
+        language_code: str | None,
+        now: datetime,
+        refresh_after: timedelta,
+    ) -> CustomerRecord:
+        """The customer behind a Telegram user, created on first contact, never twice.
+
+        Profile fields and ``last_seen_at`` are rewritten only when they changed or went stale,
+        so most updates cost one indexed read.
+        """
+        async with self._db.transaction() as conn:
+            known = await self.by_telegram_id(telegram_id=telegram_id)
+            if known is None:
+                await conn.execute(
+                    insert(conn, customers)
+                    .values(
+                        telegram_id=telegram_id,
+                        first_name=first_name,
+                        username=username,
+                        language_code=language_code,
+                        created_at=now,
+                        last_seen_at=now,
+                    )
+                    .on_conflict_do_nothing(index_elements=["telegram_id"])
+                )
+            elif (known.first_name, known.username, known.language_code) != (
+                first_name,
+                username,
+                language_code,
+            ) or now - known.last_seen_at >= refresh_after:
+                await conn.execute(
+                    update(customers)
+                    .where(customers.c.id == known.id)
+                    .values(
+                        first_name=first_name,
+                        username=username,
+                        language_code=language_code,
+                        last_seen_at=now,
+                    )
+                )
+            else:
+                return known
+            current = await self.by_telegram_id(telegram_id=telegram_id)
+        assert current is not None, "the row was inserted or updated in this transaction"
+        return current
+
+    async def set_locale(self, *, customer_id: int, locale: str) -> None:
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                update(customers).where(customers.c.id == customer_id).values(locale=locale)
+            )
+
+    async def count(self) -> int:
+        async with self._db.read() as conn:
+            return int(
+                (await conn.execute(select(func.count()).select_from(customers))).scalar_one()
+            )

@@ -1,0 +1,54 @@
+"""Apply the Alembic migrations in storage/migrations to a database, from code or the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from storage.database import Database
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+# Any fixed number: two processes starting at once on PostgreSQL migrate one after the other.
+_MIGRATION_LOCK_ID = 7_301_522
+
+
+def alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+async def migrate(db: Database, revision: str = "head") -> str | None:
+    """Bring the schema to ``revision``; returns the revision the database is at afterwards."""
+    async with db.engine.begin() as connection:
+        if db.backend == "postgresql":
+            await connection.execute(
+                text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID}
+            )
+        return await connection.run_sync(_upgrade, revision)
+
+
+async def current_revision(db: Database) -> str | None:
+    async with db.engine.connect() as connection:
+        return await connection.run_sync(_current)
+
+
+def _upgrade(connection: Connection, revision: str) -> str | None:
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+    return _current(connection)
+
+
+def _current(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
