@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gettext
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from aiogram.utils.i18n import I18n
@@ -27,6 +29,16 @@ def compile_catalog(po_path: Path) -> gettext.GNUTranslations:
 
 class CatalogI18n(I18n):
     """aiogram's gettext I18n, reading .po sources instead of prebuilt .mo files."""
+
+    @contextmanager
+    def context(self) -> Iterator[I18n]:
+        # aiogram keeps "the current I18n" per class; register under I18n itself so that
+        # aiogram's ``gettext``/``lazy_gettext`` helpers find this subclass.
+        token = I18n.set_current(self)
+        try:
+            yield self
+        finally:
+            I18n.reset_current(token)
 
     def find_locales(self) -> dict[str, gettext.GNUTranslations]:
         found: dict[str, gettext.GNUTranslations] = {}

@@ -39,7 +39,7 @@ async def migrate(db: Database, revision: str = "head") -> str | None:
 
 
 async def current_revision(db: Database) -> str | None:
-    async with db.engine.connect() as connection:
+    async with db.read() as connection:
         return await connection.run_sync(_current)
 
 

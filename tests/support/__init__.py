@@ -1,0 +1,1 @@
+"""Test support: databases for both backends, a recording Bot session, update builders."""

@@ -1,0 +1,152 @@
+"""Flows through the real Dispatcher: greeting, language choice, admin status, fallbacks."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from aiogram.methods import (
+    AnswerCallbackQuery,
+    EditMessageText,
+    SendMessage,
+    SetMyCommands,
+)
+from sqlalchemy import func, select
+
+from locales import CatalogI18n
+from locales.rendering import Renderer
+from scenarios.clock import FixedClock
+from scenarios.rules import Rules, Shop
+from storage.customers import SqlCustomers
+from storage.database import Database
+from storage.schema import customers
+from tests.support.flow import Flow, build_flow
+from tests.support.updates import TgUser
+
+ANNA = TgUser(1001, first_name="Anna", language_code="ru")
+TARAS = TgUser(1002, first_name="Тарас", language_code="uk")
+JOHN = TgUser(1003, first_name="John", language_code="de")
+ADMIN = TgUser(9001, first_name="Olga", language_code="en")
+
+
+@pytest.fixture
+def flow(sqlite_db: Database, clock: FixedClock, i18n: CatalogI18n, renderer: Renderer) -> Flow:
+    return build_flow(
+        db=sqlite_db,
+        clock=clock,
+        i18n=i18n,
+        renderer=renderer,
+        admin_ids=(ADMIN.id,),
+        rules=Rules(shop=Shop(name="Lapki")),
+    )
+
+
+def only_message(calls: list[object]) -> SendMessage:
+    sent = [call for call in calls if isinstance(call, SendMessage)]
+    assert len(sent) == 1, calls
+    return sent[0]
+
+
+async def count_customers(db: Database) -> int:
+    async with db.read() as conn:
+        return int((await conn.execute(select(func.count()).select_from(customers))).scalar_one())
+
+
+async def test_start_greets_in_the_users_telegram_language(flow: Flow) -> None:
+    ru = only_message(await flow.send(ANNA, "/start"))
+    assert ru.chat_id == ANNA.id
+    assert ru.text.startswith("Здравствуйте, Anna!\nЭто бонусная программа магазина <b>Lapki</b>.")
+    uk = only_message(await flow.send(TARAS, "/start"))
+    assert uk.text.startswith("Вітаємо, Тарас!\nЦе бонусна програма магазину <b>Lapki</b>.")
+    other = only_message(await flow.send(JOHN, "/start"))
+    assert other.text.startswith("Hello, John!\nThis is the bonus program of <b>Lapki</b>.")
+
+
+async def test_returning_users_are_recognised_not_duplicated(flow: Flow, clock: FixedClock) -> None:
+    await flow.send(ANNA, "/start")
+    clock.advance(timedelta(days=3))
+    await flow.send(ANNA, "/start")
+    await flow.send(ANNA, "hello")
+    assert await count_customers(flow.db) == 1
+    record = await SqlCustomers(flow.db).by_telegram_id(telegram_id=ANNA.id)
+    assert record is not None and record.last_seen_at == clock.now()
+
+
+async def test_lang_switches_language_menu_and_later_answers(flow: Flow) -> None:
+    offer = only_message(await flow.send(ANNA, "/lang"))
+    assert offer.text == "Выберите язык бота:"
+    buttons = [b.text for row in offer.reply_markup.inline_keyboard for b in row]  # type: ignore[union-attr]
+    assert buttons == ["✓ Русский", "Українська", "English"]
+
+    calls = await flow.press(ANNA, "lang:uk", message=flow.message_from(offer))
+    edit = next(call for call in calls if isinstance(call, EditMessageText))
+    assert edit.text == "Готово! Тепер бот розмовляє з вами українською."
+    assert [b.text for b in edit.reply_markup.inline_keyboard[0]] == [  # type: ignore[union-attr]
+        "Русский",
+        "✓ Українська",
+        "English",
+    ]
+    assert any(isinstance(call, AnswerCallbackQuery) for call in calls)
+    menu = next(call for call in calls if isinstance(call, SetMyCommands))
+    assert menu.scope.chat_id == ANNA.id  # type: ignore[union-attr]
+    assert [c.command for c in menu.commands] == ["start", "lang", "help"]
+    assert menu.commands[1].description == "Змінити мову"
+
+    again = only_message(await flow.send(ANNA, "/start"))
+    assert again.text.startswith("Вітаємо, Anna!")
+    stored = await SqlCustomers(flow.db).by_telegram_id(telegram_id=ANNA.id)
+    assert stored is not None and stored.locale == "uk"
+
+
+async def test_a_forged_language_button_changes_nothing_and_says_so(flow: Flow) -> None:
+    await flow.send(ANNA, "/start")
+    calls = await flow.press(ANNA, "lang:xx")
+    answer = next(call for call in calls if isinstance(call, AnswerCallbackQuery))
+    assert answer.text == "Этот язык недоступен."
+    assert answer.show_alert is True
+    assert not any(isinstance(call, (EditMessageText, SetMyCommands)) for call in calls)
+    stored = await SqlCustomers(flow.db).by_telegram_id(telegram_id=ANNA.id)
+    assert stored is not None and stored.locale is None
+
+
+async def test_status_is_for_admins_only(flow: Flow) -> None:
+    await flow.send(ANNA, "/start")
+    refusal = only_message(await flow.send(ANNA, "/status"))
+    assert refusal.text == "Эта команда только для администраторов магазина."
+    status = only_message(await flow.send(ADMIN, "/status"))
+    assert status.text.startswith("<b>Bot status</b>\nVersion: test\nDatabase: sqlite, schema 0001")
+    assert "2 customers" in status.text
+
+
+async def test_help_lists_the_commands_this_user_may_use(flow: Flow) -> None:
+    customer_help = only_message(await flow.send(TARAS, "/help")).text
+    assert "/lang — Змінити мову" in customer_help
+    assert "/status" not in customer_help
+    admin_help = only_message(await flow.send(ADMIN, "/help")).text
+    assert "/status — Bot status (admins)" in admin_help
+
+
+async def test_unknown_input_gets_a_pointer_to_help(flow: Flow) -> None:
+    command = only_message(await flow.send(ANNA, "/frobnicate"))
+    assert command.text == "Я не знаю такой команды. /help покажет, что я умею."
+    text = only_message(await flow.send(JOHN, "what's up?"))
+    assert text.text == "I didn't understand that. /help shows what I can do."
+
+
+async def test_group_chatter_is_ignored(flow: Flow) -> None:
+    calls = await flow.feed(flow.updates.message(ANNA, "hello all", chat_id=-100500))
+    assert calls == []
+
+
+async def test_a_failing_update_rolls_back_and_apologises_in_the_users_language(
+    flow: Flow, renderer: Renderer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_args: object, **_kwargs: object) -> str:
+        raise RuntimeError("template storage on fire")
+
+    monkeypatch.setattr(renderer, "render", broken)
+    calls = await flow.send(ANNA, "/start")
+    apology = only_message(calls)
+    assert apology.text == "Извините, у нас что-то пошло не так. Попробуйте ещё раз через минуту."
+    # The customer row written earlier in this update was rolled back with it.
+    assert await count_customers(flow.db) == 0

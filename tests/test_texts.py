@@ -1,0 +1,212 @@
+"""Texts: three complete catalogs, CLDR plurals, Babel formats, templates that render and escape."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiogram.types import BotCommand
+from babel.messages.extract import extract_from_dir
+from babel.messages.pofile import read_po
+
+from locales import LOCALES_DIR, CatalogI18n
+from locales.formatting import fill, format_date, format_money, format_points
+from locales.rendering import Renderer
+from scenarios.customers import SUPPORTED_LOCALES
+from scenarios.status import BotStatus
+
+ROOT = Path(__file__).resolve().parent.parent
+PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+KEYWORDS = {"_": None, "__": None, "gettext": None}
+
+
+def plain(text: str) -> str:
+    """Babel separates digits and units with (narrow) no-break spaces; compare as plain spaces."""
+    return text.replace("\xa0", " ").replace("\u202f", " ")
+
+
+def catalog(locale: str) -> Any:
+    with (LOCALES_DIR / locale / "LC_MESSAGES" / "messages.po").open("rb") as source:
+        return read_po(source, locale=locale)
+
+
+def msgids(locale: str) -> set[str]:
+    return {m.id if isinstance(m.id, str) else m.id[0] for m in catalog(locale) if m.id}
+
+
+def used_in_code() -> set[str]:
+    """Every text the code and templates ask for, found the way pybabel extract finds them."""
+    method_map = [("**/*.py", "python"), ("locales/templates/**.html", "jinja2")]
+    options = {"locales/templates/**.html": {"extensions": "jinja2.ext.i18n"}}
+    found: set[str] = set()
+    for directory in ("bot", "handlers", "locales", "scenarios", "storage"):
+        for _file, _line, message, _comments, _ctx in extract_from_dir(
+            ROOT / directory,
+            method_map=[(pattern.replace("locales/", ""), kind) for pattern, kind in method_map],
+            options_map={k.replace("locales/", ""): v for k, v in options.items()},
+            keywords={"_": None, "__": None, "gettext": None, "ngettext": (1, 2)},
+        ):
+            found.add(message if isinstance(message, str) else message[0])
+    found.discard("")
+    return found
+
+
+def test_the_product_speaks_exactly_the_locales_it_has_catalogs_for(i18n: CatalogI18n) -> None:
+    assert sorted(i18n.available_locales) == sorted(SUPPORTED_LOCALES)
+
+
+def test_every_locale_has_the_same_keys() -> None:
+    assert msgids("ru") == msgids("uk") == msgids("en")
+
+
+def test_every_text_used_in_code_and_templates_is_in_the_catalogs() -> None:
+    used = used_in_code()
+    # Python calls, lazy menu texts, template blocks and plurals are all seen by the extractor.
+    assert {
+        "Choose the language of the bot:",
+        "Change the language",
+        "Hello, %(name)s!",
+        "%(count)s point",
+    } <= used
+    missing = used - msgids("en")
+    assert not missing, f"run locales/extract.sh and translate: {sorted(missing)}"
+
+
+@pytest.mark.parametrize("locale", SUPPORTED_LOCALES)
+def test_every_entry_is_translated_with_the_same_placeholders(locale: str) -> None:
+    for message in catalog(locale):
+        if not message.id:
+            continue
+        assert "fuzzy" not in message.flags, f"{locale}: fuzzy {message.id!r}"
+        ids = [message.id] if isinstance(message.id, str) else list(message.id)
+        strings = [message.string] if isinstance(message.string, str) else list(message.string)
+        assert all(strings), f"{locale}: untranslated {message.id!r}"
+        wanted = set(PLACEHOLDER.findall(ids[-1]))
+        for string in strings:
+            assert set(PLACEHOLDER.findall(string)) == wanted, f"{locale}: {string!r}"
+        if isinstance(message.id, tuple):
+            assert len(strings) == catalog(locale).num_plurals
+
+
+@pytest.mark.parametrize(
+    ("locale", "counts"),
+    [
+        (
+            "ru",
+            {
+                1: "1 бонус",
+                2: "2 бонуса",
+                5: "5 бонусов",
+                11: "11 бонусов",
+                21: "21 бонус",
+                22: "22 бонуса",
+                1000: "1 000 бонусов",
+            },
+        ),
+        (
+            "uk",
+            {
+                1: "1 бал",
+                2: "2 бали",
+                5: "5 балів",
+                11: "11 балів",
+                21: "21 бал",
+                24: "24 бали",
+                1000: "1 000 балів",
+            },
+        ),
+        ("en", {0: "0 points", 1: "1 point", 2: "2 points", 1000: "1,000 points"}),
+    ],
+)
+def test_points_follow_cldr_plurals_and_local_digits(
+    i18n: CatalogI18n, locale: str, counts: dict[int, str]
+) -> None:
+    for count, expected in counts.items():
+        assert plain(format_points(count, i18n, locale)) == expected
+
+
+def test_money_and_dates_are_written_the_local_way() -> None:
+    assert plain(format_money(258000, "RUB", "ru")) == "2 580,00 ₽"
+    assert plain(format_money(258000, "UAH", "uk")) == "2 580,00 ₴"
+    assert format_money(258050, "USD", "en") == "$2,580.50"
+    assert plain(format_date(date(2027, 3, 1), "ru")) == "1 марта 2027 г."
+    assert plain(format_date(date(2027, 3, 1), "uk")) == "1 березня 2027 р."
+    assert format_date(date(2027, 3, 1), "en") == "March 1, 2027"
+
+
+def test_values_put_into_html_texts_are_escaped() -> None:
+    assert fill("Hello, <b>%(name)s</b>!", name="<i>Eve</i> & co") == (
+        "Hello, <b>&lt;i&gt;Eve&lt;/i&gt; &amp; co</b>!"
+    )
+
+
+SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
+    "welcome.html": {"name": "Anna", "shop": "Cat & Dog"},
+    "help.html": {
+        "shop": "Cat & Dog",
+        "commands": [BotCommand(command="start", description="Start")],
+    },
+    "status.html": {
+        "status": BotStatus(
+            version="1.0",
+            backend="sqlite",
+            schema_revision="0001",
+            customers=21,
+            uptime=timedelta(hours=5, minutes=7),
+        )
+    },
+}
+
+
+def test_every_template_has_a_sample_context(renderer: Renderer) -> None:
+    assert sorted(SAMPLE_CONTEXTS) == renderer.template_names()
+
+
+@pytest.mark.parametrize("locale", SUPPORTED_LOCALES)
+@pytest.mark.parametrize("template", sorted(SAMPLE_CONTEXTS))
+def test_every_template_renders_in_every_locale(
+    renderer: Renderer, locale: str, template: str
+) -> None:
+    text = renderer.render(template, locale=locale, **SAMPLE_CONTEXTS[template])
+    assert text
+    assert "\n\n\n" not in text
+    assert "Cat &amp; Dog" in text or template == "status.html"
+    if locale != "en":
+        english = renderer.render(template, locale="en", **SAMPLE_CONTEXTS[template])
+        assert text != english, "the template is not translated"
+
+
+def test_welcome_greets_by_name_in_each_language_and_escapes_it(renderer: Renderer) -> None:
+    context = {"name": "<script>Anna</script>", "shop": "Lapki"}
+    assert renderer.render("welcome.html", locale="ru", **context).startswith(
+        "Здравствуйте, &lt;script&gt;Anna&lt;/script&gt;!\nЭто бонусная программа магазина <b>Lapki</b>."
+    )
+    assert renderer.render("welcome.html", locale="uk", **context).startswith("Вітаємо, &lt;script")
+    assert renderer.render("welcome.html", locale="en", name="", shop="Lapki").startswith(
+        "Hello!\nThis is the bonus program of <b>Lapki</b>."
+    )
+
+
+def test_status_uses_plurals_and_local_numbers(renderer: Renderer) -> None:
+    status = BotStatus(
+        version="1.0",
+        backend="postgresql",
+        schema_revision="0001",
+        customers=1002,
+        uptime=timedelta(hours=26, minutes=3),
+    )
+    ru = plain(renderer.render("status.html", locale="ru", status=status))
+    assert "1 002 клиента" in ru
+    assert "Работает 26 ч 3 мин" in ru
+    uk = plain(renderer.render("status.html", locale="uk", status=status))
+    assert "1 002 клієнти" in uk
+
+
+def test_datetime_filter_shows_the_shop_zone(renderer: Renderer) -> None:
+    template = renderer.env.from_string("{{ moment|datetime('short') }}")
+    with renderer.i18n.use_locale("ru"):
+        shown = template.render(moment=datetime(2026, 11, 1, 21, 30, tzinfo=UTC))
+    assert plain(shown) == "02.11.2026, 00:30"
