@@ -182,7 +182,8 @@ def test_every_template_renders_in_every_locale(
 def test_welcome_greets_by_name_in_each_language_and_escapes_it(renderer: Renderer) -> None:
     context = {"name": "<script>Anna</script>", "shop": "Lapki"}
     assert renderer.render("welcome.html", locale="ru", **context).startswith(
-        "Здравствуйте, &lt;script&gt;Anna&lt;/script&gt;!\nЭто бонусная программа магазина <b>Lapki</b>."
+        "Здравствуйте, &lt;script&gt;Anna&lt;/script&gt;!\n"
+        "Это бонусная программа магазина <b>Lapki</b>."
     )
     assert renderer.render("welcome.html", locale="uk", **context).startswith("Вітаємо, &lt;script")
     assert renderer.render("welcome.html", locale="en", name="", shop="Lapki").startswith(

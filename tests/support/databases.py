@@ -23,7 +23,7 @@ POSTGRES_URL = os.environ.get(
 )
 ON_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
-_postgres_problem: str | None | bool = False  # False: not checked yet
+_postgres_problem: str | bool | None = False  # False: not checked yet
 
 
 async def postgres_problem() -> str | None:
