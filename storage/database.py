@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import event
+from sqlalchemy import event, make_url
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -79,6 +80,7 @@ class Database:
         self._ambient: ContextVar[_Transaction | None] = ContextVar("ambient_tx", default=None)
         self._sqlite_writer = asyncio.Lock()
         if self.backend == "sqlite":
+            _ensure_sqlite_directory(self.url)
             _tune_sqlite(self.engine, busy_timeout_ms)
 
     @property
@@ -123,6 +125,13 @@ class Database:
 
 
 _SQLITE_BEGIN: dict[Mode, str] = {"write": "BEGIN IMMEDIATE", "read": "BEGIN"}
+
+
+def _ensure_sqlite_directory(url: str) -> None:
+    """The default ./data/bot.sqlite3 must work on a fresh checkout: create the folder."""
+    path = make_url(url).database
+    if path and path != ":memory:" and not path.startswith("file:"):
+        Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
 
 def _tune_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
