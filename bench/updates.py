@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -88,15 +89,15 @@ async def run(updates_count: int, users: int, with_postgres: bool) -> None:
                 db=db,
                 clock=SystemClock(),
                 i18n=i18n,
-                renderer=renderer,  # type: ignore[arg-type]
+                renderer=renderer,
             )
             for update in warmup:
                 await flow.dispatcher.feed_update(flow.bot, update)
                 await echo_dp.feed_update(echo_bot, update)
             for command in ("/help", "/start"):
                 batch = make_updates(updates_count, users, command)
-                echo_rate = await measure(lambda u: echo_dp.feed_update(echo_bot, u), batch)
-                ours = await measure(lambda u: flow.dispatcher.feed_update(flow.bot, u), batch)
+                echo_rate = await measure(partial(echo_dp.feed_update, echo_bot), batch)
+                ours = await measure(partial(flow.dispatcher.feed_update, flow.bot), batch)
                 print(
                     f"{backend:<10} {command:<6} ours {ours:8.0f} upd/s | bare echo "
                     f"{echo_rate:8.0f} upd/s | ratio ours/echo {ours / echo_rate:.3f}"

@@ -40,7 +40,8 @@ async def migrate(db: Database, revision: str = "head") -> str | None:
 
 async def current_revision(db: Database) -> str | None:
     async with db.read() as connection:
-        return await connection.run_sync(_current)
+        revision: str | None = await connection.run_sync(_current)
+    return revision
 
 
 def _upgrade(connection: Connection, revision: str) -> str | None:

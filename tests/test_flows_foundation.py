@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 import pytest
@@ -41,7 +42,7 @@ def flow(sqlite_db: Database, clock: FixedClock, i18n: CatalogI18n, renderer: Re
     )
 
 
-def only_message(calls: list[object]) -> SendMessage:
+def only_message(calls: Sequence[object]) -> SendMessage:
     sent = [call for call in calls if isinstance(call, SendMessage)]
     assert len(sent) == 1, calls
     return sent[0]

@@ -72,7 +72,7 @@ async def test_redis_url_moves_fsm_state_to_redis_and_it_survives_a_restart(
 ) -> None:
     await redis_or_skip()
     settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         bot_token="123456:TEST-TOKEN",
         database_url=f"sqlite:///{tmp_path}/bot.sqlite3",
         redis_url=REDIS_URL,

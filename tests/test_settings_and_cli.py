@@ -38,7 +38,7 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("DATABASE_URL", "postgresql://shop@db/shop")
     monkeypatch.setenv("TIMEZONE", "Europe/Kyiv")
     monkeypatch.setenv("LOG_LEVEL", "debug")
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)
     assert settings.admin_ids == (1, 22, 333)
     assert settings.database_url == "postgresql+asyncpg://shop@db/shop"
     assert settings.zone.key == "Europe/Kyiv"
@@ -51,7 +51,7 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
 def test_settings_are_read_from_a_dot_env_file(tmp_path: Path) -> None:
     env_file = tmp_path / ".env"
     env_file.write_text("STAFF_CHAT_ID=-100123\nDEFAULT_LOCALE=uk\n", encoding="utf-8")
-    settings = Settings(_env_file=env_file)  # type: ignore[call-arg]
+    settings = Settings(_env_file=env_file)
     assert settings.staff_chat_id == -100123
     assert settings.default_locale == "uk"
 

@@ -23,25 +23,23 @@ POSTGRES_URL = os.environ.get(
 )
 ON_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
-_postgres_problem: str | bool | None = False  # False: not checked yet
+_checked: dict[str, str | None] = {}  # url -> why it cannot be used (None: it can)
 
 
 async def postgres_problem() -> str | None:
     """Why PostgreSQL cannot be used here, or None when it can (checked once per run)."""
-    global _postgres_problem
-    if _postgres_problem is False:
+    if POSTGRES_URL not in _checked:
         probe = Database(POSTGRES_URL)
         try:
             async with asyncio.timeout(5):
                 async with probe.engine.connect() as connection:
                     await connection.execute(text("SELECT 1"))
-            _postgres_problem = None
+            _checked[POSTGRES_URL] = None
         except Exception as error:  # any failure to connect means "not here"
-            _postgres_problem = f"PostgreSQL at {POSTGRES_URL} is not reachable: {error!r}"
+            _checked[POSTGRES_URL] = f"PostgreSQL at {POSTGRES_URL} is not reachable: {error!r}"
         finally:
             await probe.close()
-    assert _postgres_problem is not False
-    return _postgres_problem
+    return _checked[POSTGRES_URL]
 
 
 async def require_postgres() -> None:

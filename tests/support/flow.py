@@ -16,7 +16,7 @@ from bot.dispatcher import create_dispatcher
 from bot.fsm_storage import DatabaseFsmStorage
 from locales import CatalogI18n
 from locales.rendering import Renderer
-from scenarios.clock import FixedClock
+from scenarios.clock import Clock
 from scenarios.rules import Rules
 from storage.database import Database
 from storage.fsm import SqlFsmStates
@@ -66,7 +66,7 @@ class Flow:
 def build_flow(
     *,
     db: Database,
-    clock: FixedClock,
+    clock: Clock,
     i18n: CatalogI18n,
     renderer: Renderer,
     admin_ids: tuple[int, ...] = (),
