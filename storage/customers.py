@@ -22,6 +22,10 @@ class CustomerRecord:
     locale: str | None
     created_at: datetime
     last_seen_at: datetime
+    marketing_opt_in: bool = False
+    marketing_changed_at: datetime | None = None
+    blocked_at: datetime | None = None
+    timezone: str | None = None
 
 
 class SqlCustomers:
