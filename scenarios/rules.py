@@ -32,6 +32,23 @@ class QuietHours(_Section):
     end: time = time(9, 0)
 
 
+class Delivery(_Section):
+    rate_per_second: float = Field(default=25.0, gt=0, le=1000)
+    allow_paid_broadcast: bool = False
+    paid_rate_per_second: float = Field(default=1000.0, gt=0, le=1000)
+    private_interval_seconds: float = Field(default=1.0, ge=0)
+    group_per_minute: int = Field(default=20, ge=1)
+    concurrency: int = Field(default=8, ge=1, le=256)
+    batch_size: int = Field(default=200, ge=1, le=10_000)
+    max_attempts: int = Field(default=5, ge=1)
+    backoff_seconds: float = Field(default=5.0, gt=0)
+    lease_seconds: float = Field(default=120.0, gt=0)
+    processes: int = Field(default=1, ge=1)
+    marketing_per_week: int = Field(default=2, ge=0)
+    marketing_per_day: int = Field(default=1, ge=0)
+    service_per_day: int = Field(default=1, ge=0)
+
+
 class Conversations(_Section):
     wizard_idle_days: int = Field(default=7, ge=1)
 
@@ -40,6 +57,7 @@ class Rules(_Section):
     shop: Shop = Shop()
     scheduler: Scheduler = Scheduler()
     quiet_hours: QuietHours = QuietHours()
+    delivery: Delivery = Delivery()
     conversations: Conversations = Conversations()
 
 

@@ -20,6 +20,7 @@ from scenarios.clock import FixedClock
 from scenarios.rules import Rules, Shop
 from storage.customers import SqlCustomers
 from storage.database import Database
+from storage.migrate import head_revision
 from storage.schema import customers
 from tests.support.flow import Flow, build_flow
 from tests.support.updates import TgUser
@@ -115,7 +116,9 @@ async def test_status_is_for_admins_only(flow: Flow) -> None:
     refusal = only_message(await flow.send(ANNA, "/status"))
     assert refusal.text == "Эта команда только для администраторов магазина."
     status = only_message(await flow.send(ADMIN, "/status"))
-    assert status.text.startswith("<b>Bot status</b>\nVersion: test\nDatabase: sqlite, schema 0001")
+    assert status.text.startswith(
+        f"<b>Bot status</b>\nVersion: test\nDatabase: sqlite, schema {head_revision()}"
+    )
     assert "2 customers" in status.text
 
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 import main
 from bot.settings import Settings
 from scenarios.rules import Rules, RulesError, load_rules
+from storage.migrate import head_revision
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -153,6 +154,6 @@ def test_migrate_creates_the_sqlite_file_and_exits(tmp_path: Path) -> None:
     result = run_main("migrate", env={}, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "data" / "bot.sqlite3").exists()
-    assert "database migrated to schema 0001" in result.stderr
+    assert f"database migrated to schema {head_revision()}" in result.stderr
     again = run_main("migrate", env={}, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
