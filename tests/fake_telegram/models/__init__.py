@@ -1,1 +1,0 @@
-"""Telegram object builders and the fake's records of sent messages."""
