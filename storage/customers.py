@@ -98,6 +98,28 @@ class SqlCustomers:
                 update(customers).where(customers.c.id == customer_id).values(locale=locale)
             )
 
+    async def mark_blocked(self, *, telegram_id: int, now: datetime) -> int | None:
+        """Telegram says this user's chat is gone; returns the customer id, if we know them."""
+        async with self._db.transaction() as conn:
+            result = await conn.execute(
+                update(customers)
+                .where(customers.c.telegram_id == telegram_id, customers.c.blocked_at.is_(None))
+                .values(blocked_at=now)
+                .returning(customers.c.id)
+            )
+            customer_id: int | None = result.scalar_one_or_none()
+        return customer_id
+
+    async def mark_reachable(self, *, telegram_id: int) -> bool:
+        """The user is back (wrote to us, or unblocked the bot); True if they were blocked."""
+        async with self._db.transaction() as conn:
+            result = await conn.execute(
+                update(customers)
+                .where(customers.c.telegram_id == telegram_id, customers.c.blocked_at.is_not(None))
+                .values(blocked_at=None)
+            )
+        return bool(result.rowcount)
+
     async def count(self) -> int:
         async with self._db.read() as conn:
             return int(

@@ -1,0 +1,325 @@
+"""The outbox: proactive messages as rows, claimed by one sender at a time, never sent twice."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, func, select, true, update
+
+from storage.database import Database
+from storage.schema import customers, notification_mutes, outbox
+from storage.sql import insert
+
+
+class OutboxState(StrEnum):
+    PENDING = "pending"  # waiting for not_before
+    CLAIMED = "claimed"  # taken by a sender, not yet attempted: safe to hand back after a crash
+    SENDING = "sending"  # an attempt started: after a crash we cannot know whether it arrived
+    SENT = "sent"
+    FAILED = "failed"  # Telegram refused it for good, or retries ran out
+    DROPPED = "dropped"  # the recipient blocked the bot or their chat is gone
+    SKIPPED = "skipped"  # policy: no consent, switched off, over the weekly cap
+    CANCELLED = "cancelled"  # withdrawn by whoever queued it (e.g. an order was cancelled)
+    UNKNOWN = "unknown"  # was in flight when a sender died; reported, never resent
+
+
+# Sent, or possibly sent: what counts toward a customer's caps.
+DELIVERED_OR_MAYBE = (OutboxState.SENDING, OutboxState.SENT, OutboxState.UNKNOWN)
+QUEUED = (OutboxState.PENDING, OutboxState.CLAIMED)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    id: int
+    dedupe_key: str
+    chat_id: int
+    customer_id: int | None
+    category: str
+    kind: str
+    priority: int
+    payload: dict[str, Any]
+    not_before: datetime
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientRecord:
+    """A customer as the sender sees them: reachability, consent, switches, language, zone."""
+
+    customer_id: int
+    blocked: bool
+    marketing_opt_in: bool
+    muted_kinds: frozenset[str]
+    locale: str | None
+    language_code: str | None
+    timezone: str | None
+
+
+_ROW_COLUMNS = (
+    outbox.c.id,
+    outbox.c.dedupe_key,
+    outbox.c.chat_id,
+    outbox.c.customer_id,
+    outbox.c.category,
+    outbox.c.kind,
+    outbox.c.priority,
+    outbox.c.payload,
+    outbox.c.not_before,
+    outbox.c.attempts,
+)
+
+
+class SqlOutbox:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def add(
+        self,
+        *,
+        dedupe_key: str,
+        chat_id: int,
+        customer_id: int | None,
+        category: str,
+        kind: str,
+        priority: int,
+        payload: dict[str, Any],
+        not_before: datetime,
+        now: datetime,
+    ) -> bool:
+        """Insert unless the dedupe_key exists (the unique index decides, not an if)."""
+        async with self._db.transaction() as conn:
+            result = await conn.execute(
+                insert(conn, outbox)
+                .values(
+                    dedupe_key=dedupe_key,
+                    chat_id=chat_id,
+                    customer_id=customer_id,
+                    category=category,
+                    kind=kind,
+                    priority=priority,
+                    payload=payload,
+                    not_before=not_before,
+                    state=OutboxState.PENDING,
+                    attempts=0,
+                    created_at=now,
+                    updated_at=now,
+                )
+                .on_conflict_do_nothing(index_elements=["dedupe_key"])
+            )
+        return bool(result.rowcount)
+
+    async def claim_due(
+        self, *, now: datetime, limit: int, worker: str, lease_until: datetime
+    ) -> list[OutboxRow]:
+        """Take up to ``limit`` due messages, most urgent first, for this worker only.
+
+        PostgreSQL skips rows another process is claiming (SKIP LOCKED); SQLite's write
+        transaction (BEGIN IMMEDIATE) already serialises claimers.
+        """
+        async with self._db.transaction() as conn:
+            due = (
+                select(*_ROW_COLUMNS)
+                .where(outbox.c.state == OutboxState.PENDING, outbox.c.not_before <= now)
+                .order_by(outbox.c.priority, outbox.c.not_before, outbox.c.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+            rows = [OutboxRow(**row._mapping) for row in await conn.execute(due)]
+            if rows:
+                await conn.execute(
+                    update(outbox)
+                    .where(outbox.c.id.in_([row.id for row in rows]))
+                    .values(
+                        state=OutboxState.CLAIMED,
+                        claimed_by=worker,
+                        claimed_until=lease_until,
+                        updated_at=now,
+                    )
+                )
+        return rows
+
+    async def start_sending(
+        self, *, ids: Iterable[int], worker: str, now: datetime, lease_until: datetime
+    ) -> set[int]:
+        """Record the attempt before it leaves: a crash from here on means "unknown".
+
+        Only rows still claimed by ``worker`` move on (a compare-and-set): if a lease expired
+        and another sender took a row meanwhile, this worker must not send it. Returns the ids
+        this worker may now send.
+        """
+        id_list = list(ids)
+        if not id_list:
+            return set()
+        async with self._db.transaction() as conn:
+            result = await conn.execute(
+                update(outbox)
+                .where(
+                    outbox.c.id.in_(id_list),
+                    outbox.c.state == OutboxState.CLAIMED,
+                    outbox.c.claimed_by == worker,
+                )
+                .values(
+                    state=OutboxState.SENDING,
+                    sent_at=now,
+                    attempts=outbox.c.attempts + 1,
+                    claimed_until=lease_until,
+                    updated_at=now,
+                )
+                .returning(outbox.c.id)
+            )
+            return set(result.scalars())
+
+    async def mark_sent(self, *, id: int, message_id: int | None, now: datetime) -> None:
+        await self._set([id], {"state": OutboxState.SENT, "telegram_message_id": message_id}, now)
+
+    async def finish(self, *, id: int, state: OutboxState, reason: str, now: datetime) -> None:
+        """End a message's life without sending it: failed, skipped, dropped, cancelled."""
+        await self._set([id], {"state": state, "last_error": reason[:2000]}, now)
+
+    async def reschedule(
+        self, *, id: int, not_before: datetime, reason: str, now: datetime
+    ) -> None:
+        """Back to the queue for later: postponed by policy, or retried after an error."""
+        await self._set(
+            [id],
+            {
+                "state": OutboxState.PENDING,
+                "not_before": not_before,
+                "last_error": reason[:2000],
+                "sent_at": None,
+            },
+            now,
+        )
+
+    async def release(self, *, ids: Iterable[int], now: datetime) -> None:
+        """Hand claimed, unattempted messages back (a sender stopping cleanly)."""
+        await self._set(ids, {"state": OutboxState.PENDING}, now, only=OutboxState.CLAIMED)
+
+    async def drop_queued_for_chat(self, *, chat_id: int, reason: str, now: datetime) -> int:
+        async with self._db.transaction() as conn:
+            result = await conn.execute(
+                update(outbox)
+                .where(outbox.c.chat_id == chat_id, outbox.c.state.in_(QUEUED))
+                .values(
+                    state=OutboxState.DROPPED,
+                    last_error=reason,
+                    claimed_by=None,
+                    claimed_until=None,
+                    updated_at=now,
+                )
+            )
+        return int(result.rowcount)
+
+    async def cancel(self, *, dedupe_key: str, reason: str, now: datetime) -> bool:
+        """Withdraw a message that has not gone out yet; False if it already went (or never was)."""
+        async with self._db.transaction() as conn:
+            result = await conn.execute(
+                update(outbox)
+                .where(outbox.c.dedupe_key == dedupe_key, outbox.c.state.in_(QUEUED))
+                .values(state=OutboxState.CANCELLED, last_error=reason, updated_at=now)
+            )
+        return bool(result.rowcount)
+
+    async def recover(self, *, now: datetime, only_expired: bool = True) -> tuple[int, int]:
+        """After a crash: unattempted claims go back to the queue, attempts become "unknown".
+
+        With ``only_expired`` (several processes share the queue) only rows whose lease ran
+        out are touched; a single process starting up settles everything its predecessor left.
+        Returns (requeued, unknown).
+        """
+        stale: ColumnElement[bool] = outbox.c.claimed_until < now if only_expired else true()
+        async with self._db.transaction() as conn:
+            requeued = await conn.execute(
+                update(outbox)
+                .where(outbox.c.state == OutboxState.CLAIMED, stale)
+                .values(
+                    state=OutboxState.PENDING, claimed_by=None, claimed_until=None, updated_at=now
+                )
+            )
+            unknown = await conn.execute(
+                update(outbox)
+                .where(outbox.c.state == OutboxState.SENDING, stale)
+                .values(
+                    state=OutboxState.UNKNOWN,
+                    last_error="in flight when its sender stopped; not resent",
+                    claimed_by=None,
+                    claimed_until=None,
+                    updated_at=now,
+                )
+            )
+        return int(requeued.rowcount), int(unknown.rowcount)
+
+    async def recipient(self, *, customer_id: int) -> RecipientRecord | None:
+        async with self._db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(
+                        customers.c.id,
+                        customers.c.blocked_at,
+                        customers.c.marketing_opt_in,
+                        customers.c.locale,
+                        customers.c.language_code,
+                        customers.c.timezone,
+                    ).where(customers.c.id == customer_id)
+                )
+            ).one_or_none()
+            if row is None:
+                return None
+            muted = await conn.execute(
+                select(notification_mutes.c.kind).where(
+                    notification_mutes.c.customer_id == customer_id
+                )
+            )
+        return RecipientRecord(
+            customer_id=row.id,
+            blocked=row.blocked_at is not None,
+            marketing_opt_in=row.marketing_opt_in,
+            muted_kinds=frozenset(muted.scalars()),
+            locale=row.locale,
+            language_code=row.language_code,
+            timezone=row.timezone,
+        )
+
+    async def sent_since(self, *, customer_id: int, category: str, since: datetime) -> int:
+        """Messages of a category that went (or may have gone) to a customer since a moment."""
+        async with self._db.read() as conn:
+            count = await conn.execute(
+                select(func.count())
+                .select_from(outbox)
+                .where(
+                    outbox.c.customer_id == customer_id,
+                    outbox.c.category == category,
+                    outbox.c.state.in_(DELIVERED_OR_MAYBE),
+                    outbox.c.sent_at >= since,
+                )
+            )
+        return int(count.scalar_one())
+
+    async def counts(self) -> dict[str, int]:
+        async with self._db.read() as conn:
+            rows = await conn.execute(select(outbox.c.state, func.count()).group_by(outbox.c.state))
+        return {state: int(count) for state, count in rows.tuples()}
+
+    async def _set(
+        self,
+        ids: Iterable[int],
+        values: dict[str, Any],
+        now: datetime,
+        *,
+        only: OutboxState | None = None,
+    ) -> None:
+        id_list = list(ids)
+        if not id_list:
+            return
+        condition: ColumnElement[bool] = outbox.c.id.in_(id_list)
+        if only is not None:
+            condition = and_(condition, outbox.c.state == only)
+        final = values.get("state") not in (OutboxState.CLAIMED, OutboxState.SENDING)
+        if final:
+            values = {**values, "claimed_by": None, "claimed_until": None}
+        async with self._db.transaction() as conn:
+            await conn.execute(update(outbox).where(condition).values(**values, updated_at=now))
