@@ -43,6 +43,7 @@ class Delivery(_Section):
     max_attempts: int = Field(default=5, ge=1)
     backoff_seconds: float = Field(default=5.0, gt=0)
     lease_seconds: float = Field(default=120.0, gt=0)
+    idle_poll_seconds: float = Field(default=1.0, gt=0)
     processes: int = Field(default=1, ge=1)
     marketing_per_week: int = Field(default=2, ge=0)
     marketing_per_day: int = Field(default=1, ge=0)

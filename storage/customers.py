@@ -98,6 +98,14 @@ class SqlCustomers:
                 update(customers).where(customers.c.id == customer_id).values(locale=locale)
             )
 
+    async def set_marketing_opt_in(self, *, customer_id: int, opt_in: bool, now: datetime) -> None:
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                update(customers)
+                .where(customers.c.id == customer_id)
+                .values(marketing_opt_in=opt_in, marketing_changed_at=now)
+            )
+
     async def mark_blocked(self, *, telegram_id: int, now: datetime) -> int | None:
         """Telegram says this user's chat is gone; returns the customer id, if we know them."""
         async with self._db.transaction() as conn:

@@ -181,19 +181,28 @@ class SqlOutbox:
         await self._set([id], {"state": state, "last_error": reason[:2000]}, now)
 
     async def reschedule(
-        self, *, id: int, not_before: datetime, reason: str, now: datetime
+        self,
+        *,
+        id: int,
+        not_before: datetime,
+        reason: str,
+        now: datetime,
+        count_attempt: bool = True,
     ) -> None:
-        """Back to the queue for later: postponed by policy, or retried after an error."""
-        await self._set(
-            [id],
-            {
-                "state": OutboxState.PENDING,
-                "not_before": not_before,
-                "last_error": reason[:2000],
-                "sent_at": None,
-            },
-            now,
-        )
+        """Back to the queue for later: postponed by policy, or retried after an error.
+
+        ``count_attempt=False`` takes back the attempt recorded when sending started (a 429
+        means Telegram did not take the message; waiting it out is not a failed try).
+        """
+        values: dict[str, Any] = {
+            "state": OutboxState.PENDING,
+            "not_before": not_before,
+            "last_error": reason[:2000],
+            "sent_at": None,
+        }
+        if not count_attempt:
+            values["attempts"] = outbox.c.attempts - 1
+        await self._set([id], values, now)
 
     async def release(self, *, ids: Iterable[int], now: datetime) -> None:
         """Hand claimed, unattempted messages back (a sender stopping cleanly)."""
@@ -302,7 +311,7 @@ class SqlOutbox:
     async def counts(self) -> dict[str, int]:
         async with self._db.read() as conn:
             rows = await conn.execute(select(outbox.c.state, func.count()).group_by(outbox.c.state))
-        return {state: int(count) for state, count in rows.tuples()}
+        return {state: int(count) for state, count in rows.all()}
 
     async def _set(
         self,

@@ -1,0 +1,89 @@
+"""Telegram's sending limits for one process: global rate, per-chat spacing, per-group window."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Limits:
+    rate_per_second: float = 25.0
+    paid_rate_per_second: float = 1000.0
+    private_interval: float = 1.0
+    group_per_minute: int = 20
+
+
+# Telegram measures on arrival; a few milliseconds of margin keep network jitter from turning
+# a request sent exactly on the limit into one that arrives just inside it.
+_MARGIN = 0.02
+_GROUP_WINDOW = 60.0
+
+
+class RateLimiter:
+    """Decides when the next message may go, without sleeping itself except in ``global_slot``.
+
+    Times are monotonic seconds (``time.monotonic``), not the business clock: limits are about
+    real elapsed time even when tests move the business clock.
+    """
+
+    def __init__(self, limits: Limits, now: Callable[[], float] = time.monotonic) -> None:
+        self.limits = limits
+        self._now = now
+        self._next_global = 0.0
+        self._paused_until = 0.0
+        self._slowdown = 1.0  # 1.0: full configured rate; lowered after a 429, regained slowly
+        self._next_private: dict[int, float] = {}
+        self._group_sends: dict[int, deque[float]] = {}
+
+    def chat_ready_at(self, chat_id: int) -> float:
+        """The earliest moment this chat may receive the next message."""
+        if chat_id > 0:
+            return self._next_private.get(chat_id, 0.0)
+        sends = self._group_sends.get(chat_id)
+        spacing = self._next_private.get(chat_id, 0.0)
+        if sends is None or len(sends) < self.limits.group_per_minute:
+            return spacing
+        return max(spacing, sends[0] + _GROUP_WINDOW + _MARGIN)
+
+    def reserve_chat(self, chat_id: int) -> None:
+        """Count a message to this chat as sent now."""
+        moment = self._now()
+        self._next_private[chat_id] = moment + self.limits.private_interval + _MARGIN
+        if chat_id < 0:
+            sends = self._group_sends.setdefault(chat_id, deque())
+            sends.append(moment)
+            while len(sends) > self.limits.group_per_minute:
+                sends.popleft()
+        if len(self._next_private) > 50_000:  # forget chats whose spacing has long passed
+            self._next_private = {c: t for c, t in self._next_private.items() if t > moment}
+
+    async def global_slot(self, *, paid: bool = False) -> None:
+        """Wait for the next slot of the bot-wide rate (or of the paid-broadcast rate)."""
+        rate = self.limits.paid_rate_per_second if paid else self.limits.rate_per_second
+        interval = 1.0 / (rate * self._slowdown)
+        while True:
+            moment = self._now()
+            start = max(self._next_global, self._paused_until)
+            if start <= moment:
+                # Strict spacing, no saved-up burst: a quiet minute buys no flood afterwards.
+                self._next_global = max(self._next_global, moment) + interval
+                return
+            await asyncio.sleep(start - moment)
+
+    def pause(self, seconds: float) -> None:
+        """Telegram said 429: nothing goes for ``seconds``, and then more slowly for a while."""
+        self._paused_until = max(self._paused_until, self._now() + seconds)
+        self._slowdown = max(0.25, self._slowdown * 0.7)
+
+    def succeeded(self) -> None:
+        """Each delivered message wins back a little of the rate a 429 took away."""
+        if self._slowdown < 1.0:
+            self._slowdown = min(1.0, self._slowdown + 0.01)
+
+    @property
+    def paused_until(self) -> float:
+        return self._paused_until
