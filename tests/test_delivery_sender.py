@@ -25,7 +25,7 @@ from scenarios.delivery import Category, Outgoing, enqueue
 from scenarios.rules import Delivery, Rules
 from storage.customers import CustomerRecord, SqlCustomers
 from storage.database import Database
-from storage.outbox import OutboxState, SqlOutbox
+from storage.outbox import SqlOutbox
 from storage.schema import outbox
 from tests.support.flow import BOT_TOKEN
 from tests.support.recording_session import RecordingSession
