@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import socket
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
@@ -18,6 +21,7 @@ from aiogram.utils.i18n import I18n
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.engine import make_url
 
+from bot.delivery.sender import OutboxSender
 from bot.dispatcher import create_dispatcher
 from bot.fsm_storage import DatabaseFsmStorage
 from bot.scheduler import create_scheduler
@@ -30,6 +34,7 @@ from scenarios.rules import Rules
 from storage.database import Database
 from storage.fsm import SqlFsmStates
 from storage.migrate import migrate
+from storage.outbox import SqlOutbox
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +58,7 @@ class Application:
     dispatcher: Dispatcher
     scheduler: AsyncIOScheduler
     fsm_storage: BaseStorage
+    sender: OutboxSender
 
 
 def create_bot(settings: Settings) -> Bot:
@@ -97,6 +103,18 @@ def build_application(
         started_at=clock.now(),
         events_isolation=isolation,
     )
+    bot = create_bot(settings)
+    sender = OutboxSender(
+        db=db,
+        bot=bot,
+        renderer=renderer,
+        i18n=i18n,
+        rules=rules,
+        clock=clock,
+        shop_zone=settings.zone,
+        worker_id=f"{socket.gethostname()}:{os.getpid()}",
+    )
+    dispatcher["sender"] = sender
     return Application(
         settings=settings,
         rules=rules,
@@ -104,10 +122,13 @@ def build_application(
         db=db,
         i18n=i18n,
         renderer=renderer,
-        bot=create_bot(settings),
+        bot=bot,
         dispatcher=dispatcher,
-        scheduler=create_scheduler(rules=rules, clock=clock, fsm_states=fsm_states),
+        scheduler=create_scheduler(
+            rules=rules, clock=clock, fsm_states=fsm_states, outbox=SqlOutbox(db)
+        ),
         fsm_storage=fsm_storage,
+        sender=sender,
     )
 
 
@@ -128,6 +149,7 @@ async def run_polling(app: Application) -> None:
             default_locale=app.settings.default_locale,
         )
         app.scheduler.start()
+        delivery = asyncio.create_task(app.sender.run(), name="outbox-sender")
         log.info(
             "bot @%s (id %s) is polling %s; admins: %s; staff chat: %s",
             me.username,
@@ -136,9 +158,13 @@ async def run_polling(app: Application) -> None:
             ", ".join(map(str, app.settings.admin_ids)) or "none",
             app.settings.staff_chat_id or "not set",
         )
-        await app.dispatcher.start_polling(
-            app.bot, allowed_updates=app.dispatcher.resolve_used_update_types()
-        )
+        try:
+            await app.dispatcher.start_polling(
+                app.bot, allowed_updates=app.dispatcher.resolve_used_update_types()
+            )
+        finally:
+            app.sender.stop()
+            await delivery
     finally:
         await shutdown(app)
 

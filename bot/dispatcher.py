@@ -17,6 +17,7 @@ from scenarios.clock import Clock
 from scenarios.rules import Rules
 from storage.customers import SqlCustomers
 from storage.database import Database
+from storage.outbox import SqlOutbox
 
 
 def create_dispatcher(
@@ -41,6 +42,7 @@ def create_dispatcher(
         db=db,
         clock=clock,
         customers=customers,
+        outbox=SqlOutbox(db),
         renderer=renderer,
         rules=rules,
         admin_ids=admin_ids,

@@ -6,10 +6,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import BaseMiddleware
-from aiogram.types import TelegramObject, User
+from aiogram.types import Chat, TelegramObject, Update, User
 
 from scenarios.clock import Clock
 from scenarios.customers import TelegramUser, recognise
+from scenarios.reachability import chat_returned
 from storage.customers import SqlCustomers
 from storage.database import Database
 
@@ -36,8 +37,9 @@ class CustomerMiddleware(BaseMiddleware):
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         user: User | None = data.get("event_from_user")
+        chat: Chat | None = data.get("event_chat")
         if user is not None and not user.is_bot:
-            data["customer"] = await recognise(
+            customer = await recognise(
                 self.customers,
                 user=TelegramUser(
                     id=user.id,
@@ -47,4 +49,15 @@ class CustomerMiddleware(BaseMiddleware):
                 ),
                 clock=self.clock,
             )
+            if customer.blocked_at is not None and _writes_to_us(event, chat):
+                # Someone who writes to the bot has evidently not blocked it (any more).
+                await chat_returned(self.customers, telegram_id=user.id)
+            data["customer"] = customer
         return await handler(event, data)
+
+
+def _writes_to_us(update: TelegramObject, chat: Chat | None) -> bool:
+    """A message or button press in the private chat; a block notice itself does not count."""
+    if chat is None or chat.type != "private" or not isinstance(update, Update):
+        return False
+    return update.message is not None or update.callback_query is not None

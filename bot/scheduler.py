@@ -10,6 +10,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from scenarios.clock import Clock
 from scenarios.rules import Rules
 from storage.fsm import SqlFsmStates
+from storage.outbox import SqlOutbox
 
 log = logging.getLogger(__name__)
 
@@ -17,7 +18,7 @@ HOUSEKEEPING_EVERY = timedelta(hours=1)
 
 
 def create_scheduler(
-    *, rules: Rules, clock: Clock, fsm_states: SqlFsmStates | None
+    *, rules: Rules, clock: Clock, fsm_states: SqlFsmStates | None, outbox: SqlOutbox
 ) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(
         timezone=UTC,
@@ -39,4 +40,21 @@ def create_scheduler(
             id="forget-idle-wizards",
             next_run_time=datetime.now(UTC),
         )
+
+    async def recover_lapsed_claims() -> None:
+        # With several processes, one that died leaves claims only others can settle.
+        requeued, unknown = await outbox.recover(now=clock.now())
+        if requeued or unknown:
+            log.warning(
+                "outbox: %d lapsed claim(s) requeued, %d in-flight message(s) marked unknown",
+                requeued,
+                unknown,
+            )
+
+    scheduler.add_job(
+        recover_lapsed_claims,
+        "interval",
+        seconds=max(rules.delivery.lease_seconds / 2, rules.scheduler.tick_seconds),
+        id="recover-lapsed-claims",
+    )
     return scheduler

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from handlers import admin, errors, fallback, help, language, start
+from handlers import admin, errors, fallback, help, language, membership, start
 
 
 def create_routers() -> list[Router]:
     """Fresh routers for one Dispatcher; the fallback comes last so it only gets the leftovers."""
     return [
         errors.create_router(),
+        membership.create_router(),
         start.create_router(),
         language.create_router(),
         help.create_router(),

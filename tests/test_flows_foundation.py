@@ -154,3 +154,45 @@ async def test_a_failing_update_rolls_back_and_apologises_in_the_users_language(
     assert apology.text == "Извините, у нас что-то пошло не так. Попробуйте ещё раз через минуту."
     # The customer row written earlier in this update was rolled back with it.
     assert await count_customers(flow.db) == 0
+
+
+async def test_blocking_the_bot_stops_delivery_and_coming_back_resumes_it(
+    flow: Flow, clock: FixedClock
+) -> None:
+    from scenarios.delivery import Category, Outgoing, enqueue
+    from storage.outbox import SqlOutbox
+
+    await flow.send(ANNA, "/start")
+    queue = SqlOutbox(flow.db)
+    await enqueue(
+        queue,
+        Outgoing(
+            dedupe_key="reminder:1",
+            chat_id=ANNA.id,
+            category=Category.SERVICE,
+            kind="reminder",
+            content={"text": "Cat food is running low"},
+        ),
+        clock=clock,
+    )
+    assert await flow.feed(flow.updates.membership(ANNA, old="member", new="kicked")) == []
+    record = await SqlCustomers(flow.db).by_telegram_id(telegram_id=ANNA.id)
+    assert record is not None
+    assert record.blocked_at == clock.now()
+    assert await queue.counts() == {"dropped": 1}
+
+    await flow.feed(flow.updates.membership(ANNA, old="kicked", new="member"))
+    record = await SqlCustomers(flow.db).by_telegram_id(telegram_id=ANNA.id)
+    assert record is not None
+    assert record.blocked_at is None
+
+
+async def test_a_blocked_customer_who_writes_again_is_reachable_again(
+    flow: Flow, clock: FixedClock
+) -> None:
+    await flow.send(ANNA, "/start")
+    await SqlCustomers(flow.db).mark_blocked(telegram_id=ANNA.id, now=clock.now())
+    await flow.send(ANNA, "hi again")
+    record = await SqlCustomers(flow.db).by_telegram_id(telegram_id=ANNA.id)
+    assert record is not None
+    assert record.blocked_at is None

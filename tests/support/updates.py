@@ -66,3 +66,21 @@ class Updates:
         if message is not None:
             payload["message"] = message.model_dump(mode="json", by_alias=True, exclude_none=True)
         return self._update(callback_query=payload)
+
+    def membership(self, user: TgUser, *, old: str, new: str) -> Update:
+        """my_chat_member in the user's private chat: "member" -> "kicked" means blocked."""
+        bot = {"id": 123456, "is_bot": True, "first_name": "Shop"}
+
+        def member(status: str) -> dict[str, Any]:
+            extra = {"until_date": 0} if status == "kicked" else {}
+            return {"status": status, "user": bot, **extra}
+
+        return self._update(
+            my_chat_member={
+                "chat": {"id": user.id, "type": "private", "first_name": user.first_name},
+                "from": user.as_dict(),
+                "date": int(datetime.now(UTC).timestamp()),
+                "old_chat_member": member(old),
+                "new_chat_member": member(new),
+            }
+        )
