@@ -1,0 +1,1 @@
+"""Telegram object builders and the fake's records of sent messages."""
