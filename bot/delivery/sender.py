@@ -212,15 +212,18 @@ class OutboxSender:
         if ready is None:
             return
         await self.limiter.global_slot(paid=ready.paid)
+        # Take the in-flight slot before marking "sending": at most ``concurrency`` messages
+        # may be in that state, which bounds how many a crash can leave as "unknown".
+        await self._slots.acquire()
         now = self.clock.now()
         lease_until = now + timedelta(seconds=self.delivery.lease_seconds)
         allowed = await self.outbox.start_sending(
             ids=[row.id], worker=self.worker_id, now=now, lease_until=lease_until
         )
         if row.id not in allowed:
+            self._slots.release()
             return  # our claim lapsed and someone else owns the message now
         self.limiter.reserve_chat(row.chat_id)
-        await self._slots.acquire()
         task = asyncio.create_task(self._send(row, ready), name=f"send-{row.id}")
         self._in_flight.add(task)
         task.add_done_callback(self._sent_callback)
