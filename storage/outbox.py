@@ -8,7 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, select, true, update
+from sqlalchemy import ColumnElement, and_, bindparam, func, or_, select, true, update
 
 from storage.database import Database
 from storage.schema import customers, notification_mutes, outbox
@@ -57,6 +57,35 @@ class RecipientRecord:
     locale: str | None
     language_code: str | None
     timezone: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    id: int
+    message_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Rescheduled:
+    """Back to the queue: postponed by policy, retried after an error, or waiting out a 429
+    (``count_attempt=False``: Telegram did not take it, so the try does not count)."""
+
+    id: int
+    not_before: datetime
+    reason: str
+    count_attempt: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """The end without sending: failed, skipped, dropped, cancelled."""
+
+    id: int
+    state: OutboxState
+    reason: str
+
+
+Outcome = Sent | Rescheduled | Finished
 
 
 _ROW_COLUMNS = (
@@ -262,9 +291,13 @@ class SqlOutbox:
             )
         return int(requeued.rowcount), int(unknown.rowcount)
 
-    async def recipient(self, *, customer_id: int) -> RecipientRecord | None:
+    async def recipients(self, *, customer_ids: Iterable[int]) -> dict[int, RecipientRecord]:
+        """The customers a batch is addressed to, in two queries whatever the batch size."""
+        wanted = sorted(set(customer_ids))
+        if not wanted:
+            return {}
         async with self._db.read() as conn:
-            row = (
+            rows = (
                 await conn.execute(
                     select(
                         customers.c.id,
@@ -273,25 +306,123 @@ class SqlOutbox:
                         customers.c.locale,
                         customers.c.language_code,
                         customers.c.timezone,
-                    ).where(customers.c.id == customer_id)
+                    ).where(customers.c.id.in_(wanted))
                 )
-            ).one_or_none()
-            if row is None:
-                return None
-            muted = await conn.execute(
-                select(notification_mutes.c.kind).where(
-                    notification_mutes.c.customer_id == customer_id
+            ).all()
+            mutes = (
+                await conn.execute(
+                    select(notification_mutes.c.customer_id, notification_mutes.c.kind).where(
+                        notification_mutes.c.customer_id.in_(wanted)
+                    )
+                )
+            ).all()
+        muted: dict[int, set[str]] = {}
+        for customer_id, kind in mutes:
+            muted.setdefault(customer_id, set()).add(kind)
+        return {
+            row.id: RecipientRecord(
+                customer_id=row.id,
+                blocked=row.blocked_at is not None,
+                marketing_opt_in=row.marketing_opt_in,
+                muted_kinds=frozenset(muted.get(row.id, ())),
+                locale=row.locale,
+                language_code=row.language_code,
+                timezone=row.timezone,
+            )
+            for row in rows
+        }
+
+    async def recent_sends(
+        self, *, customer_ids: Iterable[int], since: datetime
+    ) -> dict[int, list[tuple[str, datetime]]]:
+        """(category, sent_at) of what went, or may have gone, to each customer since a moment."""
+        wanted = sorted(set(customer_ids))
+        if not wanted:
+            return {}
+        async with self._db.read() as conn:
+            rows = await conn.execute(
+                select(outbox.c.customer_id, outbox.c.category, outbox.c.sent_at).where(
+                    outbox.c.customer_id.in_(wanted),
+                    outbox.c.state.in_(DELIVERED_OR_MAYBE),
+                    outbox.c.sent_at >= since,
                 )
             )
-        return RecipientRecord(
-            customer_id=row.id,
-            blocked=row.blocked_at is not None,
-            marketing_opt_in=row.marketing_opt_in,
-            muted_kinds=frozenset(muted.scalars()),
-            locale=row.locale,
-            language_code=row.language_code,
-            timezone=row.timezone,
+            history: dict[int, list[tuple[str, datetime]]] = {}
+            for customer_id, category, sent_at in rows:
+                history.setdefault(customer_id, []).append((category, sent_at))
+        return history
+
+    async def record(self, *, outcomes: Iterable[Outcome], worker: str, now: datetime) -> None:
+        """Write many outcomes in one transaction (the sender commits them in groups).
+
+        Only rows this worker still holds change: if the recipient's queue was dropped
+        meanwhile (they blocked the bot), the drop stands.
+        """
+        sent: list[dict[str, Any]] = []
+        later: list[dict[str, Any]] = []
+        ended: list[dict[str, Any]] = []
+        for outcome in outcomes:
+            if isinstance(outcome, Sent):
+                sent.append({"row_id": outcome.id, "message_id": outcome.message_id})
+            elif isinstance(outcome, Rescheduled):
+                later.append(
+                    {
+                        "row_id": outcome.id,
+                        "due": outcome.not_before,
+                        "reason": outcome.reason[:2000],
+                        "taken_back": 0 if outcome.count_attempt else 1,
+                    }
+                )
+            else:
+                ended.append(
+                    {
+                        "row_id": outcome.id,
+                        "new_state": outcome.state,
+                        "reason": outcome.reason[:2000],
+                    }
+                )
+        released = {"claimed_by": None, "claimed_until": None, "updated_at": now}
+        row = and_(
+            outbox.c.id == bindparam("row_id"),
+            outbox.c.claimed_by == worker,
+            # Not IN (...): an expanding parameter cannot be used with executemany.
+            or_(outbox.c.state == OutboxState.CLAIMED, outbox.c.state == OutboxState.SENDING),
         )
+        async with self._db.transaction() as conn:
+            if sent:
+                await conn.execute(
+                    update(outbox)
+                    .where(row)
+                    .values(
+                        state=OutboxState.SENT,
+                        telegram_message_id=bindparam("message_id"),
+                        **released,
+                    ),
+                    sent,
+                )
+            if later:
+                await conn.execute(
+                    update(outbox)
+                    .where(row)
+                    .values(
+                        state=OutboxState.PENDING,
+                        not_before=bindparam("due"),
+                        last_error=bindparam("reason"),
+                        sent_at=None,
+                        attempts=outbox.c.attempts - bindparam("taken_back"),
+                        **released,
+                    ),
+                    later,
+                )
+            if ended:
+                await conn.execute(
+                    update(outbox)
+                    .where(row)
+                    .values(
+                        state=bindparam("new_state"), last_error=bindparam("reason"), **released
+                    ),
+                    ended,
+                )
 
     async def sent_since(self, *, customer_id: int, category: str, since: datetime) -> int:
         """Messages of a category that went (or may have gone) to a customer since a moment."""

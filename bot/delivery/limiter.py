@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import deque
 from collections.abc import Callable
@@ -17,14 +16,16 @@ class Limits:
     group_per_minute: int = 20
 
 
-# Telegram measures on arrival; a few milliseconds of margin keep network jitter from turning
-# a request sent exactly on the limit into one that arrives just inside it.
-_MARGIN = 0.02
+# Telegram measures on arrival; margins keep jitter between our decision and the request's
+# arrival (grouped database writes, network) from turning "exactly on the limit" into "over".
+_MARGIN = 0.05
+_RATE_HEADROOM = 0.98
+_CATCH_UP = 0.015
 _GROUP_WINDOW = 60.0
 
 
 class RateLimiter:
-    """Decides when the next message may go, without sleeping itself except in ``global_slot``.
+    """Decides when the next message may go; the caller does the waiting.
 
     Times are monotonic seconds (``time.monotonic``), not the business clock: limits are about
     real elapsed time even when tests move the business clock.
@@ -33,7 +34,8 @@ class RateLimiter:
     def __init__(self, limits: Limits, now: Callable[[], float] = time.monotonic) -> None:
         self.limits = limits
         self._now = now
-        self._next_global = 0.0
+        # Free and paid (allow_paid_broadcast) sends are paced by separate clocks.
+        self._next_global = {False: 0.0, True: 0.0}
         self._paused_until = 0.0
         self._slowdown = 1.0  # 1.0: full configured rate; lowered after a 429, regained slowly
         self._next_private: dict[int, float] = {}
@@ -61,18 +63,21 @@ class RateLimiter:
         if len(self._next_private) > 50_000:  # forget chats whose spacing has long passed
             self._next_private = {c: t for c, t in self._next_private.items() if t > moment}
 
-    async def global_slot(self, *, paid: bool = False) -> None:
-        """Wait for the next slot of the bot-wide rate (or of the paid-broadcast rate)."""
+    def global_delay(self, *, paid: bool = False) -> float:
+        """Seconds until the next slot of the bot-wide (or paid-broadcast) rate is free."""
+        return max(0.0, max(self._next_global[paid], self._paused_until) - self._now())
+
+    def take_global(self, *, paid: bool = False) -> None:
+        """Use the next global slot (call when ``global_delay`` is zero)."""
         rate = self.limits.paid_rate_per_second if paid else self.limits.rate_per_second
-        interval = 1.0 / (rate * self._slowdown)
-        while True:
-            moment = self._now()
-            start = max(self._next_global, self._paused_until)
-            if start <= moment:
-                # Strict spacing, no saved-up burst: a quiet minute buys no flood afterwards.
-                self._next_global = max(self._next_global, moment) + interval
-                return
-            await asyncio.sleep(start - moment)
+        interval = 1.0 / (rate * self._slowdown * _RATE_HEADROOM)
+        moment, scheduled = self._now(), self._next_global[paid]
+        # Stay on the slot grid while we are only a little late: a sleep overshoots by a
+        # millisecond or so, which at 1000/s would otherwise halve the rate. The catch-up is
+        # capped so that any one-second window still holds no more than the headroom allows;
+        # a quiet minute buys no flood afterwards.
+        start = scheduled if moment - scheduled < _CATCH_UP else moment
+        self._next_global[paid] = start + interval
 
     def pause(self, seconds: float) -> None:
         """Telegram said 429: nothing goes for ``seconds``, and then more slowly for a while."""

@@ -14,7 +14,7 @@ import heapq
 import logging
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -30,6 +30,7 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import I18n
 
 from bot.delivery.limiter import Limits, RateLimiter
+from bot.delivery.recorder import OutcomeRecorder
 from locales.rendering import Renderer
 from scenarios.clock import Clock
 from scenarios.customers import resolve_locale
@@ -45,11 +46,23 @@ from scenarios.delivery import (
 from scenarios.rules import Rules
 from storage.customers import SqlCustomers
 from storage.database import Database
-from storage.outbox import OutboxRow, OutboxState, SqlOutbox
+from storage.outbox import (
+    Finished,
+    OutboxRow,
+    OutboxState,
+    Outcome,
+    RecipientRecord,
+    Rescheduled,
+    Sent,
+    SqlOutbox,
+)
 
 log = logging.getLogger(__name__)
 
 # Bad requests that mean the chat itself is gone, not that this one message was wrong.
+# Group "sending" marks in one transaction when the next global slot is this close (seconds).
+_GROUP_PAUSE = 0.002
+_START_GROUP = 32
 _CHAT_GONE = ("chat not found", "user is deactivated", "peer_id_invalid", "bot was kicked")
 
 
@@ -102,6 +115,7 @@ class OutboxSender:
         self._slots = asyncio.Semaphore(self.delivery.concurrency)
         self._in_flight: set[asyncio.Task[None]] = set()
         self._gone_chats: set[int] = set()
+        self.recorder = OutcomeRecorder(self.outbox, clock, worker_id)
 
     # -- running -------------------------------------------------------------------------------
 
@@ -169,16 +183,19 @@ class OutboxSender:
         # Chats found gone in this batch had their queued rows dropped in the database already;
         # rows claimed in later rounds meet the policy (blocked) again instead.
         self._gone_chats.clear()
+        batch = await self._batch_context(rows)
         # Earliest-ready chat first; within a chat, priority then the order they were claimed in.
         heap = [
             (self.limiter.chat_ready_at(row.chat_id), row.priority, order, row)
             for order, row in enumerate(rows)
         ]
         heapq.heapify(heap)
+        starting: list[tuple[OutboxRow, _Ready]] = []
         while heap:
             if self._stopping.is_set():
+                await self._start(starting)
                 await self.outbox.release(ids=[item[3].id for item in heap], now=self.clock.now())
-                return
+                break
             ready, priority, order, row = heapq.heappop(heap)
             current = self.limiter.chat_ready_at(row.chat_id)
             if current > ready:  # an earlier message to the same chat moved its slot
@@ -188,49 +205,57 @@ class OutboxSender:
                 continue  # already dropped in the database together with its chat
             if ready > deadline:
                 # This chat cannot take it before our lease ends: give it back for later.
-                wait = ready - time.monotonic()
-                await self.outbox.reschedule(
-                    id=row.id,
-                    not_before=self.clock.now() + timedelta(seconds=wait),
-                    reason="waiting for the chat's rate limit",
-                    now=self.clock.now(),
+                wait = timedelta(seconds=ready - time.monotonic())
+                self.recorder.add(
+                    Rescheduled(row.id, self.clock.now() + wait, "waiting for the chat's limit")
                 )
                 continue
-            delay = ready - time.monotonic()
+            if ready > time.monotonic():
+                await self._start(starting)  # nothing may wait in "starting" while we sleep
+                await asyncio.sleep(ready - time.monotonic())
+            prepared = self._prepare(row, batch)
+            if prepared is None:
+                continue
+            delay = self.limiter.global_delay(paid=prepared.paid)
+            if delay > _GROUP_PAUSE:
+                await self._start(starting)
             if delay > 0:
                 await asyncio.sleep(delay)
-            await self._launch(row)
+            self.limiter.take_global(paid=prepared.paid)
+            if self._slots.locked():
+                await self._start(starting)  # the slots we wait for may be held by "starting"
+            # Take the in-flight slot before marking "sending": at most ``concurrency``
+            # messages are ever in that state, which bounds what a crash leaves "unknown".
+            await self._slots.acquire()
+            self.limiter.reserve_chat(row.chat_id)
+            batch.note_sent(row, self.clock.now())
+            starting.append((row, prepared))
+            if len(starting) >= _START_GROUP:
+                await self._start(starting)
+        await self._start(starting)
         await self._settle_in_flight()
+        await self.recorder.drain()
 
-    async def _launch(self, row: OutboxRow) -> None:
-        try:
-            ready = await self._prepare(row)
-        except Exception as error:  # a broken template fails its message, not the queue
-            log.exception("outbox message %s cannot be prepared", row.dedupe_key)
-            await self._finish(row, OutboxState.FAILED, f"cannot prepare: {error!r}")
+    async def _start(self, starting: list[tuple[OutboxRow, _Ready]]) -> None:
+        """Mark a group "sending" in one transaction, then let their requests go."""
+        if not starting:
             return
-        if ready is None:
-            return
-        await self.limiter.global_slot(paid=ready.paid)
-        # Take the in-flight slot before marking "sending": at most ``concurrency`` messages
-        # may be in that state, which bounds how many a crash can leave as "unknown".
-        await self._slots.acquire()
+        group = list(starting)
+        starting.clear()
         now = self.clock.now()
-        lease_until = now + timedelta(seconds=self.delivery.lease_seconds)
         allowed = await self.outbox.start_sending(
-            ids=[row.id], worker=self.worker_id, now=now, lease_until=lease_until
+            ids=[row.id for row, _ in group],
+            worker=self.worker_id,
+            now=now,
+            lease_until=now + timedelta(seconds=self.delivery.lease_seconds),
         )
-        if row.id not in allowed:
-            self._slots.release()
-            return  # our claim lapsed and someone else owns the message now
-        self.limiter.reserve_chat(row.chat_id)
-        task = asyncio.create_task(self._send(row, ready), name=f"send-{row.id}")
-        self._in_flight.add(task)
-        task.add_done_callback(self._sent_callback)
-
-    def _sent_callback(self, task: asyncio.Task[None]) -> None:
-        self._in_flight.discard(task)
-        self._slots.release()
+        for row, ready in group:
+            if row.id not in allowed:
+                self._slots.release()  # our claim lapsed; someone else owns the message now
+                continue
+            task = asyncio.create_task(self._send(row, ready), name=f"send-{row.id}")
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
 
     async def _settle_in_flight(self) -> None:
         if self._in_flight:
@@ -238,69 +263,59 @@ class OutboxSender:
 
     # -- preparing -----------------------------------------------------------------------------
 
-    async def _prepare(self, row: OutboxRow) -> _Ready | None:
+    async def _batch_context(self, rows: list[OutboxRow]) -> _Batch:
+        """Recipients and their recent sends for a whole batch: two queries, not two per row."""
+        customer_ids = [row.customer_id for row in rows if row.customer_id is not None]
+        now = self.clock.now()
+        # The widest window any cap looks at: the rolling week, or a local day starting earlier.
+        since = min(week_start(now), now - timedelta(days=2))
+        return _Batch(
+            recipients=await self.outbox.recipients(customer_ids=customer_ids),
+            history=await self.outbox.recent_sends(customer_ids=customer_ids, since=since),
+        )
+
+    def _prepare(self, row: OutboxRow, batch: _Batch) -> _Ready | None:
         """Apply the policy and render; None when the message was skipped or postponed."""
+        try:
+            return self._decide_and_render(row, batch)
+        except Exception as error:  # a broken template fails its message, not the queue
+            log.exception("outbox message %s cannot be prepared", row.dedupe_key)
+            self.recorder.add(Finished(row.id, OutboxState.FAILED, f"cannot prepare: {error!r}"))
+            return None
+
+    def _decide_and_render(self, row: OutboxRow, batch: _Batch) -> _Ready | None:
         category = Category(row.category)
+        now = self.clock.now()
         locale = row.payload.get("locale") or self.i18n.default_locale
         recipient: Recipient | None = None
-        if row.customer_id is not None:
-            record = await self.outbox.recipient(customer_id=row.customer_id)
-            if record is not None:
-                locale = resolve_locale(
-                    chosen=record.locale,
-                    language_code=record.language_code,
-                    default=self.i18n.default_locale,
-                )
-                zone = ZoneInfo(record.timezone) if record.timezone else self.shop_zone
-                recipient = await self._recipient(record.customer_id, record, zone, category)
+        record = batch.recipients.get(row.customer_id) if row.customer_id is not None else None
+        if record is not None:
+            locale = resolve_locale(
+                chosen=record.locale,
+                language_code=record.language_code,
+                default=self.i18n.default_locale,
+            )
+            zone = ZoneInfo(record.timezone) if record.timezone else self.shop_zone
+            recipient = batch.recipient(record, zone, now)
         decision = decide(
             category=category,
             kind=row.kind,
             recipient=recipient,
             rules=self.delivery,
             quiet=self.rules.quiet_hours,
-            now=self.clock.now(),
+            now=now,
         )
         if isinstance(decision, Skip):
-            await self._finish(row, OutboxState.SKIPPED, decision.reason)
+            self.recorder.add(Finished(row.id, OutboxState.SKIPPED, decision.reason))
             return None
         if isinstance(decision, Postpone):
-            await self.outbox.reschedule(
-                id=row.id, not_before=decision.until, reason=decision.reason, now=self.clock.now()
-            )
+            self.recorder.add(Rescheduled(row.id, decision.until, decision.reason))
             return None
         return _Ready(
             text=self._render(row.payload, locale),
             markup=_keyboard(row.payload.get("buttons")),
             photo=row.payload.get("photo"),
             paid=category is Category.MARKETING and self.delivery.allow_paid_broadcast,
-        )
-
-    async def _recipient(
-        self, customer_id: int, record: Any, zone: ZoneInfo, category: Category
-    ) -> Recipient:
-        now = self.clock.now()
-        day = local_day_start(now, zone)
-        counts = {"service": 0, "marketing": 0, "week": 0}
-        if category is Category.SERVICE:
-            counts["service"] = await self.outbox.sent_since(
-                customer_id=customer_id, category=Category.SERVICE, since=day
-            )
-        elif category is Category.MARKETING:
-            counts["marketing"] = await self.outbox.sent_since(
-                customer_id=customer_id, category=Category.MARKETING, since=day
-            )
-            counts["week"] = await self.outbox.sent_since(
-                customer_id=customer_id, category=Category.MARKETING, since=week_start(now)
-            )
-        return Recipient(
-            blocked=record.blocked,
-            marketing_opt_in=record.marketing_opt_in,
-            zone=zone,
-            muted_kinds=record.muted_kinds,
-            service_today=counts["service"],
-            marketing_today=counts["marketing"],
-            marketing_this_week=counts["week"],
         )
 
     def _render(self, payload: dict[str, Any], locale: str) -> str:
@@ -315,31 +330,39 @@ class OutboxSender:
 
     async def _send(self, row: OutboxRow, ready: _Ready) -> None:
         try:
+            outcome = await self._attempt(row, ready)
+            await self.recorder.record(outcome)
+        except Exception:  # recording failed: the row stays "sending" and ends up "unknown"
+            log.exception("recording the outcome of outbox message %s failed", row.dedupe_key)
+        finally:
+            # Freed only once the outcome is written: in flight + unrecorded <= concurrency.
+            self._slots.release()
+
+    async def _attempt(self, row: OutboxRow, ready: _Ready) -> Outcome:
+        now = self.clock.now()
+        try:
             sent = await self._call_telegram(row, ready)
         except TelegramRetryAfter as error:
             self.limiter.pause(error.retry_after)
-            await self.outbox.reschedule(
-                id=row.id,
-                not_before=self.clock.now() + timedelta(seconds=error.retry_after),
-                reason=f"Telegram asked to wait {error.retry_after} s (429)",
-                now=self.clock.now(),
+            return Rescheduled(
+                row.id,
+                now + timedelta(seconds=error.retry_after),
+                f"Telegram asked to wait {error.retry_after} s (429)",
                 count_attempt=False,
             )
         except TelegramForbiddenError as error:
-            await self._chat_gone(row, error.message)
+            return await self._chat_gone(row, error.message)
         except TelegramBadRequest as error:
             if any(sign in error.message.lower() for sign in _CHAT_GONE):
-                await self._chat_gone(row, error.message)
-            else:
-                await self._finish(row, OutboxState.FAILED, f"Telegram refused it: {error.message}")
+                return await self._chat_gone(row, error.message)
+            return self._failed(row, f"Telegram refused it: {error.message}")
         except (TelegramNetworkError, TelegramServerError, TimeoutError) as error:
-            await self._retry_or_fail(row, f"{type(error).__name__}: {error}")
+            return self._retry_or_fail(row, f"{type(error).__name__}: {error}")
         except Exception as error:  # never let one message stop the queue
             log.exception("sending outbox message %s failed unexpectedly", row.dedupe_key)
-            await self._finish(row, OutboxState.FAILED, f"unexpected error: {error!r}")
-        else:
-            self.limiter.succeeded()
-            await self.outbox.mark_sent(id=row.id, message_id=sent.message_id, now=self.clock.now())
+            return self._failed(row, f"unexpected error: {error!r}")
+        self.limiter.succeeded()
+        return Sent(row.id, sent.message_id)
 
     async def _call_telegram(self, row: OutboxRow, ready: _Ready) -> Message:
         paid = True if ready.paid else None
@@ -355,26 +378,21 @@ class OutboxSender:
             row.chat_id, ready.text, reply_markup=ready.markup, allow_paid_broadcast=paid
         )
 
-    async def _retry_or_fail(self, row: OutboxRow, reason: str) -> None:
+    def _retry_or_fail(self, row: OutboxRow, reason: str) -> Outcome:
         attempts = row.attempts + 1
         if attempts >= self.delivery.max_attempts:
-            await self._finish(
-                row, OutboxState.FAILED, f"gave up after {attempts} attempts: {reason}"
-            )
-            return
+            return self._failed(row, f"gave up after {attempts} attempts: {reason}")
         backoff = self.delivery.backoff_seconds * 2 ** (attempts - 1)
-        await self.outbox.reschedule(
-            id=row.id,
-            not_before=self.clock.now() + timedelta(seconds=backoff),
-            reason=reason,
-            now=self.clock.now(),
-        )
+        return Rescheduled(row.id, self.clock.now() + timedelta(seconds=backoff), reason)
 
-    async def _chat_gone(self, row: OutboxRow, reason: str) -> None:
+    def _failed(self, row: OutboxRow, reason: str) -> Outcome:
+        log.warning("outbox message %s failed: %s", row.dedupe_key, reason)
+        return Finished(row.id, OutboxState.FAILED, reason)
+
+    async def _chat_gone(self, row: OutboxRow, reason: str) -> Outcome:
         """The recipient blocked the bot (or the chat is gone): stop writing until they return."""
         now = self.clock.now()
         self._gone_chats.add(row.chat_id)
-        await self._finish(row, OutboxState.DROPPED, reason)
         if row.chat_id > 0:
             await self.customers.mark_blocked(telegram_id=row.chat_id, now=now)
         dropped = await self.outbox.drop_queued_for_chat(
@@ -383,11 +401,32 @@ class OutboxSender:
         log.info(
             "chat %s unreachable (%s); %d queued message(s) dropped", row.chat_id, reason, dropped
         )
+        return Finished(row.id, OutboxState.DROPPED, reason)
 
-    async def _finish(self, row: OutboxRow, state: OutboxState, reason: str) -> None:
-        if state is OutboxState.FAILED:
-            log.warning("outbox message %s failed: %s", row.dedupe_key, reason)
-        await self.outbox.finish(id=row.id, state=state, reason=reason, now=self.clock.now())
+
+@dataclass
+class _Batch:
+    """What the policy needs about a batch's recipients, kept current as messages go."""
+
+    recipients: dict[int, RecipientRecord]
+    history: dict[int, list[tuple[str, datetime]]]
+
+    def recipient(self, record: RecipientRecord, zone: ZoneInfo, now: datetime) -> Recipient:
+        sends = self.history.get(record.customer_id, [])
+        day, week = local_day_start(now, zone), week_start(now)
+        return Recipient(
+            blocked=record.blocked,
+            marketing_opt_in=record.marketing_opt_in,
+            zone=zone,
+            muted_kinds=record.muted_kinds,
+            service_today=sum(1 for c, at in sends if c == Category.SERVICE and at >= day),
+            marketing_today=sum(1 for c, at in sends if c == Category.MARKETING and at >= day),
+            marketing_this_week=sum(1 for c, at in sends if c == Category.MARKETING and at >= week),
+        )
+
+    def note_sent(self, row: OutboxRow, now: datetime) -> None:
+        if row.customer_id is not None:
+            self.history.setdefault(row.customer_id, []).append((row.category, now))
 
 
 def _keyboard(rows: list[list[dict[str, str]]] | None) -> InlineKeyboardMarkup | None:
