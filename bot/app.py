@@ -21,6 +21,7 @@ from aiogram.utils.i18n import I18n
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.engine import make_url
 
+from bot.broadcast_progress import BroadcastProgress
 from bot.delivery.sender import OutboxSender
 from bot.dispatcher import create_dispatcher
 from bot.fsm_storage import DatabaseFsmStorage
@@ -31,6 +32,8 @@ from locales import create_i18n
 from locales.rendering import Renderer
 from scenarios.clock import Clock, SystemClock
 from scenarios.rules import Rules
+from storage.broadcasts import SqlBroadcasts
+from storage.customers import SqlCustomers
 from storage.database import Database
 from storage.fsm import SqlFsmStates
 from storage.migrate import migrate
@@ -125,7 +128,19 @@ def build_application(
         bot=bot,
         dispatcher=dispatcher,
         scheduler=create_scheduler(
-            rules=rules, clock=clock, fsm_states=fsm_states, outbox=SqlOutbox(db)
+            rules=rules,
+            clock=clock,
+            fsm_states=fsm_states,
+            outbox=SqlOutbox(db),
+            broadcast_progress=BroadcastProgress(
+                broadcasts=SqlBroadcasts(db),
+                customers=SqlCustomers(db),
+                bot=bot,
+                renderer=renderer,
+                i18n=i18n,
+                rules=rules,
+                clock=clock,
+            ),
         ),
         fsm_storage=fsm_storage,
         sender=sender,

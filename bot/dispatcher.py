@@ -15,9 +15,11 @@ from handlers import create_routers
 from locales.rendering import Renderer
 from scenarios.clock import Clock
 from scenarios.rules import Rules
+from storage.broadcasts import SqlBroadcasts
 from storage.customers import SqlCustomers
 from storage.database import Database
 from storage.outbox import SqlOutbox
+from storage.segments import SqlSegments
 
 
 def create_dispatcher(
@@ -43,6 +45,8 @@ def create_dispatcher(
         clock=clock,
         customers=customers,
         outbox=SqlOutbox(db),
+        segments=SqlSegments(db),
+        broadcasts=SqlBroadcasts(db),
         renderer=renderer,
         rules=rules,
         admin_ids=admin_ids,

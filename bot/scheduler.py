@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.broadcast_progress import BroadcastProgress
 from scenarios.clock import Clock
 from scenarios.rules import Rules
 from storage.fsm import SqlFsmStates
@@ -18,7 +19,12 @@ HOUSEKEEPING_EVERY = timedelta(hours=1)
 
 
 def create_scheduler(
-    *, rules: Rules, clock: Clock, fsm_states: SqlFsmStates | None, outbox: SqlOutbox
+    *,
+    rules: Rules,
+    clock: Clock,
+    fsm_states: SqlFsmStates | None,
+    outbox: SqlOutbox,
+    broadcast_progress: BroadcastProgress,
 ) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(
         timezone=UTC,
@@ -56,5 +62,11 @@ def create_scheduler(
         "interval",
         seconds=max(rules.delivery.lease_seconds / 2, rules.scheduler.tick_seconds),
         id="recover-lapsed-claims",
+    )
+    scheduler.add_job(
+        broadcast_progress.tick,
+        "interval",
+        seconds=rules.broadcasts.progress_every_seconds,
+        id="broadcast-progress",
     )
     return scheduler

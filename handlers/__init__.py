@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from handlers import admin, errors, fallback, help, language, membership, start
+from handlers import admin, broadcast, errors, fallback, help, language, membership, start
 
 
 def create_routers() -> list[Router]:
@@ -16,5 +16,6 @@ def create_routers() -> list[Router]:
         language.create_router(),
         help.create_router(),
         admin.create_router(),
+        broadcast.create_router(),
         fallback.create_router(),
     ]

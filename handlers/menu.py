@@ -23,6 +23,7 @@ CUSTOMER_COMMANDS: tuple[tuple[str, LazyProxy], ...] = (
 ADMIN_COMMANDS: tuple[tuple[str, LazyProxy], ...] = (
     *CUSTOMER_COMMANDS,
     ("status", __("Bot status (admins)")),
+    ("broadcast", __("Send a broadcast (admins)")),
 )
 
 

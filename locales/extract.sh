@@ -8,7 +8,7 @@ pybabel extract -F babel.cfg --no-location --sort-output --omit-header \
 for locale in ru uk en; do
   po="locales/$locale/LC_MESSAGES/messages.po"
   if [ -f "$po" ]; then
-    pybabel update -i locales/messages.pot -o "$po" -l "$locale" --no-location --omit-header
+    pybabel update -i locales/messages.pot -o "$po" -l "$locale" --omit-header --no-fuzzy-matching --ignore-obsolete
   else
     pybabel init -i locales/messages.pot -o "$po" -l "$locale"
   fi

@@ -7,14 +7,22 @@ from decimal import Decimal
 from typing import Any
 
 from aiogram.utils.i18n import I18n
+from babel import Locale
 from babel.dates import format_date as babel_format_date
 from babel.dates import format_datetime as babel_format_datetime
 from babel.numbers import format_currency, format_decimal, get_currency_precision
+from babel.numbers import format_percent as format_percent_babel
 from markupsafe import Markup
 
 
 def format_number(value: int | Decimal, locale: str) -> str:
     return format_decimal(value, locale=locale)
+
+
+def format_percent(share: float, locale: str) -> str:
+    """0.048 → "4,8 %" in ru, "4.8%" in en: the locale's own pattern, one optional decimal."""
+    pattern = Locale.parse(locale).percent_formats[None].pattern
+    return format_percent_babel(share, format=pattern.replace("0", "0.#", 1), locale=locale)
 
 
 def format_money(minor_units: int, currency: str, locale: str) -> str:

@@ -16,6 +16,7 @@ from locales.formatting import (
     format_datetime,
     format_money,
     format_number,
+    format_percent,
     format_points,
 )
 
@@ -58,6 +59,7 @@ class Renderer:
             date=lambda value, style="long": format_date(value, i18n.current_locale, style=style),
             datetime=self._datetime,
             points=lambda count: format_points(count, i18n, i18n.current_locale),
+            percent=lambda share: format_percent(share, i18n.current_locale),
         )
 
     def _money(self, minor_units: int, currency: str | None = None) -> str:

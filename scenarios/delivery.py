@@ -32,7 +32,8 @@ class InvalidMessageError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Outgoing:
-    """A proactive message to queue. ``content`` is ``{"text": ...}`` (rendered HTML) or
+    """A proactive message to queue. ``content`` is ``{"text": ...}`` (rendered HTML),
+    ``{"texts": {"default": ..., "ru": ...}}`` (one per language, e.g. a broadcast) or
     ``{"template": name, "context": {...}}`` (rendered in the recipient's language when sent),
     plus optional ``buttons``: rows of ``{"text", "url"}`` or ``{"text", "callback_data"}``."""
 
@@ -65,10 +66,13 @@ def validate(message: Outgoing) -> None:
     if not message.dedupe_key or len(message.dedupe_key) > MAX_DEDUPE_KEY:
         raise InvalidMessageError(f"dedupe_key must be 1..{MAX_DEDUPE_KEY} characters")
     content = message.content
-    if ("text" in content) == ("template" in content):
-        raise InvalidMessageError("content needs exactly one of 'text' or 'template'")
-    if "text" in content and not 0 < len(content["text"]) <= MAX_TEXT:
+    if sum(key in content for key in ("text", "template", "texts")) != 1:
+        raise InvalidMessageError("content needs exactly one of 'text', 'texts' or 'template'")
+    texts = [content["text"]] if "text" in content else list(content.get("texts", {}).values())
+    if any(not 0 < len(text) <= MAX_TEXT for text in texts):
         raise InvalidMessageError(f"text must be 1..{MAX_TEXT} characters")
+    if "texts" in content and "default" not in content["texts"]:
+        raise InvalidMessageError("'texts' needs a 'default' entry for other languages")
     for row in content.get("buttons", []):
         for button in row:
             if not button.get("text") or ("url" in button) == ("callback_data" in button):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import tomllib
 from datetime import time
+from decimal import Decimal
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, model_validator
 
 
 class RulesError(ValueError):
@@ -50,8 +53,66 @@ class Delivery(_Section):
     service_per_day: int = Field(default=1, ge=0)
 
 
+class Segments(_Section):
+    # A customer with one order is "sleeping" after this many days without another; one with
+    # several orders already after twice their own usual interval.
+    sleeping_days: int = Field(default=90, ge=1)
+    lost_days: int = Field(default=365, ge=1)
+
+
+class Broadcasts(_Section):
+    # Orders within this many days after a broadcast message count as its conversions.
+    conversion_days: int = Field(default=14, ge=1)
+    # The admin's progress message is edited at most this often (seconds).
+    progress_every_seconds: float = Field(default=5.0, ge=1)
+
+
 class Conversations(_Section):
     wizard_idle_days: int = Field(default=7, ge=1)
+
+
+class TierRule(_Section):
+    """One rung of the tier ladder: from this paid spend (major units) on, this cashback."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
+    from_spend: int = Field(ge=0)
+    cashback_percent: Decimal = Field(ge=0, le=100, decimal_places=2)
+
+
+DEFAULT_TIERS = (
+    TierRule(name="bronze", from_spend=0, cashback_percent=Decimal(5)),
+    TierRule(name="silver", from_spend=10_000, cashback_percent=Decimal(7)),
+    TierRule(name="gold", from_spend=30_000, cashback_percent=Decimal(10)),
+    TierRule(name="platinum", from_spend=60_000, cashback_percent=Decimal(15)),
+    TierRule(name="diamond", from_spend=100_000, cashback_percent=Decimal(20)),
+)
+
+
+class Bonus(_Section):
+    """The points program: what a point is worth, how long points wait and live, the tiers."""
+
+    point_value: int = Field(default=100, ge=1)
+    hold_days: int = Field(default=14, ge=0)
+    points_ttl_days: int = Field(default=365, ge=1)
+    welcome_ttl_days: int | None = Field(default=None, ge=1)
+    compensation_ttl_days: int | None = Field(default=None, ge=1)
+    expiry_warning_days: int = Field(default=14, ge=0)
+    max_redeem_share: Decimal = Field(default=Decimal(30), ge=0, le=100, decimal_places=2)
+    tier_window: Literal["lifetime", "12 months"] = "lifetime"
+    tiers: tuple[TierRule, ...] = Field(default=DEFAULT_TIERS, min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Bonus:
+        if self.points_ttl_days <= self.hold_days:
+            raise ValueError("points_ttl_days must be longer than hold_days")
+        if self.tiers[0].from_spend != 0:
+            raise ValueError("the first tier must start at from_spend = 0")
+        thresholds = [tier.from_spend for tier in self.tiers]
+        if any(low >= high for low, high in itertools.pairwise(thresholds)):
+            raise ValueError("tiers must be listed by strictly increasing from_spend")
+        if len({tier.name for tier in self.tiers}) != len(self.tiers):
+            raise ValueError("tier names must be unique")
+        return self
 
 
 class Rules(_Section):
@@ -60,6 +121,9 @@ class Rules(_Section):
     quiet_hours: QuietHours = QuietHours()
     delivery: Delivery = Delivery()
     conversations: Conversations = Conversations()
+    segments: Segments = Segments()
+    broadcasts: Broadcasts = Broadcasts()
+    bonus: Bonus = Bonus()
 
 
 def load_rules(path: Path, *, required: bool) -> Rules:

@@ -26,6 +26,8 @@ class CustomerRecord:
     marketing_changed_at: datetime | None = None
     blocked_at: datetime | None = None
     timezone: str | None = None
+    phone: str | None = None
+    joined_at: datetime | None = None
 
 
 class SqlCustomers:

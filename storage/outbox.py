@@ -17,6 +17,7 @@ from storage.sql import insert
 
 class OutboxState(StrEnum):
     PENDING = "pending"  # waiting for not_before
+    HELD = "held"  # its broadcast is paused
     CLAIMED = "claimed"  # taken by a sender, not yet attempted: safe to hand back after a crash
     SENDING = "sending"  # an attempt started: after a crash we cannot know whether it arrived
     SENT = "sent"
@@ -29,7 +30,7 @@ class OutboxState(StrEnum):
 
 # Sent, or possibly sent: what counts toward a customer's caps.
 DELIVERED_OR_MAYBE = (OutboxState.SENDING, OutboxState.SENT, OutboxState.UNKNOWN)
-QUEUED = (OutboxState.PENDING, OutboxState.CLAIMED)
+QUEUED = (OutboxState.PENDING, OutboxState.HELD, OutboxState.CLAIMED)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     ForeignKey,
     Index,
@@ -15,7 +16,9 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     false,
+    text,
 )
 
 from storage.types import BigIntId, UtcDateTime
@@ -50,6 +53,9 @@ customers = Table(
     Column("blocked_at", UtcDateTime, nullable=True),
     # The customer's own IANA zone for quiet hours, when known; else the shop's.
     Column("timezone", String(64), nullable=True),
+    # Membership of the bonus program: phone (E.164) and the moment they joined.
+    Column("phone", String(20), nullable=True, unique=True),
+    Column("joined_at", UtcDateTime, nullable=True),
 )
 
 # Service kinds (rating requests, reminders, ...) a customer switched off in /settings.
@@ -90,9 +96,88 @@ outbox = Table(
     Column("updated_at", UtcDateTime, nullable=False),
     Column("sent_at", UtcDateTime, nullable=True),
     Column("telegram_message_id", BigInteger, nullable=True),
+    # The broadcast this message belongs to, if any (pause, resume, progress, report).
+    Column("broadcast_id", BigInteger, nullable=True),
     Index("ix_outbox_due", "state", "priority", "not_before"),
+    Index("ix_outbox_broadcast_state", "broadcast_id", "state"),
     Index("ix_outbox_chat_state", "chat_id", "state"),
     Index("ix_outbox_customer_sent", "customer_id", "category", "sent_at"),
+)
+
+# Orders as the shop reports them; ``order_ref`` is the shop's own id ("A-1001").
+orders = Table(
+    "orders",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    Column("order_ref", String(64), nullable=False, unique=True),
+    Column(
+        "customer_id", BigInteger, ForeignKey("customers.id", ondelete="SET NULL"), nullable=True
+    ),
+    Column("phone", String(20), nullable=True, index=True),
+    Column("telegram_id", BigInteger, nullable=True),
+    Column("total", BigInteger, nullable=False),  # minor units
+    Column("bonus_redeemed", BigInteger, nullable=False, server_default="0"),  # points
+    Column("currency", String(3), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("ordered_at", UtcDateTime, nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index("ix_orders_customer_ordered", "customer_id", "ordered_at"),
+)
+
+order_items = Table(
+    "order_items",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    Column(
+        "order_id",
+        BigInteger,
+        ForeignKey("orders.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("sku", String(64), nullable=False, index=True),
+    Column("name", String(256), nullable=False),
+    Column("category", String(64), nullable=True, index=True),
+    Column("quantity", Integer, nullable=False),
+    Column("price", BigInteger, nullable=False),  # minor units, per unit
+)
+
+# An admin's broadcast: segment, content (one or two variants), and its run.
+broadcasts = Table(
+    "broadcasts",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    Column("created_by", BigInteger, nullable=False),
+    Column("segment", JSON, nullable=False),
+    Column("variants", JSON, nullable=False),
+    Column("state", String(12), nullable=False),
+    Column("seed", Integer, nullable=False),
+    Column("total", Integer, nullable=False, server_default="0"),
+    Column("progress_chat_id", BigInteger, nullable=True),
+    Column("progress_message_id", BigInteger, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("started_at", UtcDateTime, nullable=True),
+    Column("finished_at", UtcDateTime, nullable=True),
+    Column("reported_at", UtcDateTime, nullable=True),
+)
+
+broadcast_recipients = Table(
+    "broadcast_recipients",
+    metadata,
+    Column(
+        "broadcast_id",
+        BigInteger,
+        ForeignKey("broadcasts.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column(
+        "customer_id",
+        BigInteger,
+        ForeignKey("customers.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("variant", String(1), nullable=False),
 )
 
 # aiogram FSM state, kept in the main database so a wizard survives a restart.
@@ -103,4 +188,83 @@ fsm_states = Table(
     Column("state", String(255), nullable=True),
     Column("data", JSON, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False, index=True),
+)
+
+# The points ledger. Entries are append-only and the balance is their sum. Every credit creates
+# lots (points with their own hold and expiry); every debit records which lots it took points
+# from (allocations), so an expiry, a refund or an audit can tell exactly whose points went where.
+# Foreign keys to customers restrict deletion: a financial record is anonymised, not dropped.
+ledger_entries = Table(
+    "ledger_entries",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    Column("customer_id", BigInteger, ForeignKey("customers.id"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    # What caused it ("order:A-1001", "lot:17"): with kind, the key that makes a replay a no-op.
+    Column("source", String(200), nullable=False),
+    Column("amount", BigInteger, nullable=False),  # points, signed
+    # Accruals: the money paid (minor units) the points were earned on; tiers count it as spend.
+    Column("paid_amount", BigInteger, nullable=True),
+    Column("reason", String(500), nullable=False),
+    Column("actor_id", BigInteger, nullable=True),  # NULL: the system; else the admin's user id
+    Column("occurred_at", UtcDateTime, nullable=False),
+    # Source first: an order's entries are looked up by source alone, the key by both.
+    UniqueConstraint("source", "kind"),
+    Index("ix_ledger_entries_customer_history", "customer_id", "id"),
+    Index("ix_ledger_entries_customer_kind", "customer_id", "kind", "occurred_at"),
+)
+
+ledger_lots = Table(
+    "ledger_lots",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    Column("entry_id", BigInteger, ForeignKey("ledger_entries.id"), nullable=False),
+    Column("customer_id", BigInteger, ForeignKey("customers.id"), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    # amount minus the allocations taken from it, kept in the same transaction as they are made.
+    Column("remaining", BigInteger, nullable=False),
+    Column("earned_at", UtcDateTime, nullable=False),
+    Column("available_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    # The database itself refuses to spend a lot twice.
+    CheckConstraint(
+        "amount > 0 AND remaining >= 0 AND remaining <= amount", name="remaining_within_amount"
+    ),
+    Index("ix_ledger_lots_entry_id", "entry_id"),
+    Index("ix_ledger_lots_customer_expiry", "customer_id", "expires_at"),
+    # Expiry runs look for lots with points left; spent lots pile up and need not be scanned.
+    Index(
+        "ix_ledger_lots_open_expiry",
+        "expires_at",
+        sqlite_where=text("remaining > 0"),
+        postgresql_where=text("remaining > 0"),
+    ),
+)
+
+# Which lots a debit took its points from; a debt settled later points at the lot that paid it.
+ledger_allocations = Table(
+    "ledger_allocations",
+    metadata,
+    Column("entry_id", BigInteger, ForeignKey("ledger_entries.id"), primary_key=True),
+    Column("lot_id", BigInteger, ForeignKey("ledger_lots.id"), primary_key=True),
+    Column("amount", BigInteger, nullable=False),
+    CheckConstraint("amount > 0", name="amount_positive"),
+    Index("ix_ledger_allocations_lot_id", "lot_id"),
+)
+
+# Cached per-customer sums, changed in the same transaction as the entries (tests reconcile them).
+ledger_accounts = Table(
+    "ledger_accounts",
+    metadata,
+    Column(
+        "customer_id",
+        BigInteger,
+        ForeignKey("customers.id"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("balance", BigInteger, nullable=False),  # the sum of the customer's entries
+    # Points charged back that no lot could cover yet; the next credits pay it off first.
+    Column("debt", BigInteger, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
 )

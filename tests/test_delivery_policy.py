@@ -138,6 +138,7 @@ def outgoing(**content: object) -> Outgoing:
     ("message", "problem"),
     [
         (outgoing(), "exactly one of"),
+        (outgoing(texts={"ru": "привет"}), "'default' entry"),
         (outgoing(text="a", template="t.html"), "exactly one of"),
         (outgoing(text="x" * 4097), "1..4096"),
         (outgoing(text="a", buttons=[[{"text": "go"}]]), "either a url or callback_data"),

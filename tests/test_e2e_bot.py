@@ -62,7 +62,13 @@ async def test_the_bot_answers_start_in_each_users_language_and_stops_cleanly(
             "Змінити мову",
         ]
         admin_menu = tg.commands({"type": "chat", "chat_id": ADMIN_ID}, "ru")
-        assert [c["command"] for c in admin_menu] == ["start", "lang", "help", "status"]
+        assert [c["command"] for c in admin_menu] == [
+            "start",
+            "lang",
+            "help",
+            "status",
+            "broadcast",
+        ]
 
         # /lang round trip over real HTTP: the button edits the message and sticks.
         await john.command("lang")

@@ -319,6 +319,9 @@ class OutboxSender:
         )
 
     def _render(self, payload: dict[str, Any], locale: str) -> str:
+        if "texts" in payload:
+            texts: dict[str, str] = payload["texts"]
+            return texts.get(locale) or texts["default"]
         if "template" in payload:
             return self.renderer.render(
                 payload["template"], locale=locale, **payload.get("context", {})

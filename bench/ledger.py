@@ -1,0 +1,134 @@
+"""Accruals/second through the points ledger, against raw single-row insert+commit transactions.
+
+Run: python -m bench.ledger [--accruals 2000] [--customers 200] [--postgres]
+Both sides run CONCURRENCY at a time on the same database in the same run, so the ratio shows
+what an accrual costs over the cheapest possible write: the customer's lock, the idempotency
+check, tier spend, expiry check, the entry, its lot and the cached account.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from scenarios.clock import SystemClock
+from scenarios.ledger import PointsLedger
+from scenarios.rules import Bonus
+from scenarios.tiers import TierLadder
+from storage.customers import SqlCustomers
+from storage.database import Database
+from storage.ledger import SqlLedger
+from storage.schema import ledger_entries
+from tests.support.databases import postgres_database, postgres_problem, sqlite_database
+
+CONCURRENCY = 10  # like several shop webhooks arriving at once
+
+
+async def measure(work: Callable[[int], Awaitable[object]], count: int) -> float:
+    """Calls per second, CONCURRENCY at a time."""
+    queue = list(range(count))
+    started = time.perf_counter()
+
+    async def worker() -> None:
+        while queue:
+            await work(queue.pop())
+
+    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    return count / (time.perf_counter() - started)
+
+
+async def make_customers(db: Database, count: int) -> list[int]:
+    repo = SqlCustomers(db)
+    now = datetime.now(UTC)
+    ids = []
+    for n in range(count):
+        record = await repo.seen(
+            telegram_id=50_000 + n,
+            first_name=None,
+            username=None,
+            language_code=None,
+            now=now,
+            refresh_after=timedelta(minutes=10),
+        )
+        ids.append(record.id)
+    return ids
+
+
+async def bench_backend(db: Database, backend: str, accruals: int, customer_count: int) -> None:
+    customers = await make_customers(db, customer_count)
+    bonus = Bonus()
+    ledger = PointsLedger(
+        SqlLedger(db),
+        bonus=bonus,
+        ladder=TierLadder.from_rules(bonus, currency="RUB"),
+        clock=SystemClock(),
+    )
+
+    async def accrue(n: int, prefix: str = "B") -> None:
+        await ledger.accrue(
+            customer_id=customers[n % len(customers)],
+            order_id=f"{prefix}-{n}",
+            total=100_000 + n,
+        )
+
+    async def raw_insert(n: int, prefix: str = "raw") -> None:
+        async with db.transaction() as conn:
+            await conn.execute(
+                ledger_entries.insert().values(
+                    customer_id=customers[n % len(customers)],
+                    kind="accrual",
+                    source=f"{prefix}:{n}",
+                    amount=0,
+                    reason="bench",
+                    occurred_at=datetime.now(UTC),
+                )
+            )
+
+    for n in range(100):  # warm up connections, caches and statement compilation
+        await accrue(n, "warm")
+        await raw_insert(n, "warm")
+    raw = await measure(raw_insert, accruals)
+    ours = await measure(accrue, accruals)
+    print(
+        f"{backend:<10} accruals {ours:8.0f}/s | raw insert+commit {raw:8.0f}/s | "
+        f"ratio accrual/raw {ours / raw:.3f}"
+    )
+
+
+async def run(accruals: int, customer_count: int, with_postgres: bool) -> None:
+    backends = ["sqlite"]
+    if with_postgres:
+        problem = await postgres_problem()
+        if problem:
+            print(f"postgresql: skipped ({problem})")
+        else:
+            backends.append("postgresql")
+    print(f"{accruals} accruals for {customer_count} customers, {CONCURRENCY} in flight")
+    for backend in backends:
+        async with AsyncExitStack() as stack:
+            if backend == "sqlite":
+                folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+                db = await stack.enter_async_context(sqlite_database(folder / "bench.sqlite3"))
+            else:
+                db = await stack.enter_async_context(postgres_database())
+            await bench_backend(db, backend, accruals, customer_count)
+    print(f"measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--accruals", type=int, default=2000)
+    parser.add_argument("--customers", type=int, default=200)
+    parser.add_argument("--postgres", action="store_true", help="also measure on PostgreSQL")
+    args = parser.parse_args()
+    asyncio.run(run(args.accruals, args.customers, args.postgres))
+
+
+if __name__ == "__main__":
+    main()

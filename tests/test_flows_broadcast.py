@@ -1,0 +1,150 @@
+"""The /broadcast wizard through the real Dispatcher, its controls, progress and report."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+
+import pytest
+from aiogram.methods import AnswerCallbackQuery, EditMessageText, SendMessage
+
+from bot.broadcast_progress import BroadcastProgress
+from locales import CatalogI18n
+from locales.rendering import Renderer
+from scenarios.clock import FixedClock
+from scenarios.rules import Rules
+from storage.broadcasts import SqlBroadcasts
+from storage.customers import SqlCustomers
+from storage.database import Database
+from storage.outbox import Sent, SqlOutbox
+from tests.support.flow import Flow, build_flow
+from tests.support.updates import TgUser
+from tests.test_segments import member
+
+ADMIN = TgUser(9001, first_name="Olga", language_code="en")
+STRANGER = TgUser(1001, first_name="Anna", language_code="ru")
+
+
+@pytest.fixture
+def flow(sqlite_db: Database, clock: FixedClock, i18n: CatalogI18n, renderer: Renderer) -> Flow:
+    return build_flow(
+        db=sqlite_db, clock=clock, i18n=i18n, renderer=renderer, admin_ids=(ADMIN.id,)
+    )
+
+
+def sent(calls: Sequence[object]) -> list[SendMessage]:
+    return [call for call in calls if isinstance(call, SendMessage)]
+
+
+def answer_of(calls: Sequence[object]) -> AnswerCallbackQuery:
+    return next(call for call in calls if isinstance(call, AnswerCallbackQuery))
+
+
+async def test_an_admin_sends_a_broadcast_through_the_wizard(flow: Flow) -> None:
+    for telegram_id in (5001, 5002, 5003):
+        await member(flow.db, telegram_id)
+    await member(flow.db, 5004, opt_in=False)
+
+    [menu] = sent(await flow.send(ADMIN, "/broadcast"))
+    assert menu.text.startswith("New broadcast. Who should receive it?")
+    labels = [row[0].text for row in menu.reply_markup.inline_keyboard]  # type: ignore[union-attr]
+    assert labels[:3] == ["All members", "By tier", "New (one order)"]
+
+    [audience] = sent(await flow.press(ADMIN, "bseg:all", message=flow.message_from(menu)))
+    assert "Segment: All members" in audience.text
+    assert "4 members in it;\n3 can receive a broadcast now" in audience.text
+
+    [ask_button] = sent(await flow.send(ADMIN, "<b>Sale</b> -20% on cat food"))
+    assert ask_button.text == "Add one link button? Send it as: Label | https://link"
+    [bad] = sent(await flow.send(ADMIN, "Shop"))
+    assert bad.text == "Please send the button as: Label | https://link"
+    [extras] = sent(await flow.send(ADMIN, "Shop | https://lapki.example/sale"))
+    options = [row[0].text for row in extras.reply_markup.inline_keyboard]  # type: ignore[union-attr]
+    assert options[-1] == "Preview"
+
+    preview = sent(await flow.press(ADMIN, "bstep:preview"))
+    assert [m.text for m in preview[:2]] == ["⬇️ Variant A", "<b>Sale</b> -20% on cat food"]
+    button = preview[1].reply_markup.inline_keyboard[0][0]  # type: ignore[union-attr]
+    assert (button.text, button.url) == ("Shop", "https://lapki.example/sale")
+    assert preview[2].text == "This is exactly what customers will see. Recipients now: 3."
+
+    [queued] = sent(await flow.press(ADMIN, "bstep:send"))
+    assert queued.text == "Broadcast #1 is queued for 3 recipients."
+    outbox = SqlOutbox(flow.db)
+    assert await outbox.counts() == {"pending": 3}
+
+    # Someone else cannot stop it, by command or by button.
+    [refusal] = sent(await flow.send(STRANGER, "/broadcast"))
+    assert refusal.text == "Эта команда только для администраторов магазина."
+    forged = answer_of(await flow.press(STRANGER, "bctl:pause:1"))
+    assert forged.text == "Это только для администраторов магазина."
+    assert await outbox.counts() == {"pending": 3}
+
+    paused = answer_of(await flow.press(ADMIN, "bctl:pause:1", message=flow.message_from(queued)))
+    assert paused.text == "Paused."
+    assert await outbox.counts() == {"held": 3}
+    again = answer_of(await flow.press(ADMIN, "bctl:pause:1"))
+    assert again.text == "This broadcast can no longer be changed."
+    await flow.press(ADMIN, "bctl:resume:1")
+    assert await outbox.counts() == {"pending": 3}
+
+
+async def test_a_bad_segment_value_is_refused_and_asked_again(flow: Flow) -> None:
+    [menu] = sent(await flow.send(ADMIN, "/broadcast"))
+    [ask] = sent(await flow.press(ADMIN, "bseg:inactive", message=flow.message_from(menu)))
+    assert ask.text == "Send the number of days without an order, e.g. 60."
+    [refused] = sent(await flow.send(ADMIN, "soon"))
+    assert refused.text == "That does not fit this segment; please try again."
+    [audience] = sent(await flow.send(ADMIN, "60"))
+    assert "Segment: No order for N days: 60" in audience.text
+    stale = answer_of(await flow.press(ADMIN, "bseg:galaxy"))
+    assert stale.text == "This button is out of date."
+
+
+async def test_progress_is_edited_and_a_report_follows_the_end(
+    flow: Flow, clock: FixedClock, renderer: Renderer, i18n: CatalogI18n
+) -> None:
+    for telegram_id in (6001, 6002):
+        await member(flow.db, telegram_id)
+    await flow.send(ADMIN, "/start")
+    await flow.send(ADMIN, "/broadcast")
+    await flow.press(ADMIN, "bseg:all")
+    await flow.send(ADMIN, "Hello")
+    await flow.press(ADMIN, "bstep:skip_button")
+    await flow.press(ADMIN, "bstep:preview")
+    await flow.press(ADMIN, "bstep:send")
+    progress = BroadcastProgress(
+        broadcasts=SqlBroadcasts(flow.db),
+        customers=SqlCustomers(flow.db),
+        bot=flow.bot,
+        renderer=renderer,
+        i18n=i18n,
+        rules=Rules(),
+        clock=clock,
+    )
+    flow.session.clear()
+    await progress.tick()
+    [edit] = [c for c in flow.session.requests if isinstance(c, EditMessageText)]
+    assert edit.text is not None
+    assert edit.text.startswith("<b>Broadcast #1</b> —\nsending\n\nSent: 0 of 2")
+
+    outbox = SqlOutbox(flow.db)
+    rows = await outbox.claim_due(
+        now=clock.now(), limit=5, worker="w", lease_until=clock.now() + timedelta(1)
+    )
+    await outbox.start_sending(
+        ids=[r.id for r in rows], worker="w", now=clock.now(), lease_until=clock.now()
+    )
+    await outbox.record(outcomes=[Sent(r.id, 1) for r in rows], worker="w", now=clock.now())
+    flow.session.clear()
+    await progress.tick()
+    edits = [c for c in flow.session.requests if isinstance(c, EditMessageText)]
+    final = edits[0].text or ""
+    assert "finished" in final
+    assert "Sent: 2 of 2" in final
+    [report] = sent(flow.session.requests)
+    assert report.text.startswith("<b>Broadcast #1: report</b>\n\nDelivered: 2 of 2")
+    assert "0 customers ordered within 14 days (0%)" in report.text
+    flow.session.clear()
+    await progress.tick()
+    assert flow.session.requests == [], "a finished broadcast is reported once"

@@ -1,0 +1,161 @@
+"""Segments computed by the database, on both backends, with a fixed clock."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import insert
+
+from scenarios.segments import InvalidSegmentError, Segment, SegmentKind, segment_with_value
+from storage.database import Database
+from storage.orders import NewOrder, OrderLine, SqlOrders
+from storage.schema import customers
+from storage.segments import SegmentQuery, SqlSegments
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+def days_ago(days: float) -> datetime:
+    return NOW - timedelta(days=days)
+
+
+async def member(
+    db: Database,
+    telegram_id: int,
+    *,
+    joined_days_ago: float = 400,
+    opt_in: bool = True,
+    blocked: bool = False,
+    joined: bool = True,
+) -> int:
+    async with db.transaction() as conn:
+        result = await conn.execute(
+            insert(customers)
+            .values(
+                telegram_id=telegram_id,
+                created_at=days_ago(joined_days_ago),
+                last_seen_at=NOW,
+                joined_at=days_ago(joined_days_ago) if joined else None,
+                marketing_opt_in=opt_in,
+                blocked_at=NOW if blocked else None,
+            )
+            .returning(customers.c.id)
+        )
+        return int(result.scalar_one())
+
+
+async def order(
+    db: Database,
+    ref: str,
+    customer_id: int,
+    days: float,
+    *,
+    total: int = 100_000,
+    sku: str = "CAT-2KG",
+    category: str = "food",
+    status: str = "delivered",
+    redeemed: int = 0,
+) -> None:
+    await SqlOrders(db).add(
+        NewOrder(
+            order_ref=ref,
+            total=total,
+            currency="RUB",
+            status=status,
+            ordered_at=days_ago(days),
+            customer_id=customer_id,
+            bonus_redeemed=redeemed,
+            lines=[OrderLine(sku=sku, name=sku, quantity=1, price=total, category=category)],
+        ),
+        now=NOW,
+    )
+
+
+def query(kind: str, **extra: object) -> SegmentQuery:
+    return SegmentQuery(
+        kind=kind,
+        now=NOW,
+        sleeping_days=90,
+        lost_days=365,
+        point_value=100,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+async def ids(db: Database, kind: str, **extra: object) -> set[int]:
+    return set(await SqlSegments(db).member_ids(query(kind, **extra)))
+
+
+async def test_recency_segments(db: Database) -> None:
+    newbie = await member(db, 1)
+    await order(db, "n1", newbie, days=10)
+    regular = await member(db, 2)  # every ~30 days, last 20 days ago: on schedule
+    for n, age in enumerate((80, 50, 20)):
+        await order(db, f"r{n}", regular, days=age)
+    overdue = await member(db, 3)  # every ~10 days, but the last was 40 days ago
+    for n, age in enumerate((60, 50, 40)):
+        await order(db, f"o{n}", overdue, days=age)
+    one_old = await member(db, 4)  # one order 120 days ago: over sleeping_days
+    await order(db, "s1", one_old, days=120)
+    gone = await member(db, 5)
+    await order(db, "g1", gone, days=500)
+    cancelled_only = await member(db, 6)
+    await order(db, "c1", cancelled_only, days=5, status="cancelled")
+    never = await member(db, 7)
+    outsider = await member(db, 8, joined=False)
+    await order(db, "x1", outsider, days=3)
+
+    assert await ids(db, "all") == {newbie, regular, overdue, one_old, gone, cancelled_only, never}
+    assert await ids(db, "new") == {newbie, one_old, gone}
+    assert await ids(db, "regular") == {regular}
+    assert await ids(db, "sleeping") == {overdue, one_old}
+    assert await ids(db, "lost") == {gone}
+    assert await ids(db, "inactive", days=30) == {overdue, one_old, gone, cancelled_only, never}
+
+
+async def test_purchase_and_tier_segments(db: Database) -> None:
+    cat = await member(db, 11)
+    await order(db, "a", cat, days=5, sku="CAT-2KG", category="food", total=1_200_000)
+    dog = await member(db, 12)
+    await order(db, "b", dog, days=5, sku="DOG-5KG", category="food", total=500_000)
+    await order(db, "c", dog, days=400, sku="LITTER", category="litter", total=5_000_000)
+    refunded = await member(db, 13)
+    await order(db, "d", refunded, days=5, sku="LITTER", category="litter", status="refunded")
+    nothing = await member(db, 14)
+
+    assert await ids(db, "sku", sku="CAT-2KG") == {cat}
+    assert await ids(db, "category", category="litter") == {dog}
+    # Paid spend = total minus redeemed points; thresholds in kopecks: 10 000 ₽ = 1 000 000.
+    assert await ids(db, "tier", spend_from=0, spend_to=1_000_000) == {refunded, nothing}
+    assert await ids(db, "tier", spend_from=1_000_000, spend_to=3_000_000) == {cat}
+    assert await ids(db, "tier", spend_from=3_000_000, spend_to=None) == {dog}
+    # With a rolling window the old big order no longer counts.
+    windowed = await ids(db, "tier", spend_from=0, spend_to=1_000_000, spend_since=days_ago(365))
+    assert windowed == {dog, refunded, nothing}
+
+
+async def test_counts_apply_consent_blocks_and_the_weekly_cap(db: Database) -> None:
+    await member(db, 21)
+    await member(db, 22, opt_in=False)
+    await member(db, 23, blocked=True)
+    assert await SqlSegments(db).count(query("all"), marketing_per_week=2) == (3, 1)
+    assert await SqlSegments(db).count(query("all"), marketing_per_week=0) == (3, 0)
+
+
+def test_segment_values_are_checked() -> None:
+    tiers = ("base", "silver", "gold")
+    assert segment_with_value(SegmentKind.TIER, " Gold ", tier_names=tiers) == Segment(
+        SegmentKind.TIER, tier="gold"
+    )
+    assert segment_with_value(SegmentKind.INACTIVE, "60", tier_names=tiers).days == 60
+    for kind, raw in [
+        (SegmentKind.TIER, "diamond"),
+        (SegmentKind.INACTIVE, "-3"),
+        (SegmentKind.INACTIVE, "soon"),
+        (SegmentKind.SKU, "two words"),
+    ]:
+        with pytest.raises(InvalidSegmentError):
+            segment_with_value(kind, raw, tier_names=tiers)
+    segment = Segment(SegmentKind.SKU, sku="CAT")
+    assert Segment.from_json(segment.as_json()) == segment
