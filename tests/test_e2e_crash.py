@@ -1,4 +1,4 @@
-"""kill -9 in the middle of a delivery run: the restarted bot finishes it, nobody gets a double."""
+"""kill -9 in the middle of a broadcast: the restarted bot finishes it, nobody gets a double."""
 
 from __future__ import annotations
 
@@ -7,12 +7,16 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
+from scenarios.broadcasts import Variant, launch
 from scenarios.clock import SystemClock
-from scenarios.delivery import Category, Outgoing, enqueue
+from scenarios.rules import Rules
+from scenarios.segments import Segment, SegmentKind
+from storage.broadcasts import SqlBroadcasts
 from storage.outbox import SqlOutbox
-from storage.schema import outbox
+from storage.schema import customers, outbox
+from storage.segments import SqlSegments
 from tests.fake_telegram import FakeTelegram, RateLimits
 from tests.support.bot_process import BotProcess
 from tests.support.databases import sqlite_database
@@ -21,7 +25,11 @@ pytestmark = pytest.mark.e2e
 
 RECIPIENTS = list(range(70_000, 70_400))
 CONCURRENCY = 8
+ADMIN = 9001
 CONFIG = f"""
+[broadcasts]
+progress_every_seconds = 1.0
+
 [quiet_hours]
 start = "00:00"
 end = "00:00"
@@ -39,31 +47,46 @@ def delivered(tg: FakeTelegram) -> int:
 async def test_a_killed_bot_resumes_delivery_and_sends_nothing_twice(tmp_path: Path) -> None:
     database = tmp_path / "data" / "bot.sqlite3"
     async with sqlite_database(database) as db:
-        queue = SqlOutbox(db)
-        for chat in RECIPIENTS:
-            await enqueue(
-                queue,
-                Outgoing(
-                    dedupe_key=f"news:{chat}",
-                    chat_id=chat,
-                    category=Category.TRANSACTIONAL,
-                    kind="news",
-                    content={"text": f"Hello {chat}"},
-                ),
-                clock=SystemClock(),
+        now = SystemClock().now()
+        async with db.transaction() as conn:
+            await conn.execute(
+                insert(customers),
+                [
+                    {
+                        "telegram_id": chat,
+                        "created_at": now,
+                        "last_seen_at": now,
+                        "joined_at": now,
+                        "marketing_opt_in": True,
+                    }
+                    for chat in RECIPIENTS
+                ],
             )
+        _, total = await launch(
+            SqlSegments(db),
+            SqlBroadcasts(db),
+            admin_id=ADMIN,
+            segment=Segment(SegmentKind.ALL),
+            variants={"A": Variant(text="<b>Autumn sale</b>: -20% on cat food")},
+            rules=Rules(),
+            clock=SystemClock(),
+            seed=5,
+        )
+        assert total == len(RECIPIENTS)
     (tmp_path / "config.toml").write_text(CONFIG, encoding="utf-8")
 
     limits = RateLimits(global_per_second=100, mode="count")
     async with FakeTelegram(token="123456:CRASH-TOKEN", limits=limits) as tg:
         for chat in RECIPIENTS:
             tg.user(chat, known=True)
+        tg.user(ADMIN, "Olga", known=True)
         # Slow answers keep several requests in flight when the axe falls.
         tg.slow_next("sendMessage", 0.15, times=10_000)
         env = {
             "BOT_TOKEN": tg.token,
             "TELEGRAM_API_BASE": tg.base_url,
             "DATABASE_URL": f"sqlite:///{database}",
+            "ADMIN_IDS": str(ADMIN),
         }
         first = BotProcess(workdir=tmp_path, env=env)
         await first.start()
@@ -85,6 +108,8 @@ async def test_a_killed_bot_resumes_delivery_and_sends_nothing_twice(tmp_path: P
                         if set(counts) <= {"sent", "unknown"}:
                             break
                         await asyncio.sleep(0.2)
+                # The admin gets the final report once the run is over.
+                [report] = await tg.wait_for(ADMIN, timeout=30)
                 async with db.read() as conn:
                     rows = (await conn.execute(select(outbox.c.chat_id, outbox.c.state))).all()
         finally:
@@ -102,3 +127,6 @@ async def test_a_killed_bot_resumes_delivery_and_sends_nothing_twice(tmp_path: P
         # Unknown ones were in flight at the crash: each arrived once or not at all.
         assert sum(got.values()) >= len(RECIPIENTS) - len(unknown)
         assert tg.violations == {"global": 0, "private": 0, "group": 0}
+        assert report.text is not None
+        assert report.text.startswith("Broadcast #1: report")
+        assert f"Delivered: {counts['sent']} of {len(RECIPIENTS)}" in report.text
