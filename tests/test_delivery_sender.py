@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -110,7 +111,7 @@ def make_rig(db: Database, renderer: Renderer, i18n: CatalogI18n, delivery: Deli
         rules=Rules(delivery=delivery),
         clock=clock,
         shop_zone=ZoneInfo("Europe/Kyiv"),
-        worker_id="test-worker",
+        worker_id=worker_id,
     )
     return Rig(db, clock, session, sender, SqlOutbox(db), SqlCustomers(db))
 
@@ -284,3 +285,19 @@ async def test_a_lapsed_claim_is_not_sent_by_its_old_owner(rig: Rig) -> None:
         ids=[1], worker="slow", now=now, lease_until=now + timedelta(minutes=1)
     )
     assert allowed == set()
+
+
+async def test_two_senders_on_one_database_never_send_a_message_twice(
+    db: Database, renderer: Renderer, i18n: CatalogI18n
+) -> None:
+    """Two bot processes share the queue: rows are claimed (SKIP LOCKED), not just read."""
+    first = make_rig(db, renderer, i18n)
+    second = make_rig(db, renderer, i18n, worker_id="second-worker")
+    for n in range(300):
+        await first.queue(f"m{n}", 10_000 + n)
+    await asyncio.gather(first.sender.drain_until_empty(), second.sender.drain_until_empty())
+    texts = first.sent_texts() + second.sent_texts()
+    assert len(texts) == 300
+    assert len(set(texts)) == 300
+    assert first.sent_texts() and second.sent_texts(), "both took a share of the work"
+    assert await first.outbox.counts() == {"sent": 300}
