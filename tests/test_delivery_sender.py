@@ -100,7 +100,13 @@ class Rig:
         return [(m.chat_id, m.text) for m in self.session.calls("SendMessage")]  # type: ignore[attr-defined]
 
 
-def make_rig(db: Database, renderer: Renderer, i18n: CatalogI18n, delivery: Delivery = FAST) -> Rig:
+def make_rig(
+    db: Database,
+    renderer: Renderer,
+    i18n: CatalogI18n,
+    delivery: Delivery = FAST,
+    worker_id: str = "test-worker",
+) -> Rig:
     clock = FixedClock(NOON_KYIV)
     session = RecordingSession()
     sender = OutboxSender(
