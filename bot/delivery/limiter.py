@@ -22,6 +22,8 @@ _MARGIN = 0.05
 _RATE_HEADROOM = 0.98
 _CATCH_UP = 0.015
 _GROUP_WINDOW = 60.0
+# While a chat's previous request is in flight, look at it again this often.
+_IN_FLIGHT_POLL = 0.02
 
 
 class RateLimiter:
@@ -38,30 +40,53 @@ class RateLimiter:
         self._next_global = {False: 0.0, True: 0.0}
         self._paused_until = 0.0
         self._slowdown = 1.0  # 1.0: full configured rate; lowered after a 429, regained slowly
-        self._next_private: dict[int, float] = {}
+        self._next_chat: dict[int, float] = {}
+        self._in_flight: dict[int, int] = {}
         self._group_sends: dict[int, deque[float]] = {}
 
     def chat_ready_at(self, chat_id: int) -> float:
-        """The earliest moment this chat may receive the next message."""
-        if chat_id > 0:
-            return self._next_private.get(chat_id, 0.0)
-        sends = self._group_sends.get(chat_id)
-        spacing = self._next_private.get(chat_id, 0.0)
-        if sends is None or len(sends) < self.limits.group_per_minute:
-            return spacing
-        return max(spacing, sends[0] + _GROUP_WINDOW + _MARGIN)
+        """The earliest moment this chat may receive the next message.
+
+        Spacing counts from when the previous request to the chat came back (its arrival at
+        Telegram was no later), so a slow request can never squeeze two arrivals together;
+        while one is in flight the chat waits.
+        """
+        moment = self._now()
+        ready = self._next_chat.get(chat_id, 0.0)
+        if self._in_flight.get(chat_id):
+            ready = max(ready, moment + _IN_FLIGHT_POLL)
+        if chat_id < 0:
+            sends = self._group_sends.get(chat_id)
+            if sends is not None:
+                while sends and sends[0] <= moment - _GROUP_WINDOW:
+                    sends.popleft()
+                if len(sends) >= self.limits.group_per_minute:
+                    oldest = sends[len(sends) - self.limits.group_per_minute]
+                    ready = max(ready, oldest + _GROUP_WINDOW + _MARGIN)
+        return ready
 
     def reserve_chat(self, chat_id: int) -> None:
-        """Count a message to this chat as sent now."""
+        """A message to this chat is about to leave."""
         moment = self._now()
-        self._next_private[chat_id] = moment + self.limits.private_interval + _MARGIN
+        self._in_flight[chat_id] = self._in_flight.get(chat_id, 0) + 1
+        self._next_chat[chat_id] = moment + self.limits.private_interval + _MARGIN
+        if len(self._next_chat) > 50_000:  # forget chats whose spacing has long passed
+            self._next_chat = {c: t for c, t in self._next_chat.items() if t > moment}
+
+    def chat_done(self, chat_id: int, *, sent: bool = True) -> None:
+        """The request to this chat came back (``sent``: Telegram took the message)."""
+        moment = self._now()
+        left = self._in_flight.get(chat_id, 1) - 1
+        if left:
+            self._in_flight[chat_id] = left
+        else:
+            self._in_flight.pop(chat_id, None)
+        if not sent:
+            return
+        interval = self.limits.private_interval + _MARGIN
+        self._next_chat[chat_id] = max(self._next_chat.get(chat_id, 0.0), moment + interval)
         if chat_id < 0:
-            sends = self._group_sends.setdefault(chat_id, deque())
-            sends.append(moment)
-            while len(sends) > self.limits.group_per_minute:
-                sends.popleft()
-        if len(self._next_private) > 50_000:  # forget chats whose spacing has long passed
-            self._next_private = {c: t for c, t in self._next_private.items() if t > moment}
+            self._group_sends.setdefault(chat_id, deque()).append(moment)
 
     def global_delay(self, *, paid: bool = False) -> float:
         """Seconds until the next slot of the bot-wide (or paid-broadcast) rate is free."""

@@ -252,6 +252,7 @@ class OutboxSender:
         for row, ready in group:
             if row.id not in allowed:
                 self._slots.release()  # our claim lapsed; someone else owns the message now
+                self.limiter.chat_done(row.chat_id, sent=False)
                 continue
             task = asyncio.create_task(self._send(row, ready), name=f"send-{row.id}")
             self._in_flight.add(task)
@@ -333,7 +334,10 @@ class OutboxSender:
 
     async def _send(self, row: OutboxRow, ready: _Ready) -> None:
         try:
-            outcome = await self._attempt(row, ready)
+            try:
+                outcome = await self._attempt(row, ready)
+            finally:
+                self.limiter.chat_done(row.chat_id)
             await self.recorder.record(outcome)
         except Exception:  # recording failed: the row stays "sending" and ends up "unknown"
             log.exception("recording the outcome of outbox message %s failed", row.dedupe_key)

@@ -1,0 +1,67 @@
+"""The rate limiter with a hand-driven clock: global spacing, per-chat spacing, group window."""
+
+from __future__ import annotations
+
+from bot.delivery.limiter import Limits, RateLimiter
+
+
+class Ticker:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_chat_waits_for_its_previous_request_and_then_a_full_interval() -> None:
+    tick = Ticker()
+    limiter = RateLimiter(Limits(private_interval=1.0), now=tick)
+    assert limiter.chat_ready_at(7) <= tick.now
+    limiter.reserve_chat(7)
+    tick.now += 3.0  # the request is slow: still in flight three seconds later
+    assert limiter.chat_ready_at(7) > tick.now, "nothing more while one is in flight"
+    limiter.chat_done(7)
+    assert limiter.chat_ready_at(7) >= tick.now + 1.0
+    assert limiter.chat_ready_at(8) <= tick.now, "other chats are not held up"
+
+
+def test_a_group_gets_at_most_its_per_minute_quota() -> None:
+    tick = Ticker()
+    limiter = RateLimiter(Limits(private_interval=0.0, group_per_minute=20), now=tick)
+    start = tick.now
+    for _ in range(20):
+        assert limiter.chat_ready_at(-100) <= tick.now
+        limiter.reserve_chat(-100)
+        limiter.chat_done(-100)
+        tick.now += 0.1
+    assert limiter.chat_ready_at(-100) >= start + 60.0
+    tick.now = start + 61.0
+    assert limiter.chat_ready_at(-100) <= tick.now
+
+
+def test_the_global_rate_keeps_its_grid_but_saves_up_no_burst() -> None:
+    tick = Ticker()
+    limiter = RateLimiter(Limits(rate_per_second=100.0), now=tick)
+    taken = 0
+    end = tick.now + 1.0
+    while tick.now < end:
+        delay = limiter.global_delay()
+        if delay:
+            tick.now += delay + 0.0005  # sleeps overshoot a little
+        else:
+            limiter.take_global()
+            taken += 1
+    assert 95 <= taken <= 100, taken
+    tick.now += 60.0  # a quiet minute
+    limiter.take_global()
+    assert limiter.global_delay() > 0, "no burst after a pause"
+
+
+def test_a_429_pauses_everything_and_slows_down() -> None:
+    tick = Ticker()
+    limiter = RateLimiter(Limits(rate_per_second=10.0), now=tick)
+    limiter.pause(3)
+    assert limiter.global_delay() == 3.0
+    tick.now += 3.0
+    limiter.take_global()
+    assert limiter.global_delay() > 1 / 10.0, "slower than the configured rate for a while"
