@@ -11,12 +11,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
-import tempfile
 import time
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from aiogram import Bot
@@ -24,6 +22,7 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from sqlalchemy import insert
 
+from bench.common import backends, fresh_database
 from bot.delivery.sender import OutboxSender
 from locales import create_i18n
 from locales.rendering import Renderer
@@ -34,7 +33,6 @@ from storage.database import Database
 from storage.outbox import SqlOutbox
 from storage.schema import customers
 from tests.fake_telegram import FakeTelegram, RateLimits
-from tests.support.databases import postgres_database, postgres_problem, sqlite_database
 
 TOKEN = "123456:BENCH-TOKEN"
 FIRST_CHAT = 100_000
@@ -133,21 +131,17 @@ async def run_case(
     return count / wall, cpu / count * 1000
 
 
-async def bench(backends: list[str], cases: list[tuple[float, int, bool]]) -> None:
+async def bench(chosen: list[str], cases: list[tuple[float, int, bool]]) -> None:
     users = max(count for _, count, _ in cases)
     parent, child = multiprocessing.Pipe()
     fake = multiprocessing.Process(target=serve_fake, args=(child, users), daemon=True)
     fake.start()
     base_url = parent.recv()
     try:
-        for backend in backends:
+        for backend in chosen:
             for limit, count, paid in cases:
                 async with AsyncExitStack() as stack:
-                    if backend == "sqlite":
-                        folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-                        db = await stack.enter_async_context(sqlite_database(folder / "b.sqlite3"))
-                    else:
-                        db = await stack.enter_async_context(postgres_database())
+                    db = await fresh_database(stack, backend)
                     rate, cpu_ms = await run_case(db, base_url, limit=limit, count=count, paid=paid)
                 parent.send("violations")
                 violations = parent.recv()
@@ -170,14 +164,7 @@ def main() -> None:
     args = parser.parse_args()
     scale = 0.3 if args.quick else 1.0
     cases = [(30.0, int(600 * scale), False), (1000.0, int(10_000 * scale), True)]
-    backends = ["sqlite"]
-    if args.postgres:
-        problem = asyncio.run(postgres_problem())
-        if problem:
-            print(f"postgresql: skipped ({problem})")
-        else:
-            backends.append("postgresql")
-    asyncio.run(bench(backends, cases))
+    asyncio.run(bench(asyncio.run(backends(with_postgres=args.postgres)), cases))
     print(f"measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
 
 

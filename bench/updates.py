@@ -9,22 +9,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from functools import partial
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from aiogram import Bot, Dispatcher, Router
 from aiogram.types import Message, Update
 
+from bench.common import backends, fresh_database
 from locales import create_i18n
 from locales.rendering import Renderer
 from scenarios.clock import SystemClock
-from tests.support.databases import postgres_database, postgres_problem, sqlite_database
 from tests.support.flow import BOT_TOKEN, build_flow
 from tests.support.recording_session import RecordingSession
 from tests.support.updates import TgUser, Updates
@@ -69,22 +67,12 @@ async def run(updates_count: int, users: int, with_postgres: bool) -> None:
     echo_dp, echo_bot = bare_echo()
     warmup = make_updates(200, 50, "/help")
 
-    backends = ["sqlite"]
-    if with_postgres:
-        problem = await postgres_problem()
-        if problem:
-            print(f"postgresql: skipped ({problem})")
-        else:
-            backends.append("postgresql")
+    chosen = await backends(with_postgres=with_postgres)
 
     print(f"{updates_count} updates from {users} users, {CONCURRENCY} in flight")
-    for backend in backends:
+    for backend in chosen:
         async with AsyncExitStack() as stack:
-            if backend == "sqlite":
-                folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-                db = await stack.enter_async_context(sqlite_database(folder / "bench.sqlite3"))
-            else:
-                db = await stack.enter_async_context(postgres_database())
+            db = await fresh_database(stack, backend)
             flow = build_flow(
                 db=db,
                 clock=SystemClock(),

@@ -256,6 +256,10 @@ async def got_text(message: Message, state: FSMContext) -> None:
     variants = data["variants"]
     variants[variant] = Variant(text=text).as_json()
     await state.update_data(variants=variants)
+    await _ask_for_button(message, state)
+
+
+async def _ask_for_button(message: Message, state: FSMContext) -> None:
     await state.set_state(Wizard.button)
     builder = InlineKeyboardBuilder()
     builder.button(text=_("No button"), callback_data=WizardStep(action="skip_button"))
@@ -291,13 +295,7 @@ async def got_extra_text(message: Message, state: FSMContext) -> None:
     if target == "B":
         variants["B"] = Variant(text=text).as_json()
         await state.update_data(variants=variants, editing="B")
-        await state.set_state(Wizard.button)
-        builder = InlineKeyboardBuilder()
-        builder.button(text=_("No button"), callback_data=WizardStep(action="skip_button"))
-        await message.answer(
-            _("Add one link button? Send it as: Label | https://link"),
-            reply_markup=builder.as_markup(),
-        )
+        await _ask_for_button(message, state)
         return
     variants["A"].setdefault("by_locale", {})[target] = text
     await state.update_data(variants=variants)
