@@ -19,6 +19,7 @@ from storage.broadcasts import SqlBroadcasts
 from storage.customers import SqlCustomers
 from storage.database import Database
 from storage.outbox import SqlOutbox
+from storage.preferences import SqlPreferences
 from storage.segments import SqlSegments
 
 
@@ -46,6 +47,7 @@ def create_dispatcher(
         customers=customers,
         outbox=SqlOutbox(db),
         segments=SqlSegments(db),
+        preferences=SqlPreferences(db),
         broadcasts=SqlBroadcasts(db),
         renderer=renderer,
         rules=rules,

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from handlers import admin, broadcast, errors, fallback, help, language, membership, start
+from handlers import (
+    admin,
+    broadcast,
+    errors,
+    fallback,
+    help,
+    language,
+    membership,
+    settings,
+    start,
+)
 
 
 def create_routers() -> list[Router]:
@@ -14,6 +24,7 @@ def create_routers() -> list[Router]:
         membership.create_router(),
         start.create_router(),
         language.create_router(),
+        settings.create_router(),
         help.create_router(),
         admin.create_router(),
         broadcast.create_router(),

@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 CUSTOMER_COMMANDS: tuple[tuple[str, LazyProxy], ...] = (
     ("start", __("Start and join the bonus program")),
     ("lang", __("Change the language")),
+    ("settings", __("Choose which messages you get")),
     ("help", __("What this bot can do")),
 )
 ADMIN_COMMANDS: tuple[tuple[str, LazyProxy], ...] = (
