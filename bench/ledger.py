@@ -1,15 +1,17 @@
 """Accruals/second through the points ledger, against raw single-row insert+commit transactions.
 
 Run: python -m bench.ledger [--accruals 2000] [--customers 200] [--postgres]
-Both sides run CONCURRENCY at a time on the same database in the same run, so the ratio shows
-what an accrual costs over the cheapest possible write: the customer's lock, the idempotency
-check, tier spend, expiry check, the entry, its lot and the cached account.
+Both sides run CONCURRENCY at a time on the same database, in alternating rounds (medians are
+shown, so a busy machine slows both alike). The ratio shows what an accrual costs over the
+cheapest possible write: the customer's lock, the idempotency check, the tier's spend, the
+expiry check, the entry, its lot and the cached account.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import statistics
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -28,11 +30,12 @@ from storage.schema import ledger_entries
 from tests.support.databases import postgres_database, postgres_problem, sqlite_database
 
 CONCURRENCY = 10  # like several shop webhooks arriving at once
+ROUNDS = 5
 
 
-async def measure(work: Callable[[int], Awaitable[object]], count: int) -> float:
+async def measure(work: Callable[[int], Awaitable[object]], numbers: range) -> float:
     """Calls per second, CONCURRENCY at a time."""
-    queue = list(range(count))
+    queue = list(numbers)
     started = time.perf_counter()
 
     async def worker() -> None:
@@ -40,7 +43,7 @@ async def measure(work: Callable[[int], Awaitable[object]], count: int) -> float
             await work(queue.pop())
 
     await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-    return count / (time.perf_counter() - started)
+    return len(numbers) / (time.perf_counter() - started)
 
 
 async def make_customers(db: Database, count: int) -> list[int]:
@@ -93,8 +96,13 @@ async def bench_backend(db: Database, backend: str, accruals: int, customer_coun
     for n in range(100):  # warm up connections, caches and statement compilation
         await accrue(n, "warm")
         await raw_insert(n, "warm")
-    raw = await measure(raw_insert, accruals)
-    ours = await measure(accrue, accruals)
+    raw_rates, our_rates = [], []
+    per_round = max(accruals // ROUNDS, 1)
+    for start in range(0, per_round * ROUNDS, per_round):
+        numbers = range(start, start + per_round)
+        raw_rates.append(await measure(raw_insert, numbers))
+        our_rates.append(await measure(accrue, numbers))
+    raw, ours = statistics.median(raw_rates), statistics.median(our_rates)
     print(
         f"{backend:<10} accruals {ours:8.0f}/s | raw insert+commit {raw:8.0f}/s | "
         f"ratio accrual/raw {ours / raw:.3f}"

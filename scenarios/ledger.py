@@ -63,8 +63,11 @@ class RefusalCode(StrEnum):
 
 
 class LedgerRefusal(Exception):
-    """The ledger will not do this; ``code`` for programs, ``message`` for people. Nothing was
-    written (a refusal is decided before the first write)."""
+    """The ledger will not do this; ``code`` for programs, ``message`` for people.
+
+    Refusals are decided before the first write. The one found at a write, losing a key to
+    another customer in a race, rolls the unit of work back with it.
+    """
 
     def __init__(self, code: RefusalCode, message: str) -> None:
         super().__init__(message)
@@ -409,7 +412,8 @@ class PointsLedger:
                 lots=lots,
             )
             if appended is None:  # a concurrent writer recorded it first
-                return await _accrual_replay(book, await _existing(book, EntryKind.ACCRUAL, source))
+                existing = await _existing(book, EntryKind.ACCRUAL, source, customer_id)
+                return await _accrual_replay(book, existing)
             await _settle_debts(book, appended, now)
         return Accrual(
             entry=appended.entry,
@@ -482,8 +486,7 @@ class PointsLedger:
                 spend=allocations,
             )
             if appended is None:
-                entry = await _existing(book, EntryKind.REDEMPTION, source)
-                _same_customer(entry, customer_id)
+                entry = await _existing(book, EntryKind.REDEMPTION, source, customer_id)
                 return Redemption(entry=entry, points=-entry.amount, replayed=True)
         return Redemption(entry=appended.entry, points=points, replayed=False)
 
@@ -525,6 +528,7 @@ class PointsLedger:
                         actor_id=actor_id,
                         occurred_at=now,
                     ),
+                    customer_id=customer_id,
                     lots=[
                         NewLot(
                             amount=part.amount,
@@ -573,6 +577,7 @@ class PointsLedger:
                     actor_id=actor_id,
                     occurred_at=now,
                 ),
+                customer_id=customer_id,
                 spend=take_back,
             )
             written.append(reversal.entry)
@@ -599,6 +604,7 @@ class PointsLedger:
                         actor_id=actor_id,
                         occurred_at=now,
                     ),
+                    customer_id=customer_id,
                     spend=allocations,
                     owed=owed,
                 )
@@ -650,8 +656,7 @@ class PointsLedger:
                 lots=[new_lot(kind, points, now=now, bonus=self._bonus)],
             )
             if appended is None:
-                entry = await _existing(book, kind, source)
-                _same_customer(entry, customer_id)
+                entry = await _existing(book, kind, source, customer_id)
                 return Posted(entry=entry, replayed=True)
             await _settle_debts(book, appended, now)
         return Posted(entry=appended.entry, replayed=False)
@@ -661,7 +666,8 @@ class PointsLedger:
     ) -> Posted:
         """An admin adds (points > 0) or removes (points < 0) points, with a reason. ``key``
         (e.g. the admin's request id) makes a repeated press a no-op. Removal takes from any
-        unexpired points, pending ones last, and never more than the customer has."""
+        unexpired points, pending ones too, closest to expiry first, and never more than the
+        customer has."""
         if type(points) is not int or points == 0:
             raise LedgerRefusal(RefusalCode.INVALID_AMOUNT, "an adjustment needs a non-zero number")
         source = f"adjustment:{_checked_key(key, 'adjustment key')}"
@@ -698,8 +704,7 @@ class PointsLedger:
                 spend=allocations,
             )
             if appended is None:
-                entry = await _existing(book, EntryKind.ADJUSTMENT, source)
-                _same_customer(entry, customer_id)
+                entry = await _existing(book, EntryKind.ADJUSTMENT, source, customer_id)
                 return Posted(entry=entry, replayed=True)
             await _settle_debts(book, appended, now)
         return Posted(entry=appended.entry, replayed=False)
@@ -887,6 +892,7 @@ async def _append(
     book: LedgerBook,
     entry: NewEntry,
     *,
+    customer_id: int,
     lots: Sequence[NewLot] = (),
     spend: Sequence[Allocation] = (),
     owed: int = 0,
@@ -894,15 +900,20 @@ async def _append(
     """Append an entry the caller, holding the customer's lock, knows to be new."""
     appended = await book.append(entry=entry, lots=lots, spend=spend, owed=owed)
     if appended is None:
-        # Only a writer ignoring the customer's lock could have got here first.
+        # Under the customer's lock only another customer can have taken the key meanwhile.
+        await _existing(book, entry.kind, entry.source, customer_id)
         raise RuntimeError(f"{entry.kind} {entry.source} appeared under the customer's lock")
     return appended
 
 
-async def _existing(book: LedgerBook, kind: EntryKind, source: str) -> EntryRecord:
+async def _existing(
+    book: LedgerBook, kind: EntryKind, source: str, customer_id: int
+) -> EntryRecord:
+    """The entry that won a race for this key: a replay if it is this customer's."""
     entry = await book.entry(kind=kind, source=source)
     if entry is None:
         raise RuntimeError(f"{kind} {source} conflicted but cannot be found")
+    _same_customer(entry, customer_id)
     return entry
 
 

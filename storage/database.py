@@ -68,8 +68,10 @@ class Database:
         busy_timeout_ms: int = 10_000,
         pool_size: int = 10,
         connect_args: dict[str, Any] | None = None,
+        foreign_keys: bool = True,
     ) -> None:
         self.url = normalize_database_url(url)
+        self.connect_args = connect_args or {}
         self.backend: Literal["sqlite", "postgresql"] = (
             "sqlite" if self.url.startswith("sqlite") else "postgresql"
         )
@@ -81,7 +83,7 @@ class Database:
         self._sqlite_writer = asyncio.Lock()
         if self.backend == "sqlite":
             _ensure_sqlite_directory(self.url)
-            _tune_sqlite(self.engine, busy_timeout_ms)
+            _tune_sqlite(self.engine, busy_timeout_ms, foreign_keys=foreign_keys)
 
     @property
     def is_sqlite(self) -> bool:
@@ -134,7 +136,7 @@ def _ensure_sqlite_directory(url: str) -> None:
         Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
 
-def _tune_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
+def _tune_sqlite(engine: AsyncEngine, busy_timeout_ms: int, *, foreign_keys: bool) -> None:
     """WAL for concurrent readers, a busy timeout for other processes, our own BEGIN."""
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -146,7 +148,7 @@ def _tune_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
             "PRAGMA journal_mode=WAL",
             f"PRAGMA busy_timeout={busy_timeout_ms}",
             "PRAGMA synchronous=NORMAL",
-            "PRAGMA foreign_keys=ON",
+            f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}",
         ):
             cursor.execute(pragma)
         cursor.close()

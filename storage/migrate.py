@@ -28,14 +28,31 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
+class MigrationError(RuntimeError):
+    """A migration left rows that point nowhere; it was rolled back."""
+
+
 async def migrate(db: Database, revision: str = "head") -> str | None:
     """Bring the schema to ``revision``; returns the revision the database is at afterwards."""
-    async with db.engine.begin() as connection:
-        if db.backend == "postgresql":
+    if db.backend == "postgresql":
+        async with db.engine.begin() as connection:
             await connection.execute(
                 text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID}
             )
-        return await connection.run_sync(_upgrade, revision)
+            return await connection.run_sync(_upgrade, revision)
+    # SQLite alters a table by copying it and dropping the original; with foreign keys enforced
+    # that drop would cascade into (or be refused by) every table referring to it. So migrate
+    # with enforcement off, and check the references by hand before committing.
+    unchecked = Database(db.url, connect_args=db.connect_args, foreign_keys=False)
+    try:
+        async with unchecked.engine.begin() as connection:
+            revision_now = await connection.run_sync(_upgrade, revision)
+            dangling = (await connection.execute(text("PRAGMA foreign_key_check"))).all()
+            if dangling:
+                raise MigrationError(f"rows pointing nowhere after migrating: {dangling[:5]}")
+            return revision_now
+    finally:
+        await unchecked.close()
 
 
 async def current_revision(db: Database) -> str | None:

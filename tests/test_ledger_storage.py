@@ -199,6 +199,35 @@ async def test_the_same_order_sent_concurrently_is_recorded_once(
     assert await count(db, ledger_entries) == 1
 
 
+async def test_two_customers_racing_for_one_order_id_never_get_each_others_points(
+    db: Database, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Different customers hold different locks, so both may look before either writes; the
+    unique index then decides, and the loser is refused rather than handed the winner's entry.
+    """
+    anna, boris = await new_customer(db, clock, 1), await new_customer(db, clock, 2)
+    ledger = points_ledger(db, clock)
+    looking = SqlLedgerBook.entries_for
+
+    async def slow_entries_for(self: SqlLedgerBook, *, source: str) -> Any:
+        entries = await looking(self, source=source)
+        await asyncio.sleep(0.02)
+        return entries
+
+    monkeypatch.setattr(SqlLedgerBook, "entries_for", slow_entries_for)
+
+    async def claim(customer: int) -> str:
+        try:
+            accrual = await ledger.accrue(customer_id=customer, order_id="A-1", total=1000 * RUB)
+        except LedgerRefusal as refusal:
+            return refusal.code
+        return f"earned {accrual.points} for {accrual.entry.customer_id == customer}"
+
+    outcomes = await asyncio.gather(claim(anna), claim(boris))
+    assert sorted(outcomes) == ["earned 50 for True", "key_of_another_customer"]
+    assert await count(db, ledger_entries) == 1
+
+
 async def test_paid_spend_leaves_out_cancelled_orders_and_those_before_the_window(
     db: Database, clock: FixedClock
 ) -> None:

@@ -298,3 +298,38 @@ async def test_the_migrations_build_exactly_the_schema_the_code_declares(db: Dat
     async with db.engine.connect() as connection:
         changes = await connection.run_sync(diff)
     assert changes == []
+
+
+async def test_upgrading_a_database_with_data_keeps_every_row(db: Database) -> None:
+    """Migrations run on live shops: rows referring to altered tables must survive."""
+    from sqlalchemy import text as sql
+
+    from storage.migrate import migrate as upgrade
+    from storage.schema import metadata
+
+    async with db.engine.begin() as conn:  # start again from an empty schema at 0002
+        await conn.run_sync(metadata.drop_all)
+        await conn.execute(sql("DROP TABLE IF EXISTS alembic_version"))
+    await upgrade(db, "0002")
+    now = datetime(2026, 11, 1, tzinfo=UTC)
+    async with db.transaction() as conn:
+        await conn.execute(
+            sql(
+                "INSERT INTO customers (id, telegram_id, created_at, last_seen_at) "
+                "VALUES (1, 501, :now, :now)"
+            ),
+            {"now": now.replace(tzinfo=None)},
+        )
+        await conn.execute(
+            sql(
+                "INSERT INTO notification_mutes (customer_id, kind, muted_at) "
+                "VALUES (1, 'reminder', :now)"
+            ),
+            {"now": now.replace(tzinfo=None)},
+        )
+    await upgrade(db)
+    async with db.read() as conn:
+        mutes = (await conn.execute(sql("SELECT customer_id, kind FROM notification_mutes"))).all()
+        phone = (await conn.execute(sql("SELECT phone FROM customers WHERE id = 1"))).scalar_one()
+    assert [tuple(row) for row in mutes] == [(1, "reminder")]
+    assert phone is None
