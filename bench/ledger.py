@@ -12,13 +12,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import tempfile
-import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
+from bench.common import backends, fresh_database, per_second
 from scenarios.clock import SystemClock
 from scenarios.ledger import PointsLedger
 from scenarios.rules import Bonus
@@ -27,7 +25,6 @@ from storage.customers import SqlCustomers
 from storage.database import Database
 from storage.ledger import SqlLedger
 from storage.schema import ledger_entries
-from tests.support.databases import postgres_database, postgres_problem, sqlite_database
 
 CONCURRENCY = 10  # like several shop webhooks arriving at once
 ROUNDS = 5
@@ -35,15 +32,7 @@ ROUNDS = 5
 
 async def measure(work: Callable[[int], Awaitable[object]], numbers: range) -> float:
     """Calls per second, CONCURRENCY at a time."""
-    queue = list(numbers)
-    started = time.perf_counter()
-
-    async def worker() -> None:
-        while queue:
-            await work(queue.pop())
-
-    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-    return len(numbers) / (time.perf_counter() - started)
+    return await per_second(work, numbers, concurrency=CONCURRENCY)
 
 
 async def make_customers(db: Database, count: int) -> list[int]:
@@ -110,21 +99,11 @@ async def bench_backend(db: Database, backend: str, accruals: int, customer_coun
 
 
 async def run(accruals: int, customer_count: int, with_postgres: bool) -> None:
-    backends = ["sqlite"]
-    if with_postgres:
-        problem = await postgres_problem()
-        if problem:
-            print(f"postgresql: skipped ({problem})")
-        else:
-            backends.append("postgresql")
+    chosen = await backends(with_postgres=with_postgres)
     print(f"{accruals} accruals for {customer_count} customers, {CONCURRENCY} in flight")
-    for backend in backends:
+    for backend in chosen:
         async with AsyncExitStack() as stack:
-            if backend == "sqlite":
-                folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-                db = await stack.enter_async_context(sqlite_database(folder / "bench.sqlite3"))
-            else:
-                db = await stack.enter_async_context(postgres_database())
+            db = await fresh_database(stack, backend)
             await bench_backend(db, backend, accruals, customer_count)
     print(f"measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
 

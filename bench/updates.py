@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
@@ -19,7 +18,7 @@ from zoneinfo import ZoneInfo
 from aiogram import Bot, Dispatcher, Router
 from aiogram.types import Message, Update
 
-from bench.common import backends, fresh_database
+from bench.common import backends, fresh_database, per_second
 from locales import create_i18n
 from locales.rendering import Renderer
 from scenarios.clock import SystemClock
@@ -38,15 +37,7 @@ def make_updates(count: int, users: int, text: str) -> list[Update]:
 
 async def measure(feed: Callable[[Update], Awaitable[object]], updates: list[Update]) -> float:
     """Updates per second, CONCURRENCY at a time."""
-    queue = list(updates)
-    started = time.perf_counter()
-
-    async def worker() -> None:
-        while queue:
-            await feed(queue.pop())
-
-    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-    return len(updates) / (time.perf_counter() - started)
+    return await per_second(feed, updates, concurrency=CONCURRENCY)
 
 
 def bare_echo() -> tuple[Dispatcher, Bot]:
