@@ -102,7 +102,7 @@ async def run_case(
         rate_per_second=limit if not paid else 25.0,
         allow_paid_broadcast=paid,
         paid_rate_per_second=limit,
-        concurrency=32 if paid else 8,
+        concurrency=64 if paid else 8,
         batch_size=1000,
         marketing_per_day=1,
         marketing_per_week=2,

@@ -191,6 +191,7 @@ class OutboxSender:
         ]
         heapq.heapify(heap)
         starting: list[tuple[OutboxRow, _Ready]] = []
+        credits = 0  # in-flight slots taken ahead for the next messages
         while heap:
             if self._stopping.is_set():
                 await self._start(starting)
@@ -216,25 +217,36 @@ class OutboxSender:
             prepared = self._prepare(row, batch)
             if prepared is None:
                 continue
+            if credits == 0:
+                # In-flight slots are taken before marking "sending": at most ``concurrency``
+                # messages are ever in that state, which bounds what a crash leaves "unknown".
+                # They are taken a few at a time so that "sending" marks go out in groups.
+                await self._start(starting)  # the slots we wait for may be held by "starting"
+                credits = await self._take_slots()
             delay = self.limiter.global_delay(paid=prepared.paid)
             if delay > _GROUP_PAUSE:
                 await self._start(starting)
             if delay > 0:
                 await asyncio.sleep(delay)
             self.limiter.take_global(paid=prepared.paid)
-            if self._slots.locked():
-                await self._start(starting)  # the slots we wait for may be held by "starting"
-            # Take the in-flight slot before marking "sending": at most ``concurrency``
-            # messages are ever in that state, which bounds what a crash leaves "unknown".
-            await self._slots.acquire()
+            credits -= 1
             self.limiter.reserve_chat(row.chat_id)
             batch.note_sent(row, self.clock.now())
             starting.append((row, prepared))
             if len(starting) >= _START_GROUP:
                 await self._start(starting)
         await self._start(starting)
+        for _ in range(credits):
+            self._slots.release()
         await self._settle_in_flight()
         await self.recorder.drain()
+
+    async def _take_slots(self) -> int:
+        """Wait for a quarter of the in-flight slots (at least one) and take them."""
+        wanted = max(1, self.delivery.concurrency // 4)
+        for _ in range(wanted):
+            await self._slots.acquire()
+        return wanted
 
     async def _start(self, starting: list[tuple[OutboxRow, _Ready]]) -> None:
         """Mark a group "sending" in one transaction, then let their requests go."""
