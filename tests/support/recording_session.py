@@ -58,7 +58,7 @@ class RecordingSession(BaseSession):
     def _fabricate(self, bot: Bot, method: TelegramMethod[Any]) -> Any:
         returning = method.__returning__
         name = type(method).__name__
-        if name == "GetMe":
+        if method.__api_method__ == "getMe":
             return User(id=bot.id, is_bot=True, first_name="Shop", username="shop_test_bot")
         if returning is bool or name.startswith(("Set", "Delete", "Answer")):
             return True
@@ -79,14 +79,16 @@ class RecordingSession(BaseSession):
         raise AssertionError(f"RecordingSession cannot fabricate a result for {name}")
 
     def calls(self, method_name: str) -> list[TelegramMethod[Any]]:
-        return [request for request in self.requests if type(request).__name__ == method_name]
+        """Requests of one Bot API method ("SendMessage" or "sendMessage"), subclasses too."""
+        wanted = method_name.lower()
+        return [r for r in self.requests if r.__api_method__.lower() == wanted]
 
     def texts_to(self, chat_id: int) -> list[str]:
         """Texts the bot sent to or edited in a chat, in order."""
         return [
             request.text  # type: ignore[attr-defined]
             for request in self.requests
-            if type(request).__name__ in {"SendMessage", "EditMessageText"}
+            if request.__api_method__ in {"sendMessage", "editMessageText"}
             and getattr(request, "chat_id", None) == chat_id
         ]
 
