@@ -19,7 +19,6 @@ from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
 from aiogram.fsm.storage.redis import RedisEventIsolation, RedisStorage
 from aiogram.utils.i18n import I18n
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from sqlalchemy.engine import make_url
 
 from bot.broadcast_progress import BroadcastProgress
 from bot.delivery.sender import OutboxSender
@@ -147,15 +146,11 @@ def build_application(
     )
 
 
-def describe_database(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)
-
-
 async def run_polling(app: Application) -> None:
     """Migrate, announce the menus, start the periodic jobs and poll until a signal stops us."""
     try:
         revision = await migrate(app.db)
-        log.info("database %s at schema %s", describe_database(app.db.url), revision)
+        log.info("database %s at schema %s", app.db.safe_url, revision)
         me = await app.bot.get_me()
         await register_commands(
             app.bot,

@@ -86,6 +86,11 @@ class Database:
             _tune_sqlite(self.engine, busy_timeout_ms, foreign_keys=foreign_keys)
 
     @property
+    def safe_url(self) -> str:
+        """The URL with any password masked, for logs."""
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    @property
     def is_sqlite(self) -> bool:
         return self.backend == "sqlite"
 
