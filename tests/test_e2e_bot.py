@@ -65,6 +65,7 @@ async def test_the_bot_answers_start_in_each_users_language_and_stops_cleanly(
         assert [c["command"] for c in admin_menu] == [
             "start",
             "lang",
+            "settings",
             "help",
             "status",
             "broadcast",
