@@ -18,8 +18,10 @@ from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
 from aiogram.fsm.storage.redis import RedisEventIsolation, RedisStorage
 from aiogram.utils.i18n import I18n
+from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.api import create_api_app, start_api
 from bot.broadcast_progress import BroadcastProgress
 from bot.delivery.sender import OutboxSender
 from bot.dispatcher import create_dispatcher
@@ -160,6 +162,7 @@ async def run_polling(app: Application) -> None:
         )
         app.scheduler.start()
         delivery = asyncio.create_task(app.sender.run(), name="outbox-sender")
+        api = await start_shop_api(app)
         log.info(
             "bot @%s (id %s) is polling %s; admins: %s; staff chat: %s",
             me.username,
@@ -175,8 +178,30 @@ async def run_polling(app: Application) -> None:
         finally:
             app.sender.stop()
             await delivery
+            if api is not None:
+                await api.cleanup()
     finally:
         await shutdown(app)
+
+
+async def start_shop_api(app: Application) -> web.AppRunner | None:
+    """The shop-facing HTTP API, when API_TOKEN is set; the log says which."""
+    settings = app.settings
+    if settings.api_token is None or not settings.api_token.get_secret_value():
+        log.warning("API_TOKEN is not set: the shop's HTTP API is off")
+        return None
+    runner = await start_api(
+        create_api_app(
+            db=app.db,
+            rules=app.rules,
+            clock=app.clock,
+            api_token=settings.api_token.get_secret_value(),
+        ),
+        settings.api_host,
+        settings.api_port,
+    )
+    log.info("shop HTTP API on http://%s:%s", settings.api_host, settings.api_port)
+    return runner
 
 
 async def shutdown(app: Application) -> None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import event, make_url
+from sqlalchemy import event, literal, make_url, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -126,6 +126,11 @@ class Database:
     def in_transaction(self) -> bool:
         current = self._ambient.get()
         return current is not None and current.open
+
+    async def ping(self) -> None:
+        """One trivial round trip, for health checks; raises if the database is unreachable."""
+        async with self.read() as conn:
+            await conn.execute(select(literal(1)))
 
     async def close(self) -> None:
         await self.engine.dispose()

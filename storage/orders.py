@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from storage.database import Database
-from storage.schema import order_items, orders
+from storage.schema import customers, order_items, orders
 from storage.sql import insert
 
 
@@ -34,6 +34,41 @@ class NewOrder:
     phone: str | None = None
     telegram_id: int | None = None
     bonus_redeemed: int = 0
+    fingerprint: str | None = None  # of the shop API body; None for orders from elsewhere
+
+
+@dataclass(frozen=True, slots=True)
+class StoredOrder:
+    id: int
+    order_ref: str
+    customer_id: int | None
+    phone: str | None
+    telegram_id: int | None
+    total: int
+    bonus_redeemed: int
+    status: str
+    fingerprint: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerMatch:
+    """The customer an order's phone or Telegram id points at; a member once ``joined``."""
+
+    id: int
+    joined: bool
+
+
+_STORED_COLUMNS = (
+    orders.c.id,
+    orders.c.order_ref,
+    orders.c.customer_id,
+    orders.c.phone,
+    orders.c.telegram_id,
+    orders.c.total,
+    orders.c.bonus_redeemed,
+    orders.c.status,
+    orders.c.fingerprint,
+)
 
 
 class SqlOrders:
@@ -57,6 +92,7 @@ class SqlOrders:
                     ordered_at=order.ordered_at,
                     received_at=now,
                     updated_at=now,
+                    fingerprint=order.fingerprint,
                 )
                 .on_conflict_do_nothing(index_elements=["order_ref"])
                 .returning(orders.c.id)
@@ -80,6 +116,43 @@ class SqlOrders:
                     ],
                 )
         return int(order_id)
+
+    async def by_ref(self, *, order_ref: str, lock: bool = False) -> StoredOrder | None:
+        """The order under the shop's id; ``lock`` holds its row until the transaction ends."""
+        statement = select(*_STORED_COLUMNS).where(orders.c.order_ref == order_ref)
+        if lock:  # SQLite renders no FOR UPDATE; its write transaction already serialises
+            statement = statement.with_for_update()
+        async with self._db.read() as conn:
+            row = (await conn.execute(statement)).one_or_none()
+        return StoredOrder(**row._mapping) if row else None
+
+    async def set_status(self, *, order_ref: str, status: str, now: datetime) -> None:
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                update(orders)
+                .where(orders.c.order_ref == order_ref)
+                .values(status=status, updated_at=now)
+            )
+
+    async def match_customer(
+        self, *, telegram_id: int | None, phone: str | None
+    ) -> CustomerMatch | None:
+        """The customer with this Telegram id, else the one with this phone (E.164)."""
+        async with self._db.read() as conn:
+            for column, value in (
+                (customers.c.telegram_id, telegram_id),
+                (customers.c.phone, phone),
+            ):
+                if value is None:
+                    continue
+                row = (
+                    await conn.execute(
+                        select(customers.c.id, customers.c.joined_at).where(column == value)
+                    )
+                ).one_or_none()
+                if row is not None:
+                    return CustomerMatch(id=int(row.id), joined=row.joined_at is not None)
+        return None
 
     async def customer_orders_since(
         self, *, customer_ids: Sequence[int], since: datetime

@@ -123,6 +123,8 @@ orders = Table(
     Column("received_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     Index("ix_orders_customer_ordered", "customer_id", "ordered_at"),
+    # sha256 of the order as the shop API first reported it: a replay must match it exactly.
+    Column("fingerprint", String(64), nullable=True),
 )
 
 order_items = Table(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from tests.fake_telegram import FakeTelegram
@@ -21,6 +23,12 @@ async def tg() -> AsyncIterator[FakeTelegram]:
         yield fake
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def bot_env(tg: FakeTelegram, workdir: Path, **extra: str) -> dict[str, str]:
     return {
         "BOT_TOKEN": tg.token,
@@ -35,10 +43,21 @@ async def test_the_bot_answers_start_in_each_users_language_and_stops_cleanly(
     tg: FakeTelegram, tmp_path: Path
 ) -> None:
     (tmp_path / "config.toml").write_text('[shop]\nname = "Lapki"\n', encoding="utf-8")
-    bot = BotProcess(workdir=tmp_path, env=bot_env(tg, tmp_path))
+    api_port = free_port()
+    bot = BotProcess(
+        workdir=tmp_path,
+        env=bot_env(tg, tmp_path, API_TOKEN="shop-secret", API_PORT=str(api_port)),
+    )
     await bot.start()
     try:
         await bot.wait_for_log("is polling")
+        # The shop's HTTP API runs in the same process.
+        async with aiohttp.ClientSession() as http:
+            base = f"http://127.0.0.1:{api_port}"
+            async with http.get(f"{base}/healthz") as health:
+                assert (health.status, await health.json()) == (200, {"status": "ok"})
+            async with http.get(f"{base}/api/v1/customers/tg:1001") as anonymous:
+                assert anonymous.status == 401
         anna = tg.user(1001, "Anna", language_code="ru")
         taras = tg.user(1002, "Тарас", language_code="uk")
         john = tg.user(1003, "John", language_code="en-GB")

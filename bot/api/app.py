@@ -1,0 +1,216 @@
+"""The shop API's aiohttp application: auth, JSON errors, and the order and customer routes."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+from pydantic import BaseModel, ValidationError
+
+from bot.api.models import BodyProblem, OrderBody, StatusBody, body_problem
+from scenarios.clock import Clock
+from scenarios.ledger import PointsLedger
+from scenarios.orders import (
+    CustomerCard,
+    OrderDesk,
+    OrderProblem,
+    Points,
+    ProblemKind,
+    Receipt,
+    StatusChange,
+)
+from scenarios.rules import Rules
+from scenarios.tiers import TierLadder
+from storage.database import Database
+from storage.ledger import SqlLedger
+from storage.orders import SqlOrders
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
+
+DESK = web.AppKey("order_desk", OrderDesk)
+DATABASE = web.AppKey("database", Database)
+MAX_BODY = 1024 * 1024
+HEALTH_TIMEOUT = 5.0
+OPEN_PATHS = frozenset({"/healthz"})
+
+_STATUS = {
+    ProblemKind.MALFORMED: 400,
+    ProblemKind.INVALID: 422,
+    ProblemKind.NOT_FOUND: 404,
+    ProblemKind.CONFLICT: 409,
+}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error_response(status: int, code: str, message: str, field: str | None = None) -> web.Response:
+    return web.json_response(
+        {"error": {"code": code, "message": message, "field": field}}, status=status
+    )
+
+
+def create_api_app(*, db: Database, rules: Rules, clock: Clock, api_token: str) -> web.Application:
+    """The API over this database; every route but /healthz wants ``Bearer <api_token>``."""
+    if not api_token:
+        raise ValueError("the API needs a non-empty token")
+    ladder = TierLadder.from_rules(rules.bonus, currency=rules.shop.currency)
+    ledger = SqlLedger(db)
+    desk = OrderDesk(
+        uow=db,
+        orders=SqlOrders(db),
+        points=PointsLedger(ledger, bonus=rules.bonus, ladder=ladder, clock=clock),
+        reader=ledger,
+        bonus=rules.bonus,
+        ladder=ladder,
+        currency=rules.shop.currency,
+        clock=clock,
+    )
+    app = web.Application(
+        middlewares=[_json_errors, _bearer_auth(api_token)], client_max_size=MAX_BODY
+    )
+    app[DESK] = desk
+    app[DATABASE] = db
+    app.router.add_get("/healthz", healthz)
+    app.router.add_post("/api/v1/orders", report_order)
+    app.router.add_post("/api/v1/orders/{order_id}/status", change_status)
+    app.router.add_get("/api/v1/customers/{ref}", customer_card)
+    return app
+
+
+async def start_api(app: web.Application, host: str, port: int) -> web.AppRunner:
+    """Serve ``app`` on host:port; the caller ends it with ``await runner.cleanup()``."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner
+
+
+# ---- middlewares -------------------------------------------------------------------------
+
+
+@web.middleware
+async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error an integrator sees is JSON with a code, a message and the field."""
+    try:
+        return await handler(request)
+    except OrderProblem as problem:
+        return error_response(_STATUS[problem.kind], problem.code, problem.message, problem.field)
+    except BodyProblem as problem:
+        return error_response(problem.status, problem.code, problem.message, problem.field)
+    except web.HTTPException as http:
+        if http.status < 400:
+            raise
+        code = (http.reason or "error").lower().replace(" ", "_")
+        return error_response(http.status, code, http.reason or "error")
+    except Exception:
+        log.exception("API request %s %s failed", request.method, request.path)
+        return error_response(500, "internal_error", "something went wrong on our side")
+
+
+def _bearer_auth(token: str) -> Middleware:
+    expected = f"Bearer {token}".encode()
+
+    @web.middleware
+    async def bearer_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path in OPEN_PATHS:
+            return await handler(request)
+        given = request.headers.get("Authorization", "").encode()
+        if not hmac.compare_digest(given, expected):
+            return error_response(
+                401, "unauthorized", "send the API token as Authorization: Bearer <token>"
+            )
+        return await handler(request)
+
+    return bearer_auth
+
+
+# ---- routes ------------------------------------------------------------------------------
+
+
+async def healthz(request: web.Request) -> web.Response:
+    try:
+        async with asyncio.timeout(HEALTH_TIMEOUT):
+            await request.app[DATABASE].ping()
+    except Exception as error:  # whatever the driver raises, the answer is "not healthy"
+        log.warning("health check: the database is unreachable: %r", error)
+        return error_response(503, "database_unavailable", "the database does not answer")
+    return web.json_response({"status": "ok"})
+
+
+async def report_order(request: web.Request) -> web.Response:
+    body = await _parse(request, OrderBody)
+    reported = await request.app[DESK].report(body.to_raw())
+    return web.json_response(
+        receipt_json(reported.receipt), status=201 if reported.created else 200
+    )
+
+
+async def change_status(request: web.Request) -> web.Response:
+    body = await _parse(request, StatusBody)
+    change = await request.app[DESK].change_status(
+        order_id=request.match_info["order_id"], status=body.status
+    )
+    return web.json_response(status_json(change))
+
+
+async def customer_card(request: web.Request) -> web.Response:
+    card = await request.app[DESK].customer_card(
+        ref=request.match_info["ref"], total=request.query.get("total")
+    )
+    return web.json_response(card_json(card))
+
+
+async def _parse(request: web.Request, model: type[M]) -> M:
+    raw = await request.read()
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as error:
+        raise body_problem(error) from None
+
+
+# ---- serialisation -----------------------------------------------------------------------
+
+
+def points_json(points: Points) -> dict[str, int]:
+    return {"available": points.available, "pending": points.pending}
+
+
+def receipt_json(receipt: Receipt) -> dict[str, Any]:
+    return {
+        "order_id": receipt.order_id,
+        "customer_id": receipt.customer_id,
+        "points_accrued": receipt.points_accrued,
+        "pending_until": receipt.pending_until.isoformat() if receipt.pending_until else None,
+        "balance": points_json(receipt.balance),
+    }
+
+
+def status_json(change: StatusChange) -> dict[str, Any]:
+    cancellation = change.cancellation
+    return {
+        "order_id": change.order_id,
+        "status": change.after,
+        "previous_status": change.before,
+        "changed": change.changed,
+        "customer_id": change.customer_id,
+        "points_reversed": cancellation.reversed_points if cancellation else 0,
+        "points_restored": cancellation.restored_points if cancellation else 0,
+        "balance": points_json(change.balance) if change.balance else None,
+    }
+
+
+def card_json(card: CustomerCard) -> dict[str, Any]:
+    return {
+        "customer_id": card.customer_id,
+        "tier": card.tier,
+        "cashback_percent": str(card.cashback_percent),
+        "balance": points_json(card.balance),
+        "redeemable": card.redeemable,
+    }

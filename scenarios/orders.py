@@ -1,0 +1,596 @@
+"""Orders the shop reports over its API: validation, points for members, status changes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Protocol
+
+import phonenumbers
+
+from scenarios.clock import Clock
+from scenarios.ledger import (
+    Cancellation,
+    LedgerReader,
+    LedgerRefusal,
+    PointsLedger,
+    RefusalCode,
+    balance,
+    redeem_limit,
+    tier_status,
+)
+from scenarios.rules import Bonus
+from scenarios.tiers import TierLadder, minor_units_per_major, percent_to_basis_points
+from storage.orders import CustomerMatch, NewOrder, OrderLine, StoredOrder
+
+MAX_ORDER_ID = 64  # orders.order_ref
+MAX_MONEY = 10**13  # minor units; far above any real order, far below BIGINT
+MAX_ITEMS = 500
+ORDER_STATUSES = ("paid", "delivered")  # what a new order may be reported as
+STATUS_CHANGES = ("delivered", "cancelled", "refunded")
+FINAL_STATUSES = frozenset({"cancelled", "refunded"})
+_REGIONS = {"RUB": "RU", "UAH": "UA"}
+_PRINTABLE_ID = re.compile(r"^[\x21-\x7e]+$")
+
+
+class ProblemKind(StrEnum):
+    """What went wrong, for the transport to choose its status code."""
+
+    MALFORMED = "malformed"  # the request's shape or types (HTTP 400)
+    INVALID = "invalid"  # well-formed but breaks a rule (422)
+    NOT_FOUND = "not_found"  # 404
+    CONFLICT = "conflict"  # 409
+
+
+class OrderProblem(Exception):
+    """A request the order desk refuses; nothing has been written when it is raised."""
+
+    def __init__(
+        self, kind: ProblemKind, code: str, message: str, field: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.code = code
+        self.message = message
+        self.field = field
+
+
+def _invalid(code: str, message: str, field: str) -> OrderProblem:
+    return OrderProblem(ProblemKind.INVALID, code, message, field)
+
+
+# ---- the request as the transport parsed it (shape and types already checked) ------------
+
+
+@dataclass(frozen=True, slots=True)
+class RawCustomer:
+    phone: str | None = None
+    telegram_id: int | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RawItem:
+    sku: str
+    name: str
+    quantity: int
+    price: str
+    category: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RawOrder:
+    order_id: str
+    customer: RawCustomer
+    items: Sequence[RawItem]
+    total: str
+    currency: str
+    status: str = "paid"
+    created_at: datetime | None = None
+    bonus_redeemed: int | str = 0
+
+
+# ---- pure rules --------------------------------------------------------------------------
+
+
+def region_for(currency: str) -> str | None:
+    """The region a phone without a country code is read in: the shop's currency's country."""
+    return _REGIONS.get(currency.upper())
+
+
+def normalize_phone(text: str, *, region: str | None, field: str = "phone") -> str:
+    """A phone in any common spelling as E.164 (+79991234567); refused unless it is valid."""
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        number = None
+    if number is None or not phonenumbers.is_valid_number(number):
+        raise _invalid("invalid_phone", f"{text!r} is not a valid phone number", field)
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def parse_money(text: str, *, currency: str, field: str) -> int:
+    """A decimal string of major units ("1290.00") as integer minor units (129000)."""
+    try:
+        amount = Decimal(text.strip())
+    except InvalidOperation:
+        raise _invalid("invalid_amount", f"{text!r} is not a decimal number", field) from None
+    if not amount.is_finite() or amount < 0:
+        raise _invalid("invalid_amount", "an amount is a finite number of at least 0", field)
+    exponent = amount.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -2:
+        raise _invalid(
+            "too_many_fraction_digits", f"{text!r} has more than two fraction digits", field
+        )
+    minor = amount * minor_units_per_major(currency)
+    if minor != minor.to_integral_value():
+        raise _invalid("too_many_fraction_digits", f"{currency} has no such fraction", field)
+    if minor > MAX_MONEY:
+        raise _invalid("invalid_amount", f"{text!r} is too large", field)
+    return int(minor)
+
+
+def parse_points(value: int | str, *, field: str) -> int:
+    """Whole points, given as a number or a string ("100")."""
+    try:
+        points = Decimal(value.strip()) if isinstance(value, str) else Decimal(value)
+    except InvalidOperation:
+        raise _invalid("invalid_points", f"{value!r} is not a number of points", field) from None
+    if not points.is_finite() or points < 0 or points != points.to_integral_value():
+        raise _invalid("invalid_points", "points are a whole number of at least 0", field)
+    if points > MAX_MONEY:
+        raise _invalid("invalid_points", "too many points", field)
+    return int(points)
+
+
+@dataclass(frozen=True, slots=True)
+class ValidOrder:
+    """A reported order after every rule: amounts in minor units, phone in E.164, UTC time."""
+
+    order_ref: str
+    phone: str | None
+    telegram_id: int | None
+    total: int
+    currency: str
+    status: str
+    ordered_at: datetime
+    lines: tuple[OrderLine, ...]
+    bonus_redeemed: int
+    fingerprint: str
+
+
+def validate_order(raw: RawOrder, *, shop_currency: str, now: datetime) -> ValidOrder:
+    """Every semantic rule of a reported order; the first broken one is refused."""
+    order_ref = raw.order_id.strip()
+    if not 0 < len(order_ref) <= MAX_ORDER_ID or not _PRINTABLE_ID.match(order_ref):
+        raise _invalid(
+            "invalid_order_id",
+            f"an order id is 1..{MAX_ORDER_ID} printable characters without spaces",
+            "order_id",
+        )
+    currency = raw.currency.strip().upper()
+    if currency != shop_currency:
+        raise _invalid(
+            "currency_mismatch", f"the shop keeps its points in {shop_currency}", "currency"
+        )
+    customer = raw.customer
+    if customer.phone is None and customer.telegram_id is None:
+        raise _invalid(
+            "customer_unidentified", "the customer needs a phone or a telegram_id", "customer"
+        )
+    phone = (
+        normalize_phone(customer.phone, region=region_for(currency), field="customer.phone")
+        if customer.phone is not None
+        else None
+    )
+    if customer.telegram_id is not None and customer.telegram_id <= 0:
+        raise _invalid(
+            "invalid_telegram_id", "a Telegram id is a positive number", "customer.telegram_id"
+        )
+    if len(raw.items) > MAX_ITEMS:
+        raise _invalid("too_many_items", f"at most {MAX_ITEMS} items per order", "items")
+    lines = []
+    for index, item in enumerate(raw.items):
+        where = f"items.{index}"
+        if item.quantity < 1:
+            raise _invalid("invalid_quantity", "a quantity is at least 1", f"{where}.quantity")
+        if not item.sku.strip():
+            raise _invalid("invalid_sku", "an item needs its SKU", f"{where}.sku")
+        lines.append(
+            OrderLine(
+                sku=item.sku.strip(),
+                name=item.name.strip(),
+                quantity=item.quantity,
+                price=parse_money(item.price, currency=currency, field=f"{where}.price"),
+                category=item.category.strip() if item.category else None,
+            )
+        )
+    total = parse_money(raw.total, currency=currency, field="total")
+    if total <= 0:
+        raise _invalid("invalid_amount", "an order total is more than 0", "total")
+    status = raw.status.strip().lower()
+    if status not in ORDER_STATUSES:
+        raise _invalid(
+            "unknown_status",
+            f"a new order's status is one of {', '.join(ORDER_STATUSES)}",
+            "status",
+        )
+    if raw.created_at is not None and raw.created_at.utcoffset() is None:
+        raise _invalid(
+            "naive_datetime", "created_at needs a time zone (e.g. +03:00 or Z)", "created_at"
+        )
+    created_at = raw.created_at.astimezone(UTC) if raw.created_at is not None else None
+    redeemed = parse_points(raw.bonus_redeemed, field="bonus_redeemed")
+    canonical = {
+        "order_id": order_ref,
+        "customer": {"phone": phone, "telegram_id": customer.telegram_id, "name": customer.name},
+        "items": [
+            {
+                "sku": line.sku,
+                "name": line.name,
+                "quantity": line.quantity,
+                "price": line.price,
+                "category": line.category,
+            }
+            for line in lines
+        ],
+        "total": total,
+        "currency": currency,
+        "status": status,
+        # As reported: a default of "now" would make every replay of an undated order differ.
+        "created_at": created_at.isoformat() if created_at is not None else None,
+        "bonus_redeemed": redeemed,
+    }
+    return ValidOrder(
+        order_ref=order_ref,
+        phone=phone,
+        telegram_id=customer.telegram_id,
+        total=total,
+        currency=currency,
+        status=status,
+        ordered_at=created_at or now,
+        lines=tuple(lines),
+        bonus_redeemed=redeemed,
+        fingerprint=fingerprint(canonical),
+    )
+
+
+def fingerprint(canonical: object) -> str:
+    """sha256 of the canonical JSON (sorted keys, no spaces) of a validated, normalised body."""
+    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerRef:
+    telegram_id: int | None = None
+    phone: str | None = None
+
+
+def parse_customer_ref(ref: str, *, region: str | None) -> CustomerRef:
+    """``tg:<id>``, a phone in any common spelling, or a Telegram id (digits, not a phone).
+
+    Bare digits are a phone only when they spell a valid number of 11 or more digits
+    (79991234567); Telegram ids are shorter, and the ``tg:`` prefix settles any doubt.
+    """
+    text = ref.strip()
+    if text.lower().startswith("tg:"):
+        digits = text[3:].strip()
+        if not digits.isdigit() or int(digits) <= 0:
+            raise _invalid("invalid_customer_ref", "tg: is followed by a Telegram id", "ref")
+        return CustomerRef(telegram_id=int(digits))
+    if text.isdigit():
+        if len(text) >= 11:
+            for candidate, where in ((text, region), ("+" + text, None)):
+                try:
+                    return CustomerRef(phone=normalize_phone(candidate, region=where))
+                except OrderProblem:
+                    continue
+        return CustomerRef(telegram_id=int(text))
+    try:
+        return CustomerRef(phone=normalize_phone(text, region=region, field="ref"))
+    except OrderProblem:
+        raise _invalid(
+            "invalid_customer_ref", "expected a phone, a Telegram id or tg:<id>", "ref"
+        ) from None
+
+
+# ---- results -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Points:
+    available: int
+    pending: int
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What the shop is told about a reported order (the same again on a replay)."""
+
+    order_id: str
+    customer_id: int | None
+    points_accrued: int
+    pending_until: datetime | None
+    balance: Points
+
+
+@dataclass(frozen=True, slots=True)
+class Reported:
+    receipt: Receipt
+    created: bool  # False: a replay of the same order, nothing written
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """What a status report changed. The hook for what follows a status: a caller starts the
+    rating request when ``delivered_now`` is true."""
+
+    order_id: str
+    before: str
+    after: str
+    customer_id: int | None
+    cancellation: Cancellation | None  # set when a member's order was cancelled or refunded
+    balance: Points | None  # the member's points afterwards
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
+
+    @property
+    def delivered_now(self) -> bool:
+        return self.changed and self.after == "delivered"
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerCard:
+    customer_id: int
+    tier: str
+    cashback_percent: Decimal
+    balance: Points
+    redeemable: int | None  # points that may pay for an order of the asked total
+
+
+# ---- ports -------------------------------------------------------------------------------
+
+
+class UnitOfWork(Protocol):
+    def transaction(self) -> AbstractAsyncContextManager[object]: ...
+
+
+class OrderStore(Protocol):
+    async def by_ref(self, *, order_ref: str, lock: bool = False) -> StoredOrder | None: ...
+
+    async def add(self, order: NewOrder, *, now: datetime) -> int | None: ...
+
+    async def set_status(self, *, order_ref: str, status: str, now: datetime) -> None: ...
+
+    async def match_customer(
+        self, *, telegram_id: int | None, phone: str | None
+    ) -> CustomerMatch | None: ...
+
+
+# ---- use cases ---------------------------------------------------------------------------
+
+
+class OrderDesk:
+    """The shop's orders in, points out: each call is one unit of work, all or nothing."""
+
+    def __init__(
+        self,
+        *,
+        uow: UnitOfWork,
+        orders: OrderStore,
+        points: PointsLedger,
+        reader: LedgerReader,
+        bonus: Bonus,
+        ladder: TierLadder,
+        currency: str,
+        clock: Clock,
+    ) -> None:
+        self._uow = uow
+        self._orders = orders
+        self._points = points
+        self._reader = reader
+        self._bonus = bonus
+        self._ladder = ladder
+        self._currency = currency
+        self._clock = clock
+        self._share_bp = percent_to_basis_points(bonus.max_redeem_share)
+
+    async def report(self, raw: RawOrder) -> Reported:
+        """Record a paid or delivered order; a member redeems and earns points with it.
+
+        The same order again is a replay (the first receipt); a different body under the same
+        order id is a conflict. A refused redemption writes nothing, not even the order.
+        """
+        now = self._clock.now()
+        order = validate_order(raw, shop_currency=self._currency, now=now)
+        async with self._uow.transaction():
+            stored = await self._orders.by_ref(order_ref=order.order_ref)
+            if stored is not None:
+                return Reported(receipt=await self._replay(stored, order), created=False)
+            match = await self._orders.match_customer(
+                telegram_id=order.telegram_id, phone=order.phone
+            )
+            member = match.id if match is not None and match.joined else None
+            if member is None and order.bonus_redeemed:
+                raise _invalid(
+                    "not_a_member",
+                    "only members of the bonus program redeem points",
+                    "bonus_redeemed",
+                )
+            row = await self._orders.add(
+                NewOrder(
+                    order_ref=order.order_ref,
+                    total=order.total,
+                    currency=order.currency,
+                    status=order.status,
+                    ordered_at=order.ordered_at,
+                    lines=order.lines,
+                    customer_id=member,
+                    phone=order.phone,
+                    telegram_id=order.telegram_id,
+                    bonus_redeemed=order.bonus_redeemed,
+                    fingerprint=order.fingerprint,
+                ),
+                now=now,
+            )
+            if row is None:  # a concurrent request stored it first; it is committed by now
+                stored = await self._orders.by_ref(order_ref=order.order_ref)
+                assert stored is not None, "ON CONFLICT found the row"
+                return Reported(receipt=await self._replay(stored, order), created=False)
+            if member is None:
+                receipt = Receipt(
+                    order_id=order.order_ref,
+                    customer_id=None,
+                    points_accrued=0,
+                    pending_until=None,
+                    balance=Points(available=0, pending=0),
+                )
+                return Reported(receipt=receipt, created=True)
+            try:
+                if order.bonus_redeemed:
+                    await self._points.redeem(
+                        customer_id=member,
+                        order_id=order.order_ref,
+                        order_total=order.total,
+                        points=order.bonus_redeemed,
+                    )
+                accrual = await self._points.accrue(
+                    customer_id=member, order_id=order.order_ref, total=order.total
+                )
+            except LedgerRefusal as refusal:
+                raise _invalid(refusal.code, refusal.message, "bonus_redeemed") from None
+            receipt = Receipt(
+                order_id=order.order_ref,
+                customer_id=member,
+                points_accrued=accrual.points,
+                pending_until=accrual.available_at,
+                balance=await self._balance(member),
+            )
+        return Reported(receipt=receipt, created=True)
+
+    async def _replay(self, stored: StoredOrder, order: ValidOrder) -> Receipt:
+        if stored.fingerprint != order.fingerprint:
+            raise OrderProblem(
+                ProblemKind.CONFLICT,
+                "order_conflict",
+                f"order {order.order_ref} was already reported with a different body",
+                "order_id",
+            )
+        if stored.customer_id is None:
+            return Receipt(
+                order_id=stored.order_ref,
+                customer_id=None,
+                points_accrued=0,
+                pending_until=None,
+                balance=Points(available=0, pending=0),
+            )
+        points, pending_until = 0, None
+        try:  # a replay of an accrual returns the original and writes nothing
+            accrual = await self._points.accrue(
+                customer_id=stored.customer_id, order_id=stored.order_ref, total=stored.total
+            )
+            points, pending_until = accrual.points, accrual.available_at
+        except LedgerRefusal as refusal:
+            if refusal.code is not RefusalCode.ORDER_CANCELLED:
+                raise
+        return Receipt(
+            order_id=stored.order_ref,
+            customer_id=stored.customer_id,
+            points_accrued=points,
+            pending_until=pending_until,
+            balance=await self._balance(stored.customer_id),
+        )
+
+    async def change_status(self, *, order_id: str, status: str) -> StatusChange:
+        """delivered, cancelled or refunded. Cancelling or refunding a member's order reverses
+        its points; repeating it changes nothing. A cancelled or refunded order stays so."""
+        status = status.strip().lower()
+        if status not in STATUS_CHANGES:
+            raise _invalid(
+                "unknown_status", f"a status is one of {', '.join(STATUS_CHANGES)}", "status"
+            )
+        now = self._clock.now()
+        async with self._uow.transaction():
+            stored = await self._orders.by_ref(order_ref=order_id, lock=True)
+            if stored is None:
+                raise OrderProblem(
+                    ProblemKind.NOT_FOUND, "order_not_found", f"no order {order_id}", "order_id"
+                )
+            before = stored.status
+            if before in FINAL_STATUSES and status != before:
+                raise OrderProblem(
+                    ProblemKind.CONFLICT,
+                    "status_final",
+                    f"order {order_id} is {before}; it cannot become {status}",
+                    "status",
+                )
+            cancellation = None
+            if status in FINAL_STATUSES and stored.customer_id is not None:
+                try:  # idempotent: a repeat returns the first cancellation and writes nothing
+                    cancellation = await self._points.cancel_order(
+                        customer_id=stored.customer_id, order_id=order_id, reason=status
+                    )
+                except LedgerRefusal as refusal:
+                    raise _invalid(refusal.code, refusal.message, "status") from None
+            if status != before:
+                await self._orders.set_status(order_ref=order_id, status=status, now=now)
+            points = (
+                await self._balance(stored.customer_id) if stored.customer_id is not None else None
+            )
+        return StatusChange(
+            order_id=order_id,
+            before=before,
+            after=status,
+            customer_id=stored.customer_id,
+            cancellation=cancellation,
+            balance=points,
+        )
+
+    async def customer_card(self, *, ref: str, total: str | None = None) -> CustomerCard:
+        """A member's tier and points; with an order total, how many points may pay for it."""
+        parsed = parse_customer_ref(ref, region=region_for(self._currency))
+        order_total = (
+            parse_money(total, currency=self._currency, field="total")
+            if total is not None
+            else None
+        )
+        match = await self._orders.match_customer(
+            telegram_id=parsed.telegram_id, phone=parsed.phone
+        )
+        if match is None or not match.joined:
+            raise OrderProblem(
+                ProblemKind.NOT_FOUND, "customer_not_found", "no member with this reference", "ref"
+            )
+        status = await tier_status(
+            self._reader, customer_id=match.id, ladder=self._ladder, clock=self._clock
+        )
+        points = await self._balance(match.id)
+        redeemable = None
+        if order_total is not None:
+            limit = redeem_limit(
+                order_total=order_total,
+                share_bp=self._share_bp,
+                point_value=self._bonus.point_value,
+            )
+            redeemable = min(points.available, limit)
+        return CustomerCard(
+            customer_id=match.id,
+            tier=status.tier.name,
+            cashback_percent=Decimal(status.tier.cashback_bp) / 100,
+            balance=points,
+            redeemable=redeemable,
+        )
+
+    async def _balance(self, customer_id: int) -> Points:
+        view = await balance(self._reader, customer_id=customer_id, clock=self._clock)
+        return Points(available=view.available, pending=view.pending)
