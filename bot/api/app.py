@@ -13,6 +13,7 @@ from aiohttp.typedefs import Middleware
 from pydantic import BaseModel, ValidationError
 
 from bot.api.models import BodyProblem, OrderBody, StatusBody, body_problem
+from bot.api.openapi import openapi_document
 from scenarios.clock import Clock
 from scenarios.ledger import PointsLedger
 from scenarios.orders import (
@@ -38,7 +39,7 @@ DESK = web.AppKey("order_desk", OrderDesk)
 DATABASE = web.AppKey("database", Database)
 MAX_BODY = 1024 * 1024
 HEALTH_TIMEOUT = 5.0
-OPEN_PATHS = frozenset({"/healthz"})
+OPEN_PATHS = frozenset({"/healthz", "/api/v1/openapi.json"})
 
 _STATUS = {
     ProblemKind.MALFORMED: 400,
@@ -81,6 +82,7 @@ def create_api_app(*, db: Database, rules: Rules, clock: Clock, api_token: str) 
     app.router.add_post("/api/v1/orders", report_order)
     app.router.add_post("/api/v1/orders/{order_id}/status", change_status)
     app.router.add_get("/api/v1/customers/{ref}", customer_card)
+    app.router.add_get("/api/v1/openapi.json", openapi)
     return app
 
 
@@ -132,6 +134,10 @@ def _bearer_auth(token: str) -> Middleware:
 
 
 # ---- routes ------------------------------------------------------------------------------
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(openapi_document())
 
 
 async def healthz(request: web.Request) -> web.Response:
