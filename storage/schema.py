@@ -145,6 +145,22 @@ order_items = Table(
     Column("price", BigInteger, nullable=False),  # minor units, per unit
 )
 
+# The shop's catalog as far as the bot needs it: links for "reorder", consumption for reminders.
+products = Table(
+    "products",
+    metadata,
+    Column("sku", String(64), primary_key=True),
+    Column("name", String(256), nullable=False),
+    Column("url", String(2048), nullable=True),
+    Column("category", String(64), nullable=True),
+    # Days one unit lasts (cat food 2 kg: 30); reminders come lead_days before it runs out.
+    Column("consumption_days", Integer, nullable=True),
+    Column("lead_days", Integer, nullable=True),
+    # Other skus that replace this one (a bigger bag, another flavour).
+    Column("related", JSON, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
 # An admin's broadcast: segment, content (one or two variants), and its run.
 broadcasts = Table(
     "broadcasts",

@@ -6,13 +6,14 @@ import asyncio
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from typing import Any, TypeVar
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 from pydantic import BaseModel, ValidationError
 
-from bot.api.models import BodyProblem, OrderBody, StatusBody, body_problem
+from bot.api.models import BodyProblem, OrderBody, ProductBody, StatusBody, body_problem
 from bot.api.openapi import openapi_document
 from scenarios.clock import Clock
 from scenarios.ledger import PointsLedger
@@ -25,11 +26,13 @@ from scenarios.orders import (
     Receipt,
     StatusChange,
 )
+from scenarios.products import checked_product, save_product
 from scenarios.rules import Rules
 from scenarios.tiers import TierLadder
 from storage.database import Database
 from storage.ledger import SqlLedger
 from storage.orders import SqlOrders
+from storage.products import SqlProducts
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +40,7 @@ M = TypeVar("M", bound=BaseModel)
 
 DESK = web.AppKey("order_desk", OrderDesk)
 DATABASE = web.AppKey("database", Database)
+CLOCK = web.AppKey("clock", Clock)
 MAX_BODY = 1024 * 1024
 HEALTH_TIMEOUT = 5.0
 OPEN_PATHS = frozenset({"/healthz", "/api/v1/openapi.json"})
@@ -78,10 +82,12 @@ def create_api_app(*, db: Database, rules: Rules, clock: Clock, api_token: str) 
     )
     app[DESK] = desk
     app[DATABASE] = db
+    app[CLOCK] = clock
     app.router.add_get("/healthz", healthz)
     app.router.add_post("/api/v1/orders", report_order)
     app.router.add_post("/api/v1/orders/{order_id}/status", change_status)
     app.router.add_get("/api/v1/customers/{ref}", customer_card)
+    app.router.add_put("/api/v1/products/{sku}", put_product)
     app.router.add_get("/api/v1/openapi.json", openapi)
     return app
 
@@ -134,6 +140,17 @@ def _bearer_auth(token: str) -> Middleware:
 
 
 # ---- routes ------------------------------------------------------------------------------
+
+
+async def put_product(request: web.Request) -> web.Response:
+    body = await _parse(request, ProductBody)
+    product = checked_product(sku=request.match_info["sku"], **body.model_dump())
+    created = await save_product(
+        SqlProducts(request.app[DATABASE]), product, clock=request.app[CLOCK]
+    )
+    return web.json_response(
+        {**asdict(product), "related": list(product.related)}, status=201 if created else 200
+    )
 
 
 async def openapi(request: web.Request) -> web.Response:

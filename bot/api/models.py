@@ -70,6 +70,15 @@ class OrderBody(_Body):
         )
 
 
+class ProductBody(_Body):
+    name: str = Field(max_length=256)
+    url: str | None = Field(default=None, max_length=2048)
+    category: str | None = Field(default=None, max_length=64)
+    consumption_days: int | None = None
+    lead_days: int | None = None
+    related: list[str] = Field(default_factory=list, max_length=50)
+
+
 class StatusBody(_Body):
     status: str = Field(max_length=32)
 

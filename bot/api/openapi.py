@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from bot.api.models import OrderBody, StatusBody
+from bot.api.models import OrderBody, ProductBody, StatusBody
 
 _REF = "#/components/schemas/{model}"
 
@@ -71,7 +71,7 @@ def _body(model: type[BaseModel]) -> dict[str, Any]:
 
 def _components() -> dict[str, Any]:
     schemas: dict[str, Any] = {"Error": _ERROR, "Balance": _BALANCE, "Receipt": _RECEIPT}
-    for model in (OrderBody, StatusBody):
+    for model in (OrderBody, StatusBody, ProductBody):
         schema = model.model_json_schema(ref_template=_REF)
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
@@ -96,6 +96,26 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {
                         "200": _json({"type": "object"}, "Up"),
                         "503": _json({"type": "object"}, "The database does not answer"),
+                    },
+                }
+            },
+            "/api/v1/products/{sku}": {
+                "put": {
+                    "summary": "Create or replace a product (name, link, consumption, related)",
+                    "security": secured,
+                    "parameters": [
+                        {
+                            "name": "sku",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        },
+                    ],
+                    "requestBody": _body(ProductBody),
+                    "responses": {
+                        "201": _json({"type": "object"}, "Created"),
+                        "200": _json({"type": "object"}, "Replaced"),
+                        **_errors(400, 401, 422),
                     },
                 }
             },
