@@ -16,6 +16,7 @@ from scenarios.status import collect_status
 from storage.customers import SqlCustomers
 from storage.database import Database
 from storage.migrate import current_revision
+from storage.outbox import SqlOutbox
 
 
 def create_router() -> Router:
@@ -31,6 +32,7 @@ async def show_status(
     renderer: Renderer,
     locale: str,
     customers: SqlCustomers,
+    outbox: SqlOutbox,
     db: Database,
     version: str,
     started_at: datetime,
@@ -38,6 +40,7 @@ async def show_status(
 ) -> None:
     status = await collect_status(
         customers=customers,
+        outbox=outbox,
         version=version,
         backend=db.backend,
         schema_revision=await current_revision(db),

@@ -120,6 +120,7 @@ async def test_status_is_for_admins_only(flow: Flow) -> None:
         f"<b>Bot status</b>\nVersion: test\nDatabase: sqlite, schema {head_revision()}"
     )
     assert "2 customers" in status.text
+    assert status.text.endswith("Outbox: 0 waiting, 0 failed, 0 unknown")
 
 
 async def test_help_lists_the_commands_this_user_may_use(flow: Flow) -> None:
