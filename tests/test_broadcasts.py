@@ -23,7 +23,7 @@ from storage.broadcasts import SqlBroadcasts
 from storage.database import Database
 from storage.outbox import SqlOutbox
 from storage.segments import SqlSegments
-from tests.test_segments import NOW, member, order
+from tests.support.seed import NOW, member, order
 
 RULES = Rules()
 OFFER = Variant(text="<b>-20%</b> on cat food", by_locale={"uk": "<b>-20%</b> на корм"})

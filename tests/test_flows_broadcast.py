@@ -18,8 +18,8 @@ from storage.customers import SqlCustomers
 from storage.database import Database
 from storage.outbox import Sent, SqlOutbox
 from tests.support.flow import Flow, build_flow
+from tests.support.seed import member
 from tests.support.updates import TgUser
-from tests.test_segments import member
 
 ADMIN = TgUser(9001, first_name="Olga", language_code="en")
 STRANGER = TgUser(1001, first_name="Anna", language_code="ru")

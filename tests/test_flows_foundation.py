@@ -17,10 +17,12 @@ from sqlalchemy import func, select
 from locales import CatalogI18n
 from locales.rendering import Renderer
 from scenarios.clock import FixedClock
+from scenarios.delivery import Category, Outgoing, enqueue
 from scenarios.rules import Rules, Shop
 from storage.customers import SqlCustomers
 from storage.database import Database
 from storage.migrate import head_revision
+from storage.outbox import SqlOutbox
 from storage.schema import customers
 from tests.support.flow import Flow, build_flow
 from tests.support.updates import TgUser
@@ -160,9 +162,6 @@ async def test_a_failing_update_rolls_back_and_apologises_in_the_users_language(
 async def test_blocking_the_bot_stops_delivery_and_coming_back_resumes_it(
     flow: Flow, clock: FixedClock
 ) -> None:
-    from scenarios.delivery import Category, Outgoing, enqueue
-    from storage.outbox import SqlOutbox
-
     await flow.send(ANNA, "/start")
     queue = SqlOutbox(flow.db)
     await enqueue(

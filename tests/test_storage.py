@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, insert, select, text
 
 from scenarios.clock import FixedClock
@@ -14,7 +17,7 @@ from storage.customers import SqlCustomers
 from storage.database import Database, DatabaseUrlError, normalize_database_url
 from storage.fsm import SqlFsmStates
 from storage.migrate import current_revision, head_revision, migrate
-from storage.schema import customers, fsm_states
+from storage.schema import customers, fsm_states, metadata
 from tests.support.databases import sqlite_database
 
 
@@ -173,9 +176,7 @@ async def test_a_chosen_locale_is_stored(db: Database, clock: FixedClock) -> Non
 async def test_times_come_back_aware_utc_and_naive_times_are_refused(
     db: Database, clock: FixedClock
 ) -> None:
-    kyiv = datetime(2026, 11, 1, 12, 0, tzinfo=UTC).astimezone(
-        __import__("zoneinfo").ZoneInfo("Europe/Kyiv")
-    )
+    kyiv = datetime(2026, 11, 1, 12, 0, tzinfo=UTC).astimezone(ZoneInfo("Europe/Kyiv"))
     record = await SqlCustomers(db).seen(
         telegram_id=11,
         first_name=None,
@@ -275,10 +276,6 @@ async def test_sqlite_read_then_write_transactions_from_two_handles_never_hit_lo
 
 async def test_the_migrations_build_exactly_the_schema_the_code_declares(db: Database) -> None:
     """schema.py and the migration chain must never drift apart (on either backend)."""
-    from alembic.autogenerate import compare_metadata
-    from alembic.runtime.migration import MigrationContext
-
-    from storage.schema import metadata
 
     def diff(connection: object) -> list[object]:
         context = MigrationContext.configure(
@@ -302,34 +299,29 @@ async def test_the_migrations_build_exactly_the_schema_the_code_declares(db: Dat
 
 async def test_upgrading_a_database_with_data_keeps_every_row(db: Database) -> None:
     """Migrations run on live shops: rows referring to altered tables must survive."""
-    from sqlalchemy import text as sql
-
-    from storage.migrate import migrate as upgrade
-    from storage.schema import metadata
-
     async with db.engine.begin() as conn:  # start again from an empty schema at 0002
         await conn.run_sync(metadata.drop_all)
-        await conn.execute(sql("DROP TABLE IF EXISTS alembic_version"))
-    await upgrade(db, "0002")
+        await conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    await migrate(db, "0002")
     now = datetime(2026, 11, 1, tzinfo=UTC)
     async with db.transaction() as conn:
         await conn.execute(
-            sql(
+            text(
                 "INSERT INTO customers (id, telegram_id, created_at, last_seen_at) "
                 "VALUES (1, 501, :now, :now)"
             ),
             {"now": now.replace(tzinfo=None)},
         )
         await conn.execute(
-            sql(
+            text(
                 "INSERT INTO notification_mutes (customer_id, kind, muted_at) "
                 "VALUES (1, 'reminder', :now)"
             ),
             {"now": now.replace(tzinfo=None)},
         )
-    await upgrade(db)
+    await migrate(db)
     async with db.read() as conn:
-        mutes = (await conn.execute(sql("SELECT customer_id, kind FROM notification_mutes"))).all()
-        phone = (await conn.execute(sql("SELECT phone FROM customers WHERE id = 1"))).scalar_one()
+        mutes = (await conn.execute(text("SELECT customer_id, kind FROM notification_mutes"))).all()
+        phone = (await conn.execute(text("SELECT phone FROM customers WHERE id = 1"))).scalar_one()
     assert [tuple(row) for row in mutes] == [(1, "reminder")]
     assert phone is None

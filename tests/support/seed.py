@@ -1,0 +1,69 @@
+"""Seed members and orders straight into the database, for segment and broadcast tests."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import insert
+
+from storage.database import Database
+from storage.orders import NewOrder, OrderLine, SqlOrders
+from storage.schema import customers
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+def days_ago(days: float) -> datetime:
+    return NOW - timedelta(days=days)
+
+
+async def member(
+    db: Database,
+    telegram_id: int,
+    *,
+    joined_days_ago: float = 400,
+    opt_in: bool = True,
+    blocked: bool = False,
+    joined: bool = True,
+) -> int:
+    async with db.transaction() as conn:
+        result = await conn.execute(
+            insert(customers)
+            .values(
+                telegram_id=telegram_id,
+                created_at=days_ago(joined_days_ago),
+                last_seen_at=NOW,
+                joined_at=days_ago(joined_days_ago) if joined else None,
+                marketing_opt_in=opt_in,
+                blocked_at=NOW if blocked else None,
+            )
+            .returning(customers.c.id)
+        )
+        return int(result.scalar_one())
+
+
+async def order(
+    db: Database,
+    ref: str,
+    customer_id: int,
+    days: float,
+    *,
+    total: int = 100_000,
+    sku: str = "CAT-2KG",
+    category: str = "food",
+    status: str = "delivered",
+    redeemed: int = 0,
+) -> None:
+    await SqlOrders(db).add(
+        NewOrder(
+            order_ref=ref,
+            total=total,
+            currency="RUB",
+            status=status,
+            ordered_at=days_ago(days),
+            customer_id=customer_id,
+            bonus_redeemed=redeemed,
+            lines=[OrderLine(sku=sku, name=sku, quantity=1, price=total, category=category)],
+        ),
+        now=NOW,
+    )
