@@ -15,6 +15,7 @@ from typing import Protocol
 
 import phonenumbers
 
+from scenarios.cards import customer_id_from_card, looks_like_card
 from scenarios.clock import Clock
 from scenarios.ledger import (
     Cancellation,
@@ -38,6 +39,7 @@ STATUS_CHANGES = ("delivered", "cancelled", "refunded")
 FINAL_STATUSES = frozenset({"cancelled", "refunded"})
 _REGIONS = {"RUB": "RU", "UAH": "UA"}
 _PRINTABLE_ID = re.compile(r"^[\x21-\x7e]+$")
+_USERNAME = re.compile(r"^[A-Za-z0-9_]{4,32}$")
 
 
 class ProblemKind(StrEnum):
@@ -272,15 +274,27 @@ def fingerprint(canonical: object) -> str:
 class CustomerRef:
     telegram_id: int | None = None
     phone: str | None = None
+    customer_id: int | None = None  # from a card number
+    username: str | None = None  # without the @, as Telegram spells it
 
 
 def parse_customer_ref(ref: str, *, region: str | None) -> CustomerRef:
-    """``tg:<id>``, a phone in any common spelling, or a Telegram id (digits, not a phone).
+    """A card number, ``@username``, ``tg:<id>``, a phone in any spelling, or a Telegram id.
 
     Bare digits are a phone only when they spell a valid number of 11 or more digits
     (79991234567); Telegram ids are shorter, and the ``tg:`` prefix settles any doubt.
+    Card numbers (13 digits from 29, with a check digit) are neither.
     """
     text = ref.strip()
+    card_holder = customer_id_from_card(text)
+    if card_holder is not None:
+        return CustomerRef(customer_id=card_holder)
+    if looks_like_card(text):
+        raise _invalid("invalid_card_number", "this card number has a wrong check digit", "ref")
+    if text.startswith("@"):
+        if not _USERNAME.match(text[1:]):
+            raise _invalid("invalid_customer_ref", "a Telegram username is 4-32 letters", "ref")
+        return CustomerRef(username=text[1:])
     if text.lower().startswith("tg:"):
         digits = text[3:].strip()
         if not digits.isdigit() or int(digits) <= 0:
@@ -373,7 +387,12 @@ class OrderStore(Protocol):
     async def set_status(self, *, order_ref: str, status: str, now: datetime) -> None: ...
 
     async def match_customer(
-        self, *, telegram_id: int | None, phone: str | None
+        self,
+        *,
+        telegram_id: int | None,
+        phone: str | None,
+        customer_id: int | None = None,
+        username: str | None = None,
     ) -> CustomerMatch | None: ...
 
 
@@ -565,7 +584,10 @@ class OrderDesk:
             else None
         )
         match = await self._orders.match_customer(
-            telegram_id=parsed.telegram_id, phone=parsed.phone
+            telegram_id=parsed.telegram_id,
+            phone=parsed.phone,
+            customer_id=parsed.customer_id,
+            username=parsed.username,
         )
         if match is None or not match.joined:
             raise OrderProblem(

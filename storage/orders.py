@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from storage.database import Database
 from storage.schema import customers, order_items, orders
@@ -135,19 +135,26 @@ class SqlOrders:
             )
 
     async def match_customer(
-        self, *, telegram_id: int | None, phone: str | None
+        self,
+        *,
+        telegram_id: int | None,
+        phone: str | None,
+        customer_id: int | None = None,
+        username: str | None = None,
     ) -> CustomerMatch | None:
-        """The customer with this Telegram id, else the one with this phone (E.164)."""
+        """The customer with this id, Telegram id, phone (E.164) or username, in that order."""
         async with self._db.read() as conn:
-            for column, value in (
-                (customers.c.telegram_id, telegram_id),
-                (customers.c.phone, phone),
+            for condition, value in (
+                (customers.c.id == customer_id, customer_id),
+                (customers.c.telegram_id == telegram_id, telegram_id),
+                (customers.c.phone == phone, phone),
+                (func.lower(customers.c.username) == (username or "").lower(), username),
             ):
                 if value is None:
                     continue
                 row = (
                     await conn.execute(
-                        select(customers.c.id, customers.c.joined_at).where(column == value)
+                        select(customers.c.id, customers.c.joined_at).where(condition).limit(1)
                     )
                 ).one_or_none()
                 if row is not None:

@@ -286,3 +286,19 @@ ledger_accounts = Table(
     Column("debt", BigInteger, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
 )
+
+# What admins and staff did (bonus adjustments, compensation, gifts, erasures): who, when, what.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime, nullable=False),
+    # The Telegram id of the admin or staff member; None for the system itself.
+    Column("actor_id", BigInteger, nullable=True),
+    Column("action", String(64), nullable=False),
+    # No foreign key: the trail outlives an erased customer's personal data.
+    Column("customer_id", BigInteger, nullable=True),
+    Column("details", JSON, nullable=False),
+    Index("ix_audit_log_customer_id", "customer_id"),
+    Index("ix_audit_log_at", "at"),
+)

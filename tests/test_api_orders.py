@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, insert, select
 
 from bot.api import create_api_app, start_api
+from scenarios.cards import card_number, display_card_number
 from scenarios.clock import FixedClock
 from scenarios.ledger import PointsLedger, welcome_source
 from scenarios.rules import Rules
@@ -52,6 +53,7 @@ async def add_customer(
             .values(
                 telegram_id=telegram_id,
                 phone=phone,
+                username="anna_cat",
                 created_at=at,
                 last_seen_at=at,
                 joined_at=at if joined else None,
@@ -523,6 +525,18 @@ async def test_a_member_is_found_by_phone_or_telegram_id(
         "balance": {"available": 500, "pending": 129},
         "redeemable": 30,  # 30 % of 100.00 = 30.00 = 30 points (1 point = 1.00)
     }
+
+
+async def test_a_member_is_found_by_card_number_or_username(api: Client, db: Database) -> None:
+    member = await add_customer(db)
+    for ref in (card_number(member), display_card_number(card_number(member)), "@Anna_Cat"):
+        status, body = await lookup(api, ref)
+        assert (status, body["customer_id"]) == (200, member)
+    wrong_check_digit = card_number(member)[:-1] + str((int(card_number(member)[-1]) + 1) % 10)
+    status, body = await lookup(api, wrong_check_digit)
+    assert (status, body["error"]["code"]) == (422, "invalid_card_number")
+    status, body = await lookup(api, "@x")
+    assert (status, body["error"]["code"]) == (422, "invalid_customer_ref")
 
 
 async def test_redeemable_is_capped_by_the_available_points(

@@ -158,7 +158,7 @@ def openapi_document() -> dict[str, Any]:
             },
             "/api/v1/customers/{ref}": {
                 "get": {
-                    "summary": "A member by phone, Telegram id or tg:<id>",
+                    "summary": "A member by card number, phone, @username, Telegram id or tg:<id>",
                     "security": secured,
                     "parameters": [
                         {
