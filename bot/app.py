@@ -32,6 +32,7 @@ from handlers.menu import register_commands
 from locales import create_i18n
 from locales.rendering import Renderer
 from scenarios.clock import Clock, SystemClock
+from scenarios.orders import OrderFollower
 from scenarios.rules import Rules
 from storage.broadcasts import SqlBroadcasts
 from storage.customers import SqlCustomers
@@ -184,6 +185,11 @@ async def run_polling(app: Application) -> None:
         await shutdown(app)
 
 
+def order_followers(app: Application) -> list[OrderFollower]:
+    """What happens after an order arrives or changes status, in the order's transaction."""
+    return []
+
+
 async def start_shop_api(app: Application) -> web.AppRunner | None:
     """The shop-facing HTTP API, when API_TOKEN is set; the log says which."""
     settings = app.settings
@@ -196,6 +202,7 @@ async def start_shop_api(app: Application) -> web.AppRunner | None:
             rules=app.rules,
             clock=app.clock,
             api_token=settings.api_token.get_secret_value(),
+            followers=order_followers(app),
         ),
         settings.api_host,
         settings.api_port,

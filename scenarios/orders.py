@@ -8,7 +8,7 @@ import re
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Protocol
@@ -364,6 +364,29 @@ class StatusChange:
 
 
 @dataclass(frozen=True, slots=True)
+class OrderEvent:
+    """An order the desk has just recorded or moved, for what follows it (rating request,
+    replenishment reminders, referral rewards). Followers run inside the desk's transaction."""
+
+    order_id: str
+    customer_id: int | None  # the member it belongs to, None when not (yet) a member
+    status: str  # the status now
+    previous_status: str | None  # None when the order is new
+    ordered_at: datetime
+    # False for orders older than ``orders.follow_up_horizon_days`` (imported history): no
+    # message should follow them, only bookkeeping.
+    recent: bool
+
+    @property
+    def is_new(self) -> bool:
+        return self.previous_status is None
+
+
+class OrderFollower(Protocol):
+    async def after_order(self, event: OrderEvent) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
 class CustomerCard:
     customer_id: int
     tier: str
@@ -413,8 +436,12 @@ class OrderDesk:
         ladder: TierLadder,
         currency: str,
         clock: Clock,
+        followers: Sequence[OrderFollower] = (),
+        follow_up_horizon: timedelta = timedelta(days=30),
     ) -> None:
         self._uow = uow
+        self._followers = tuple(followers)
+        self._horizon = follow_up_horizon
         self._orders = orders
         self._points = points
         self._reader = reader
@@ -474,6 +501,7 @@ class OrderDesk:
                     pending_until=None,
                     balance=Points(available=0, pending=0),
                 )
+                await self._follow(order.order_ref, None, order.status, None, order.ordered_at)
                 return Reported(receipt=receipt, created=True)
             try:
                 if order.bonus_redeemed:
@@ -495,7 +523,27 @@ class OrderDesk:
                 pending_until=accrual.available_at,
                 balance=await self._balance(member),
             )
+            await self._follow(order.order_ref, member, order.status, None, order.ordered_at)
         return Reported(receipt=receipt, created=True)
+
+    async def _follow(
+        self,
+        order_id: str,
+        customer_id: int | None,
+        status: str,
+        previous_status: str | None,
+        ordered_at: datetime,
+    ) -> None:
+        event = OrderEvent(
+            order_id=order_id,
+            customer_id=customer_id,
+            status=status,
+            previous_status=previous_status,
+            ordered_at=ordered_at,
+            recent=ordered_at >= self._clock.now() - self._horizon,
+        )
+        for follower in self._followers:
+            await follower.after_order(event)
 
     async def _replay(self, stored: StoredOrder, order: ValidOrder) -> Receipt:
         if stored.fingerprint != order.fingerprint:
@@ -563,6 +611,7 @@ class OrderDesk:
                     raise _invalid(refusal.code, refusal.message, "status") from None
             if status != before:
                 await self._orders.set_status(order_ref=order_id, status=status, now=now)
+                await self._follow(order_id, stored.customer_id, status, before, stored.ordered_at)
             points = (
                 await self._balance(stored.customer_id) if stored.customer_id is not None else None
             )

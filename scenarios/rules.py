@@ -67,6 +67,12 @@ class Broadcasts(_Section):
     progress_every_seconds: float = Field(default=5.0, ge=1)
 
 
+class Orders(_Section):
+    # Orders older than this when they reach the bot (imported history, late reports) get no
+    # rating request and no replenishment reminder: the moment for those has passed.
+    follow_up_horizon_days: int = Field(default=30, ge=0)
+
+
 class Conversations(_Section):
     wizard_idle_days: int = Field(default=7, ge=1)
 
@@ -124,6 +130,7 @@ class Rules(_Section):
     segments: Segments = Segments()
     broadcasts: Broadcasts = Broadcasts()
     bonus: Bonus = Bonus()
+    orders: Orders = Orders()
 
 
 def load_rules(path: Path, *, required: bool) -> Rules:

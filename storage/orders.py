@@ -48,6 +48,7 @@ class StoredOrder:
     bonus_redeemed: int
     status: str
     fingerprint: str | None
+    ordered_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +69,7 @@ _STORED_COLUMNS = (
     orders.c.bonus_redeemed,
     orders.c.status,
     orders.c.fingerprint,
+    orders.c.ordered_at,
 )
 
 

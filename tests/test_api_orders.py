@@ -18,6 +18,7 @@ from bot.api import create_api_app, start_api
 from scenarios.cards import card_number, display_card_number
 from scenarios.clock import FixedClock
 from scenarios.ledger import PointsLedger, welcome_source
+from scenarios.orders import OrderEvent
 from scenarios.rules import Rules
 from scenarios.tiers import TierLadder
 from storage.database import Database
@@ -497,6 +498,36 @@ async def test_an_unknown_status_is_refused(
     await post_order(api, order_body())
     got, body = await change(api, "A-1001", value)
     assert (got, body["error"]["code"], body["error"]["field"]) == (status, code, "status")
+
+
+class RecordingFollower:
+    def __init__(self) -> None:
+        self.events: list[OrderEvent] = []
+
+    async def after_order(self, event: OrderEvent) -> None:
+        self.events.append(event)
+
+
+async def test_followers_see_new_orders_and_changes_but_not_replays(
+    db: Database, clock: FixedClock
+) -> None:
+    follower = RecordingFollower()
+    app = create_api_app(db=db, rules=Rules(), clock=clock, api_token=TOKEN, followers=[follower])
+    async with TestClient(TestServer(app)) as api:
+        member = await add_customer(db)
+        await post_order(api, order_body())
+        await post_order(api, order_body())  # a replay: nothing follows
+        old = order_body(order_id="OLD-1", created_at="2026-01-01T10:00:00+03:00")
+        await post_order(api, old)
+        await change(api, "A-1001", "delivered")
+        await change(api, "A-1001", "delivered")  # no change: nothing follows
+    assert [
+        (e.order_id, e.previous_status, e.status, e.customer_id, e.recent) for e in follower.events
+    ] == [
+        ("A-1001", None, "paid", member, True),
+        ("OLD-1", None, "paid", member, False),
+        ("A-1001", "paid", "delivered", member, True),
+    ]
 
 
 # ---- customer lookup ---------------------------------------------------------------------

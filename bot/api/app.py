@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -20,6 +21,7 @@ from scenarios.ledger import PointsLedger
 from scenarios.orders import (
     CustomerCard,
     OrderDesk,
+    OrderFollower,
     OrderProblem,
     Points,
     ProblemKind,
@@ -61,8 +63,18 @@ def error_response(status: int, code: str, message: str, field: str | None = Non
     )
 
 
-def create_api_app(*, db: Database, rules: Rules, clock: Clock, api_token: str) -> web.Application:
-    """The API over this database; every route but /healthz wants ``Bearer <api_token>``."""
+def create_api_app(
+    *,
+    db: Database,
+    rules: Rules,
+    clock: Clock,
+    api_token: str,
+    followers: Sequence[OrderFollower] = (),
+) -> web.Application:
+    """The API over this database; every route but /healthz wants ``Bearer <api_token>``.
+
+    ``followers`` act on every new order and status change in the same transaction (rating
+    requests, reminders, referral rewards)."""
     if not api_token:
         raise ValueError("the API needs a non-empty token")
     ladder = TierLadder.from_rules(rules.bonus, currency=rules.shop.currency)
@@ -76,6 +88,8 @@ def create_api_app(*, db: Database, rules: Rules, clock: Clock, api_token: str) 
         ladder=ladder,
         currency=rules.shop.currency,
         clock=clock,
+        followers=followers,
+        follow_up_horizon=timedelta(days=rules.orders.follow_up_horizon_days),
     )
     app = web.Application(
         middlewares=[_json_errors, _bearer_auth(api_token)], client_max_size=MAX_BODY
