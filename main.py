@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from pathlib import Path
 from typing import NoReturn
 
 from aiogram.exceptions import TelegramUnauthorizedError
@@ -13,6 +14,7 @@ from pydantic import ValidationError
 
 from bot.app import build_application, run_polling
 from bot.cli import describe_settings, fail, load_settings_and_rules, migrate_only
+from bot.importer import IMPORT_COLUMNS, run_import
 from bot.logs import configure_logging
 
 
@@ -26,6 +28,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser("run", help="start the bot with long polling (the default)")
     commands.add_parser("migrate", help="apply database migrations and exit")
+    for kind, columns in IMPORT_COLUMNS.items():
+        command = commands.add_parser(
+            f"import-{kind}",
+            help=f"import {kind} from a CSV file (safe to repeat: known ones are skipped)",
+            description=f"Columns (header line, any order): {', '.join(columns)}.",
+        )
+        command.add_argument("file", type=Path, metavar="FILE.csv")
     return parser.parse_args(argv)
 
 
@@ -35,6 +44,10 @@ def main(argv: list[str] | None = None) -> NoReturn:
     configure_logging(settings.log_level)
     if args.command == "migrate":
         sys.exit(asyncio.run(migrate_only(settings)))
+    if args.command == "import-orders":
+        sys.exit(asyncio.run(run_import("orders", args.file, settings=settings, rules=rules)))
+    if args.command == "import-products":
+        sys.exit(asyncio.run(run_import("products", args.file, settings=settings, rules=rules)))
     if settings.bot_token is None:
         fail(
             "BOT_TOKEN is not set: get a token from @BotFather and run BOT_TOKEN=... python main.py"

@@ -118,6 +118,18 @@ class Database:
                 tx.open = False
                 self._ambient.reset(token)
 
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[AsyncConnection]:
+        """Inside a transaction, a block that can fail alone: its writes are undone, the
+        transaction goes on (bulk imports commit many orders at once, rejecting a few)."""
+        outer = self._ambient.get()
+        if outer is None or not outer.open:
+            async with self.transaction() as connection:
+                yield connection
+            return
+        async with outer.connection.begin_nested():
+            yield outer.connection
+
     def read(self) -> Any:
         """A read-only transaction; on SQLite it takes no write lock."""
         return self.transaction("read")

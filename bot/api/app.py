@@ -7,7 +7,6 @@ import hmac
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
-from datetime import timedelta
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -16,8 +15,8 @@ from pydantic import BaseModel, ValidationError
 
 from bot.api.models import BodyProblem, OrderBody, ProductBody, StatusBody, body_problem
 from bot.api.openapi import openapi_document
+from bot.order_desk import create_order_desk
 from scenarios.clock import Clock
-from scenarios.ledger import PointsLedger
 from scenarios.orders import (
     CustomerCard,
     OrderDesk,
@@ -30,10 +29,7 @@ from scenarios.orders import (
 )
 from scenarios.products import checked_product, save_product
 from scenarios.rules import Rules
-from scenarios.tiers import TierLadder
 from storage.database import Database
-from storage.ledger import SqlLedger
-from storage.orders import SqlOrders
 from storage.products import SqlProducts
 
 log = logging.getLogger(__name__)
@@ -77,20 +73,7 @@ def create_api_app(
     requests, reminders, referral rewards)."""
     if not api_token:
         raise ValueError("the API needs a non-empty token")
-    ladder = TierLadder.from_rules(rules.bonus, currency=rules.shop.currency)
-    ledger = SqlLedger(db)
-    desk = OrderDesk(
-        uow=db,
-        orders=SqlOrders(db),
-        points=PointsLedger(ledger, bonus=rules.bonus, ladder=ladder, clock=clock),
-        reader=ledger,
-        bonus=rules.bonus,
-        ladder=ladder,
-        currency=rules.shop.currency,
-        clock=clock,
-        followers=followers,
-        follow_up_horizon=timedelta(days=rules.orders.follow_up_horizon_days),
-    )
+    desk = create_order_desk(db=db, rules=rules, clock=clock, followers=followers)
     app = web.Application(
         middlewares=[_json_errors, _bearer_auth(api_token)], client_max_size=MAX_BODY
     )
