@@ -64,9 +64,7 @@ class SqlAccount:
             ).one_or_none()
         return CustomerRecord(**row._mapping) if row else None
 
-    async def newer_page_start(
-        self, *, customer_id: int, after_id: int, limit: int
-    ) -> int | None:
+    async def newer_page_start(self, *, customer_id: int, after_id: int, limit: int) -> int | None:
         """The ``before_id`` of the page just newer than entries below ``after_id`` + 1;
         None when that page is the newest (the first page)."""
         async with self._db.read() as conn:

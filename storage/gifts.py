@@ -21,6 +21,7 @@ DONE = "done"
 class NewGift:
     request_key: str
     created_by: int
+    locale: str
     amount: int
     reason: str
     tier: str | None
@@ -32,6 +33,7 @@ class GiftRecord:
     id: int
     request_key: str
     created_by: int
+    locale: str
     amount: int
     reason: str
     tier: str | None
@@ -59,9 +61,7 @@ def tier_of(spend: ColumnElement[int], thresholds: Sequence[tuple[str, int]]) ->
     (lowest, _), *higher = thresholds
     if not higher:
         return literal(lowest)
-    return case(
-        *((spend >= threshold, name) for name, threshold in reversed(higher)), else_=lowest
-    )
+    return case(*((spend >= threshold, name) for name, threshold in reversed(higher)), else_=lowest)
 
 
 def _members() -> ColumnElement[bool]:
@@ -80,6 +80,7 @@ class SqlGifts:
                 .values(
                     request_key=gift.request_key,
                     created_by=gift.created_by,
+                    locale=gift.locale,
                     amount=gift.amount,
                     reason=gift.reason,
                     tier=gift.tier,
@@ -143,9 +144,7 @@ class SqlGifts:
     ) -> dict[str, int]:
         """How many members each tier has now (tiers without members are left out)."""
         spends = (
-            select(paid_spend_of(customers.c.id, since).label("spend"))
-            .where(_members())
-            .subquery()
+            select(paid_spend_of(customers.c.id, since).label("spend")).where(_members()).subquery()
         )
         tier = tier_of(spends.c.spend, thresholds).label("tier")
         async with self._db.read() as conn:

@@ -329,6 +329,7 @@ gifts = Table(
     # The confirmation's own key: pressing "Confirm" twice starts one gift.
     Column("request_key", String(64), nullable=False, unique=True),
     Column("created_by", BigInteger, nullable=False),
+    Column("locale", String(8), nullable=False),  # the admin's, for the closing report
     Column("amount", BigInteger, nullable=False),  # points before the tier multiplier
     Column("reason", String(500), nullable=False),
     Column("tier", String(32), nullable=True),  # None: every member

@@ -36,6 +36,7 @@ def upgrade() -> None:
         sa.Column("id", BigIntId, autoincrement=True, nullable=False),
         sa.Column("request_key", sa.String(64), nullable=False),
         sa.Column("created_by", sa.BigInteger(), nullable=False),
+        sa.Column("locale", sa.String(8), nullable=False),
         sa.Column("amount", sa.BigInteger(), nullable=False),
         sa.Column("reason", sa.String(500), nullable=False),
         sa.Column("tier", sa.String(32), nullable=True),
