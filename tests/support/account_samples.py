@@ -47,7 +47,9 @@ CUSTOMER = CustomerRecord(
 ACCOUNT = AccountView(customer=CUSTOMER, balance=VIEW, status=STATUS)
 
 
-def entry(entry_id: int, kind: EntryKind, source: str, amount: int, reason: str = "") -> EntryRecord:
+def entry(
+    entry_id: int, kind: EntryKind, source: str, amount: int, reason: str = ""
+) -> EntryRecord:
     return EntryRecord(entry_id, 42, kind, source, amount, None, reason or "x", None, AT)
 
 
