@@ -28,6 +28,7 @@ from storage.orders import CustomerMatch
 BONUS_ADJUSTMENT = "bonus_adjustment"  # the audit action and the customer's message kind
 MAX_POINTS = 10_000_000
 _POINTS = re.compile(r"^[+-]?\d{1,12}$")
+_SIGNED = re.compile(r"^[+-]\d+$")
 
 
 class Problem(StrEnum):
@@ -81,13 +82,16 @@ def checked_reason(text: str) -> str:
 
 
 def parse_bonus(args: str | None) -> BonusRequest:
-    """``<customer> <+N|-N> <reason…>``: the customer reference is one word."""
-    parts = (args or "").split(maxsplit=2)
-    if len(parts) < 2:
+    """``<customer> <+N|-N> <reason…>``. The customer may take several words (a phone written
+    "+7 999 123-45-67"): it ends before the first signed number; unsigned, it is one word."""
+    words = (args or "").split()
+    if len(words) < 2:
         raise AdminProblem(Problem.USAGE)
-    points = parse_points_change(parts[1])
+    split = next((i for i, word in enumerate(words) if i and _SIGNED.match(word)), 1)
     return BonusRequest(
-        ref=parts[0], points=points, reason=checked_reason(parts[2] if len(parts) > 2 else "")
+        ref=" ".join(words[:split]),
+        points=parse_points_change(words[split]),
+        reason=checked_reason(" ".join(words[split + 1 :])),
     )
 
 
