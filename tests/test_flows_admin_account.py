@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from zoneinfo import ZoneInfo
 
 import pytest
 from aiogram.methods import AnswerCallbackQuery, EditMessageText, SendMessage
 from sqlalchemy import func, select, update
 
+from bot.account_jobs import create_account_jobs
 from locales import CatalogI18n
 from locales.rendering import Renderer
 from scenarios.cards import card_number
@@ -18,11 +20,12 @@ from scenarios.tiers import TierLadder
 from storage.audit import SqlAuditLog
 from storage.database import Database
 from storage.ledger import EntryKind, SqlLedger
-from storage.schema import customers, gifts, ledger_entries, outbox
+from storage.schema import audit_log, customers, gifts, ledger_entries, outbox
 from tests.support.flow import Flow, build_flow
 from tests.support.seed import member, order
 from tests.support.updates import TgUser
 
+MOSCOW = ZoneInfo("Europe/Moscow")
 ADMIN = TgUser(9001, first_name="Olga", language_code="en")
 ADMIN_UK = TgUser(9002, first_name="Оля", language_code="uk")
 ANNA = TgUser(1001, first_name="Anna", language_code="ru", username="anna_cat")
@@ -242,3 +245,57 @@ async def test_customer_profile_shows_member_tier_orders_consents_and_audit(
     assert "Вимкнено: нагадування" in ru_admin_view.text
     [usage] = sent(await flow.send(ADMIN, "/customer"))
     assert usage.text.startswith("Usage: /customer CUSTOMER")
+
+
+async def test_an_admin_gives_a_holiday_gift_to_one_tier_after_confirming(
+    flow: Flow, clock: FixedClock
+) -> None:
+    bronze = await anna(flow, clock, points=10)
+    silver = await member(flow.db, 2001)
+    await points_ledger(flow.db, clock).accrue(customer_id=silver, order_id="S-1", total=1_000_000)
+    [preview] = sent(await flow.send(ADMIN, "/gift 100 Happy <New> Year! tier:silver"))
+    text = plain(preview.text)
+    assert text.startswith("<b>Holiday gift</b>\nReason: Happy &lt;New&gt; Year!\n")
+    assert "To members of the Silver tier" in text
+    assert "Silver: 1 member × 150 points" in text
+    assert "In total: 1 recipient, 150 points." in text
+    assert await count(flow, gifts) == 0, "nothing before the confirmation"
+
+    confirm = button(preview, 0)
+    calls = await flow.press(ADMIN, confirm, message=flow.message_from(preview))
+    assert edits(calls)[0].text == (
+        "Gift #1 is on its way to 1 recipient. I will write when everyone has it."
+    )
+    again = await flow.press(ADMIN, confirm, message=flow.message_from(preview))
+    assert "no longer valid" in (answer_of(again).text or "")
+    assert await count(flow, gifts) == 1
+    async with flow.db.read() as conn:
+        [(action, details)] = (
+            await conn.execute(select(audit_log.c.action, audit_log.c.details))
+        ).all()
+    assert action == "gift"
+    assert (details["recipients"], details["points"], details["tier"]) == (1, 150, "silver")
+
+    jobs = create_account_jobs(db=flow.db, rules=Rules(), clock=clock, shop_zone=MOSCOW)
+    assert await jobs.gifts.tick() == 1
+    assert await available(flow, clock, bronze) == 10
+    view = await balance(SqlLedger(flow.db), customer_id=silver, clock=clock)
+    assert view.available == 150
+
+
+async def test_bad_gift_arguments_are_refused_and_change_nothing(flow: Flow) -> None:
+    cases = {
+        "/gift": "Usage: /gift AMOUNT REASON [tier:NAME]",
+        "/gift 0 New Year": "0 points would change nothing.",
+        "/gift -5 New Year": "The number of points must look like +100 or -50.",
+        "/gift 100": "Please add a reason.",
+        "/gift 100 New Year tier:iron": "There is no tier iron. Tiers: bronze, silver, gold",
+    }
+    for command, expected in cases.items():
+        [answer] = sent(await flow.send(ADMIN, command))
+        assert answer.text.startswith(expected), command
+        assert answer.text.endswith("Nothing was changed."), command
+    [nobody] = sent(await flow.send(ADMIN, "/gift 100 New Year tier:diamond"))
+    assert "Nobody would get it: there are no such members." in nobody.text
+    assert nobody.reply_markup is None
+    assert await count(flow, gifts) == 0
