@@ -7,9 +7,11 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select, update
 
 from bot.account_jobs import AccountJobs, create_account_jobs
+from bot.api import create_api_app
 from locales.rendering import Renderer
 from scenarios.clock import FixedClock
 from scenarios.ledger import PointsLedger, balance
@@ -295,4 +297,37 @@ async def test_history_pages_and_latest_orders_read_back(db: Database, clock: Fi
     assert [(o.order_ref, o.total, o.status, o.bonus_redeemed) for o in latest] == [
         ("O-2", 250_000, "refunded", 10),
         ("O-1", 100_000, "delivered", 0),
+    ]
+
+
+async def test_the_shops_api_order_and_refund_announce_tier_changes_in_their_transaction(
+    db: Database, clock: FixedClock
+) -> None:
+    rules = Rules()
+    jobs = jobs_for(db, clock, rules)
+    anna = await member(db, 1001)
+    async with db.transaction() as conn:
+        await conn.execute(
+            update(customers).where(customers.c.id == anna).values(phone="+79991234567")
+        )
+    app = create_api_app(db=db, rules=rules, clock=clock, api_token="t", followers=[jobs.tiers])
+    headers = {"Authorization": "Bearer t"}
+    body = {
+        "order_id": "A-1001",
+        "customer": {"phone": "+7 999 123-45-67"},
+        "items": [{"sku": "CAT", "name": "Cat food", "quantity": 1, "price": "30000.00"}],
+        "total": "30000.00",
+        "currency": "RUB",
+    }
+    async with TestClient(TestServer(app)) as api:
+        assert (await api.post("/api/v1/orders", json=body, headers=headers)).status == 201
+        assert (await api.post("/api/v1/orders", json=body, headers=headers)).status == 200
+        refund = await api.post(
+            "/api/v1/orders/A-1001/status", json={"status": "refunded"}, headers=headers
+        )
+        assert refund.status == 200
+    rows = await queued(db)
+    assert [(r["dedupe_key"], r["payload"]["context"]["tier"]) for r in rows] == [
+        (f"tier-change:{anna}:1", "gold"),
+        (f"tier-change:{anna}:2", "bronze"),
     ]

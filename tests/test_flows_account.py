@@ -44,6 +44,13 @@ def plain(text: str) -> str:
     return text.replace("\xa0", " ").replace("\u202f", " ")
 
 
+def first_button(method: SendMessage | EditMessageText) -> str:
+    assert method.reply_markup is not None
+    data = method.reply_markup.inline_keyboard[0][0].callback_data  # type: ignore[union-attr]
+    assert isinstance(data, str)
+    return data
+
+
 def labels(method: SendMessage | EditMessageText) -> list[str]:
     if method.reply_markup is None:
         return []
@@ -117,11 +124,7 @@ async def test_history_pages_older_and_newer_with_reasons(flow: Flow, clock: Fix
     assert len([line for line in lines if "·" in line]) == 10
     assert labels(first) == ["◀ Older"]
 
-    calls = await flow.press(
-        JOHN,
-        first.reply_markup.inline_keyboard[0][0].callback_data,  # type: ignore[union-attr]
-        message=flow.message_from(first),
-    )
+    calls = await flow.press(JOHN, first_button(first), message=flow.message_from(first))
     [older] = [c for c in calls if isinstance(c, EditMessageText)]
     assert older.text is not None
     assert older.text.startswith("<b>Points history</b> (older)")
@@ -130,8 +133,7 @@ async def test_history_pages_older_and_newer_with_reasons(flow: Flow, clock: Fix
     assert "+60 points</b> — cashback for order A-1003" in older.text
     assert labels(older) == ["Newer ▶"]
 
-    back = older.reply_markup.inline_keyboard[0][0].callback_data  # type: ignore[union-attr]
-    calls = await flow.press(JOHN, back, message=flow.message_from(first))
+    calls = await flow.press(JOHN, first_button(older), message=flow.message_from(first))
     [newest] = [c for c in calls if isinstance(c, EditMessageText)]
     assert newest.text == first.text
     assert labels(newest) == ["◀ Older"]
@@ -167,7 +169,7 @@ async def test_a_button_pressed_by_someone_else_shows_only_their_own_history(
                 admin_id=1,
             )
     [annas] = sent(await flow.send(ANNA, "/history"))
-    button = annas.reply_markup.inline_keyboard[0][0].callback_data  # type: ignore[union-attr]
+    button = first_button(annas)
 
     # Taras presses the Older button under Anna's message (forwarded to him, say).
     calls = await flow.press(TARAS, button, message=flow.message_from(annas))
