@@ -320,6 +320,15 @@ async def gift(
         )
         return
     except AdminProblem as problem:
+        if problem.problem is Problem.BAD_NUMBER:  # a gift's amount has no sign
+            await message.answer(
+                _("The amount must be a whole number of points, e.g. 100.")
+                + "\n\n"
+                + gift_usage()
+                + "\n"
+                + _("Nothing was changed.")
+            )
+            return
         await message.answer(problem_text(problem, gift_usage()))
         return
     plan = await plan_gift(

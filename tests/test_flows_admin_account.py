@@ -287,7 +287,7 @@ async def test_bad_gift_arguments_are_refused_and_change_nothing(flow: Flow) -> 
     cases = {
         "/gift": "Usage: /gift AMOUNT REASON [tier:NAME]",
         "/gift 0 New Year": "0 points would change nothing.",
-        "/gift -5 New Year": "The number of points must look like +100 or -50.",
+        "/gift -5 New Year": "The amount must be a whole number of points, e.g. 100.",
         "/gift 100": "Please add a reason.",
         "/gift 100 New Year tier:iron": "There is no tier iron. Tiers: bronze, silver, gold",
     }
