@@ -139,7 +139,8 @@ async def plan_gift(
         for tier in ladder.tiers
         if request.tier in (None, tier.name) and counts.get(tier.name, 0)
     )
-    return GiftPlan(request=request, shares=shares)
+    # A multiplier below 1 may round a small gift down to nothing: those members get nothing.
+    return GiftPlan(request=request, shares=tuple(s for s in shares if s.points_each > 0))
 
 
 async def start_gift(
