@@ -21,6 +21,7 @@ from aiogram.utils.i18n import I18n
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.account_jobs import AccountJobs, create_account_jobs
 from bot.api import create_api_app, start_api
 from bot.broadcast_progress import BroadcastProgress
 from bot.delivery.sender import OutboxSender
@@ -64,6 +65,7 @@ class Application:
     scheduler: AsyncIOScheduler
     fsm_storage: BaseStorage
     sender: OutboxSender
+    account_jobs: AccountJobs
 
 
 def create_bot(settings: Settings) -> Bot:
@@ -120,6 +122,7 @@ def build_application(
         worker_id=f"{socket.gethostname()}:{os.getpid()}",
     )
     dispatcher["sender"] = sender
+    account_jobs = create_account_jobs(db=db, rules=rules, clock=clock, shop_zone=settings.zone)
     return Application(
         settings=settings,
         rules=rules,
@@ -143,9 +146,11 @@ def build_application(
                 rules=rules,
                 clock=clock,
             ),
+            account_jobs=account_jobs,
         ),
         fsm_storage=fsm_storage,
         sender=sender,
+        account_jobs=account_jobs,
     )
 
 
@@ -187,7 +192,7 @@ async def run_polling(app: Application) -> None:
 
 def order_followers(app: Application) -> list[OrderFollower]:
     """What happens after an order arrives or changes status, in the order's transaction."""
-    return []
+    return [app.account_jobs.tiers]
 
 
 async def start_shop_api(app: Application) -> web.AppRunner | None:

@@ -14,10 +14,17 @@ from bot.middlewares import CustomerMiddleware, UnitOfWorkMiddleware
 from handlers import create_routers
 from locales.rendering import Renderer
 from scenarios.clock import Clock
+from scenarios.ledger import PointsLedger
 from scenarios.rules import Rules
+from scenarios.tiers import TierLadder
+from storage.account import SqlAccount
+from storage.audit import SqlAuditLog
 from storage.broadcasts import SqlBroadcasts
 from storage.customers import SqlCustomers
 from storage.database import Database
+from storage.gifts import SqlGifts
+from storage.ledger import SqlLedger
+from storage.orders import SqlOrders
 from storage.outbox import SqlOutbox
 from storage.preferences import SqlPreferences
 from storage.segments import SqlSegments
@@ -38,6 +45,8 @@ def create_dispatcher(
     events_isolation: BaseEventIsolation | None = None,
 ) -> Dispatcher:
     customers = SqlCustomers(db)
+    ledger = SqlLedger(db)
+    ladder = TierLadder.from_rules(rules.bonus, currency=rules.shop.currency)
     dispatcher = Dispatcher(
         storage=fsm_storage,
         # One update per user at a time: a double tap cannot race a wizard or a balance.
@@ -55,6 +64,14 @@ def create_dispatcher(
         staff_chat_id=staff_chat_id,
         version=version,
         started_at=started_at,
+        # Points and admin commands (handlers/account.py, handlers/admin_account.py).
+        ledger_reader=ledger,
+        points_ledger=PointsLedger(ledger, bonus=rules.bonus, ladder=ladder, clock=clock),
+        tier_ladder=ladder,
+        account_store=SqlAccount(db),
+        order_store=SqlOrders(db),
+        audit_log=SqlAuditLog(db),
+        gift_store=SqlGifts(db),
     )
     dispatcher.update.outer_middleware(UnitOfWorkMiddleware(db))
     dispatcher.update.outer_middleware(CustomerMiddleware(customers, clock))

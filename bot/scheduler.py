@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.account_jobs import AccountJobs
 from bot.broadcast_progress import BroadcastProgress
 from scenarios.clock import Clock
 from scenarios.rules import Rules
@@ -25,6 +26,7 @@ def create_scheduler(
     fsm_states: SqlFsmStates | None,
     outbox: SqlOutbox,
     broadcast_progress: BroadcastProgress,
+    account_jobs: AccountJobs | None = None,
 ) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(
         timezone=UTC,
@@ -69,4 +71,12 @@ def create_scheduler(
         seconds=rules.broadcasts.progress_every_seconds,
         id="broadcast-progress",
     )
+    if account_jobs is not None:
+        # Expiries, expiry warnings, rolling-window tier checks and gift batches.
+        scheduler.add_job(
+            account_jobs.tick,
+            "interval",
+            seconds=rules.scheduler.tick_seconds,
+            id="account",
+        )
     return scheduler

@@ -5,7 +5,9 @@ from __future__ import annotations
 from aiogram import Router
 
 from handlers import (
+    account,
     admin,
+    admin_account,
     broadcast,
     errors,
     fallback,
@@ -28,5 +30,7 @@ def create_routers() -> list[Router]:
         help.create_router(),
         admin.create_router(),
         broadcast.create_router(),
+        account.create_router(),
+        admin_account.create_router(),
         fallback.create_router(),
     ]

@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 CUSTOMER_COMMANDS: tuple[tuple[str, LazyProxy], ...] = (
     ("start", __("Start and join the bonus program")),
     ("lang", __("Change the language")),
+    ("balance", __("My points, tier and cashback")),
+    ("history", __("My points history")),
     ("settings", __("Choose which messages you get")),
     ("help", __("What this bot can do")),
 )
@@ -25,6 +27,9 @@ ADMIN_COMMANDS: tuple[tuple[str, LazyProxy], ...] = (
     *CUSTOMER_COMMANDS,
     ("status", __("Bot status (admins)")),
     ("broadcast", __("Send a broadcast (admins)")),
+    ("bonus", __("Add or remove a customer's points (admins)")),
+    ("customer", __("A customer's profile (admins)")),
+    ("gift", __("A holiday gift to members (admins)")),
 )
 
 

@@ -56,7 +56,7 @@ class Renderer:
         self.env.filters.update(
             number=lambda value: format_number(value, i18n.current_locale),
             money=self._money,
-            date=lambda value, style="long": format_date(value, i18n.current_locale, style=style),
+            date=self._date,
             datetime=self._datetime,
             points=lambda count: format_points(count, i18n, i18n.current_locale),
             percent=lambda share: format_percent(share, i18n.current_locale),
@@ -64,6 +64,12 @@ class Renderer:
 
     def _money(self, minor_units: int, currency: str | None = None) -> str:
         return format_money(minor_units, currency or self.currency, self.i18n.current_locale)
+
+    def _date(self, value: date | datetime | str, style: str = "long") -> str:
+        # Outbox templates get their context as JSON, so a day arrives as "2027-03-01".
+        if isinstance(value, str):
+            value = date.fromisoformat(value)
+        return format_date(value, self.i18n.current_locale, style=style)
 
     def _datetime(self, value: datetime | date, style: str = "medium") -> str:
         if not isinstance(value, datetime):

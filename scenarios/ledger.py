@@ -42,7 +42,13 @@ MAX_SOURCE = 200
 MAX_REASON = 500
 
 GIFT_KINDS = frozenset(
-    {EntryKind.WELCOME, EntryKind.REFERRAL, EntryKind.BIRTHDAY, EntryKind.COMPENSATION}
+    {
+        EntryKind.WELCOME,
+        EntryKind.REFERRAL,
+        EntryKind.BIRTHDAY,
+        EntryKind.COMPENSATION,
+        EntryKind.GIFT,
+    }
 )
 # Entries that earn points; a reversal or correction of an order takes its earnings back.
 _EARNING_KINDS = frozenset({EntryKind.ACCRUAL, *GIFT_KINDS})

@@ -121,6 +121,29 @@ class Bonus(_Section):
         return self
 
 
+class Gifts(_Section):
+    """Admins' holiday gifts (/gift): a higher tier gets a bigger share of the same gift."""
+
+    # Tier name -> multiplier of the gift's amount (rounded down); unlisted tiers get 1.
+    tier_multipliers: dict[str, Decimal] = Field(
+        default_factory=lambda: {
+            "silver": Decimal("1.5"),
+            "gold": Decimal(2),
+            "platinum": Decimal("2.5"),
+            "diamond": Decimal(3),
+        }
+    )
+    # Members granted per scheduler tick, so a gift to 100 000 members never blocks the bot.
+    batch_size: int = Field(default=500, ge=1, le=10_000)
+
+    @model_validator(mode="after")
+    def _sensible(self) -> Gifts:
+        for name, multiplier in self.tier_multipliers.items():
+            if not 0 < multiplier <= 100:
+                raise ValueError(f"tier_multipliers.{name} must be more than 0 and at most 100")
+        return self
+
+
 class Rules(_Section):
     shop: Shop = Shop()
     scheduler: Scheduler = Scheduler()
@@ -131,6 +154,7 @@ class Rules(_Section):
     broadcasts: Broadcasts = Broadcasts()
     bonus: Bonus = Bonus()
     orders: Orders = Orders()
+    gifts: Gifts = Gifts()
 
 
 def load_rules(path: Path, *, required: bool) -> Rules:

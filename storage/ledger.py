@@ -35,6 +35,7 @@ class EntryKind(StrEnum):
     BIRTHDAY = "birthday"
     COMPENSATION = "compensation"
     ADJUSTMENT = "adjustment"  # by an admin, either sign
+    GIFT = "gift"  # an admin's holiday gift to members (/gift)
 
 
 class UnknownCustomerError(LookupError):

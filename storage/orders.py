@@ -59,6 +59,18 @@ class CustomerMatch:
     joined: bool
 
 
+@dataclass(frozen=True, slots=True)
+class OrderSummary:
+    """One of a customer's orders as an admin's profile view shows it."""
+
+    order_ref: str
+    total: int  # minor units
+    currency: str
+    bonus_redeemed: int
+    status: str
+    ordered_at: datetime
+
+
 _STORED_COLUMNS = (
     orders.c.id,
     orders.c.order_ref,
@@ -162,6 +174,24 @@ class SqlOrders:
                 if row is not None:
                     return CustomerMatch(id=int(row.id), joined=row.joined_at is not None)
         return None
+
+    async def latest_for(self, *, customer_id: int, limit: int = 5) -> list[OrderSummary]:
+        """The customer's latest orders, newest first."""
+        async with self._db.read() as conn:
+            rows = await conn.execute(
+                select(
+                    orders.c.order_ref,
+                    orders.c.total,
+                    orders.c.currency,
+                    orders.c.bonus_redeemed,
+                    orders.c.status,
+                    orders.c.ordered_at,
+                )
+                .where(orders.c.customer_id == customer_id)
+                .order_by(orders.c.ordered_at.desc(), orders.c.id.desc())
+                .limit(limit)
+            )
+            return [OrderSummary(**row._mapping) for row in rows]
 
     async def customer_orders_since(
         self, *, customer_ids: Sequence[int], since: datetime

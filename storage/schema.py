@@ -302,3 +302,43 @@ audit_log = Table(
     Index("ix_audit_log_customer_id", "customer_id"),
     Index("ix_audit_log_at", "at"),
 )
+
+# The tier each customer was last told about; a change from it is announced once (``changes``
+# numbers the announcements, so each has its own outbox key). No row: the lowest tier.
+tier_standings = Table(
+    "tier_standings",
+    metadata,
+    Column(
+        "customer_id",
+        BigInteger,
+        ForeignKey("customers.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("tier", String(32), nullable=False),
+    Column("changes", Integer, nullable=False),
+    Column("changed_at", UtcDateTime, nullable=False),
+)
+
+# An admin's holiday gift to all members or one tier, granted in batches by a scheduler tick:
+# ``cursor`` is the last customer id handled, so a restart resumes where it stopped.
+gifts = Table(
+    "gifts",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    # The confirmation's own key: pressing "Confirm" twice starts one gift.
+    Column("request_key", String(64), nullable=False, unique=True),
+    Column("created_by", BigInteger, nullable=False),
+    Column("locale", String(8), nullable=False),  # the admin's, for the closing report
+    Column("amount", BigInteger, nullable=False),  # points before the tier multiplier
+    Column("reason", String(500), nullable=False),
+    Column("tier", String(32), nullable=True),  # None: every member
+    Column("multipliers", JSON, nullable=False),  # tier name -> multiplier, as confirmed
+    Column("state", String(12), nullable=False),  # running, done
+    Column("cursor", BigInteger, nullable=False, server_default="0"),
+    Column("granted", Integer, nullable=False, server_default="0"),
+    Column("points", BigInteger, nullable=False, server_default="0"),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime, nullable=True),
+    Index("ix_gifts_state", "state"),
+)

@@ -84,10 +84,15 @@ async def test_the_bot_answers_start_in_each_users_language_and_stops_cleanly(
         assert [c["command"] for c in admin_menu] == [
             "start",
             "lang",
+            "balance",
+            "history",
             "settings",
             "help",
             "status",
             "broadcast",
+            "bonus",
+            "customer",
+            "gift",
         ]
 
         # /lang round trip over real HTTP: the button edits the message and sticks.

@@ -93,7 +93,14 @@ async def test_lang_switches_language_menu_and_later_answers(flow: Flow) -> None
     assert any(isinstance(call, AnswerCallbackQuery) for call in calls)
     menu = next(call for call in calls if isinstance(call, SetMyCommands))
     assert menu.scope.chat_id == ANNA.id  # type: ignore[union-attr]
-    assert [c.command for c in menu.commands] == ["start", "lang", "settings", "help"]
+    assert [c.command for c in menu.commands] == [
+        "start",
+        "lang",
+        "balance",
+        "history",
+        "settings",
+        "help",
+    ]
     assert menu.commands[1].description == "Змінити мову"
 
     again = only_message(await flow.send(ANNA, "/start"))
@@ -131,6 +138,12 @@ async def test_help_lists_the_commands_this_user_may_use(flow: Flow) -> None:
     assert "/status" not in customer_help
     admin_help = only_message(await flow.send(ADMIN, "/help")).text
     assert "/status — Bot status (admins)" in admin_help
+    assert "/balance — Мої бали, рівень і кешбек" in customer_help
+    assert "/history — Історія моїх балів" in customer_help
+    assert "/bonus" not in customer_help
+    assert "/bonus — Add or remove a customer&#39;s points (admins)" in admin_help
+    assert "/customer — A customer&#39;s profile (admins)" in admin_help
+    assert "/gift — A holiday gift to members (admins)" in admin_help
 
 
 async def test_unknown_input_gets_a_pointer_to_help(flow: Flow) -> None:

@@ -18,6 +18,7 @@ from locales.rendering import Renderer
 from scenarios.broadcasts import Progress, VariantResult
 from scenarios.customers import SUPPORTED_LOCALES
 from scenarios.status import BotStatus
+from tests.support.account_samples import ACCOUNT_SAMPLES
 
 ROOT = Path(__file__).resolve().parent.parent
 PLACEHOLDER = re.compile(r"%\((\w+)\)s")
@@ -172,6 +173,7 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
         )
     },
 }
+SAMPLE_CONTEXTS.update(ACCOUNT_SAMPLES)
 
 
 def test_every_template_has_a_sample_context(renderer: Renderer) -> None:
