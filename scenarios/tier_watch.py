@@ -87,9 +87,11 @@ class TierWatch:
 
     async def after_order(self, event: OrderEvent) -> None:
         if event.customer_id is not None:
-            await self.check(customer_id=event.customer_id)
+            # Imported history moves the standing quietly: "you are gold now" about a year-old
+            # order would be news to nobody.
+            await self.check(customer_id=event.customer_id, announce=event.recent)
 
-    async def check(self, *, customer_id: int) -> TierChange:
+    async def check(self, *, customer_id: int, announce: bool = True) -> TierChange:
         status = await tier_status(
             self._reader, customer_id=customer_id, ladder=self._ladder, clock=self._clock
         )
@@ -107,7 +109,7 @@ class TierWatch:
         )
         if not saved:  # another writer recorded (and announced) this change
             return None
-        customer = await self._store.customer(customer_id=customer_id)
+        customer = await self._store.customer(customer_id=customer_id) if announce else None
         if customer is not None:
             message = tier_change_message(customer, change, number=number)
             if message is not None:

@@ -154,6 +154,30 @@ async def test_an_upgrade_and_a_refund_downgrade_are_announced_once_each(
     assert (standing.tier, standing.changes) == ("bronze", 2)
 
 
+async def test_imported_history_moves_the_tier_without_announcing_it(
+    db: Database, clock: FixedClock
+) -> None:
+    rules = Rules()
+    ledger = ledger_for(db, clock, rules)
+    jobs = jobs_for(db, clock, rules)
+    anna = await member(db, 1001)
+    await ledger.accrue(customer_id=anna, order_id="OLD-1", total=1_200_000)
+    await jobs.tiers.after_order(
+        OrderEvent(
+            order_id="OLD-1",
+            customer_id=anna,
+            status="delivered",
+            previous_status=None,
+            ordered_at=clock.now() - timedelta(days=300),
+            recent=False,
+        )
+    )
+    assert await queued(db) == []
+    standing = await SqlAccount(db).standing(customer_id=anna)
+    assert standing is not None
+    assert (standing.tier, standing.changes) == ("silver", 1)
+
+
 async def test_a_rolling_window_demotes_as_time_passes(db: Database, clock: FixedClock) -> None:
     rules = Rules(bonus=Bonus(tier_window="12 months"))
     ledger = ledger_for(db, clock, rules)
