@@ -29,6 +29,7 @@ from bot.dispatcher import create_dispatcher
 from bot.fsm_storage import DatabaseFsmStorage
 from bot.scheduler import create_scheduler
 from bot.settings import Settings
+from bot.signup import signup_services
 from handlers.menu import register_commands
 from locales import create_i18n
 from locales.rendering import Renderer
@@ -123,6 +124,7 @@ def build_application(
     )
     dispatcher["sender"] = sender
     account_jobs = create_account_jobs(db=db, rules=rules, clock=clock, shop_zone=settings.zone)
+    joining = signup_services(db=db, rules=rules, clock=clock, zone=settings.zone)
     return Application(
         settings=settings,
         rules=rules,
@@ -147,6 +149,8 @@ def build_application(
                 clock=clock,
             ),
             account_jobs=account_jobs,
+            referrals=joining.referrals,
+            birthdays=joining.birthdays,
         ),
         fsm_storage=fsm_storage,
         sender=sender,
@@ -192,7 +196,8 @@ async def run_polling(app: Application) -> None:
 
 def order_followers(app: Application) -> list[OrderFollower]:
     """What happens after an order arrives or changes status, in the order's transaction."""
-    return [app.account_jobs.tiers]
+    joining = signup_services(db=app.db, rules=app.rules, clock=app.clock, zone=app.settings.zone)
+    return [app.account_jobs.tiers, joining.referrals]
 
 
 async def start_shop_api(app: Application) -> web.AppRunner | None:

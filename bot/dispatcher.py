@@ -11,6 +11,7 @@ from aiogram.utils.i18n import I18n
 
 from bot.i18n import CustomerLocaleMiddleware
 from bot.middlewares import CustomerMiddleware, UnitOfWorkMiddleware
+from bot.signup import signup_services
 from handlers import create_routers
 from locales.rendering import Renderer
 from scenarios.clock import Clock
@@ -47,6 +48,7 @@ def create_dispatcher(
     customers = SqlCustomers(db)
     ledger = SqlLedger(db)
     ladder = TierLadder.from_rules(rules.bonus, currency=rules.shop.currency)
+    joining = signup_services(db=db, rules=rules, clock=clock, zone=renderer.zone)
     dispatcher = Dispatcher(
         storage=fsm_storage,
         # One update per user at a time: a double tap cannot race a wizard or a balance.
@@ -72,6 +74,8 @@ def create_dispatcher(
         order_store=SqlOrders(db),
         audit_log=SqlAuditLog(db),
         gift_store=SqlGifts(db),
+        signup=joining.desk,
+        referrals=joining.referrals,
     )
     dispatcher.update.outer_middleware(UnitOfWorkMiddleware(db))
     dispatcher.update.outer_middleware(CustomerMiddleware(customers, clock))

@@ -9,7 +9,9 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.account_jobs import AccountJobs
 from bot.broadcast_progress import BroadcastProgress
+from scenarios.birthdays import BirthdayGifts
 from scenarios.clock import Clock
+from scenarios.referrals import Referrals
 from scenarios.rules import Rules
 from storage.fsm import SqlFsmStates
 from storage.outbox import SqlOutbox
@@ -17,6 +19,10 @@ from storage.outbox import SqlOutbox
 log = logging.getLogger(__name__)
 
 HOUSEKEEPING_EVERY = timedelta(hours=1)
+# Referral rewards wait out days of a return window; a few minutes late is on time.
+REFERRAL_REWARDS_EVERY = timedelta(minutes=10)
+# Birthdays are by the day (shop's zone); hourly catches the new day soon after midnight.
+BIRTHDAY_GIFTS_EVERY = timedelta(hours=1)
 
 
 def create_scheduler(
@@ -27,6 +33,8 @@ def create_scheduler(
     outbox: SqlOutbox,
     broadcast_progress: BroadcastProgress,
     account_jobs: AccountJobs | None = None,
+    referrals: Referrals | None = None,
+    birthdays: BirthdayGifts | None = None,
 ) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(
         timezone=UTC,
@@ -78,5 +86,32 @@ def create_scheduler(
             "interval",
             seconds=rules.scheduler.tick_seconds,
             id="account",
+        )
+    if referrals is not None:
+
+        async def reward_referrals() -> None:
+            rewarded = await referrals.reward_due()
+            if rewarded:
+                log.info("rewarded %d referral(s)", rewarded)
+
+        scheduler.add_job(
+            reward_referrals,
+            "interval",
+            seconds=REFERRAL_REWARDS_EVERY.total_seconds(),
+            id="referral-rewards",
+        )
+    if birthdays is not None:
+
+        async def birthday_gifts() -> None:
+            given = await birthdays.tick()
+            if given:
+                log.info("gave %d birthday gift(s)", given)
+
+        scheduler.add_job(
+            birthday_gifts,
+            "interval",
+            seconds=BIRTHDAY_GIFTS_EVERY.total_seconds(),
+            id="birthday-gifts",
+            next_run_time=datetime.now(UTC),
         )
     return scheduler

@@ -14,7 +14,9 @@ from handlers import (
     help,
     language,
     membership,
+    privacy,
     settings,
+    signup,
     start,
 )
 
@@ -32,5 +34,7 @@ def create_routers() -> list[Router]:
         broadcast.create_router(),
         account.create_router(),
         admin_account.create_router(),
+        signup.create_router(),
+        privacy.create_router(),
         fallback.create_router(),
     ]

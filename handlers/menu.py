@@ -17,11 +17,15 @@ log = logging.getLogger(__name__)
 
 CUSTOMER_COMMANDS: tuple[tuple[str, LazyProxy], ...] = (
     ("start", __("Start and join the bonus program")),
-    ("lang", __("Change the language")),
+    ("card", __("My member card")),
     ("balance", __("My points, tier and cashback")),
     ("history", __("My points history")),
+    ("invite", __("Invite a friend")),
+    ("lang", __("Change the language")),
     ("settings", __("Choose which messages you get")),
     ("help", __("What this bot can do")),
+    ("stop", __("No more offers (stay a member)")),
+    ("delete_me", __("Delete my personal data")),
 )
 ADMIN_COMMANDS: tuple[tuple[str, LazyProxy], ...] = (
     *CUSTOMER_COMMANDS,

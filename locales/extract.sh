@@ -8,7 +8,12 @@ pybabel extract -F babel.cfg --no-location --sort-output --omit-header \
 for locale in ru uk en; do
   po="locales/$locale/LC_MESSAGES/messages.po"
   if [ -f "$po" ]; then
+    # pybabel update --omit-header drops the header (translator notes, Plural-Forms); keep it.
+    header="$(awk 'NF == 0 { exit } { print }' "$po")"
     pybabel update -i locales/messages.pot -o "$po" -l "$locale" --omit-header --no-fuzzy-matching --ignore-obsolete
+    if [ "$(head -c 1 "$po")" != "#" ]; then
+      printf '%s\n\n' "$header" | cat - "$po" > "$po.tmp" && mv "$po.tmp" "$po"
+    fi
   else
     pybabel init -i locales/messages.pot -o "$po" -l "$locale"
   fi

@@ -144,6 +144,43 @@ class Gifts(_Section):
         return self
 
 
+class Signup(_Section):
+    # Points a new member gets on joining; 0: none.
+    welcome_points: int = Field(default=100, ge=0)
+
+
+class Referral(_Section):
+    # Both sides are rewarded when the friend's first paid order (at least referral_min_order,
+    # whole units of the shop's currency) leaves the return window (bonus.hold_days).
+    friend_points: int = Field(default=200, ge=0)
+    referrer_points: int = Field(default=200, ge=0)
+    referral_min_order: int = Field(default=1000, ge=0)
+    # Rewards per referrer per calendar month (shop's time zone); more are refused.
+    referral_monthly_cap: int = Field(default=10, ge=0)
+
+
+DEFAULT_BIRTHDAY_POINTS = {
+    "bronze": 100,
+    "silver": 200,
+    "gold": 300,
+    "platinum": 500,
+    "diamond": 1000,
+}
+
+
+class Birthday(_Section):
+    # The gift comes this many days before the birthday (0: on the day), once a year.
+    birthday_days_before: int = Field(default=0, ge=0, le=30)
+    # Points per tier name; a tier not listed gets no gift.
+    points: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_BIRTHDAY_POINTS))
+
+    @model_validator(mode="after")
+    def _non_negative(self) -> Birthday:
+        if any(value < 0 for value in self.points.values()):
+            raise ValueError("birthday points cannot be negative")
+        return self
+
+
 class Rules(_Section):
     shop: Shop = Shop()
     scheduler: Scheduler = Scheduler()
@@ -155,6 +192,9 @@ class Rules(_Section):
     bonus: Bonus = Bonus()
     orders: Orders = Orders()
     gifts: Gifts = Gifts()
+    signup: Signup = Signup()
+    referral: Referral = Referral()
+    birthday: Birthday = Birthday()
 
 
 def load_rules(path: Path, *, required: bool) -> Rules:

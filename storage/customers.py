@@ -28,6 +28,14 @@ class CustomerRecord:
     timezone: str | None = None
     phone: str | None = None
     joined_at: datetime | None = None
+    terms_accepted_at: datetime | None = None
+    birthday_day: int | None = None
+    birthday_month: int | None = None
+    birthday_year: int | None = None
+    birthday_set_at: datetime | None = None
+    birthday_gift_year: int | None = None
+    invite_code: str | None = None
+    erased_at: datetime | None = None
 
 
 class SqlCustomers:

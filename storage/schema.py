@@ -56,6 +56,19 @@ customers = Table(
     # Membership of the bonus program: phone (E.164) and the moment they joined.
     Column("phone", String(20), nullable=True, unique=True),
     Column("joined_at", UtcDateTime, nullable=True),
+    # Sign-up: when the program's terms were accepted; the birthday (year optional) and when it
+    # was entered (a fresh one earns no gift that year); the year of the last birthday gift.
+    Column("terms_accepted_at", UtcDateTime, nullable=True),
+    Column("birthday_day", SmallInteger, nullable=True),
+    Column("birthday_month", SmallInteger, nullable=True),
+    Column("birthday_year", SmallInteger, nullable=True),
+    Column("birthday_set_at", UtcDateTime, nullable=True),
+    Column("birthday_gift_year", SmallInteger, nullable=True),
+    # The code in the member's invite link (t.me/<bot>?start=<code>), made on first /invite.
+    Column("invite_code", String(32), nullable=True, unique=True),
+    # Set by /delete_me: the row stays (anonymised) for the ledger and orders that refer to it.
+    Column("erased_at", UtcDateTime, nullable=True),
+    Index("ix_customers_birthday", "birthday_month", "birthday_day"),
 )
 
 # Service kinds (rating requests, reminders, ...) a customer switched off in /settings.
@@ -341,4 +354,36 @@ gifts = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("finished_at", UtcDateTime, nullable=True),
     Index("ix_gifts_state", "state"),
+)
+
+# Who brought whom: one row per invited customer (the referee), from sign-up to the reward.
+# state: joined -> qualified (first paid order noted) -> rewarded, or refused (with a reason).
+referrals = Table(
+    "referrals",
+    metadata,
+    Column(
+        "referee_id", BigInteger, ForeignKey("customers.id"), primary_key=True, autoincrement=False
+    ),
+    Column("referrer_id", BigInteger, ForeignKey("customers.id"), nullable=False),
+    Column("state", String(12), nullable=False),
+    Column("order_ref", String(64), nullable=True),  # the friend's first paid order
+    Column("reason", String(40), nullable=True),  # why it was refused
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("mature_at", UtcDateTime, nullable=True),  # the order leaves the hold window
+    Column("settled_at", UtcDateTime, nullable=True),  # rewarded or refused
+    Index("ix_referrals_state_mature", "state", "mature_at"),
+    Index("ix_referrals_referrer_state", "referrer_id", "state", "settled_at"),
+)
+
+# Every referral the program refused, with the reason (self-referral, monthly cap, ...).
+referral_refusals = Table(
+    "referral_refusals",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime, nullable=False),
+    Column("referrer_id", BigInteger, nullable=True),
+    Column("referee_id", BigInteger, nullable=True),
+    Column("order_ref", String(64), nullable=True),
+    Column("reason", String(40), nullable=False),
+    Index("ix_referral_refusals_referrer_id", "referrer_id"),
 )

@@ -76,18 +76,24 @@ async def test_the_bot_answers_start_in_each_users_language_and_stops_cleanly(
         assert en.text.startswith("Hello, John!\nThis is the bonus program of Lapki.")
 
         # The menus: per language for customers, the admin's own list in their chat.
-        assert [c["description"] for c in tg.commands("default", "uk")][:2] == [
+        assert [c["description"] for c in tg.commands("default", "uk")][:4] == [
             "Почати та приєднатися до бонусної програми",
-            "Змінити мову",
+            "Моя картка учасника",
+            "Мої бали, рівень і кешбек",
+            "Історія моїх балів",
         ]
         admin_menu = tg.commands({"type": "chat", "chat_id": ADMIN_ID}, "ru")
         assert [c["command"] for c in admin_menu] == [
             "start",
-            "lang",
+            "card",
             "balance",
             "history",
+            "invite",
+            "lang",
             "settings",
             "help",
+            "stop",
+            "delete_me",
             "status",
             "broadcast",
             "bonus",

@@ -95,13 +95,17 @@ async def test_lang_switches_language_menu_and_later_answers(flow: Flow) -> None
     assert menu.scope.chat_id == ANNA.id  # type: ignore[union-attr]
     assert [c.command for c in menu.commands] == [
         "start",
-        "lang",
+        "card",
         "balance",
         "history",
+        "invite",
+        "lang",
         "settings",
         "help",
+        "stop",
+        "delete_me",
     ]
-    assert menu.commands[1].description == "Змінити мову"
+    assert menu.commands[5].description == "Змінити мову"
 
     again = only_message(await flow.send(ANNA, "/start"))
     assert again.text.startswith("Вітаємо, Anna!")

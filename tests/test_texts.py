@@ -159,6 +159,17 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
         "results": [VariantResult("A", 5, 4, 1, 129000), VariantResult("B", 5, 5, 2, 0)],
     },
     "welcome.html": {"name": "Anna", "shop": "Cat & Dog"},
+    "welcome_back.html": {"name": "Anna", "card": "2 900000 000018", "offers_on": False},
+    "member_card.html": {"card": "2 900000 000018", "welcome": 100},
+    "invite.html": {
+        "link": "https://t.me/shop_bot?start=abc",
+        "friend_points": 200,
+        "referrer_points": 300,
+        "min_order": 100000,
+        "hold_days": 14,
+    },
+    "referral_reward.html": {"points": 200, "role": "referrer"},
+    "birthday_gift.html": {"name": "Anna", "points": 300},
     "help.html": {
         "shop": "Cat & Dog",
         "commands": [BotCommand(command="start", description="Start")],

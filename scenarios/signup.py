@@ -1,0 +1,225 @@
+"""Joining the bonus program: consent, the member's own phone, earlier orders, welcome bonus,
+birthday, opting out of offers and erasing oneself."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+from scenarios.audit import AuditEntry, AuditLog
+from scenarios.birthdays import Birthday
+from scenarios.clock import Clock
+from scenarios.ledger import LedgerRefusal, PointsLedger, welcome_source
+from scenarios.orders import FINAL_STATUSES, OrderProblem, normalize_phone, region_for
+from scenarios.referrals import Referrals, valid_code
+from scenarios.rules import Rules
+from storage.customers import CustomerRecord
+from storage.ledger import EntryKind
+from storage.signup import Erased, UnclaimedOrder
+
+log = logging.getLogger(__name__)
+
+
+class PhoneRefusal(StrEnum):
+    NOT_OWN = "not_own"  # someone else's contact, or a contact without a Telegram user
+    INVALID = "invalid"
+    TAKEN = "taken"  # another member has this phone
+
+
+class SignupRefused(Exception):
+    def __init__(self, reason: PhoneRefusal) -> None:
+        super().__init__(reason.value)
+        self.reason = reason
+
+
+def own_phone(
+    *, contact_user_id: int | None, sender_id: int, phone_number: str, currency: str
+) -> str:
+    """The sender's own phone as E.164. Telegram sends contacts without the leading +."""
+    if contact_user_id is None or contact_user_id != sender_id:
+        raise SignupRefused(PhoneRefusal.NOT_OWN)
+    text = phone_number.strip()
+    if not text.startswith("+"):
+        text = "+" + text
+    try:
+        return normalize_phone(text, region=region_for(currency))
+    except OrderProblem:
+        raise SignupRefused(PhoneRefusal.INVALID) from None
+
+
+@dataclass(frozen=True, slots=True)
+class Consent:
+    accepted_at: datetime
+    marketing_opt_in: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Joined:
+    customer_id: int
+    phone: str
+    orders_claimed: int
+    points_credited: int  # cashback for the earlier orders
+    welcome_points: int
+    referred: bool
+
+
+class MembershipStore(Protocol):
+    async def phone_owner(self, *, phone: str) -> int | None: ...
+
+    async def join(
+        self,
+        *,
+        customer_id: int,
+        phone: str,
+        terms_accepted_at: datetime,
+        marketing_opt_in: bool,
+        now: datetime,
+    ) -> None: ...
+
+    async def claim_orders(self, *, phone: str, customer_id: int) -> list[UnclaimedOrder]: ...
+
+    async def set_birthday(
+        self, *, customer_id: int, day: int, month: int, year: int | None, now: datetime
+    ) -> None: ...
+
+    async def erase(self, *, customer_id: int, now: datetime) -> Erased: ...
+
+
+class MarketingSwitch(Protocol):
+    async def set_marketing_opt_in(
+        self, *, customer_id: int, opt_in: bool, now: datetime
+    ) -> None: ...
+
+
+class QueueDropper(Protocol):
+    async def drop_queued_for_chat(self, *, chat_id: int, reason: str, now: datetime) -> int: ...
+
+
+class SignupDesk:
+    """Each call runs inside the caller's unit of work (the update's transaction)."""
+
+    def __init__(
+        self,
+        *,
+        members: MembershipStore,
+        customers: MarketingSwitch,
+        ledger: PointsLedger,
+        referrals: Referrals,
+        audit: AuditLog,
+        outbox: QueueDropper,
+        rules: Rules,
+        clock: Clock,
+    ) -> None:
+        self._members = members
+        self._customers = customers
+        self._ledger = ledger
+        self._referrals = referrals
+        self._audit = audit
+        self._outbox = outbox
+        self._rules = rules
+        self._clock = clock
+
+    async def join(
+        self, customer: CustomerRecord, *, phone: str, consent: Consent, invite: str | None
+    ) -> Joined:
+        """Make the customer a member: phone, consents, earlier orders and their points (once:
+        the ledger key is the order), the welcome bonus, the referrer if a link brought them."""
+        owner = await self._members.phone_owner(phone=phone)
+        if owner is not None and owner != customer.id:
+            raise SignupRefused(PhoneRefusal.TAKEN)
+        now = self._clock.now()
+        # Whether this phone ordered before is decided before its orders become the member's.
+        referred = False
+        if valid_code(invite):
+            assert invite is not None
+            referred = await self._referrals.at_signup(
+                referee_id=customer.id, code=invite, phone=phone
+            )
+        await self._members.join(
+            customer_id=customer.id,
+            phone=phone,
+            terms_accepted_at=consent.accepted_at,
+            marketing_opt_in=consent.marketing_opt_in,
+            now=now,
+        )
+        claimed = await self._members.claim_orders(phone=phone, customer_id=customer.id)
+        credited = 0
+        for order in claimed:
+            if order.status in FINAL_STATUSES:
+                continue
+            try:
+                accrual = await self._ledger.accrue(
+                    customer_id=customer.id, order_id=order.order_ref, total=order.total
+                )
+            except LedgerRefusal as refusal:  # e.g. a total below what was redeemed
+                log.warning("order %s earns nothing at sign-up: %s", order.order_ref, refusal)
+                continue
+            credited += accrual.points
+        welcome = self._rules.signup.welcome_points
+        if welcome > 0:
+            await self._ledger.grant(
+                customer_id=customer.id,
+                kind=EntryKind.WELCOME,
+                source=welcome_source(customer.id),
+                points=welcome,
+                reason="welcome bonus",
+            )
+        log.info(
+            "customer %s joined; %d earlier order(s), %d point(s) for them, referred: %s",
+            customer.id,
+            len(claimed),
+            credited,
+            referred,
+        )
+        return Joined(
+            customer_id=customer.id,
+            phone=phone,
+            orders_claimed=len(claimed),
+            points_credited=credited,
+            welcome_points=welcome,
+            referred=referred,
+        )
+
+    async def set_birthday(self, customer: CustomerRecord, birthday: Birthday) -> None:
+        await self._members.set_birthday(
+            customer_id=customer.id,
+            day=birthday.day,
+            month=birthday.month,
+            year=birthday.year,
+            now=self._clock.now(),
+        )
+
+    async def set_offers(self, customer: CustomerRecord, *, opt_in: bool) -> None:
+        await self._customers.set_marketing_opt_in(
+            customer_id=customer.id, opt_in=opt_in, now=self._clock.now()
+        )
+
+    async def erase(self, customer: CustomerRecord) -> Erased:
+        """/delete_me: personal data and the Telegram link go; the anonymised ledger and orders
+        stay for accounting; queued messages are dropped; the audit log says when."""
+        now = self._clock.now()
+        dropped = 0
+        if customer.telegram_id is not None:
+            dropped = await self._outbox.drop_queued_for_chat(
+                chat_id=customer.telegram_id, reason="the customer erased their data", now=now
+            )
+        erased = await self._members.erase(customer_id=customer.id, now=now)
+        await self._audit.record(
+            AuditEntry(
+                at=now,
+                actor_id=None,
+                action="erasure",
+                customer_id=customer.id,
+                details={
+                    "requested_by": "customer",
+                    "was_member": customer.joined_at is not None,
+                    "orders_anonymised": erased.orders_anonymised,
+                    "messages_dropped": dropped,
+                },
+            )
+        )
+        log.info("customer %s erased their personal data", customer.id)
+        return erased

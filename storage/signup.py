@@ -1,0 +1,220 @@
+"""Program membership rows: joining with a phone, birthdays, invite codes, erasure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import or_, select, update
+
+from storage.database import Database
+from storage.schema import customers, orders
+
+
+@dataclass(frozen=True, slots=True)
+class UnclaimedOrder:
+    """An order the shop reported for a phone before anyone with that phone joined."""
+
+    order_ref: str
+    total: int
+    bonus_redeemed: int
+    status: str
+    ordered_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class BirthdayMember:
+    customer_id: int
+    telegram_id: int | None
+    first_name: str | None
+    birthday_set_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Erased:
+    orders_anonymised: int
+
+
+class SqlMembership:
+    """Every method joins the caller's transaction if there is one."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def phone_owner(self, *, phone: str) -> int | None:
+        async with self._db.read() as conn:
+            owner = (
+                await conn.execute(select(customers.c.id).where(customers.c.phone == phone))
+            ).scalar_one_or_none()
+        return int(owner) if owner is not None else None
+
+    async def orders_for_phone(self, *, phone: str) -> int:
+        """How many orders the shop ever reported with this phone, whoever they belong to."""
+        async with self._db.read() as conn:
+            rows = await conn.execute(select(orders.c.id).where(orders.c.phone == phone))
+            return len(rows.all())
+
+    async def join(
+        self,
+        *,
+        customer_id: int,
+        phone: str,
+        terms_accepted_at: datetime,
+        marketing_opt_in: bool,
+        now: datetime,
+    ) -> None:
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                update(customers)
+                .where(customers.c.id == customer_id)
+                .values(
+                    phone=phone,
+                    joined_at=now,
+                    terms_accepted_at=terms_accepted_at,
+                    marketing_opt_in=marketing_opt_in,
+                    marketing_changed_at=terms_accepted_at,
+                )
+            )
+
+    async def claim_orders(self, *, phone: str, customer_id: int) -> list[UnclaimedOrder]:
+        """Orders reported for ``phone`` that belong to no customer become this customer's;
+        returns them, oldest first."""
+        async with self._db.transaction() as conn:
+            rows = (
+                await conn.execute(
+                    select(
+                        orders.c.order_ref,
+                        orders.c.total,
+                        orders.c.bonus_redeemed,
+                        orders.c.status,
+                        orders.c.ordered_at,
+                    )
+                    .where(orders.c.phone == phone, orders.c.customer_id.is_(None))
+                    .order_by(orders.c.ordered_at, orders.c.id)
+                )
+            ).all()
+            if rows:
+                await conn.execute(
+                    update(orders)
+                    .where(orders.c.phone == phone, orders.c.customer_id.is_(None))
+                    .values(customer_id=customer_id)
+                )
+        return [UnclaimedOrder(**row._mapping) for row in rows]
+
+    async def set_birthday(
+        self, *, customer_id: int, day: int, month: int, year: int | None, now: datetime
+    ) -> None:
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                update(customers)
+                .where(customers.c.id == customer_id)
+                .values(
+                    birthday_day=day, birthday_month=month, birthday_year=year, birthday_set_at=now
+                )
+            )
+
+    async def set_invite_code(self, *, customer_id: int, code: str) -> str:
+        """The member's invite code: ``code`` unless they already have one."""
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                update(customers)
+                .where(customers.c.id == customer_id, customers.c.invite_code.is_(None))
+                .values(invite_code=code)
+            )
+            current = (
+                await conn.execute(
+                    select(customers.c.invite_code).where(customers.c.id == customer_id)
+                )
+            ).scalar_one()
+        return str(current)
+
+    async def by_invite_code(self, *, code: str) -> int | None:
+        """The member whose link carries this code (erased members' codes are gone)."""
+        async with self._db.read() as conn:
+            owner = (
+                await conn.execute(
+                    select(customers.c.id).where(
+                        customers.c.invite_code == code, customers.c.joined_at.is_not(None)
+                    )
+                )
+            ).scalar_one_or_none()
+        return int(owner) if owner is not None else None
+
+    async def telegram_id_of(self, *, customer_id: int) -> int | None:
+        async with self._db.read() as conn:
+            value = (
+                await conn.execute(
+                    select(customers.c.telegram_id).where(customers.c.id == customer_id)
+                )
+            ).scalar_one_or_none()
+        return int(value) if value is not None else None
+
+    async def erase(self, *, customer_id: int, now: datetime) -> Erased:
+        """Forget who the customer is: personal data and the Telegram link go, the anonymous
+        row stays for the ledger and the orders (which lose their phone and Telegram id too)."""
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                update(customers)
+                .where(customers.c.id == customer_id)
+                .values(
+                    telegram_id=None,
+                    phone=None,
+                    first_name=None,
+                    username=None,
+                    language_code=None,
+                    locale=None,
+                    timezone=None,
+                    birthday_day=None,
+                    birthday_month=None,
+                    birthday_year=None,
+                    birthday_set_at=None,
+                    invite_code=None,
+                    # No longer a member: the card number stops working at the till and the API.
+                    joined_at=None,
+                    marketing_opt_in=False,
+                    marketing_changed_at=now,
+                    erased_at=now,
+                )
+            )
+            result = await conn.execute(
+                update(orders)
+                .where(orders.c.customer_id == customer_id)
+                .values(phone=None, telegram_id=None)
+            )
+        return Erased(orders_anonymised=int(result.rowcount))
+
+    async def birthdays_on(
+        self, *, month: int, day: int, year: int, limit: int
+    ) -> list[BirthdayMember]:
+        """Members with this birthday whose gift for ``year`` is not settled yet."""
+        async with self._db.read() as conn:
+            rows = await conn.execute(
+                select(
+                    customers.c.id.label("customer_id"),
+                    customers.c.telegram_id,
+                    customers.c.first_name,
+                    customers.c.birthday_set_at,
+                )
+                .where(
+                    customers.c.birthday_month == month,
+                    customers.c.birthday_day == day,
+                    customers.c.joined_at.is_not(None),
+                    customers.c.erased_at.is_(None),
+                    or_(
+                        customers.c.birthday_gift_year.is_(None),
+                        customers.c.birthday_gift_year < year,
+                    ),
+                )
+                .order_by(customers.c.id)
+                .limit(limit)
+            )
+            return [BirthdayMember(**row._mapping) for row in rows.all()]
+
+    async def settle_birthday(self, *, customer_id: int, year: int) -> None:
+        """This year's birthday is dealt with (gift given, or refused): not looked at again."""
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                update(customers)
+                .where(customers.c.id == customer_id)
+                .values(birthday_gift_year=year)
+            )
