@@ -20,6 +20,7 @@ from storage.customers import SqlCustomers
 from storage.database import Database
 from storage.outbox import SqlOutbox
 from storage.preferences import SqlPreferences
+from storage.reminders import SqlReminders
 from storage.segments import SqlSegments
 
 
@@ -49,6 +50,7 @@ def create_dispatcher(
         segments=SqlSegments(db),
         preferences=SqlPreferences(db),
         broadcasts=SqlBroadcasts(db),
+        reminders=SqlReminders(db),
         renderer=renderer,
         rules=rules,
         admin_ids=admin_ids,

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.broadcast_progress import BroadcastProgress
+from bot.reminders import ReminderSweeper
 from scenarios.clock import Clock
 from scenarios.rules import Rules
 from storage.fsm import SqlFsmStates
@@ -16,6 +17,7 @@ from storage.outbox import SqlOutbox
 log = logging.getLogger(__name__)
 
 HOUSEKEEPING_EVERY = timedelta(hours=1)
+LEARN_EVERY = timedelta(days=1)  # per-product intervals learned from purchases
 
 
 def create_scheduler(
@@ -25,6 +27,7 @@ def create_scheduler(
     fsm_states: SqlFsmStates | None,
     outbox: SqlOutbox,
     broadcast_progress: BroadcastProgress,
+    reminders: ReminderSweeper | None = None,
 ) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(
         timezone=UTC,
@@ -69,4 +72,18 @@ def create_scheduler(
         seconds=rules.broadcasts.progress_every_seconds,
         id="broadcast-progress",
     )
+    if reminders is not None:
+        scheduler.add_job(
+            reminders.tick,
+            "interval",
+            seconds=rules.reminders.tick_seconds,
+            id="reminder-sweep",
+        )
+        scheduler.add_job(
+            reminders.learn,
+            "interval",
+            seconds=LEARN_EVERY.total_seconds(),
+            id="reminder-learned-intervals",
+            next_run_time=datetime.now(UTC),
+        )
     return scheduler

@@ -12,8 +12,10 @@ from handlers import (
     help,
     language,
     membership,
+    reminders,
     settings,
     start,
+    stats,
 )
 
 
@@ -28,5 +30,7 @@ def create_routers() -> list[Router]:
         help.create_router(),
         admin.create_router(),
         broadcast.create_router(),
+        reminders.create_router(),
+        stats.create_router(),
         fallback.create_router(),
     ]

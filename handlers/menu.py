@@ -19,12 +19,14 @@ CUSTOMER_COMMANDS: tuple[tuple[str, LazyProxy], ...] = (
     ("start", __("Start and join the bonus program")),
     ("lang", __("Change the language")),
     ("settings", __("Choose which messages you get")),
+    ("reminders", __("Your reminders to reorder")),
     ("help", __("What this bot can do")),
 )
 ADMIN_COMMANDS: tuple[tuple[str, LazyProxy], ...] = (
     *CUSTOMER_COMMANDS,
     ("status", __("Bot status (admins)")),
     ("broadcast", __("Send a broadcast (admins)")),
+    ("stats", __("Statistics (admins)")),
 )
 
 
