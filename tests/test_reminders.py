@@ -47,7 +47,7 @@ def sweeper(db: Database, i18n: CatalogI18n, clock: FixedClock, **rules: object)
     return ReminderSweeper(
         db=db,
         i18n=i18n,
-        rules=Rules(reminders=Reminders(**rules)),  # type: ignore[arg-type]
+        rules=Rules(reminders=Reminders.model_validate(rules)),
         clock=clock,
         shop_zone=ZoneInfo("UTC"),
     )
@@ -351,4 +351,4 @@ async def test_two_sweepers_on_postgresql_never_send_a_reminder_twice(
     assert len({m["dedupe_key"] for m in messages}) == 600
     keys = [row["message_key"] for row in rows]
     assert all(keys.count(key) == 2 for key in set(keys))
-    assert sorted(m["chat_id"] for m in messages) == list(range(10_000, 10_600))
+    assert sorted(int(str(m["chat_id"])) for m in messages) == list(range(10_000, 10_600))
