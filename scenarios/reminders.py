@@ -87,7 +87,7 @@ class ReminderQueue(Protocol):
         self, *, customer_ids: Sequence[int], until: datetime, exclude: Sequence[int]
     ) -> list[DueReminder]: ...
 
-    async def mark_sent(self, *, ids: Sequence[int], message_key: str, now: datetime) -> None: ...
+    async def mark_sent(self, *, sent: Sequence[tuple[int, str]], now: datetime) -> None: ...
 
     async def postpone(self, *, ids: Sequence[int], until: datetime, now: datetime) -> None: ...
 
@@ -296,6 +296,7 @@ async def sweep(
         for item in [*due, *extra]:
             grouped[item.customer_id].append(item)
         unreachable: list[int] = []
+        sent: list[tuple[int, str]] = []
         for customer_id, items in grouped.items():
             first = items[0]
             if first.chat_id is None:
@@ -317,9 +318,10 @@ async def sweep(
                 clock=clock,
             )
             if fresh:
-                await queue.mark_sent(ids=ids, message_key=key, now=now)
+                sent.extend((id, key) for id in ids)
             else:  # today's message already went: tomorrow morning, grouped again then
                 await queue.postpone(ids=ids, until=next_morning(now, zone, quiet), now=now)
+        await queue.mark_sent(sent=sent, now=now)
         await queue.cancel(ids=unreachable, reason="no_chat", now=now)
     return len(due)
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Select, case, delete, func, select, update
+from sqlalchemy import Select, bindparam, case, delete, func, select, update
 
 from storage.database import Database
 from storage.schema import (
@@ -470,18 +470,22 @@ class SqlReminders:
             )
             return [DueReminder(**row._mapping) for row in rows]
 
-    async def mark_sent(self, *, ids: Sequence[int], message_key: str, now: datetime) -> None:
+    async def mark_sent(self, *, sent: Sequence[tuple[int, str]], now: datetime) -> None:
+        """(reminder id, the outbox key of its message) pairs, in one executemany."""
+        if not sent:
+            return
         async with self._db.transaction() as conn:
             await conn.execute(
                 update(reminders)
-                .where(reminders.c.id.in_(list(ids)))
+                .where(reminders.c.id == bindparam("reminder_id"))
                 .values(
                     state=ReminderState.SENT,
                     due_at=None,
                     sent_at=now,
-                    message_key=message_key,
+                    message_key=bindparam("key"),
                     updated_at=now,
-                )
+                ),
+                [{"reminder_id": id, "key": key} for id, key in sent],
             )
 
     async def postpone(self, *, ids: Sequence[int], until: datetime, now: datetime) -> None:
