@@ -190,3 +190,37 @@ def test_the_learned_interval_lies_within_the_customers_own_intervals(
     halved = learned_for_customer(doubled)
     assert halved is not None
     assert abs(halved * 2 - learned) <= timedelta(seconds=2)
+
+
+def test_the_readme_example() -> None:
+    def at(day: datetime) -> datetime:  # stored times are UTC; Kyiv moves its clocks in March
+        return day.astimezone(UTC)
+
+    ordered = at(datetime(2027, 3, 1, 10, 0, tzinfo=KYIV))
+    first_time = plan(
+        ordered_at=ordered, quantity=2, interval=catalog(30), lead_days=3, zone=KYIV, quiet=QUIET
+    )
+    assert first_time.runs_out_at.astimezone(KYIV).date().isoformat() == "2027-04-30"
+    assert first_time.remind_at.astimezone(KYIV).date().isoformat() == "2027-04-27"
+    history = [
+        Purchase(at(datetime(2027, 1, 1, 10, 0, tzinfo=KYIV)), 1),
+        Purchase(at(datetime(2027, 1, 21, 10, 0, tzinfo=KYIV)), 1),
+        Purchase(at(datetime(2027, 2, 10, 10, 0, tzinfo=KYIV)), 1),
+        Purchase(ordered, 2),
+    ]
+    own = choose_interval(own=learned_for_customer(history), catalog_days=30, learned=None)
+    assert own == Interval(20 * DAY, Basis.CUSTOMER)
+    regular = plan(
+        ordered_at=ordered, quantity=2, interval=own, lead_days=3, zone=KYIV, quiet=QUIET
+    )
+    assert regular.runs_out_at.astimezone(KYIV).date().isoformat() == "2027-04-10"
+    assert regular.remind_at.astimezone(KYIV).date().isoformat() == "2027-04-07"
+    late = plan(
+        ordered_at=at(datetime(2027, 3, 1, 23, 0, tzinfo=KYIV)),
+        quantity=2,
+        interval=own,
+        lead_days=3,
+        zone=KYIV,
+        quiet=QUIET,
+    )
+    assert late.remind_at == at(datetime(2027, 4, 8, 9, 0, tzinfo=KYIV))
