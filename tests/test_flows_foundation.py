@@ -93,7 +93,7 @@ async def test_lang_switches_language_menu_and_later_answers(flow: Flow) -> None
     assert any(isinstance(call, AnswerCallbackQuery) for call in calls)
     menu = next(call for call in calls if isinstance(call, SetMyCommands))
     assert menu.scope.chat_id == ANNA.id  # type: ignore[union-attr]
-    assert [c.command for c in menu.commands] == ["start", "lang", "settings", "help"]
+    assert [c.command for c in menu.commands] == ["start", "lang", "settings", "reminders", "help"]
     assert menu.commands[1].description == "Змінити мову"
 
     again = only_message(await flow.send(ANNA, "/start"))
