@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -408,7 +408,7 @@ async def reorder_request(
     reminder_id: int,
     customer_id: int,
     staff_chat_id: int | None,
-    render: Any,
+    render: Callable[[ReminderRecord], str],
     clock: Clock,
 ) -> Outcome:
     """Reorder without a product link: a request reaches staff (once per reminder).
