@@ -27,6 +27,7 @@ from bot.broadcast_progress import BroadcastProgress
 from bot.delivery.sender import OutboxSender
 from bot.dispatcher import create_dispatcher
 from bot.fsm_storage import DatabaseFsmStorage
+from bot.reminders import ReminderSweeper, replenishment_follower
 from bot.scheduler import create_scheduler
 from bot.settings import Settings
 from bot.signup import signup_services
@@ -151,6 +152,9 @@ def build_application(
             account_jobs=account_jobs,
             referrals=joining.referrals,
             birthdays=joining.birthdays,
+            reminders=ReminderSweeper(
+                db=db, i18n=i18n, rules=rules, clock=clock, shop_zone=settings.zone
+            ),
         ),
         fsm_storage=fsm_storage,
         sender=sender,
@@ -197,7 +201,13 @@ async def run_polling(app: Application) -> None:
 def order_followers(app: Application) -> list[OrderFollower]:
     """What happens after an order arrives or changes status, in the order's transaction."""
     joining = signup_services(db=app.db, rules=app.rules, clock=app.clock, zone=app.settings.zone)
-    return [app.account_jobs.tiers, joining.referrals]
+    return [
+        app.account_jobs.tiers,
+        joining.referrals,
+        replenishment_follower(
+            app.db, rules=app.rules, clock=app.clock, shop_zone=app.settings.zone
+        ),
+    ]
 
 
 async def start_shop_api(app: Application) -> web.AppRunner | None:

@@ -28,6 +28,7 @@ from storage.ledger import SqlLedger
 from storage.orders import SqlOrders
 from storage.outbox import SqlOutbox
 from storage.preferences import SqlPreferences
+from storage.reminders import SqlReminders
 from storage.segments import SqlSegments
 
 
@@ -60,6 +61,7 @@ def create_dispatcher(
         segments=SqlSegments(db),
         preferences=SqlPreferences(db),
         broadcasts=SqlBroadcasts(db),
+        reminders=SqlReminders(db),
         renderer=renderer,
         rules=rules,
         admin_ids=admin_ids,

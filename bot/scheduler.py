@@ -9,6 +9,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.account_jobs import AccountJobs
 from bot.broadcast_progress import BroadcastProgress
+from bot.reminders import ReminderSweeper
 from scenarios.birthdays import BirthdayGifts
 from scenarios.clock import Clock
 from scenarios.referrals import Referrals
@@ -23,6 +24,7 @@ HOUSEKEEPING_EVERY = timedelta(hours=1)
 REFERRAL_REWARDS_EVERY = timedelta(minutes=10)
 # Birthdays are by the day (shop's zone); hourly catches the new day soon after midnight.
 BIRTHDAY_GIFTS_EVERY = timedelta(hours=1)
+LEARN_EVERY = timedelta(days=1)  # per-product intervals learned from purchases
 
 
 def create_scheduler(
@@ -35,6 +37,7 @@ def create_scheduler(
     account_jobs: AccountJobs | None = None,
     referrals: Referrals | None = None,
     birthdays: BirthdayGifts | None = None,
+    reminders: ReminderSweeper | None = None,
 ) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(
         timezone=UTC,
@@ -112,6 +115,20 @@ def create_scheduler(
             "interval",
             seconds=BIRTHDAY_GIFTS_EVERY.total_seconds(),
             id="birthday-gifts",
+            next_run_time=datetime.now(UTC),
+        )
+    if reminders is not None:
+        scheduler.add_job(
+            reminders.tick,
+            "interval",
+            seconds=rules.reminders.tick_seconds,
+            id="reminder-sweep",
+        )
+        scheduler.add_job(
+            reminders.learn,
+            "interval",
+            seconds=LEARN_EVERY.total_seconds(),
+            id="reminder-learned-intervals",
             next_run_time=datetime.now(UTC),
         )
     return scheduler

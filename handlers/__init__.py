@@ -15,9 +15,11 @@ from handlers import (
     language,
     membership,
     privacy,
+    reminders,
     settings,
     signup,
     start,
+    stats,
 )
 
 
@@ -36,5 +38,7 @@ def create_routers() -> list[Router]:
         admin_account.create_router(),
         signup.create_router(),
         privacy.create_router(),
+        reminders.create_router(),
+        stats.create_router(),
         fallback.create_router(),
     ]

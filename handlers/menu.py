@@ -23,6 +23,7 @@ CUSTOMER_COMMANDS: tuple[tuple[str, LazyProxy], ...] = (
     ("invite", __("Invite a friend")),
     ("lang", __("Change the language")),
     ("settings", __("Choose which messages you get")),
+    ("reminders", __("Your reminders to reorder")),
     ("help", __("What this bot can do")),
     ("stop", __("No more offers (stay a member)")),
     ("delete_me", __("Delete my personal data")),
@@ -34,6 +35,7 @@ ADMIN_COMMANDS: tuple[tuple[str, LazyProxy], ...] = (
     ("bonus", __("Add or remove a customer's points (admins)")),
     ("customer", __("A customer's profile (admins)")),
     ("gift", __("A holiday gift to members (admins)")),
+    ("stats", __("Statistics (admins)")),
 )
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiogram.utils.i18n import I18n
+from babel.lists import format_list
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from locales.formatting import (
@@ -60,6 +61,10 @@ class Renderer:
             datetime=self._datetime,
             points=lambda count: format_points(count, i18n, i18n.current_locale),
             percent=lambda share: format_percent(share, i18n.current_locale),
+            # ["cat food", "litter"] → "cat food and litter" in the locale's own words.
+            and_list=lambda items: format_list(
+                [str(item) for item in items], locale=str(i18n.current_locale)
+            ),
         )
 
     def _money(self, minor_units: int, currency: str | None = None) -> str:

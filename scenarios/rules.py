@@ -73,6 +73,28 @@ class Orders(_Section):
     follow_up_horizon_days: int = Field(default=30, ge=0)
 
 
+class Reminders(_Section):
+    # How often (seconds) the sweep looks for due reminders, and how many it claims per round.
+    tick_seconds: float = Field(default=60.0, gt=0, le=3600)
+    batch_size: int = Field(default=200, ge=1, le=10_000)
+    # The reminder comes this many days before the product runs out (a product may override it).
+    lead_days: int = Field(default=3, ge=0, le=365)
+    # Products due within this many days of each other go into one message.
+    group_window_days: int = Field(default=3, ge=0, le=60)
+    # An order of the product within this many days after the reminder counts as its conversion.
+    conversion_days: int = Field(default=14, ge=1, le=365)
+    # A product without a catalog figure learns one from customers with this many purchases.
+    min_purchases: int = Field(default=3, ge=2, le=100)
+    # "Remind me in N days" buttons.
+    snooze_days: tuple[int, ...] = Field(default=(3, 7), min_length=1, max_length=3)
+
+    @model_validator(mode="after")
+    def _positive_snoozes(self) -> Reminders:
+        if any(not 1 <= days <= 90 for days in self.snooze_days):
+            raise ValueError("snooze_days are between 1 and 90")
+        return self
+
+
 class Conversations(_Section):
     wizard_idle_days: int = Field(default=7, ge=1)
 
@@ -195,6 +217,7 @@ class Rules(_Section):
     signup: Signup = Signup()
     referral: Referral = Referral()
     birthday: Birthday = Birthday()
+    reminders: Reminders = Reminders()
 
 
 def load_rules(path: Path, *, required: bool) -> Rules:

@@ -387,3 +387,75 @@ referral_refusals = Table(
     Column("reason", String(40), nullable=False),
     Index("ix_referral_refusals_referrer_id", "referrer_id"),
 )
+
+# Replenishment reminders: one row per product line of a member's order that has a consumption
+# model. ``due_at`` is set only while the reminder waits (scheduled or snoozed), so the sweep's
+# index holds just the waiting ones and a tick reads the due rows, not every pending one.
+reminders = Table(
+    "reminders",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    Column(
+        "customer_id",
+        BigInteger,
+        ForeignKey("customers.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("sku", String(64), nullable=False),
+    # The order that scheduled it; with customer and sku, what makes a replay a no-op.
+    Column("order_ref", String(64), nullable=False),
+    Column("ordered_at", UtcDateTime, nullable=False),
+    Column("quantity", Integer, nullable=False),
+    # How the run-out date was found: "customer", "catalog" or "product" (learned).
+    Column("basis", String(12), nullable=False),
+    Column("runs_out_at", UtcDateTime, nullable=False),
+    Column("remind_at", UtcDateTime, nullable=False),  # as planned, kept when it stops waiting
+    Column("due_at", UtcDateTime, nullable=True),
+    Column("state", String(12), nullable=False),
+    Column("reason", String(32), nullable=True),  # why it was cancelled
+    # The newer order that replaced it: if that order is cancelled, this one waits again.
+    Column("cancelled_by", String(64), nullable=True),
+    Column("message_key", String(200), nullable=True),  # the outbox message it went out in
+    Column("sent_at", UtcDateTime, nullable=True),
+    Column("converted_at", UtcDateTime, nullable=True),
+    Column("converted_order_ref", String(64), nullable=True),
+    Column("revenue", BigInteger, nullable=True),  # minor units of the converting order's lines
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("customer_id", "sku", "order_ref"),
+    Index(
+        "ix_reminders_due",
+        "due_at",
+        sqlite_where=text("due_at IS NOT NULL"),
+        postgresql_where=text("due_at IS NOT NULL"),
+    ),
+    Index("ix_reminders_order_ref", "order_ref"),
+    Index("ix_reminders_cancelled_by", "cancelled_by"),
+    Index("ix_reminders_converted_order_ref", "converted_order_ref"),
+    Index("ix_reminders_sent_at", "sent_at"),
+)
+
+# "I don't need this": no more reminders of this sku for this customer.
+reminder_stops = Table(
+    "reminder_stops",
+    metadata,
+    Column(
+        "customer_id",
+        BigInteger,
+        ForeignKey("customers.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("sku", String(64), primary_key=True),
+    Column("stopped_at", UtcDateTime, nullable=False),
+)
+
+# Per-unit intervals learned from purchases, for products the catalog gives no figure; the
+# daily refresh replaces the whole table.
+product_intervals = Table(
+    "product_intervals",
+    metadata,
+    Column("sku", String(64), primary_key=True),
+    Column("seconds_per_unit", BigInteger, nullable=False),
+    Column("customers", Integer, nullable=False),  # how many customers the median is over
+    Column("refreshed_at", UtcDateTime, nullable=False),
+)

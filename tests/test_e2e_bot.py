@@ -91,6 +91,7 @@ async def test_the_bot_answers_start_in_each_users_language_and_stops_cleanly(
             "invite",
             "lang",
             "settings",
+            "reminders",
             "help",
             "stop",
             "delete_me",
@@ -99,6 +100,7 @@ async def test_the_bot_answers_start_in_each_users_language_and_stops_cleanly(
             "bonus",
             "customer",
             "gift",
+            "stats",
         ]
 
         # /lang round trip over real HTTP: the button edits the message and sticks.

@@ -101,6 +101,7 @@ async def test_lang_switches_language_menu_and_later_answers(flow: Flow) -> None
         "invite",
         "lang",
         "settings",
+        "reminders",
         "help",
         "stop",
         "delete_me",

@@ -17,7 +17,9 @@ from locales.formatting import fill, format_date, format_money, format_points
 from locales.rendering import Renderer
 from scenarios.broadcasts import Progress, VariantResult
 from scenarios.customers import SUPPORTED_LOCALES
+from scenarios.reminders import ReminderStats
 from scenarios.status import BotStatus
+from storage.reminders import ReminderRecord
 from tests.support.account_samples import ACCOUNT_SAMPLES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -183,6 +185,39 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
             uptime=timedelta(hours=5, minutes=7),
         )
     },
+    "reminder.html": {"names": ["Cat & Dog food 2 kg", "Litter"]},
+    "reminders_list.html": {
+        "reminders": [
+            ReminderRecord(
+                id=1,
+                customer_id=1,
+                sku="CAT-2KG",
+                order_ref="A-1",
+                ordered_at=datetime(2026, 11, 1, tzinfo=UTC),
+                quantity=2,
+                basis="catalog",
+                runs_out_at=datetime(2026, 12, 1, tzinfo=UTC),
+                remind_at=datetime(2026, 11, 28, 9, tzinfo=UTC),
+                due_at=datetime(2026, 11, 28, 9, tzinfo=UTC),
+                state="snoozed",
+                sent_at=None,
+                message_key=None,
+                name="Cat & Dog food",
+                url=None,
+            )
+        ]
+    },
+    "reorder_request.html": {
+        "name": "Cat & Dog fan",
+        "username": "anna",
+        "phone": "+79991234567",
+        "card": "2900 0000 0001 5",
+        "product": "Food 2 kg",
+        "sku": "CAT-2KG",
+        "quantity": 2,
+    },
+    "stats.html": {"reminders": ReminderStats(sent=1002, converted=101, revenue=1290000)},
+    "stats_reminders.html": {"reminders": ReminderStats(sent=1, converted=0, revenue=0)},
 }
 SAMPLE_CONTEXTS.update(ACCOUNT_SAMPLES)
 
