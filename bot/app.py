@@ -29,10 +29,12 @@ from bot.fsm_storage import DatabaseFsmStorage
 from bot.scheduler import create_scheduler
 from bot.settings import Settings
 from handlers.menu import register_commands
+from handlers.rating import rating_buttons
 from locales import create_i18n
 from locales.rendering import Renderer
 from scenarios.clock import Clock, SystemClock
 from scenarios.orders import OrderFollower
+from scenarios.ratings import RatingRequests
 from scenarios.rules import Rules
 from storage.broadcasts import SqlBroadcasts
 from storage.customers import SqlCustomers
@@ -40,6 +42,7 @@ from storage.database import Database
 from storage.fsm import SqlFsmStates
 from storage.migrate import migrate
 from storage.outbox import SqlOutbox
+from storage.ratings import SqlRatings
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +190,15 @@ async def run_polling(app: Application) -> None:
 
 def order_followers(app: Application) -> list[OrderFollower]:
     """What happens after an order arrives or changes status, in the order's transaction."""
-    return []
+    return [
+        RatingRequests(
+            store=SqlRatings(app.db),
+            outbox=SqlOutbox(app.db),
+            rules=app.rules.ratings,
+            clock=app.clock,
+            buttons=rating_buttons,
+        ),
+    ]
 
 
 async def start_shop_api(app: Application) -> web.AppRunner | None:

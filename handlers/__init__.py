@@ -12,8 +12,11 @@ from handlers import (
     help,
     language,
     membership,
+    rating,
     settings,
+    staff_alerts,
     start,
+    stats,
 )
 
 
@@ -28,5 +31,8 @@ def create_routers() -> list[Router]:
         help.create_router(),
         admin.create_router(),
         broadcast.create_router(),
+        stats.create_router(),
+        rating.create_router(),
+        staff_alerts.create_router(),
         fallback.create_router(),
     ]

@@ -25,6 +25,7 @@ ADMIN_COMMANDS: tuple[tuple[str, LazyProxy], ...] = (
     *CUSTOMER_COMMANDS,
     ("status", __("Bot status (admins)")),
     ("broadcast", __("Send a broadcast (admins)")),
+    ("stats", __("Statistics (admins)")),
 )
 
 

@@ -439,6 +439,7 @@ class _Batch:
             service_today=sum(1 for c, at in sends if c == Category.SERVICE and at >= day),
             marketing_today=sum(1 for c, at in sends if c == Category.MARKETING and at >= day),
             marketing_this_week=sum(1 for c, at in sends if c == Category.MARKETING and at >= week),
+            open_complaint=record.open_complaint,
         )
 
     def note_sent(self, row: OutboxRow, now: datetime) -> None:

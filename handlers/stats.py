@@ -1,0 +1,45 @@
+"""/stats for admins: each feature contributes its figures (ratings here) to one message."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from aiogram import F, Router
+from aiogram.filters import Command
+from aiogram.types import Message
+from aiogram.utils.i18n import gettext as _
+from babel.dates import format_timedelta
+
+from handlers.filters import IsAdmin
+from locales.rendering import Renderer
+from scenarios.clock import Clock
+from storage.database import Database
+from storage.ratings import SqlRatings
+
+
+def create_router() -> Router:
+    router = Router(name="stats")
+    router.message.filter(F.chat.type == "private")
+    router.message.register(show_stats, Command("stats"), IsAdmin())
+    router.message.register(refuse, Command("stats"), ~IsAdmin())
+    return router
+
+
+async def show_stats(
+    message: Message, renderer: Renderer, locale: str, db: Database, clock: Clock
+) -> None:
+    ratings = await SqlRatings(db).stats(now=clock.now())
+    median = (
+        format_timedelta(
+            timedelta(seconds=ratings.median_resolve_seconds), threshold=1.5, locale=locale
+        )
+        if ratings.median_resolve_seconds is not None
+        else None
+    )
+    await message.answer(
+        renderer.render("stats.html", locale=locale, ratings=ratings, median=median)
+    )
+
+
+async def refuse(message: Message) -> None:
+    await message.answer(_("This command is for the shop's admins."))
