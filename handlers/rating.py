@@ -83,7 +83,7 @@ async def _show(
     )
     try:
         await callback.message.edit_text(
-            text, reply_markup=markup(rating_buttons(rating.id) if buttons else None)
+            text, reply_markup=markup(rating_buttons(rating.id) if buttons else [])
         )
     except TelegramBadRequest as error:
         if "not modified" not in error.message:
@@ -272,7 +272,7 @@ async def skip_comment(
         await state.clear()
     await callback.answer(_("All right. Thank you for your rating."))
     if isinstance(callback.message, Message):
-        await callback.message.edit_replymarkup(reply_markup=None)
+        await callback.message.edit_reply_markup(reply_markup=None)
     alert = await ratings.alert_for_rating(rating_id=rating.id)
     if alert is not None:  # no comment is coming: the alert stops waiting for one
         await refresh_alert(
