@@ -35,7 +35,7 @@ BORIS = TgUser(1002, first_name="Boris", language_code="ru")
 OLGA = TgUser(7001, first_name="Olga", language_code="en", username="olga")
 EVE = TgUser(7002, first_name="Eve", language_code="en")
 ADMIN = TgUser(9001, first_name="Max", language_code="en")
-RULES = Rules(ratings=Ratings(review_url="https://example.com/reviews"))  # type: ignore[arg-type]
+RULES = Rules(ratings=Ratings(review_url="https://example.com/reviews"))
 
 
 @pytest.fixture
@@ -224,7 +224,7 @@ async def test_one_request_per_order_and_a_five_invites_a_public_review(
 
     assert answer_of(calls).text == "Thank you for your rating!"
     [edited] = edits(calls)
-    assert "Your rating: ★★★★★\nYou can change it within 24 hours." in edited.text
+    assert "Your rating: ★★★★★\nYou can change it within 24 hours." in str(edited.text)
     assert labels(edited) == ["★1", "★2", "★3", "★4", "★5"]
     [invite] = sent(calls)
     assert invite.text == "Thank you! We would be happy if you shared it in a public review."
@@ -301,7 +301,7 @@ async def test_an_unanswered_request_expires_and_a_given_score_locks_after_a_day
 
     assert answer_of(calls).text == "Sorry, this rating request has expired."
     [expired] = edits(calls)
-    assert expired.text.endswith("This request has expired. Thank you anyway!")
+    assert str(expired.text).endswith("This request has expired. Thank you anyway!")
     assert expired.reply_markup is None
     assert (await SqlRatings(flow.db).by_order(order_ref="A-1001")).score is None  # type: ignore[union-attr]
 
@@ -314,7 +314,7 @@ async def test_an_unanswered_request_expires_and_a_given_score_locks_after_a_day
 
     assert answer_of(calls).text == "Ваша оценка уже окончательная. Спасибо!"
     [final] = edits(calls)
-    assert final.text.endswith("Ваша оценка: ★★★★★\nТеперь оценка окончательная.")
+    assert str(final.text).endswith("Ваша оценка: ★★★★★\nТеперь оценка окончательная.")
     assert final.reply_markup is None
     rating = await SqlRatings(flow.db).by_order(order_ref="B-1")
     assert rating is not None
@@ -393,7 +393,7 @@ async def test_a_comment_after_the_alert_went_out_edits_it_and_skip_ends_the_que
 
     [edit] = [e for e in edits(calls) if e.chat_id == STAFF_CHAT]
     assert edit.message_id == 777
-    assert "Comment: <i>Cold food</i>" in edit.text
+    assert "Comment: <i>Cold food</i>" in str(edit.text)
 
     await shop.ordered(BORIS, "B-1")
     calls = await shop.press_star(BORIS, "B-1", 3)
@@ -426,13 +426,13 @@ async def test_only_staff_take_and_resolve_an_alert_and_the_alert_shows_who(
     calls = await shop.staff_press(OLGA, "alert:1:take", message=alert)
     assert answer_of(calls).text == "It is yours now."
     [taken] = edits(calls)
-    assert "🛠 Taken by Olga (@olga)" in taken.text
+    assert "🛠 Taken by Olga (@olga)" in str(taken.text)
     assert labels(taken) == ["Take", "Resolved", "Compensate", "Reply"]
 
     calls = await shop.staff_press(ADMIN, "alert:1:resolve", message=alert)
     assert answer_of(calls).text == "Marked as resolved."
     [resolved] = edits(calls)
-    assert "✅ Resolved by Max" in resolved.text
+    assert "✅ Resolved by Max" in str(resolved.text)
     assert labels(resolved) == ["Compensate", "Reply"]
     stored = await SqlRatings(flow.db).alert(alert_id=1)
     assert stored is not None
@@ -457,7 +457,7 @@ async def test_compensation_is_granted_once_per_alert_told_and_audited(
 
     assert answer_of(calls).text == "Granted 300 points; the customer is told."
     [shown] = edits(calls)
-    assert "🎁 Compensated with 300 points by Olga (@olga)" in shown.text
+    assert "🎁 Compensated with 300 points by Olga (@olga)" in str(shown.text)
     assert "Compensate" not in labels(shown)
     assert answer_of(again).text == "Already compensated with 300 points; nothing more was granted."
     view = await balance(SqlLedger(flow.db), customer_id=customer_id, clock=clock)
