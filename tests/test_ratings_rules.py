@@ -77,6 +77,7 @@ def test_ratings_config_defaults_and_refusals() -> None:
     assert rules.compensation_points == (100, 300, 500)
     assert rules.review_url is None
     assert Ratings(rating_delay_minutes=0).rating_delay_minutes == 0
+    bad: dict[str, object]
     for bad in (
         {"rate_on": "shipped"},
         {"negative_threshold": 5},
