@@ -77,8 +77,7 @@ def test_ratings_config_defaults_and_refusals() -> None:
     assert rules.compensation_points == (100, 300, 500)
     assert rules.review_url is None
     assert Ratings(rating_delay_minutes=0).rating_delay_minutes == 0
-    bad: dict[str, object]
-    for bad in (
+    refused: list[dict[str, object]] = [
         {"rate_on": "shipped"},
         {"negative_threshold": 5},
         {"rating_delay_minutes": -1},
@@ -86,7 +85,8 @@ def test_ratings_config_defaults_and_refusals() -> None:
         {"compensation_points": [100, 100]},
         {"compensation_points": []},
         {"review_url": "not a url"},
-    ):
+    ]
+    for bad in refused:
         with pytest.raises(ValidationError):
             Ratings.model_validate(bad)
 
