@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters.callback_data import CallbackData
@@ -20,6 +22,8 @@ from storage.customers import CustomerRecord
 from storage.database import Database
 from storage.outbox import SqlOutbox
 from storage.ratings import RatingRecord, SqlRatings
+
+log = logging.getLogger(__name__)
 
 
 class RateOrder(CallbackData, prefix="rate"):
@@ -117,7 +121,7 @@ async def rate(
         return
     if answer.verdict is Verdict.WITHDRAWN:
         await callback.answer(_("This order was cancelled, so there is nothing to rate."))
-        await _show(callback, renderer, locale, ratings, rating, buttons=False, expired=True)
+        await _show(callback, renderer, locale, ratings, rating, buttons=False, withdrawn=True)
         return
     if answer.verdict is Verdict.EXPIRED:
         await callback.answer(_("Sorry, this rating request has expired."), show_alert=True)
@@ -177,6 +181,37 @@ async def _escalate(
 ) -> None:
     rating = answer.rating
     assert rating is not None
+    if staff_chat_id is None:
+        # Nobody could resolve an alert, and an open one would mute the customer for good.
+        log.warning("negative rating of %s: STAFF_CHAT_ID is not set, no alert", rating.order_ref)
+    else:
+        await _alert_staff(rating, bot, db, rules, clock, renderer, i18n, staff_chat_id)
+    if rating.comment is not None or not isinstance(callback.message, Message):
+        return
+    await state.set_state(RatingComment.waiting)
+    await state.update_data(rating_id=rating.id)
+    await callback.message.answer(
+        _(
+            "We are sorry. What went wrong? Write it in one message and our team will "
+            "look into it, or tap Skip."
+        ),
+        reply_markup=markup(
+            [[{"text": _("Skip"), "callback_data": SkipComment(rating=rating.id).pack()}]]
+        ),
+    )
+
+
+async def _alert_staff(
+    rating: RatingRecord,
+    bot: Bot,
+    db: Database,
+    rules: Rules,
+    clock: Clock,
+    renderer: Renderer,
+    i18n: I18n,
+    staff_chat_id: int,
+) -> None:
+    """Raise the rating's alert once and post it; a changed score updates the posted one."""
     outbox = SqlOutbox(db)
     alert, created = await escalation(db, rules, clock).raise_alert(rating)
     if created:
@@ -199,19 +234,6 @@ async def _escalate(
             i18n=i18n,
             clock=clock,
         )
-    if rating.comment is not None or not isinstance(callback.message, Message):
-        return
-    await state.set_state(RatingComment.waiting)
-    await state.update_data(rating_id=rating.id)
-    await callback.message.answer(
-        _(
-            "We are sorry. What went wrong? Write it in one message and our team will "
-            "look into it, or tap Skip."
-        ),
-        reply_markup=markup(
-            [[{"text": _("Skip"), "callback_data": SkipComment(rating=rating.id).pack()}]]
-        ),
-    )
 
 
 async def take_comment(

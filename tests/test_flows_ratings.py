@@ -267,6 +267,9 @@ async def test_requests_follow_the_rules_for_who_when_and_which_status(
         ANNA, rating_buttons(rating.id)[0][0]["callback_data"], message=message
     )
     assert answer_of(calls).text == "This order was cancelled, so there is nothing to rate."
+    [shown] = edits(calls)
+    assert str(shown.text).endswith("This order was cancelled, so there is nothing to rate.")
+    assert shown.reply_markup is None
     assert (await SqlRatings(flow.db).by_order(order_ref="GONE")).score is None  # type: ignore[union-attr]
 
 
@@ -517,3 +520,17 @@ async def test_stats_for_admins_only(shop: Shop, flow: Flow, clock: FixedClock) 
     assert "Median time to resolve: 3 hours" in stats.text
     [refused] = sent(await flow.send(ANNA, "/stats"))
     assert refused.text == "This command is for the shop's admins."
+
+
+async def test_without_a_staff_chat_no_alert_is_raised_so_nobody_stays_muted(
+    sqlite_db: Database, clock: FixedClock, i18n: CatalogI18n, renderer: Renderer
+) -> None:
+    lonely = build_flow(db=sqlite_db, clock=clock, i18n=i18n, renderer=renderer, rules=RULES)
+    shop = Shop(lonely, clock, renderer)
+    customer_id = await shop.ordered(ANNA, "A-1001")
+
+    [ask] = sent(await shop.press_star(ANNA, "A-1001", 1))
+
+    assert str(ask.text).startswith("We are sorry. What went wrong?")
+    assert [r.dedupe_key for r in await rows(sqlite_db)] == ["rating-request:A-1001"]
+    assert not await SqlRatings(sqlite_db).has_open_alert(customer_id=customer_id)
