@@ -26,6 +26,7 @@ from bot.broadcast_progress import BroadcastProgress
 from bot.delivery.sender import OutboxSender
 from bot.dispatcher import create_dispatcher
 from bot.fsm_storage import DatabaseFsmStorage
+from bot.rating_expiry import RatingExpiry
 from bot.scheduler import create_scheduler
 from bot.settings import Settings
 from handlers.menu import register_commands
@@ -144,6 +145,14 @@ def build_application(
                 renderer=renderer,
                 i18n=i18n,
                 rules=rules,
+                clock=clock,
+            ),
+            rating_expiry=RatingExpiry(
+                ratings=SqlRatings(db),
+                outbox=SqlOutbox(db),
+                bot=bot,
+                renderer=renderer,
+                i18n=i18n,
                 clock=clock,
             ),
         ),

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.broadcast_progress import BroadcastProgress
+from bot.rating_expiry import RatingExpiry
 from scenarios.clock import Clock
 from scenarios.rules import Rules
 from storage.fsm import SqlFsmStates
@@ -16,6 +17,7 @@ from storage.outbox import SqlOutbox
 log = logging.getLogger(__name__)
 
 HOUSEKEEPING_EVERY = timedelta(hours=1)
+RATING_EXPIRY_EVERY = timedelta(minutes=1)
 
 
 def create_scheduler(
@@ -25,6 +27,7 @@ def create_scheduler(
     fsm_states: SqlFsmStates | None,
     outbox: SqlOutbox,
     broadcast_progress: BroadcastProgress,
+    rating_expiry: RatingExpiry | None = None,
 ) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(
         timezone=UTC,
@@ -69,4 +72,11 @@ def create_scheduler(
         seconds=rules.broadcasts.progress_every_seconds,
         id="broadcast-progress",
     )
+    if rating_expiry is not None:
+        scheduler.add_job(
+            rating_expiry.tick,
+            "interval",
+            seconds=max(RATING_EXPIRY_EVERY.total_seconds(), rules.scheduler.tick_seconds),
+            id="rating-expiry",
+        )
     return scheduler

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, select, update
+from sqlalchemy import and_, case, func, literal, select, update
 
 from storage.database import Database
-from storage.schema import customers, order_items, orders, rating_alerts, ratings
+from storage.schema import customers, order_items, orders, outbox, rating_alerts, ratings
 from storage.sql import epoch_seconds, insert
 
 
@@ -34,6 +34,20 @@ class RatingRecord:
     first_rated_at: datetime | None
     rated_at: datetime | None
     comment: str | None
+    closed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiredRequest:
+    """An unanswered request past its time, with where its message is (if it went out)."""
+
+    rating_id: int
+    order_ref: str
+    dedupe_key: str
+    chat_id: int | None
+    message_id: int | None
+    locale: str | None
+    language_code: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +193,57 @@ class SqlRatings:
         async with self._db.transaction() as conn:
             await conn.execute(
                 update(ratings).where(ratings.c.id == rating_id).values(comment=comment)
+            )
+
+    async def expired_open(self, *, now: datetime, limit: int) -> list[ExpiredRequest]:
+        """Unanswered, not withdrawn requests past ``expires_at`` whose message still offers
+        stars, oldest first."""
+        key = literal("rating-request:") + ratings.c.order_ref
+        async with self._db.read() as conn:
+            rows = await conn.execute(
+                select(
+                    ratings.c.id,
+                    ratings.c.order_ref,
+                    outbox.c.chat_id,
+                    outbox.c.telegram_message_id,
+                    customers.c.locale,
+                    customers.c.language_code,
+                )
+                .select_from(
+                    ratings.outerjoin(outbox, outbox.c.dedupe_key == key).outerjoin(
+                        customers, customers.c.id == ratings.c.customer_id
+                    )
+                )
+                .where(
+                    ratings.c.score.is_(None),
+                    ratings.c.withdrawn_at.is_(None),
+                    ratings.c.closed_at.is_(None),
+                    ratings.c.expires_at <= now,
+                )
+                .order_by(ratings.c.expires_at, ratings.c.id)
+                .limit(limit)
+            )
+            return [
+                ExpiredRequest(
+                    rating_id=row.id,
+                    order_ref=row.order_ref,
+                    dedupe_key=f"rating-request:{row.order_ref}",
+                    chat_id=row.chat_id,
+                    message_id=row.telegram_message_id,
+                    locale=row.locale,
+                    language_code=row.language_code,
+                )
+                for row in rows
+            ]
+
+    async def close(self, *, rating_ids: list[int], now: datetime) -> None:
+        if not rating_ids:
+            return
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                update(ratings)
+                .where(ratings.c.id.in_(rating_ids), ratings.c.closed_at.is_(None))
+                .values(closed_at=now)
             )
 
     # -- what the messages show --------------------------------------------------------------

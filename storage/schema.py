@@ -320,8 +320,11 @@ ratings = Table(
     Column("first_rated_at", UtcDateTime, nullable=True),
     Column("rated_at", UtcDateTime, nullable=True),
     Column("comment", Text, nullable=True),
+    # When an unanswered request's message was edited to say it expired (the periodic sweep).
+    Column("closed_at", UtcDateTime, nullable=True),
     CheckConstraint("score IS NULL OR (score >= 1 AND score <= 5)", name="score_range"),
     Index("ix_ratings_rated_at", "rated_at"),
+    Index("ix_ratings_expires_at", "expires_at"),
 )
 
 # A negative rating escalated to the staff chat, until someone resolves it.

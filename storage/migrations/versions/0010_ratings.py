@@ -29,6 +29,7 @@ def upgrade() -> None:
         sa.Column("first_rated_at", UtcDateTime(), nullable=True),
         sa.Column("rated_at", UtcDateTime(), nullable=True),
         sa.Column("comment", sa.Text(), nullable=True),
+        sa.Column("closed_at", UtcDateTime(), nullable=True),
         sa.CheckConstraint(
             "score IS NULL OR (score >= 1 AND score <= 5)", name="ck_ratings_score_range"
         ),
@@ -42,6 +43,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("order_ref", name="uq_ratings_order_ref"),
     )
     op.create_index("ix_ratings_rated_at", "ratings", ["rated_at"])
+    op.create_index("ix_ratings_expires_at", "ratings", ["expires_at"])
     op.create_table(
         "rating_alerts",
         sa.Column("id", BigIntId, autoincrement=True, nullable=False),
@@ -86,5 +88,6 @@ def downgrade() -> None:
     op.drop_index("ix_rating_alerts_created_at", table_name="rating_alerts")
     op.drop_index("ix_rating_alerts_customer_state", table_name="rating_alerts")
     op.drop_table("rating_alerts")
+    op.drop_index("ix_ratings_expires_at", table_name="ratings")
     op.drop_index("ix_ratings_rated_at", table_name="ratings")
     op.drop_table("ratings")
