@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any
 
@@ -213,7 +214,8 @@ async def refresh_alert(
     await enqueue(
         outbox,
         Outgoing(
-            dedupe_key=f"{alert_key(alert.id)}:update:{now.isoformat()}",
+            # Keyed by content: the same update twice is one message, a newer one another.
+            dedupe_key=f"{key}:update:{hashlib.sha256(text.encode()).hexdigest()[:16]}",
             chat_id=queued.chat_id,
             category=Category.TRANSACTIONAL,
             kind=STAFF_ALERT_KIND,

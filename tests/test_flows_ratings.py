@@ -398,6 +398,18 @@ async def test_a_comment_after_the_alert_went_out_edits_it_and_skip_ends_the_que
     assert edit.message_id == 777
     assert "Comment: <i>Cold food</i>" in str(edit.text)
 
+    # An alert caught in flight (a sender has it) cannot be edited yet: a copy follows it.
+    await shop.ordered(OLGA, "C-1")
+    await shop.press_star(OLGA, "C-1", 2)
+    async with flow.db.transaction() as conn:
+        await conn.execute(
+            outbox.update().where(outbox.c.dedupe_key == "staff-alert:2").values(state="sending")
+        )
+    await flow.send(OLGA, "Late & cold")
+    [copy] = [r for r in await rows(flow.db) if r.dedupe_key.startswith("staff-alert:2:update:")]
+    assert (copy.chat_id, copy.category, copy.kind) == (STAFF_CHAT, "transactional", "staff_alert")
+    assert "Comment: <i>Late &amp; cold</i>" in copy.payload["text"]
+
     await shop.ordered(BORIS, "B-1")
     calls = await shop.press_star(BORIS, "B-1", 3)
     [ask] = sent(calls)
@@ -405,7 +417,7 @@ async def test_a_comment_after_the_alert_went_out_edits_it_and_skip_ends_the_que
         BORIS, data_of(ask, "Пропустить"), message=as_message(BORIS.id, ask.text, None)
     )
     assert answer_of(calls).text == "Хорошо. Спасибо за оценку."
-    second = await row(flow.db, "staff-alert:2")
+    second = await row(flow.db, "staff-alert:3")
     assert "Comment: none" in second.payload["text"]
     [reply] = sent(await flow.send(BORIS, "just chatting"))
     assert reply.text != "Спасибо. Ваше сообщение у нашей команды, мы с вами свяжемся."
