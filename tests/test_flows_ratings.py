@@ -546,3 +546,24 @@ async def test_without_a_staff_chat_no_alert_is_raised_so_nobody_stays_muted(
     assert str(ask.text).startswith("We are sorry. What went wrong?")
     assert [r.dedupe_key for r in await rows(sqlite_db)] == ["rating-request:A-1001"]
     assert not await SqlRatings(sqlite_db).has_open_alert(customer_id=customer_id)
+
+
+async def test_a_changed_score_updates_the_alert_and_back_restores_the_buttons(
+    shop: Shop, flow: Flow
+) -> None:
+    await shop.ordered(ANNA, "A-1001")
+    await shop.press_star(ANNA, "A-1001", 3)
+    await flow.send(ANNA, "Late")
+
+    calls = await shop.press_star(ANNA, "A-1001", 1)
+
+    assert sent(calls) == [], "the comment is already there: no second question"
+    alert = await row(flow.db, "staff-alert:1")
+    assert "Score: ★☆☆☆☆ (1/5)" in alert.payload["text"]
+    assert "Comment: <i>Late</i>" in alert.payload["text"]
+    assert len([r for r in await rows(flow.db) if r.kind == "staff_alert"]) == 1
+
+    message = await shop.alert()
+    [choices] = edits(await shop.staff_press(OLGA, "alert:1:comp", message=message))
+    [back] = edits(await shop.staff_press(OLGA, data_of(choices, "Back"), message=message))
+    assert labels(back) == ["Take", "Resolved", "Compensate", "Reply"]
