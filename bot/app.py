@@ -27,7 +27,9 @@ from bot.broadcast_progress import BroadcastProgress
 from bot.delivery.sender import OutboxSender
 from bot.dispatcher import create_dispatcher
 from bot.fsm_storage import DatabaseFsmStorage
-from bot.reminders import ReminderSweeper, replenishment_follower
+from bot.order_desk import order_followers
+from bot.rating_expiry import RatingExpiry
+from bot.reminders import ReminderSweeper
 from bot.scheduler import create_scheduler
 from bot.settings import Settings
 from bot.signup import signup_services
@@ -35,7 +37,6 @@ from handlers.menu import register_commands
 from locales import create_i18n
 from locales.rendering import Renderer
 from scenarios.clock import Clock, SystemClock
-from scenarios.orders import OrderFollower
 from scenarios.rules import Rules
 from storage.broadcasts import SqlBroadcasts
 from storage.customers import SqlCustomers
@@ -43,6 +44,7 @@ from storage.database import Database
 from storage.fsm import SqlFsmStates
 from storage.migrate import migrate
 from storage.outbox import SqlOutbox
+from storage.ratings import SqlRatings
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +157,14 @@ def build_application(
             reminders=ReminderSweeper(
                 db=db, i18n=i18n, rules=rules, clock=clock, shop_zone=settings.zone
             ),
+            rating_expiry=RatingExpiry(
+                ratings=SqlRatings(db),
+                outbox=SqlOutbox(db),
+                bot=bot,
+                renderer=renderer,
+                i18n=i18n,
+                clock=clock,
+            ),
         ),
         fsm_storage=fsm_storage,
         sender=sender,
@@ -198,18 +208,6 @@ async def run_polling(app: Application) -> None:
         await shutdown(app)
 
 
-def order_followers(app: Application) -> list[OrderFollower]:
-    """What happens after an order arrives or changes status, in the order's transaction."""
-    joining = signup_services(db=app.db, rules=app.rules, clock=app.clock, zone=app.settings.zone)
-    return [
-        app.account_jobs.tiers,
-        joining.referrals,
-        replenishment_follower(
-            app.db, rules=app.rules, clock=app.clock, shop_zone=app.settings.zone
-        ),
-    ]
-
-
 async def start_shop_api(app: Application) -> web.AppRunner | None:
     """The shop-facing HTTP API, when API_TOKEN is set; the log says which."""
     settings = app.settings
@@ -222,7 +220,9 @@ async def start_shop_api(app: Application) -> web.AppRunner | None:
             rules=app.rules,
             clock=app.clock,
             api_token=settings.api_token.get_secret_value(),
-            followers=order_followers(app),
+            followers=order_followers(
+                db=app.db, rules=app.rules, clock=app.clock, zone=app.settings.zone
+            ),
         ),
         settings.api_host,
         settings.api_port,

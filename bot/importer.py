@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal, TextIO
 
-from bot.order_desk import create_order_desk
+from bot.order_desk import create_order_desk, order_followers
 from bot.settings import Settings
 from scenarios.clock import SystemClock
 from scenarios.importing import (
@@ -22,7 +21,6 @@ from scenarios.importing import (
     import_products,
     read_rows,
 )
-from scenarios.orders import OrderFollower
 from scenarios.rules import Rules
 from storage.database import Database
 from storage.migrate import migrate
@@ -93,7 +91,6 @@ async def run_import(
     *,
     settings: Settings,
     rules: Rules,
-    followers: Sequence[OrderFollower] = (),
     out: TextIO = sys.stdout,
     progress_stream: TextIO = sys.stderr,
 ) -> int:
@@ -113,6 +110,7 @@ async def run_import(
     try:
         await migrate(db)
         if kind == "orders":
+            followers = order_followers(db=db, rules=rules, clock=clock, zone=settings.zone)
             desk = create_order_desk(db=db, rules=rules, clock=clock, followers=followers)
             summary = await import_orders(
                 rows,

@@ -1,18 +1,45 @@
-"""The order desk as the API and the CSV import share it: one place wires its parts."""
+"""The order desk as the API and the CSV import share it, with what follows every order."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
+from bot.account_jobs import create_account_jobs
+from bot.reminders import replenishment_follower
+from bot.signup import signup_services
+from handlers.rating import rating_buttons
 from scenarios.clock import Clock
 from scenarios.ledger import PointsLedger
 from scenarios.orders import OrderDesk, OrderFollower
+from scenarios.ratings import RatingRequests
 from scenarios.rules import Rules
 from scenarios.tiers import TierLadder
 from storage.database import Database
 from storage.ledger import SqlLedger
 from storage.orders import SqlOrders
+from storage.outbox import SqlOutbox
+from storage.ratings import SqlRatings
+
+
+def order_followers(
+    *, db: Database, rules: Rules, clock: Clock, zone: ZoneInfo
+) -> list[OrderFollower]:
+    """What follows every new order and status change, in the order's own transaction: tier
+    announcements, referral rewards, replenishment reminders, the rating request."""
+    return [
+        create_account_jobs(db=db, rules=rules, clock=clock, shop_zone=zone).tiers,
+        signup_services(db=db, rules=rules, clock=clock, zone=zone).referrals,
+        replenishment_follower(db, rules=rules, clock=clock, shop_zone=zone),
+        RatingRequests(
+            store=SqlRatings(db),
+            outbox=SqlOutbox(db),
+            rules=rules.ratings,
+            clock=clock,
+            buttons=rating_buttons,
+        ),
+    ]
 
 
 def create_order_desk(

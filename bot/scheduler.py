@@ -9,6 +9,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.account_jobs import AccountJobs
 from bot.broadcast_progress import BroadcastProgress
+from bot.rating_expiry import RatingExpiry
 from bot.reminders import ReminderSweeper
 from scenarios.birthdays import BirthdayGifts
 from scenarios.clock import Clock
@@ -25,6 +26,7 @@ REFERRAL_REWARDS_EVERY = timedelta(minutes=10)
 # Birthdays are by the day (shop's zone); hourly catches the new day soon after midnight.
 BIRTHDAY_GIFTS_EVERY = timedelta(hours=1)
 LEARN_EVERY = timedelta(days=1)  # per-product intervals learned from purchases
+RATING_EXPIRY_EVERY = timedelta(minutes=1)
 
 
 def create_scheduler(
@@ -38,6 +40,7 @@ def create_scheduler(
     referrals: Referrals | None = None,
     birthdays: BirthdayGifts | None = None,
     reminders: ReminderSweeper | None = None,
+    rating_expiry: RatingExpiry | None = None,
 ) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(
         timezone=UTC,
@@ -130,5 +133,12 @@ def create_scheduler(
             seconds=LEARN_EVERY.total_seconds(),
             id="reminder-learned-intervals",
             next_run_time=datetime.now(UTC),
+        )
+    if rating_expiry is not None:
+        scheduler.add_job(
+            rating_expiry.tick,
+            "interval",
+            seconds=max(RATING_EXPIRY_EVERY.total_seconds(), rules.scheduler.tick_seconds),
+            id="rating-expiry",
         )
     return scheduler

@@ -15,9 +15,11 @@ from handlers import (
     language,
     membership,
     privacy,
+    rating,
     reminders,
     settings,
     signup,
+    staff_alerts,
     start,
     stats,
 )
@@ -40,5 +42,7 @@ def create_routers() -> list[Router]:
         privacy.create_router(),
         reminders.create_router(),
         stats.create_router(),
+        rating.create_router(),
+        staff_alerts.create_router(),
         fallback.create_router(),
     ]

@@ -14,6 +14,10 @@ from scenarios.rules import Delivery, QuietHours
 MAX_TEXT = 4096
 MAX_CALLBACK_DATA = 64
 MAX_DEDUPE_KEY = 200
+# Service kinds held back while the customer has an unresolved complaint (a negative rating):
+# asking again or nudging to reorder before staff sorted it out would add insult to injury.
+HELD_DURING_COMPLAINT = frozenset({"rating_request", "reminder"})
+COMPLAINT_RECHECK = timedelta(hours=6)
 
 
 class Category(StrEnum):
@@ -110,6 +114,7 @@ class Recipient:
     service_today: int = 0
     marketing_today: int = 0
     marketing_this_week: int = 0
+    open_complaint: bool = False  # a negative rating the staff has not resolved yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +181,8 @@ def decide(
     """Whether a due message goes now, later, or not at all.
 
     Transactional messages (and anything not addressed to a customer, like staff alerts) always
-    go. Service and marketing respect reachability, consent, the per-kind switches, quiet hours
+    go. Service and marketing respect reachability, consent, an open complaint (marketing
+    skipped, rating requests and reminders held back), the per-kind switches, quiet hours
     and the caps: over the weekly marketing cap a message is skipped (an offer sent a week late
     is stale); over a daily cap it moves to the next morning.
     """
@@ -184,6 +190,11 @@ def decide(
         return Send()
     if recipient.blocked:
         return Skip("customer blocked the bot")
+    if recipient.open_complaint:
+        if category is Category.MARKETING:
+            return Skip("open complaint: no marketing until staff resolve it")
+        if kind in HELD_DURING_COMPLAINT:
+            return Postpone(now + COMPLAINT_RECHECK, f"open complaint: {kind} waits until resolved")
     if category is Category.MARKETING:
         if not recipient.marketing_opt_in:
             return Skip("no consent to marketing")

@@ -95,6 +95,29 @@ class Reminders(_Section):
         return self
 
 
+class Ratings(_Section):
+    """The rating after every order and the escalation of negative answers to staff."""
+
+    # The status that starts the request: "delivered" (default) or "paid" for shops that
+    # never report delivery.
+    rate_on: Literal["delivered", "paid"] = "delivered"
+    rating_delay_minutes: int = Field(default=60, ge=0, le=60 * 24 * 30)
+    rating_ttl_days: int = Field(default=7, ge=1, le=365)
+    # Scores up to this one are negative: the customer is asked what went wrong, staff alerted.
+    negative_threshold: int = Field(default=3, ge=1, le=4)
+    review_url: HttpUrl | None = None
+    # Points staff may grant with the alert's Compensate button.
+    compensation_points: tuple[int, ...] = Field(default=(100, 300, 500), min_length=1)
+
+    @model_validator(mode="after")
+    def _positive_presets(self) -> Ratings:
+        if any(points <= 0 for points in self.compensation_points):
+            raise ValueError("compensation_points must be positive")
+        if len(set(self.compensation_points)) != len(self.compensation_points):
+            raise ValueError("compensation_points must not repeat")
+        return self
+
+
 class Conversations(_Section):
     wizard_idle_days: int = Field(default=7, ge=1)
 
@@ -218,6 +241,7 @@ class Rules(_Section):
     referral: Referral = Referral()
     birthday: Birthday = Birthday()
     reminders: Reminders = Reminders()
+    ratings: Ratings = Ratings()
 
 
 def load_rules(path: Path, *, required: bool) -> Rules:

@@ -11,7 +11,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, bindparam, func, or_, select, true, update
 
 from storage.database import Database
-from storage.schema import customers, notification_mutes, outbox
+from storage.ratings import UNRESOLVED
+from storage.schema import customers, notification_mutes, outbox, rating_alerts
 from storage.sql import insert
 
 
@@ -58,6 +59,14 @@ class RecipientRecord:
     locale: str | None
     language_code: str | None
     timezone: str | None
+    open_complaint: bool = False  # a negative rating not yet resolved by staff
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedMessage:
+    chat_id: int
+    state: OutboxState
+    telegram_message_id: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +272,39 @@ class SqlOutbox:
             )
         return bool(result.rowcount)
 
+    async def by_key(self, *, dedupe_key: str) -> QueuedMessage | None:
+        """A message's state and, once sent, its Telegram message id (to edit it later)."""
+        async with self._db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(outbox.c.chat_id, outbox.c.state, outbox.c.telegram_message_id).where(
+                        outbox.c.dedupe_key == dedupe_key
+                    )
+                )
+            ).one_or_none()
+        if row is None:
+            return None
+        return QueuedMessage(
+            chat_id=row.chat_id,
+            state=OutboxState(row.state),
+            telegram_message_id=row.telegram_message_id,
+        )
+
+    async def replace_waiting_payload(
+        self, *, dedupe_key: str, payload: dict[str, Any], now: datetime
+    ) -> bool:
+        """New content for a message still waiting in the queue; False once a sender has it."""
+        async with self._db.transaction() as conn:
+            result = await conn.execute(
+                update(outbox)
+                .where(
+                    outbox.c.dedupe_key == dedupe_key,
+                    outbox.c.state.in_((OutboxState.PENDING, OutboxState.HELD)),
+                )
+                .values(payload=payload, updated_at=now)
+            )
+        return bool(result.rowcount)
+
     async def recover(self, *, now: datetime, only_expired: bool = True) -> tuple[int, int]:
         """After a crash: unattempted claims go back to the queue, attempts become "unknown".
 
@@ -293,7 +335,7 @@ class SqlOutbox:
         return int(requeued.rowcount), int(unknown.rowcount)
 
     async def recipients(self, *, customer_ids: Iterable[int]) -> dict[int, RecipientRecord]:
-        """The customers a batch is addressed to, in two queries whatever the batch size."""
+        """The customers a batch is addressed to, in three queries whatever the batch size."""
         wanted = sorted(set(customer_ids))
         if not wanted:
             return {}
@@ -317,6 +359,18 @@ class SqlOutbox:
                     )
                 )
             ).all()
+            complaining = set(
+                (
+                    await conn.execute(
+                        select(rating_alerts.c.customer_id)
+                        .where(
+                            rating_alerts.c.customer_id.in_(wanted),
+                            rating_alerts.c.state.in_(UNRESOLVED),
+                        )
+                        .distinct()
+                    )
+                ).scalars()
+            )
         muted: dict[int, set[str]] = {}
         for customer_id, kind in mutes:
             muted.setdefault(customer_id, set()).add(kind)
@@ -329,6 +383,7 @@ class SqlOutbox:
                 locale=row.locale,
                 language_code=row.language_code,
                 timezone=row.timezone,
+                open_complaint=row.id in complaining,
             )
             for row in rows
         }

@@ -459,3 +459,61 @@ product_intervals = Table(
     Column("customers", Integer, nullable=False),  # how many customers the median is over
     Column("refreshed_at", UtcDateTime, nullable=False),
 )
+
+# One rating request per member's order (``order_ref``) and the customer's answer to it.
+ratings = Table(
+    "ratings",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    Column("order_ref", String(64), nullable=False, unique=True),
+    Column(
+        "customer_id", BigInteger, ForeignKey("customers.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("requested_at", UtcDateTime, nullable=False),  # when the request is due to go out
+    Column("expires_at", UtcDateTime, nullable=False),  # unanswered after this: expired
+    Column("withdrawn_at", UtcDateTime, nullable=True),  # the order was cancelled or refunded
+    Column("score", SmallInteger, nullable=True),
+    # The first answer starts the window in which the score may still be changed.
+    Column("first_rated_at", UtcDateTime, nullable=True),
+    Column("rated_at", UtcDateTime, nullable=True),
+    Column("comment", Text, nullable=True),
+    # When an unanswered request's message was edited to say it expired (the periodic sweep).
+    Column("closed_at", UtcDateTime, nullable=True),
+    CheckConstraint("score IS NULL OR (score >= 1 AND score <= 5)", name="score_range"),
+    Index("ix_ratings_rated_at", "rated_at"),
+    Index("ix_ratings_expires_at", "expires_at"),
+)
+
+# A negative rating escalated to the staff chat, until someone resolves it.
+rating_alerts = Table(
+    "rating_alerts",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    Column(
+        "rating_id",
+        BigInteger,
+        ForeignKey("ratings.id", ondelete="CASCADE"),
+        nullable=False,
+        unique=True,
+    ),
+    Column(
+        "customer_id", BigInteger, ForeignKey("customers.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("state", String(12), nullable=False),  # open, taken, resolved
+    # The customer and order as staff saw them when the alert was raised (name, phone, tier...).
+    Column("snapshot", JSON, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("taken_by", BigInteger, nullable=True),
+    Column("taken_by_name", String(256), nullable=True),
+    Column("taken_at", UtcDateTime, nullable=True),
+    Column("resolved_by", BigInteger, nullable=True),
+    Column("resolved_by_name", String(256), nullable=True),
+    Column("resolved_at", UtcDateTime, nullable=True),
+    Column("compensation_points", BigInteger, nullable=True),
+    Column("compensated_by_name", String(256), nullable=True),
+    Column("compensated_at", UtcDateTime, nullable=True),
+    Column("replied_by_name", String(256), nullable=True),
+    Column("replied_at", UtcDateTime, nullable=True),
+    Index("ix_rating_alerts_customer_state", "customer_id", "state"),
+    Index("ix_rating_alerts_created_at", "created_at"),
+)

@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from bot.app import build_application, order_followers, shutdown
+from bot.app import build_application, shutdown
+from bot.order_desk import order_followers
 from bot.settings import Settings
 from bot.signup import SignupServices, signup_services
 from scenarios.clock import FixedClock
@@ -292,6 +293,9 @@ async def test_the_application_runs_the_referral_and_birthday_jobs(tmp_path: Pat
     try:
         jobs = {job.id for job in app.scheduler.get_jobs()}
         assert {"referral-rewards", "birthday-gifts"} <= jobs
-        assert Referrals in [type(follower) for follower in order_followers(app)]
+        followers = order_followers(
+            db=app.db, rules=app.rules, clock=app.clock, zone=app.settings.zone
+        )
+        assert Referrals in [type(follower) for follower in followers]
     finally:
         await shutdown(app)

@@ -19,6 +19,7 @@ from scenarios.broadcasts import Progress, VariantResult
 from scenarios.customers import SUPPORTED_LOCALES
 from scenarios.reminders import ReminderStats
 from scenarios.status import BotStatus
+from storage.ratings import AlertRecord, PeriodStats, RatingStats
 from storage.reminders import ReminderRecord
 from tests.support.account_samples import ACCOUNT_SAMPLES
 
@@ -147,6 +148,43 @@ def test_values_put_into_html_texts_are_escaped() -> None:
     )
 
 
+RATING_ALERT = AlertRecord(
+    id=1,
+    rating_id=1,
+    customer_id=1,
+    state="taken",
+    snapshot={
+        "name": "Anna <3",
+        "username": "anna",
+        "phone": "+79991234567",
+        "telegram_id": 1001,
+        "tier": "gold",
+        "order_id": "A-1001",
+        "items": [["Cat & Dog food 2 kg", 2]],
+        "total": 258000,
+        "currency": "RUB",
+    },
+    created_at=datetime(2026, 11, 1, tzinfo=UTC),
+    taken_by=7,
+    taken_by_name="Olga",
+    taken_at=datetime(2026, 11, 1, tzinfo=UTC),
+    resolved_by=None,
+    resolved_by_name=None,
+    resolved_at=None,
+    compensation_points=300,
+    compensated_by_name="Olga",
+    compensated_at=datetime(2026, 11, 1, tzinfo=UTC),
+    replied_by_name="Olga",
+    replied_at=datetime(2026, 11, 1, tzinfo=UTC),
+)
+RATING_STATS = RatingStats(
+    week=PeriodStats(count=2, average=3.5, satisfied=1),
+    month=PeriodStats(count=5, average=4.2, satisfied=4),
+    alerts_open=1,
+    alerts_resolved=3,
+    median_resolve_seconds=10800.0,
+)
+
 SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
     "broadcast_audience.html": {"segment": "Cat & Dog buyers", "members": 21, "reachable": 3},
     "broadcast_progress.html": {
@@ -216,8 +254,26 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
         "sku": "CAT-2KG",
         "quantity": 2,
     },
-    "stats.html": {"reminders": ReminderStats(sent=1002, converted=101, revenue=1290000)},
     "stats_reminders.html": {"reminders": ReminderStats(sent=1, converted=0, revenue=0)},
+    "rating_request.html": {
+        "order_id": "A-1001",
+        "items": [["Cat & Dog food 2 kg", 2]],
+        "score": None,
+    },
+    "rating_alert.html": {
+        "alert": RATING_ALERT,
+        "score": 2,
+        "comment": "<b>late</b> & cold",
+        "awaiting_comment": False,
+    },
+    "rating_compensation.html": {"points": 300, "order_id": "A-1001"},
+    "rating_staff_reply.html": {"shop": "Cat & Dog", "order_id": "A-1001", "text": "Sorry <3"},
+    "stats.html": {
+        "ratings": RATING_STATS,
+        "median": "3 hours",
+        "reminders": ReminderStats(sent=1002, converted=101, revenue=1290000),
+    },
+    "stats_ratings.html": {"ratings": RATING_STATS, "median": None},
 }
 SAMPLE_CONTEXTS.update(ACCOUNT_SAMPLES)
 
@@ -282,3 +338,30 @@ def test_the_broadcast_report_speaks_each_language_with_plurals(renderer: Render
     assert "Выручка с этих заказов: 1 290,00 ₽" in ru
     en = plain(renderer.render("broadcast_report.html", locale="en", **context))
     assert "1 customer ordered within 14 days (25%)" in en
+
+
+def test_rating_texts_escape_what_people_typed_and_use_plurals(renderer: Renderer) -> None:
+    alert = renderer.render(
+        "rating_alert.html", locale="ru", **SAMPLE_CONTEXTS["rating_alert.html"]
+    )
+    assert "Комментарий: <i>&lt;b&gt;late&lt;/b&gt; &amp; cold</i>" in alert
+    assert "Клиент: Anna &lt;3 (@anna)" in alert
+    assert "Компенсация 300 бонусов, начислил(а) Olga" in alert
+    assert "580,00" in alert
+    assert "🛠 Взял(а) Olga\n🎁 Компенсация" in alert
+    uk = plain(renderer.render("rating_compensation.html", locale="uk", points=2, order_id="A-1"))
+    assert "ми нарахували вам 2 бали" in uk
+    stats = plain(
+        renderer.render(
+            "stats.html",
+            locale="ru",
+            ratings=RATING_STATS,
+            median="3 ч",
+            reminders=ReminderStats(sent=21, converted=1, revenue=129000),
+        )
+    )
+    assert "За 7 дней: 2 оценки, в среднем 3,5, CSAT 50 %" in stats
+    assert "За 30 дней: 5 оценок, в среднем 4,2, CSAT 80 %" in stats
+    assert "Негативные оценки: открыто 1, решено 3" in stats
+    assert "Медианное время решения: 3 ч" in stats
+    assert "21 напоминание отправлено" in stats

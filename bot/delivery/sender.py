@@ -215,6 +215,12 @@ class OutboxSender:
             if ready > time.monotonic():
                 await self._start(starting)  # nothing may wait in "starting" while we sleep
                 await asyncio.sleep(ready - time.monotonic())
+                # While we slept the chat's previous message may have come back and filled a
+                # group's window: look again before sending.
+                heapq.heappush(
+                    heap, (self.limiter.chat_ready_at(row.chat_id), priority, order, row)
+                )
+                continue
             prepared = self._prepare(row, batch)
             if prepared is None:
                 continue
@@ -439,6 +445,7 @@ class _Batch:
             service_today=sum(1 for c, at in sends if c == Category.SERVICE and at >= day),
             marketing_today=sum(1 for c, at in sends if c == Category.MARKETING and at >= day),
             marketing_this_week=sum(1 for c, at in sends if c == Category.MARKETING and at >= week),
+            open_complaint=record.open_complaint,
         )
 
     def note_sent(self, row: OutboxRow, now: datetime) -> None:

@@ -71,6 +71,7 @@ def build_flow(
     renderer: Renderer,
     admin_ids: tuple[int, ...] = (),
     rules: Rules | None = None,
+    staff_chat_id: int | None = None,
 ) -> Flow:
     session = RecordingSession()
     bot = Bot(BOT_TOKEN, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
@@ -82,7 +83,7 @@ def build_flow(
         rules=rules or Rules(),
         fsm_storage=DatabaseFsmStorage(SqlFsmStates(db), clock),
         admin_ids=admin_ids,
-        staff_chat_id=None,
+        staff_chat_id=staff_chat_id,
         version="test",
         started_at=clock.now(),
     )
