@@ -44,8 +44,10 @@ from scenarios.rules import Rules
 from scenarios.tiers import TierLadder
 from storage.account import SqlAccount
 from storage.customers import CustomerRecord
+from storage.database import Database
 from storage.orders import SqlOrders
 from storage.preferences import SqlPreferences
+from storage.ratings import SqlRatings
 
 PENDING_BONUS = "pending_bonus"
 PENDING_GIFT = "pending_gift"
@@ -266,6 +268,7 @@ async def customer_profile(
     tier_ladder: TierLadder,
     preferences: SqlPreferences,
     audit_log: AuditLog,
+    db: Database,
 ) -> None:
     ref = (command.args or "").strip()
     try:
@@ -290,6 +293,7 @@ async def customer_profile(
             orders=await order_store.latest_for(customer_id=found.id, limit=5),
             muted=await preferences.muted_kinds(customer_id=found.id),
             audit=await audit_log.for_customer(customer_id=found.id, limit=5),
+            ratings=await SqlRatings(db).answered_by(customer_id=found.id, limit=5),
         )
     )
 

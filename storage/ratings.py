@@ -38,6 +38,17 @@ class RatingRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class CustomerRating:
+    """A customer's answer as /customer shows it, with the state of its alert if it had one."""
+
+    order_ref: str
+    score: int
+    comment: str | None
+    rated_at: datetime
+    alert_state: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class ExpiredRequest:
     """An unanswered request past its time, with where its message is (if it went out)."""
 
@@ -387,6 +398,35 @@ class SqlRatings:
         async with self._db.transaction() as conn:
             result = await conn.execute(update(rating_alerts).where(where).values(**values))
         return bool(result.rowcount)
+
+    async def answered_by(self, *, customer_id: int, limit: int) -> list[CustomerRating]:
+        """The customer's latest scores, newest first."""
+        async with self._db.read() as conn:
+            rows = await conn.execute(
+                select(
+                    ratings.c.order_ref,
+                    ratings.c.score,
+                    ratings.c.comment,
+                    ratings.c.rated_at,
+                    rating_alerts.c.state,
+                )
+                .select_from(
+                    ratings.outerjoin(rating_alerts, rating_alerts.c.rating_id == ratings.c.id)
+                )
+                .where(ratings.c.customer_id == customer_id, ratings.c.score.is_not(None))
+                .order_by(ratings.c.rated_at.desc(), ratings.c.id.desc())
+                .limit(limit)
+            )
+            return [
+                CustomerRating(
+                    order_ref=row.order_ref,
+                    score=int(row.score),
+                    comment=row.comment,
+                    rated_at=row.rated_at,
+                    alert_state=row.state,
+                )
+                for row in rows.all()
+            ]
 
     async def has_open_alert(self, *, customer_id: int) -> bool:
         async with self._db.read() as conn:

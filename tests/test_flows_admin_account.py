@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -20,6 +21,7 @@ from scenarios.tiers import TierLadder
 from storage.audit import SqlAuditLog
 from storage.database import Database
 from storage.ledger import EntryKind, SqlLedger
+from storage.ratings import SqlRatings
 from storage.schema import audit_log, customers, gifts, ledger_entries, outbox
 from tests.support.flow import Flow, build_flow
 from tests.support.seed import member, order
@@ -229,6 +231,18 @@ async def test_customer_profile_shows_member_tier_orders_consents_and_audit(
     await flow.press(ADMIN, button(preview, 0), message=flow.message_from(preview))
     await flow.send(ANNA, "/settings")
     await flow.press(ANNA, "set:reminder")
+    ratings = SqlRatings(flow.db)
+    rating_id, _ = await ratings.open_request(
+        order_ref="A-1001",
+        customer_id=customer_id,
+        requested_at=clock.now(),
+        expires_at=clock.now() + timedelta(days=7),
+    )
+    await ratings.save_score(rating_id=rating_id, score=2, now=clock.now())
+    await ratings.save_comment(rating_id=rating_id, comment="cold <b>soup</b>")
+    await ratings.raise_alert(
+        rating_id=rating_id, customer_id=customer_id, snapshot={}, now=clock.now()
+    )
 
     [profile] = sent(await flow.send(ADMIN, f"/customer {card_number(customer_id)}"))
     text = plain(profile.text)
@@ -240,6 +254,7 @@ async def test_customer_profile_shows_member_tier_orders_consents_and_audit(
     assert "Switched off: reminders" in text
     assert "A-1001 — RUB2,580.00, delivered" in text
     assert "bonus_adjustment +5: sorry (9001)" in text
+    assert "A-1001 ★★☆☆☆ «cold &lt;b&gt;soup&lt;/b&gt;» — complaint open" in text
 
     [ru_admin_view] = sent(await flow.send(ADMIN_UK, "/customer @anna_cat"))
     assert "Вимкнено: нагадування" in ru_admin_view.text

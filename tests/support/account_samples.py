@@ -13,6 +13,7 @@ from storage.audit import AuditEntry
 from storage.customers import CustomerRecord
 from storage.ledger import EntryKind, EntryRecord
 from storage.orders import OrderSummary
+from storage.ratings import CustomerRating
 
 AT = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
 BRONZE = Tier("bronze", 0, 500)
@@ -86,6 +87,7 @@ ACCOUNT_SAMPLES: dict[str, dict[str, Any]] = {
         "audit": [
             AuditEntry(AT, 9001, "bonus_adjustment", 42, {"points": 100, "reason": "late"}),
         ],
+        "ratings": [CustomerRating("A-1001", 2, "cold & late", AT, "taken")],
     },
     "gift_preview.html": {
         "plan": GiftPlan(
