@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import Table, func, insert, select
 
 from bot.importer import ProgressBar
-from bot.order_desk import create_order_desk
+from bot.order_desk import create_order_desk, order_followers
 from scenarios.clock import FixedClock
 from scenarios.importing import (
     ORDER_COLUMNS,
@@ -34,7 +34,7 @@ from scenarios.rules import Rules
 from storage.database import Database
 from storage.ledger import SqlLedger
 from storage.products import SqlProducts
-from storage.schema import customers, ledger_entries, order_items, orders, products
+from storage.schema import customers, ledger_entries, order_items, orders, outbox, products
 
 ROOT = Path(__file__).resolve().parent.parent
 MOSCOW = ZoneInfo("Europe/Moscow")
@@ -190,6 +190,28 @@ async def test_old_orders_are_bookkeeping_only_for_what_follows_orders(
     )
     await run(db, clock, text, recorder=recorder)
     assert [(e.order_id, e.recent) for e in recorder.events] == [("OLD", False), ("NEW", True)]
+
+
+async def test_recent_imported_orders_get_their_rating_request_and_old_ones_do_not(
+    db: Database, clock: FixedClock
+) -> None:
+    await add_member(db)
+    desk = create_order_desk(
+        db=db,
+        rules=Rules(),
+        clock=clock,
+        followers=order_followers(db=db, rules=Rules(), clock=clock, zone=MOSCOW),
+    )
+    text = (
+        "order_id,created_at,status,phone,total,sku,quantity,price\n"
+        "OLD,2025-06-10,delivered,+79991234567,100.00,X,1,100.00\n"
+        "NEW,2026-10-30,delivered,+79991234567,100.00,X,1,100.00\n"
+    )
+    summary = await import_orders(rows_of(text), desk=desk, uow=db, zone=MOSCOW, currency="RUB")
+    assert summary.imported == 2
+    async with db.read() as conn:
+        keys = (await conn.execute(select(outbox.c.dedupe_key))).scalars().all()
+    assert [key for key in keys if key.startswith("rating-request:")] == ["rating-request:NEW"]
 
 
 def test_spreadsheet_exports_with_semicolons_and_decimal_commas_are_read() -> None:
