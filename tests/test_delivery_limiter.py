@@ -25,6 +25,24 @@ def test_a_chat_waits_for_its_previous_request_and_then_a_full_interval() -> Non
     assert limiter.chat_ready_at(8) <= tick.now, "other chats are not held up"
 
 
+def test_an_in_flight_chat_keeps_one_answer_until_it_is_due() -> None:
+    # The sender re-queues a message whenever the chat's answer moved; an answer of
+    # "now + poll" would move on every question and spin the sender without ever awaiting.
+    tick = Ticker()
+    limiter = RateLimiter(Limits(private_interval=0.0), now=tick)
+    limiter.reserve_chat(-100)
+    tick.now += 0.5  # a slow request: the spacing after it has passed, it is still in flight
+    first = limiter.chat_ready_at(-100)
+    assert first > tick.now
+    tick.now += 0.001
+    assert limiter.chat_ready_at(-100) == first
+    tick.now = first + 0.001
+    later = limiter.chat_ready_at(-100)
+    assert later > tick.now, "still in flight: look again a little later"
+    limiter.chat_done(-100)
+    assert limiter.chat_ready_at(-100) <= tick.now + 0.1
+
+
 def test_a_group_gets_at_most_its_per_minute_quota() -> None:
     tick = Ticker()
     limiter = RateLimiter(Limits(private_interval=0.0, group_per_minute=20), now=tick)

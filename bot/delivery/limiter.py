@@ -43,6 +43,7 @@ class RateLimiter:
         self._slowdown = 1.0  # 1.0: full configured rate; lowered after a 429, regained slowly
         self._next_chat: dict[int, float] = {}
         self._in_flight: dict[int, int] = {}
+        self._in_flight_poll: dict[int, float] = {}  # chat -> when to look at it again
         self._group_sends: dict[int, deque[float]] = {}
 
     def chat_ready_at(self, chat_id: int) -> float:
@@ -55,7 +56,12 @@ class RateLimiter:
         moment = self._now()
         ready = self._next_chat.get(chat_id, 0.0)
         if self._in_flight.get(chat_id):
-            ready = max(ready, moment + _IN_FLIGHT_POLL)
+            # A fixed moment per poll period, not "now + poll": asked again before it passes,
+            # the answer must not move, or a caller waiting for the answer to settle spins.
+            poll = self._in_flight_poll.get(chat_id, 0.0)
+            if poll <= moment:
+                poll = self._in_flight_poll[chat_id] = moment + _IN_FLIGHT_POLL
+            ready = max(ready, poll)
         if chat_id < 0:
             sends = self._group_sends.get(chat_id)
             if sends is not None:
@@ -83,6 +89,7 @@ class RateLimiter:
             self._in_flight[chat_id] = left
         else:
             self._in_flight.pop(chat_id, None)
+            self._in_flight_poll.pop(chat_id, None)
         if not sent:
             return
         interval = self.limits.private_interval + _MARGIN
