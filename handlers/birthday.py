@@ -11,7 +11,8 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from handlers.signup import not_a_member
+from handlers.signup import birthday_question, not_a_member, skip_keyboard
+from handlers.start import Signup
 from locales.formatting import format_birthday
 from locales.rendering import Renderer
 from scenarios.birthdays import gift_eligible, next_birthday, parse_birthday
@@ -48,6 +49,10 @@ async def ask_birthday(
 ) -> None:
     if customer.joined_at is None:
         await message.answer(not_a_member())
+        return
+    if await state.get_state() == Signup.birthday.state:
+        # Still joining: the sign-up's own question, whose answer also brings the card.
+        await message.answer(birthday_question(), reply_markup=skip_keyboard())
         return
     if customer.birthday_day is not None and customer.birthday_month is not None:
         current = _("Your birthday is saved as %(date)s.") % {

@@ -15,7 +15,7 @@ from scenarios.rules import Rules, Shop
 from storage.customers import CustomerRecord, SqlCustomers
 from storage.database import Database
 from tests.support.flow import Flow, build_flow
-from tests.support.signup import contact, entries, inline_labels, texts
+from tests.support.signup import contact, entries, inline_labels, photos, texts
 from tests.support.updates import TgUser
 
 ANNA = TgUser(2101, first_name="Anna", language_code="en")
@@ -134,3 +134,18 @@ async def test_a_birthday_changed_10_days_before_the_date_gets_no_gift_that_year
     clock.set(datetime(2027, 12, 15, 6, 0, tzinfo=UTC))
     assert await gifts.tick() == 2
     assert len([e for e in await entries(flow.db, ivan.id) if e[0] == "birthday"]) == 1
+
+
+async def test_birthday_during_sign_up_asks_the_sign_up_question_and_the_card_follows(
+    flow: Flow,
+) -> None:
+    [welcome] = [c for c in await flow.send(ANNA, "/start") if isinstance(c, SendMessage)]
+    await flow.press(ANNA, "join:accept", message=flow.message_from(welcome))
+    await flow.feed(contact(flow.updates, ANNA, "79991234567"))
+    [ask] = [c for c in await flow.send(ANNA, "/birthday") if isinstance(c, SendMessage)]
+    assert ask.text.startswith("One more, optional: when is your birthday?")
+    assert inline_labels(ask) == ["Skip"]
+    calls = await flow.send(ANNA, "31.12")
+    assert texts(calls) == ["Thank you, your birthday is saved."]
+    assert len(photos(calls)) == 1
+    assert birthday_of(await record_of(flow, ANNA))[:3] == (31, 12, None)
