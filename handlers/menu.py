@@ -21,6 +21,7 @@ CUSTOMER_COMMANDS: tuple[tuple[str, LazyProxy], ...] = (
     ("balance", __("My points, tier and cashback")),
     ("history", __("My points history")),
     ("invite", __("Invite a friend")),
+    ("birthday", __("Set or change my birthday")),
     ("lang", __("Change the language")),
     ("settings", __("Choose which messages you get")),
     ("reminders", __("Your reminders to reorder")),

@@ -83,6 +83,8 @@ def alert_text(
         "rating_alert.html",
         locale=locale,
         alert=alert,
+        # The rating's own order: an erased customer's alert keeps no snapshot to read it from.
+        order_id=rating.order_ref,
         score=rating.score or 1,
         comment=rating.comment,
         awaiting_comment=waiting and rating.comment is None,

@@ -10,6 +10,7 @@ from aiogram.utils.i18n import I18n
 from babel import Locale
 from babel.dates import format_date as babel_format_date
 from babel.dates import format_datetime as babel_format_datetime
+from babel.dates import format_skeleton
 from babel.numbers import format_currency, format_decimal, get_currency_precision
 from babel.numbers import format_percent as format_percent_babel
 from markupsafe import Markup
@@ -53,3 +54,11 @@ def fill(template: str, **values: Any) -> str:
     """Put values into a translated HTML text; whatever a person typed gets escaped."""
     # The template is our own translated text (trusted); Markup escapes only the values.
     return str(Markup(template) % values)  # noqa: S704
+
+
+def format_birthday(*, day: int, month: int, year: int | None, locale: str) -> str:
+    """ "31 декабря", "December 31, 1990": a birthday with or without its year."""
+    if year is None:
+        # 2000 is a leap year, so 29 February is written too.
+        return format_skeleton("MMMMd", date(2000, month, day), locale=locale)
+    return format_date(date(year, month, day), locale)

@@ -59,6 +59,14 @@ def occurrence(*, month: int, day: int, year: int) -> date:
     return date(year, month, day)
 
 
+def next_birthday(birthday: Birthday, *, today: date) -> date:
+    """The next time the birthday comes: today if it is today."""
+    this_year = occurrence(month=birthday.month, day=birthday.day, year=today.year)
+    if this_year >= today:
+        return this_year
+    return occurrence(month=birthday.month, day=birthday.day, year=today.year + 1)
+
+
 def gift_eligible(*, birthday_set_at: datetime | None, birthday: date, zone: ZoneInfo) -> bool:
     """Only a birthday known at least 30 days before the day (its start, shop time) earns a
     gift: a date typed in just before it would be an easy way to collect points."""

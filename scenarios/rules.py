@@ -243,6 +243,28 @@ class Rules(_Section):
     reminders: Reminders = Reminders()
     ratings: Ratings = Ratings()
 
+    @model_validator(mode="after")
+    def _known_tiers(self) -> Rules:
+        """Tier names in birthday.points and gifts.tier_multipliers must be on the ladder: a
+        misspelt one would quietly leave that tier without its gift. Only tables the config
+        sets are checked; the defaults name the default ladder."""
+        ladder = [tier.name for tier in self.bonus.tiers]
+        tables = (
+            ("birthday.points", "points" in self.birthday.model_fields_set, self.birthday.points),
+            (
+                "gifts.tier_multipliers",
+                "tier_multipliers" in self.gifts.model_fields_set,
+                self.gifts.tier_multipliers,
+            ),
+        )
+        for key, configured, names in tables:
+            unknown = [name for name in names if name not in ladder] if configured else []
+            if unknown:
+                raise ValueError(
+                    f"{key}: unknown tier {unknown[0]!r} (bonus.tiers are {', '.join(ladder)})"
+                )
+        return self
+
 
 def load_rules(path: Path, *, required: bool) -> Rules:
     """Rules from ``path``; a missing optional file means every default."""
@@ -259,4 +281,6 @@ def load_rules(path: Path, *, required: bool) -> Rules:
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
+        if not where:  # a check across sections names its keys itself
+            raise RulesError(f"{path}: {first['msg'].removeprefix('Value error, ')}") from None
         raise RulesError(f"{path}: {where}: {first['msg']}") from None

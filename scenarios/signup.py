@@ -4,6 +4,7 @@ birthday, opting out of offers and erasing oneself."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -14,6 +15,7 @@ from scenarios.birthdays import Birthday
 from scenarios.clock import Clock
 from scenarios.ledger import LedgerRefusal, PointsLedger, welcome_source
 from scenarios.orders import FINAL_STATUSES, OrderProblem, normalize_phone, region_for
+from scenarios.ratings import alert_key
 from scenarios.referrals import Referrals, valid_code
 from scenarios.rules import Rules
 from storage.customers import CustomerRecord
@@ -96,6 +98,16 @@ class MarketingSwitch(Protocol):
 
 class QueueDropper(Protocol):
     async def drop_queued_for_chat(self, *, chat_id: int, reason: str, now: datetime) -> int: ...
+
+    async def scrub_finished(
+        self,
+        *,
+        customer_id: int,
+        chat_id: int | None,
+        dedupe_keys: Sequence[str],
+        key_prefixes: Sequence[str],
+        now: datetime,
+    ) -> int: ...
 
 
 class SignupDesk:
@@ -207,6 +219,15 @@ class SignupDesk:
                 chat_id=customer.telegram_id, reason="the customer erased their data", now=now
             )
         erased = await self._members.erase(customer_id=customer.id, now=now)
+        # Messages already sent kept what they said (names, comments, the staff alerts about
+        # this customer and their follow-up copies); only the rows' bare facts stay.
+        scrubbed = await self._outbox.scrub_finished(
+            customer_id=customer.id,
+            chat_id=customer.telegram_id,
+            dedupe_keys=[alert_key(alert_id) for alert_id in erased.alert_ids],
+            key_prefixes=[f"{alert_key(alert_id)}:" for alert_id in erased.alert_ids],
+            now=now,
+        )
         await self._audit.record(
             AuditEntry(
                 at=now,
@@ -218,6 +239,9 @@ class SignupDesk:
                     "was_member": customer.joined_at is not None,
                     "orders_anonymised": erased.orders_anonymised,
                     "messages_dropped": dropped,
+                    "messages_scrubbed": scrubbed,
+                    "ratings_scrubbed": erased.ratings_scrubbed,
+                    "alerts_scrubbed": len(erased.alert_ids),
                 },
             )
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -32,6 +32,8 @@ class OutboxState(StrEnum):
 # Sent, or possibly sent: what counts toward a customer's caps.
 DELIVERED_OR_MAYBE = (OutboxState.SENDING, OutboxState.SENT, OutboxState.UNKNOWN)
 QUEUED = (OutboxState.PENDING, OutboxState.HELD, OutboxState.CLAIMED)
+# What is left of a message's content once its recipient erased their data.
+ERASED_PAYLOAD: dict[str, Any] = {"erased": True}
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +261,38 @@ class SqlOutbox:
                     claimed_until=None,
                     updated_at=now,
                 )
+            )
+        return int(result.rowcount)
+
+    async def scrub_finished(
+        self,
+        *,
+        customer_id: int,
+        chat_id: int | None,
+        dedupe_keys: Sequence[str],
+        key_prefixes: Sequence[str],
+        now: datetime,
+    ) -> int:
+        """Erasure: the content of messages done with (sent, dropped, failed...) that were for
+        this customer, to their chat, or under one of these keys becomes an empty marker. Rows
+        stay (caps, statistics, edits by key read only their ids and states); queued and
+        in-flight rows are left to the sender."""
+        about = [outbox.c.customer_id == customer_id]
+        if chat_id is not None:
+            about.append(outbox.c.chat_id == chat_id)
+        if dedupe_keys:
+            about.append(outbox.c.dedupe_key.in_(list(dedupe_keys)))
+        about.extend(
+            outbox.c.dedupe_key.startswith(prefix, autoescape=True) for prefix in key_prefixes
+        )
+        async with self._db.transaction() as conn:
+            result = await conn.execute(
+                update(outbox)
+                .where(
+                    or_(*about),
+                    outbox.c.state.not_in([*QUEUED, OutboxState.SENDING]),
+                )
+                .values(payload=ERASED_PAYLOAD, updated_at=now)
             )
         return int(result.rowcount)
 

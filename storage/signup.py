@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import or_, select, update
 
 from storage.database import Database
-from storage.schema import customers, orders
+from storage.schema import customers, orders, rating_alerts, ratings
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +33,8 @@ class BirthdayMember:
 @dataclass(frozen=True, slots=True)
 class Erased:
     orders_anonymised: int
+    ratings_scrubbed: int = 0  # comments cleared (the scores stay, for the statistics)
+    alert_ids: tuple[int, ...] = ()  # staff alerts whose snapshot was cleared
 
 
 class SqlMembership:
@@ -181,7 +183,35 @@ class SqlMembership:
                 .where(orders.c.customer_id == customer_id)
                 .values(phone=None, telegram_id=None)
             )
-        return Erased(orders_anonymised=int(result.rowcount))
+            # What they wrote about an order is theirs; the score alone says nothing about them.
+            commented = await conn.execute(
+                update(ratings)
+                .where(ratings.c.customer_id == customer_id, ratings.c.comment.is_not(None))
+                .values(comment=None)
+            )
+            # Staff saw name, phone and Telegram id in the alert; without them no reply or
+            # compensation message can reach the erased chat either.
+            alert_ids = tuple(
+                int(alert_id)
+                for alert_id in (
+                    await conn.execute(
+                        select(rating_alerts.c.id)
+                        .where(rating_alerts.c.customer_id == customer_id)
+                        .order_by(rating_alerts.c.id)
+                    )
+                ).scalars()
+            )
+            if alert_ids:
+                await conn.execute(
+                    update(rating_alerts)
+                    .where(rating_alerts.c.id.in_(alert_ids))
+                    .values(snapshot={})
+                )
+        return Erased(
+            orders_anonymised=int(result.rowcount),
+            ratings_scrubbed=int(commented.rowcount),
+            alert_ids=alert_ids,
+        )
 
     async def birthdays_on(
         self, *, month: int, day: int, year: int, limit: int

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -102,3 +103,37 @@ def test_warnings_group_points_by_customer_and_local_day() -> None:
         (2, 1002, date(2027, 2, 28), 7),
     ]
     assert warning_key(1, date(2027, 3, 1)) == "expiry-warning:1:2027-03-01"
+
+
+def test_birthday_and_gift_tiers_must_be_on_the_ladder(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("[birthday]\npoints = { bronze = 100, gloden = 300 }\n", encoding="utf-8")
+    with pytest.raises(RulesError) as refused:
+        load_rules(path, required=True)
+    assert str(refused.value) == (
+        f"{path}: birthday.points: unknown tier 'gloden' "
+        "(bonus.tiers are bronze, silver, gold, platinum, diamond)"
+    )
+    path.write_text("[gifts]\ntier_multipliers = { silver = 1.5, platnum = 2 }\n", encoding="utf-8")
+    with pytest.raises(RulesError, match=r"gifts\.tier_multipliers: unknown tier 'platnum'"):
+        load_rules(path, required=True)
+    # A shop with its own ladder names its own tiers; the default tables are not held against it.
+    path.write_text(
+        "[[bonus.tiers]]\nname = 'member'\nfrom_spend = 0\ncashback_percent = 3\n"
+        "[[bonus.tiers]]\nname = 'friend'\nfrom_spend = 500\ncashback_percent = 5\n"
+        "[birthday]\npoints = { member = 50, friend = 150 }\n"
+        "[gifts]\ntier_multipliers = { friend = 2 }\n",
+        encoding="utf-8",
+    )
+    rules = load_rules(path, required=True)
+    assert rules.birthday.points == {"member": 50, "friend": 150}
+    assert rules.gifts.tier_multipliers == {"friend": Decimal(2)}
+    path.write_text(
+        "[[bonus.tiers]]\nname = 'member'\nfrom_spend = 0\ncashback_percent = 3\n"
+        "[birthday]\npoints = { member = 50, gold = 150 }\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(
+        RulesError, match=r"birthday\.points: unknown tier 'gold' \(bonus\.tiers are member\)"
+    ):
+        load_rules(path, required=True)

@@ -89,6 +89,7 @@ async def test_the_bot_answers_start_in_each_users_language_and_stops_cleanly(
             "balance",
             "history",
             "invite",
+            "birthday",
             "lang",
             "settings",
             "reminders",

@@ -99,6 +99,7 @@ async def test_lang_switches_language_menu_and_later_answers(flow: Flow) -> None
         "balance",
         "history",
         "invite",
+        "birthday",
         "lang",
         "settings",
         "reminders",
@@ -106,7 +107,7 @@ async def test_lang_switches_language_menu_and_later_answers(flow: Flow) -> None
         "stop",
         "delete_me",
     ]
-    assert menu.commands[5].description == "Змінити мову"
+    assert menu.commands[6].description == "Змінити мову"
 
     again = only_message(await flow.send(ANNA, "/start"))
     assert again.text.startswith("Вітаємо, Anna!")
@@ -145,6 +146,7 @@ async def test_help_lists_the_commands_this_user_may_use(flow: Flow) -> None:
     assert "/status — Bot status (admins)" in admin_help
     assert "/balance — Мої бали, рівень і кешбек" in customer_help
     assert "/history — Історія моїх балів" in customer_help
+    assert "/birthday — Вказати або змінити день народження" in customer_help
     assert "/bonus" not in customer_help
     assert "/bonus — Add or remove a customer&#39;s points (admins)" in admin_help
     assert "/customer — A customer&#39;s profile (admins)" in admin_help

@@ -24,7 +24,7 @@ from storage.database import Database
 from storage.ledger import SqlLedger
 from storage.outbox import SqlOutbox
 from storage.ratings import SqlRatings
-from storage.schema import outbox
+from storage.schema import ledger_entries, orders, outbox
 from tests.support.flow import Flow, build_flow
 from tests.support.seed import NOW, member, order
 from tests.support.updates import TgUser
@@ -347,7 +347,7 @@ async def test_a_negative_rating_asks_what_went_wrong_and_alerts_the_staff(
         "Negative rating of order A-1001",
         "Score: ★★☆☆☆ (2/5)",
         "Customer: Anna",
-        "Tier: bronze",
+        "Tier: Bronze",
         "Total: RUB",
         "• Cat food 2 kg × 1",
         "Comment: waiting for the customer…",
@@ -567,3 +567,57 @@ async def test_a_changed_score_updates_the_alert_and_back_restores_the_buttons(
     [choices] = edits(await shop.staff_press(OLGA, "alert:1:comp", message=message))
     [back] = edits(await shop.staff_press(OLGA, data_of(choices, "Back"), message=message))
     assert labels(back) == ["Take", "Resolved", "Compensate", "Reply"]
+
+
+async def test_erasure_scrubs_the_comment_the_alert_and_sent_messages_but_keeps_the_score(
+    shop: Shop, flow: Flow
+) -> None:
+    customer_id = await shop.ordered(ANNA, "A-1001")
+    await shop.press_star(ANNA, "A-1001", 2)
+    await flow.send(ANNA, "Torn bag, call Anna at +7 999 111-22-33")
+    alert = await shop.alert()
+    assert "Customer: Anna" in str(alert.text)
+    await shop.staff_press(OLGA, "comp:1:100", message=alert)
+    async with flow.db.transaction() as conn:  # everything went out
+        await conn.execute(outbox.update().values(state="sent", telegram_message_id=777))
+
+    [ask] = sent(await flow.send(ANNA, "/delete_me"))
+    await flow.press(ANNA, "erase:1", message=as_message(ANNA.id, ask.text, None))
+
+    ratings = SqlRatings(flow.db)
+    rating = await ratings.by_order(order_ref="A-1001")
+    assert rating is not None
+    assert (rating.customer_id, rating.score, rating.comment) == (customer_id, 2, None)
+    stored = await ratings.alert(alert_id=1)
+    assert stored is not None and stored.snapshot == {}
+    scrubbed = {r.dedupe_key: (r.chat_id, r.state, r.payload) for r in await rows(flow.db)}
+    assert scrubbed["rating-request:A-1001"] == (ANNA.id, "sent", {"erased": True})
+    assert scrubbed["staff-alert:1"] == (STAFF_CHAT, "sent", {"erased": True})
+    assert all(payload == {"erased": True} for _, _, payload in scrubbed.values())
+    async with flow.db.read() as conn:
+        kept = (await conn.execute(select(orders.c.order_ref, orders.c.customer_id))).all()
+        entries = (
+            await conn.execute(select(ledger_entries.c.source, ledger_entries.c.customer_id))
+        ).all()
+    assert [tuple(r) for r in kept] == [("A-1001", customer_id)]
+    assert [tuple(e) for e in entries] == [("rating-alert:1", customer_id)]
+    [audit] = [
+        e
+        for e in await SqlAuditLog(flow.db).for_customer(customer_id=customer_id)
+        if e.action == "erasure"
+    ]
+    assert (audit.details["ratings_scrubbed"], audit.details["alerts_scrubbed"]) == (1, 1)
+    assert audit.details["messages_scrubbed"] == len(scrubbed)
+
+    # Staff still work the alert, without the person in it; a reply has nowhere to go.
+    calls = await shop.staff_press(OLGA, "alert:1:take", message=alert)
+    [taken] = edits(calls)
+    text = str(taken.text)
+    assert "Negative rating of order A-1001" in text
+    assert "The customer has deleted their personal data." in text
+    assert "Comment: none" in text
+    assert "Anna" not in text and "Torn" not in text and "Phone" not in text
+    await shop.staff_press(OLGA, "alert:1:reply", message=alert)
+    calls = await flow.feed(flow.updates.message(OLGA, "Sorry!", chat_id=STAFF_CHAT))
+    assert [m.text for m in sent(calls)] == ["This customer cannot be reached from here."]
+    assert not [r for r in await rows(flow.db) if r.dedupe_key.startswith("staff-reply:")]

@@ -305,18 +305,22 @@ async def test_delete_me_erases_the_person_and_keeps_the_anonymous_ledger(
     assert await SqlCustomers(flow.db).by_telegram_id(telegram_id=ANNA.id) is None
     async with flow.db.read() as conn:
         row = (await conn.execute(select(customers).where(customers.c.id == record.id))).one()
-        order = (await conn.execute(select(orders.c.phone, orders.c.telegram_id))).one()
-        queued = (await conn.execute(select(outbox.c.state))).scalar_one()
+        order = (
+            await conn.execute(select(orders.c.phone, orders.c.telegram_id, orders.c.customer_id))
+        ).one()
+        queued, payload = (await conn.execute(select(outbox.c.state, outbox.c.payload))).one()
     assert (row.telegram_id, row.phone, row.first_name, row.username) == (None, None, None, None)
     assert (row.birthday_day, row.birthday_month, row.erased_at) == (None, None, clock.now())
     assert (row.joined_at, row.terms_accepted_at) == (None, clock.now())
-    assert tuple(order) == (None, None)
-    assert queued == "dropped"
+    # The order stays the (anonymous) customer's, for the accounts; the message keeps no text.
+    assert tuple(order) == (None, None, record.id)
+    assert (queued, payload) == ("dropped", {"erased": True})
     assert await entries(flow.db, record.id) == [("welcome", f"customer:{record.id}", 100)]
     [audit] = await SqlAuditLog(flow.db).for_customer(customer_id=record.id)
     assert (audit.action, audit.actor_id) == ("erasure", None)
     assert audit.details["orders_anonymised"] == 1
     assert audit.details["messages_dropped"] == 1
+    assert audit.details["messages_scrubbed"] == 1
 
     # Coming back is a brand-new customer with a new card.
     [welcome] = texts(await flow.send(ANNA, "/start"))

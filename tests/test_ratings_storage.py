@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
+from sqlalchemy import select, update
+
+from bot.signup import signup_services
 from scenarios.clock import FixedClock
 from scenarios.delivery import Category, Outgoing, enqueue
 from scenarios.ratings import CHANGE_WINDOW, RatingDesk, Verdict
-from scenarios.rules import Ratings
+from scenarios.rules import Ratings, Rules
+from storage.customers import SqlCustomers
 from storage.database import Database
 from storage.outbox import SqlOutbox
 from storage.ratings import SqlRatings
+from storage.schema import outbox
 from tests.support.seed import NOW, member
 
 
@@ -206,3 +212,87 @@ async def test_stats_count_average_csat_open_alerts_and_the_median_time_to_resol
     assert (even.alerts_open, even.alerts_resolved) == (0, 4)
     assert even.median_resolve_seconds is not None
     assert round(even.median_resolve_seconds) == 4 * 3600
+
+
+async def test_erasure_clears_comments_alert_snapshots_and_finished_messages(
+    db: Database,
+) -> None:
+    anna, boris = await member(db, 1001), await member(db, 1002)
+    ratings = SqlRatings(db)
+    clock = FixedClock(NOW)
+    mine = await rated(db, "A-1", anna, 1, at=timedelta(hours=1))
+    theirs = await rated(db, "B-1", boris, 2, at=timedelta(hours=1))
+    await ratings.save_comment(rating_id=mine, comment="Call me at +7 999 111-22-33")
+    await ratings.save_comment(rating_id=theirs, comment="Cold")
+    alert, _ = await ratings.raise_alert(
+        rating_id=mine, customer_id=anna, snapshot={"name": "Anna", "order_id": "A-1"}, now=NOW
+    )
+    other, _ = await ratings.raise_alert(
+        rating_id=theirs, customer_id=boris, snapshot={"name": "Boris"}, now=NOW
+    )
+    messages = {
+        f"staff-alert:{alert.id}": (-100, None),
+        f"staff-alert:{alert.id}:update:1": (-100, None),
+        f"staff-alert:{alert.id}:update:2": (-100, None),  # still queued for the staff
+        "rating-request:A-1": (1001, anna),
+        "note-to-chat": (1001, None),
+        "waiting-for-anna": (1001, anna),
+        f"staff-alert:{other.id}": (-100, None),
+        "rating-request:B-1": (1002, boris),
+    }
+    for key, (chat_id, customer_id) in messages.items():
+        await enqueue(
+            SqlOutbox(db),
+            Outgoing(
+                dedupe_key=key,
+                chat_id=chat_id,
+                customer_id=customer_id,
+                category=Category.TRANSACTIONAL,
+                kind="note",
+                content={"text": f"about {key}"},
+            ),
+            clock=clock,
+        )
+    async with db.transaction() as conn:
+        await conn.execute(
+            update(outbox)
+            .where(
+                outbox.c.dedupe_key.not_in([f"staff-alert:{alert.id}:update:2", "waiting-for-anna"])
+            )
+            .values(state="sent")
+        )
+    record = await SqlCustomers(db).by_telegram_id(telegram_id=1001)
+    assert record is not None
+
+    async with db.transaction():
+        erased = await signup_services(
+            db=db, rules=Rules(), clock=clock, zone=ZoneInfo("UTC")
+        ).desk.erase(record)
+
+    assert (erased.ratings_scrubbed, erased.alert_ids) == (1, (alert.id,))
+    async with db.read() as conn:
+        rows = {
+            key: (state, payload)
+            for key, state, payload in (
+                await conn.execute(select(outbox.c.dedupe_key, outbox.c.state, outbox.c.payload))
+            ).all()
+        }
+    gone = {"erased": True}
+    assert rows == {
+        f"staff-alert:{alert.id}": ("sent", gone),
+        f"staff-alert:{alert.id}:update:1": ("sent", gone),
+        f"staff-alert:{alert.id}:update:2": (
+            "pending",
+            {"text": f"about staff-alert:{alert.id}:update:2"},
+        ),
+        "rating-request:A-1": ("sent", gone),
+        "note-to-chat": ("sent", gone),
+        "waiting-for-anna": ("dropped", gone),
+        f"staff-alert:{other.id}": ("sent", {"text": f"about staff-alert:{other.id}"}),
+        "rating-request:B-1": ("sent", {"text": "about rating-request:B-1"}),
+    }
+    scrubbed, kept = await ratings.by_id(rating_id=mine), await ratings.by_id(rating_id=theirs)
+    assert scrubbed is not None and (scrubbed.score, scrubbed.comment) == (1, None)
+    assert kept is not None and (kept.score, kept.comment) == (2, "Cold")
+    assert (await ratings.alert(alert_id=alert.id)).snapshot == {}  # type: ignore[union-attr]
+    assert (await ratings.alert(alert_id=other.id)).snapshot == {"name": "Boris"}  # type: ignore[union-attr]

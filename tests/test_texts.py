@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -262,6 +263,7 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
     },
     "rating_alert.html": {
         "alert": RATING_ALERT,
+        "order_id": "A-1001",
         "score": 2,
         "comment": "<b>late</b> & cold",
         "awaiting_comment": False,
@@ -349,6 +351,24 @@ def test_rating_texts_escape_what_people_typed_and_use_plurals(renderer: Rendere
     assert "Компенсация 300 бонусов, начислил(а) Olga" in alert
     assert "580,00" in alert
     assert "🛠 Взял(а) Olga\n🎁 Компенсация" in alert
+    # The tier by its name in the reader's language, not the config key.
+    assert "Уровень: Золото" in alert
+    for locale, tier, erased in (
+        ("en", "Tier: Gold", "The customer has deleted their personal data."),
+        ("uk", "Рівень: Золото", "Клієнт видалив свої персональні дані."),
+        ("ru", "Уровень: Золото", "Клиент удалил свои персональные данные."),
+    ):
+        context = SAMPLE_CONTEXTS["rating_alert.html"]
+        shown = renderer.render("rating_alert.html", locale=locale, **context)
+        assert tier in shown and "gold" not in shown
+        # An erased customer's alert: the order and the score, nobody's name or phone.
+        gone = renderer.render(
+            "rating_alert.html",
+            locale=locale,
+            **{**context, "alert": replace(RATING_ALERT, snapshot={})},
+        )
+        assert erased in gone and "A-1001" in gone
+        assert "Anna" not in gone and tier not in gone
     uk = plain(renderer.render("rating_compensation.html", locale="uk", points=2, order_id="A-1"))
     assert "ми нарахували вам 2 бали" in uk
     stats = plain(
