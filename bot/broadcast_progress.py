@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 
 from aiogram import Bot
-from aiogram.exceptions import TelegramBadRequest
 from aiogram.utils.i18n import I18n
 
 from handlers.broadcast import control_keyboard
+from handlers.editing import unless_unchanged
 from locales.rendering import Renderer
 from scenarios.broadcasts import Progress, VariantResult
 from scenarios.clock import Clock
@@ -77,16 +77,13 @@ class BroadcastProgress:
                 markup = (
                     None if final else control_keyboard(broadcast.id, running=state == "running")
                 )
-            try:
+            with unless_unchanged():
                 await self.bot.edit_message_text(
                     text=text,
                     chat_id=broadcast.progress_chat_id,
                     message_id=broadcast.progress_message_id,
                     reply_markup=markup,
                 )
-            except TelegramBadRequest as error:
-                if "not modified" not in error.message:
-                    raise
             self._shown[broadcast.id] = text
         if final:
             await self._report(broadcast, locale)

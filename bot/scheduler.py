@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -27,6 +28,17 @@ REFERRAL_REWARDS_EVERY = timedelta(minutes=10)
 BIRTHDAY_GIFTS_EVERY = timedelta(hours=1)
 LEARN_EVERY = timedelta(days=1)  # per-product intervals learned from purchases
 RATING_EXPIRY_EVERY = timedelta(minutes=1)
+
+
+def counted(job: Callable[[], Awaitable[int]], message: str) -> Callable[[], Awaitable[None]]:
+    """A job that logs how much it did, and stays quiet when it did nothing."""
+
+    async def run() -> None:
+        done = await job()
+        if done:
+            log.info(message, done)
+
+    return run
 
 
 def create_scheduler(
@@ -94,27 +106,15 @@ def create_scheduler(
             id="account",
         )
     if referrals is not None:
-
-        async def reward_referrals() -> None:
-            rewarded = await referrals.reward_due()
-            if rewarded:
-                log.info("rewarded %d referral(s)", rewarded)
-
         scheduler.add_job(
-            reward_referrals,
+            counted(referrals.reward_due, "rewarded %d referral(s)"),
             "interval",
             seconds=REFERRAL_REWARDS_EVERY.total_seconds(),
             id="referral-rewards",
         )
     if birthdays is not None:
-
-        async def birthday_gifts() -> None:
-            given = await birthdays.tick()
-            if given:
-                log.info("gave %d birthday gift(s)", given)
-
         scheduler.add_job(
-            birthday_gifts,
+            counted(birthdays.tick, "gave %d birthday gift(s)"),
             "interval",
             seconds=BIRTHDAY_GIFTS_EVERY.total_seconds(),
             id="birthday-gifts",

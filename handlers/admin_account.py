@@ -181,13 +181,24 @@ def _render_preview(renderer: Renderer, locale: str, preview: BonusPreview) -> s
     return renderer.render("bonus_preview.html", locale=locale, preview=preview, card=card)
 
 
-async def _take_pending(state: FSMContext, name: str, nonce: str) -> dict[str, Any] | None:
-    """The pending action this button confirms, removed so a second press finds nothing."""
+async def _confirmed(
+    callback: CallbackQuery, state: FSMContext, name: str, nonce: str, *, ok: bool
+) -> dict[str, Any] | None:
+    """The pending action a Confirm press applies, removed so a second press finds nothing;
+    None (and the presser told why) for a stale button or a Cancel."""
     data = await state.get_data()
     pending = data.get(name)
     if not isinstance(pending, dict) or pending.get("nonce") != nonce:
+        await callback.answer(
+            _("This confirmation is no longer valid: it was used, cancelled or replaced."),
+            show_alert=True,
+        )
         return None
     await state.update_data({name: None})
+    if not ok:
+        await callback.answer()
+        await _edit(callback, _("Cancelled; nothing was changed."))
+        return None
     return pending
 
 
@@ -202,16 +213,10 @@ async def confirm_bonus(
     audit_log: AuditLog,
     outbox: OutboxWriter,
 ) -> None:
-    pending = await _take_pending(state, PENDING_BONUS, callback_data.nonce)
+    pending = await _confirmed(
+        callback, state, PENDING_BONUS, callback_data.nonce, ok=callback_data.ok
+    )
     if pending is None:
-        await callback.answer(
-            _("This confirmation is no longer valid: it was used, cancelled or replaced."),
-            show_alert=True,
-        )
-        return
-    if not callback_data.ok:
-        await callback.answer()
-        await _edit(callback, _("Cancelled; nothing was changed."))
         return
     customer = await account_store.customer(customer_id=int(pending["customer_id"]))
     if customer is None:
@@ -372,16 +377,10 @@ async def confirm_gift(
     tier_ladder: TierLadder,
     audit_log: AuditLog,
 ) -> None:
-    pending = await _take_pending(state, PENDING_GIFT, callback_data.nonce)
+    pending = await _confirmed(
+        callback, state, PENDING_GIFT, callback_data.nonce, ok=callback_data.ok
+    )
     if pending is None:
-        await callback.answer(
-            _("This confirmation is no longer valid: it was used, cancelled or replaced."),
-            show_alert=True,
-        )
-        return
-    if not callback_data.ok:
-        await callback.answer()
-        await _edit(callback, _("Cancelled; nothing was changed."))
         return
     request = GiftRequest(
         amount=int(pending["amount"]), reason=str(pending["reason"]), tier=pending.get("tier")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 from aiogram import Bot, F, Router
-from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
@@ -13,6 +12,7 @@ from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
+from handlers.editing import unless_unchanged
 from handlers.staff_alerts import escalation, markup, post_alert, refresh_alert
 from locales.rendering import Renderer
 from scenarios.clock import Clock
@@ -85,13 +85,10 @@ async def _show(
         **request_context(summary, rating.score),
         **flags,
     )
-    try:
+    with unless_unchanged():
         await callback.message.edit_text(
             text, reply_markup=markup(rating_buttons(rating.id) if buttons else [])
         )
-    except TelegramBadRequest as error:
-        if "not modified" not in error.message:
-            raise
 
 
 async def rate(

@@ -15,6 +15,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
+from handlers.editing import unless_unchanged
 from locales.formatting import format_points
 from locales.rendering import Renderer
 from scenarios.clock import Clock
@@ -267,11 +268,8 @@ async def _edit_alert(
     locale = i18n.default_locale
     text = alert_text(renderer, locale, alert, rating, waiting=False)
     buttons = rows if rows is not None else alert_buttons(i18n, locale, alert)
-    try:
+    with unless_unchanged():
         await callback.message.edit_text(text, reply_markup=markup(buttons))
-    except TelegramBadRequest as error:
-        if "not modified" not in error.message:
-            raise
 
 
 async def press_alert(

@@ -145,6 +145,20 @@ _DUE_COLUMNS = (
 )
 
 
+# One row per sku of an order, quantities and revenue summed: what planning reads of a purchase.
+_LINE_PURCHASES = (
+    select(
+        orders.c.order_ref,
+        order_items.c.sku,
+        func.sum(order_items.c.quantity).label("quantity"),
+        func.sum(order_items.c.quantity * order_items.c.price).label("revenue"),
+        orders.c.ordered_at,
+    )
+    .join(orders, orders.c.id == order_items.c.order_id)
+    .group_by(orders.c.order_ref, order_items.c.sku, orders.c.ordered_at)
+)
+
+
 class SqlReminders:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -155,17 +169,7 @@ class SqlReminders:
         """The skus of one order, quantities and revenue summed per sku."""
         async with self._db.read() as conn:
             rows = await conn.execute(
-                select(
-                    orders.c.order_ref,
-                    order_items.c.sku,
-                    func.sum(order_items.c.quantity).label("quantity"),
-                    func.sum(order_items.c.quantity * order_items.c.price).label("revenue"),
-                    orders.c.ordered_at,
-                )
-                .join(orders, orders.c.id == order_items.c.order_id)
-                .where(orders.c.order_ref == order_ref)
-                .group_by(orders.c.order_ref, order_items.c.sku, orders.c.ordered_at)
-                .order_by(order_items.c.sku)
+                _LINE_PURCHASES.where(orders.c.order_ref == order_ref).order_by(order_items.c.sku)
             )
             return [LinePurchase(**row._mapping) for row in rows]
 
@@ -181,17 +185,9 @@ class SqlReminders:
             return []
         async with self._db.read() as conn:
             rows = await conn.execute(
-                select(
-                    orders.c.order_ref,
-                    order_items.c.sku,
-                    func.sum(order_items.c.quantity).label("quantity"),
-                    func.sum(order_items.c.quantity * order_items.c.price).label("revenue"),
-                    orders.c.ordered_at,
-                )
-                .join(orders, orders.c.id == order_items.c.order_id)
-                .where(orders.c.customer_id == customer_id, orders.c.status.in_(COUNTED))
-                .group_by(orders.c.order_ref, order_items.c.sku, orders.c.ordered_at)
-                .order_by(orders.c.ordered_at)
+                _LINE_PURCHASES.where(
+                    orders.c.customer_id == customer_id, orders.c.status.in_(COUNTED)
+                ).order_by(orders.c.ordered_at)
             )
             return [LinePurchase(**row._mapping) for row in rows if row.sku in wanted]
 

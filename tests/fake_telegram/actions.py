@@ -45,6 +45,31 @@ def replied_payload(state: FakeState, chat_id: int, reply_to: MessageRef) -> dic
     return None if reply_to is None else find_message(state, chat_id, reply_to).payload
 
 
+def text_update(
+    state: FakeState,
+    chat: dict[str, Any],
+    sender: dict[str, Any],
+    text: str,
+    *,
+    entities: list[dict[str, Any]] | None,
+    reply_to: MessageRef,
+) -> dict[str, Any]:
+    """A text message from a person into ``chat``, kept in the chat's log so the bot can
+    reply to it, wrapped in the update the bot receives."""
+    log = state.log(chat["id"])
+    message = updates.text_message(
+        log.allocate_id(),
+        state.now(),
+        chat,
+        sender,
+        text,
+        entities=entities,
+        reply_to=replied_payload(state, chat["id"], reply_to),
+    )
+    log.add_incoming(message)
+    return updates.message_update(state.next_update_id(), message)
+
+
 def callback_update(
     state: FakeState,
     chat_id: int,

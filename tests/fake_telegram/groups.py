@@ -68,22 +68,14 @@ class FakeGroup:
         reply_to: MessageRef = None,
     ) -> dict[str, Any]:
         self._member(from_user)
-        state = self._state
-        log = state.log(self.id)
-        reply = (
-            actions.find_message(state, self.id, reply_to).payload if reply_to is not None else None
-        )
-        message = updates.text_message(
-            log.allocate_id(),
-            state.now(),
+        return actions.text_update(
+            self._state,
             self.to_dict(),
             from_user.to_dict(),
             text,
             entities=entities,
-            reply_to=reply,
+            reply_to=reply_to,
         )
-        log.add_incoming(message)
-        return updates.message_update(state.next_update_id(), message)
 
     def command_update(
         self, command: str, args: str | None = None, *, from_user: FakeUser, mention: bool = False

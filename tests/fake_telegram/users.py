@@ -85,22 +85,14 @@ class FakeUser:
     ) -> dict[str, Any]:
         """A message update from this user; stored in the chat so the bot can reply to it."""
         self._started()
-        state = self._state
-        log = state.log(self.id)
-        reply = (
-            actions.find_message(state, self.id, reply_to).payload if reply_to is not None else None
-        )
-        message = updates.text_message(
-            log.allocate_id(),
-            state.now(),
+        return actions.text_update(
+            self._state,
             self.chat_dict(),
             self.to_dict(),
             text,
             entities=entities,
-            reply_to=reply,
+            reply_to=reply_to,
         )
-        log.add_incoming(message)
-        return updates.message_update(state.next_update_id(), message)
 
     def command_update(self, command: str, args: str | None = None) -> dict[str, Any]:
         """ "/command args" with the bot_command entity Telegram attaches."""
