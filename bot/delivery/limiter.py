@@ -73,11 +73,12 @@ class RateLimiter:
                     ready = max(ready, oldest + window + _MARGIN)
         return ready
 
-    def reserve_chat(self, chat_id: int) -> None:
-        """A message to this chat is about to leave."""
+    def reserve_chat(self, chat_id: int, *, leaving_at: float | None = None) -> None:
+        """A message to this chat is about to leave (now, or at the global slot ``leaving_at``)."""
         moment = self._now()
+        leaves = moment if leaving_at is None else max(moment, leaving_at)
         self._in_flight[chat_id] = self._in_flight.get(chat_id, 0) + 1
-        self._next_chat[chat_id] = moment + self.limits.private_interval + _MARGIN
+        self._next_chat[chat_id] = leaves + self.limits.private_interval + _MARGIN
         if len(self._next_chat) > 50_000:  # forget chats whose spacing has long passed
             self._next_chat = {c: t for c, t in self._next_chat.items() if t > moment}
 
@@ -101,8 +102,12 @@ class RateLimiter:
         """Seconds until the next slot of the bot-wide (or paid-broadcast) rate is free."""
         return max(0.0, max(self._next_global[paid], self._paused_until) - self._now())
 
-    def take_global(self, *, paid: bool = False) -> None:
-        """Use the next global slot (call when ``global_delay`` is zero)."""
+    def take_global(self, *, paid: bool = False) -> float:
+        """Use the next global slot and return its moment.
+
+        Called when ``global_delay`` is zero, or a little ahead of the slot by a caller that
+        waits for the returned moment before sending.
+        """
         rate = self.limits.paid_rate_per_second if paid else self.limits.rate_per_second
         interval = 1.0 / (rate * self._slowdown * _RATE_HEADROOM)
         moment, scheduled = self._now(), self._next_global[paid]
@@ -110,8 +115,9 @@ class RateLimiter:
         # millisecond or so, which at 1000/s would otherwise halve the rate. The catch-up is
         # capped so that any one-second window still holds no more than the headroom allows;
         # a quiet minute buys no flood afterwards.
-        start = scheduled if moment - scheduled < _CATCH_UP else moment
+        start = max(scheduled if moment - scheduled < _CATCH_UP else moment, self._paused_until)
         self._next_global[paid] = start + interval
+        return start
 
     def pause(self, seconds: float) -> None:
         """Telegram said 429: nothing goes for ``seconds``, and then more slowly for a while."""

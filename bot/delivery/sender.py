@@ -59,10 +59,12 @@ from storage.outbox import (
 
 log = logging.getLogger(__name__)
 
-# Bad requests that mean the chat itself is gone, not that this one message was wrong.
-# Group "sending" marks in one transaction when the next global slot is this close (seconds).
-_GROUP_PAUSE = 0.002
+# Messages are planned (marked "sending" in groups of up to _START_GROUP, one transaction
+# each) up to _LOOKAHEAD seconds before their global slot; each request then waits for its own
+# slot. Marking thus overlaps the sending of the group before, instead of holding up the pace.
+_LOOKAHEAD = 0.03
 _START_GROUP = 32
+# Bad requests that mean the chat itself is gone, not that this one message was wrong.
 _CHAT_GONE = ("chat not found", "user is deactivated", "peer_id_invalid", "bot was kicked")
 
 
@@ -83,6 +85,15 @@ class _Ready:
     buttons: list[list[dict[str, str]]] | None
     photo: str | None
     paid: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Planned:
+    """A message given its global slot (a ``time.monotonic`` moment) and about to be marked."""
+
+    row: OutboxRow
+    ready: _Ready
+    leaving_at: float
 
 
 class OutboxSender:
@@ -191,7 +202,7 @@ class OutboxSender:
             for order, row in enumerate(rows)
         ]
         heapq.heapify(heap)
-        starting: list[tuple[OutboxRow, _Ready]] = []
+        starting: list[_Planned] = []
         credits = 0  # in-flight slots taken ahead for the next messages
         while heap:
             if self._stopping.is_set():
@@ -231,15 +242,14 @@ class OutboxSender:
                 await self._start(starting)  # the slots we wait for may be held by "starting"
                 credits = await self._take_slots()
             delay = self.limiter.global_delay(paid=prepared.paid)
-            if delay > _GROUP_PAUSE:
+            if delay > _LOOKAHEAD:
                 await self._start(starting)
-            if delay > 0:
-                await asyncio.sleep(delay)
-            self.limiter.take_global(paid=prepared.paid)
+                await asyncio.sleep(delay - _LOOKAHEAD)
+            leaving_at = self.limiter.take_global(paid=prepared.paid)
             credits -= 1
-            self.limiter.reserve_chat(row.chat_id)
+            self.limiter.reserve_chat(row.chat_id, leaving_at=leaving_at)
             batch.note_sent(row, self.clock.now())
-            starting.append((row, prepared))
+            starting.append(_Planned(row, prepared, leaving_at))
             if len(starting) >= _START_GROUP:
                 await self._start(starting)
         await self._start(starting)
@@ -255,25 +265,26 @@ class OutboxSender:
             await self._slots.acquire()
         return wanted
 
-    async def _start(self, starting: list[tuple[OutboxRow, _Ready]]) -> None:
-        """Mark a group "sending" in one transaction, then let their requests go."""
+    async def _start(self, starting: list[_Planned]) -> None:
+        """Mark a group "sending" in one transaction, then let each request go at its slot."""
         if not starting:
             return
         group = list(starting)
         starting.clear()
         now = self.clock.now()
         allowed = await self.outbox.start_sending(
-            ids=[row.id for row, _ in group],
+            ids=[planned.row.id for planned in group],
             worker=self.worker_id,
             now=now,
             lease_until=now + timedelta(seconds=self.delivery.lease_seconds),
         )
-        for row, ready in group:
+        for planned in group:
+            row = planned.row
             if row.id not in allowed:
                 self._slots.release()  # our claim lapsed; someone else owns the message now
                 self.limiter.chat_done(row.chat_id, sent=False)
                 continue
-            task = asyncio.create_task(self._send(row, ready), name=f"send-{row.id}")
+            task = asyncio.create_task(self._send(planned), name=f"send-{row.id}")
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
 
@@ -351,9 +362,11 @@ class OutboxSender:
 
     # -- sending -------------------------------------------------------------------------------
 
-    async def _send(self, row: OutboxRow, ready: _Ready) -> None:
+    async def _send(self, planned: _Planned) -> None:
+        row, ready = planned.row, planned.ready
         try:
             try:
+                await self._wait_for_slot(planned.leaving_at)
                 outcome = await self._attempt(row, ready)
             finally:
                 self.limiter.chat_done(row.chat_id)
@@ -363,6 +376,12 @@ class OutboxSender:
         finally:
             # Freed only once the outcome is written: in flight + unrecorded <= concurrency.
             self._slots.release()
+
+    async def _wait_for_slot(self, leaving_at: float) -> None:
+        # A 429 that came while this message waited holds it back too.
+        wait = max(leaving_at, self.limiter.paused_until) - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
 
     async def _attempt(self, row: OutboxRow, ready: _Ready) -> Outcome:
         now = self.clock.now()
