@@ -424,22 +424,25 @@ class SqlOutbox:
 
     async def recent_sends(
         self, *, customer_ids: Iterable[int], since: datetime
-    ) -> dict[int, list[tuple[str, datetime]]]:
-        """(category, sent_at) of what went, or may have gone, to each customer since a moment."""
+    ) -> dict[int, dict[int, tuple[str, datetime]]]:
+        """What went, or may have gone, to each customer since a moment: by outbox row id,
+        (category, sent_at)."""
         wanted = sorted(set(customer_ids))
         if not wanted:
             return {}
         async with self._db.read() as conn:
             rows = await conn.execute(
-                select(outbox.c.customer_id, outbox.c.category, outbox.c.sent_at).where(
+                select(
+                    outbox.c.customer_id, outbox.c.id, outbox.c.category, outbox.c.sent_at
+                ).where(
                     outbox.c.customer_id.in_(wanted),
                     outbox.c.state.in_(DELIVERED_OR_MAYBE),
                     outbox.c.sent_at >= since,
                 )
             )
-            history: dict[int, list[tuple[str, datetime]]] = {}
-            for customer_id, category, sent_at in rows:
-                history.setdefault(customer_id, []).append((category, sent_at))
+            history: dict[int, dict[int, tuple[str, datetime]]] = {}
+            for customer_id, row_id, category, sent_at in rows:
+                history.setdefault(customer_id, {})[row_id] = (category, sent_at)
         return history
 
     async def record(self, *, outcomes: Iterable[Outcome], worker: str, now: datetime) -> None:

@@ -13,7 +13,7 @@ import contextlib
 import heapq
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -64,6 +64,7 @@ log = logging.getLogger(__name__)
 # slot. Marking thus overlaps the sending of the group before, instead of holding up the pace.
 _LOOKAHEAD = 0.03
 _START_GROUP = 32
+_CLAIM_CHUNK = 200
 # Bad requests that mean the chat itself is gone, not that this one message was wrong.
 _CHAT_GONE = ("chat not found", "user is deactivated", "peer_id_invalid", "bot was kicked")
 
@@ -94,6 +95,7 @@ class _Planned:
     row: OutboxRow
     ready: _Ready
     leaving_at: float
+    batch: _Batch
 
 
 class OutboxSender:
@@ -116,7 +118,7 @@ class OutboxSender:
         self.renderer = renderer
         self.i18n = i18n
         self.rules = rules
-        self.delivery = rules.delivery
+        self.delivery = delivery = rules.delivery
         self.clock = clock
         self.shop_zone = shop_zone
         self.worker_id = worker_id
@@ -125,7 +127,12 @@ class OutboxSender:
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(self.delivery.concurrency)
         self._in_flight: set[asyncio.Task[None]] = set()
-        self._gone_chats: set[int] = set()
+        self._claimed_ahead: asyncio.Task[_Batch | None] | None = None
+        self._previous: _Batch | None = None
+        # The next batch is claimed while this many messages of the current one are left:
+        # about a quarter of a second's worth, so the claim is ready when the batch runs dry.
+        fastest = delivery.paid_rate_per_second if delivery.allow_paid_broadcast else 0.0
+        self._claim_ahead_at = max(1, int(max(delivery.rate_per_second, fastest) / 4))
         self.recorder = OutcomeRecorder(self.outbox, clock, worker_id)
         self.transport = Transport(bot)
 
@@ -162,7 +169,8 @@ class OutboxSender:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.delivery.idle_poll_seconds)
-        await self._settle_in_flight()
+        await self._give_back_claimed_ahead()
+        await self._settle()
 
     def stop(self) -> None:
         self._stopping.set()
@@ -173,29 +181,66 @@ class OutboxSender:
         self._wake.set()
 
     async def drain_until_empty(self) -> None:
-        """For tests and benchmarks: send everything due now, then return."""
-        while await self.drain_once():
-            pass
-        await self._settle_in_flight()
+        """For tests and benchmarks: send everything due now, see it to its outcome, return."""
+        while True:
+            while await self.drain_once():
+                pass
+            await self._settle()
+            # Outcomes written just now may have put something back in the queue, due at once.
+            if not await self.drain_once():
+                return
 
     # -- one round -----------------------------------------------------------------------------
 
     async def drain_once(self) -> int:
-        """Claim one batch of due messages and see each to an outcome (or back to the queue)."""
-        now = self.clock.now()
-        lease = timedelta(seconds=self.delivery.lease_seconds)
-        rows = await self.outbox.claim_due(
-            now=now, limit=self.delivery.batch_size, worker=self.worker_id, lease_until=now + lease
-        )
-        if rows:
-            await self._dispatch(rows, deadline=time.monotonic() + self.delivery.lease_seconds / 2)
-        return len(rows)
+        """Plan and start one batch of due messages (claimed now, or ahead during the last one).
 
-    async def _dispatch(self, rows: list[OutboxRow], *, deadline: float) -> None:
-        # Chats found gone in this batch had their queued rows dropped in the database already;
-        # rows claimed in later rounds meet the policy (blocked) again instead.
-        self._gone_chats.clear()
-        batch = await self._batch_context(rows)
+        Returns when the last of them has left or been given back; their requests may still be
+        in flight, and their outcomes are written as they come back.
+        """
+        task, self._claimed_ahead = self._claimed_ahead, None
+        batch = await task if task is not None else await self._claim_batch()
+        if batch is None:
+            return 0
+        if self._previous is not None:
+            batch.carry_over(self._previous)
+        self._previous = batch
+        await self._dispatch(batch)
+        return len(batch.rows)
+
+    async def _claim_batch(self) -> _Batch | None:
+        now, claimed_at = self.clock.now(), time.monotonic()
+        lease = self.delivery.lease_seconds
+        rows: list[OutboxRow] = []
+        while len(rows) < self.delivery.batch_size:
+            # In short transactions: on SQLite a claim holds the one write lock, and the
+            # "sending" marks of the batch still going out must not wait long behind it.
+            wanted = min(_CLAIM_CHUNK, self.delivery.batch_size - len(rows))
+            chunk = await self.outbox.claim_due(
+                now=now,
+                limit=wanted,
+                worker=self.worker_id,
+                lease_until=now + timedelta(seconds=lease),
+            )
+            rows += chunk
+            if len(chunk) < wanted:
+                break
+        if not rows:
+            return None
+        try:
+            return await self._batch_context(rows, deadline=claimed_at + lease / 2)
+        except Exception:
+            await self.outbox.release(ids=[row.id for row in rows], now=self.clock.now())
+            raise
+
+    async def _give_back_claimed_ahead(self) -> None:
+        task, self._claimed_ahead = self._claimed_ahead, None
+        batch = await task if task is not None else None
+        if batch is not None:
+            await self.outbox.release(ids=[row.id for row in batch.rows], now=self.clock.now())
+
+    async def _dispatch(self, batch: _Batch) -> None:
+        rows, deadline = batch.rows, batch.deadline
         # Earliest-ready chat first; within a chat, priority then the order they were claimed in.
         heap = [
             (self.limiter.chat_ready_at(row.chat_id), row.priority, order, row)
@@ -204,7 +249,13 @@ class OutboxSender:
         heapq.heapify(heap)
         starting: list[_Planned] = []
         credits = 0  # in-flight slots taken ahead for the next messages
+        full = len(rows) >= self.delivery.batch_size
         while heap:
+            if full and self._claimed_ahead is None and len(heap) <= self._claim_ahead_at:
+                # More is probably waiting: claim it now so there is no gap after this batch.
+                self._claimed_ahead = asyncio.create_task(
+                    self._claim_batch(), name="outbox-claim-ahead"
+                )
             if self._stopping.is_set():
                 await self._start(starting)
                 await self.outbox.release(ids=[item[3].id for item in heap], now=self.clock.now())
@@ -214,8 +265,6 @@ class OutboxSender:
             if current > ready:  # an earlier message to the same chat moved its slot
                 heapq.heappush(heap, (current, priority, order, row))
                 continue
-            if row.chat_id in self._gone_chats:
-                continue  # already dropped in the database together with its chat
             if ready > deadline:
                 # This chat cannot take it before our lease ends: give it back for later.
                 wait = timedelta(seconds=ready - time.monotonic())
@@ -249,14 +298,12 @@ class OutboxSender:
             credits -= 1
             self.limiter.reserve_chat(row.chat_id, leaving_at=leaving_at)
             batch.note_sent(row, self.clock.now())
-            starting.append(_Planned(row, prepared, leaving_at))
+            starting.append(_Planned(row, prepared, leaving_at, batch))
             if len(starting) >= _START_GROUP:
                 await self._start(starting)
         await self._start(starting)
         for _ in range(credits):
             self._slots.release()
-        await self._settle_in_flight()
-        await self.recorder.drain()
 
     async def _take_slots(self) -> int:
         """Wait for a quarter of the in-flight slots (at least one) and take them."""
@@ -281,26 +328,33 @@ class OutboxSender:
         for planned in group:
             row = planned.row
             if row.id not in allowed:
-                self._slots.release()  # our claim lapsed; someone else owns the message now
+                # Our claim lapsed (another sender owns the message now), or the recipient's
+                # queue was dropped when they turned out to have blocked the bot.
+                self._slots.release()
                 self.limiter.chat_done(row.chat_id, sent=False)
+                planned.batch.forget(row)
                 continue
             task = asyncio.create_task(self._send(planned), name=f"send-{row.id}")
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
 
-    async def _settle_in_flight(self) -> None:
+    async def _settle(self) -> None:
+        """Wait for the requests in flight to come back and every outcome to be written."""
         if self._in_flight:
             await asyncio.gather(*self._in_flight, return_exceptions=True)
+        await self.recorder.drain()
 
     # -- preparing -----------------------------------------------------------------------------
 
-    async def _batch_context(self, rows: list[OutboxRow]) -> _Batch:
+    async def _batch_context(self, rows: list[OutboxRow], *, deadline: float) -> _Batch:
         """Recipients and their recent sends for a whole batch: two queries, not two per row."""
         customer_ids = [row.customer_id for row in rows if row.customer_id is not None]
         now = self.clock.now()
         # The widest window any cap looks at: the rolling week, or a local day starting earlier.
         since = min(week_start(now), now - timedelta(days=2))
         return _Batch(
+            rows=rows,
+            deadline=deadline,
             recipients=await self.outbox.recipients(customer_ids=customer_ids),
             history=await self.outbox.recent_sends(customer_ids=customer_ids, since=since),
         )
@@ -434,7 +488,6 @@ class OutboxSender:
     async def _chat_gone(self, row: OutboxRow, reason: str) -> Outcome:
         """The recipient blocked the bot (or the chat is gone): stop writing until they return."""
         now = self.clock.now()
-        self._gone_chats.add(row.chat_id)
         if row.chat_id > 0:
             await self.customers.mark_blocked(telegram_id=row.chat_id, now=now)
         dropped = await self.outbox.drop_queued_for_chat(
@@ -448,13 +501,20 @@ class OutboxSender:
 
 @dataclass
 class _Batch:
-    """What the policy needs about a batch's recipients, kept current as messages go."""
+    """A claimed batch and what the policy needs about its recipients, kept current as
+    messages go."""
 
+    rows: list[OutboxRow]
+    deadline: float  # time.monotonic(): past it the claim could lapse, so rows go back
     recipients: dict[int, RecipientRecord]
-    history: dict[int, list[tuple[str, datetime]]]
+    # customer -> outbox row id -> (category, sent_at): keyed by row so that a send seen both
+    # in the database and in memory counts once.
+    history: dict[int, dict[int, tuple[str, datetime]]]
+    # The part of ``history`` this batch is sending itself (what the next batch carries over).
+    planned: dict[int, dict[int, tuple[str, datetime]]] = field(default_factory=dict)
 
     def recipient(self, record: RecipientRecord, zone: ZoneInfo, now: datetime) -> Recipient:
-        sends = self.history.get(record.customer_id, [])
+        sends = self.history.get(record.customer_id, {}).values()
         day, week = local_day_start(now, zone), week_start(now)
         return Recipient(
             blocked=record.blocked,
@@ -469,4 +529,18 @@ class _Batch:
 
     def note_sent(self, row: OutboxRow, now: datetime) -> None:
         if row.customer_id is not None:
-            self.history.setdefault(row.customer_id, []).append((row.category, now))
+            self.history.setdefault(row.customer_id, {})[row.id] = (row.category, now)
+            self.planned.setdefault(row.customer_id, {})[row.id] = (row.category, now)
+
+    def forget(self, row: OutboxRow) -> None:
+        """A planned message did not go after all (it was no longer ours to send)."""
+        if row.customer_id is not None:
+            self.history.get(row.customer_id, {}).pop(row.id, None)
+            self.planned.get(row.customer_id, {}).pop(row.id, None)
+
+    def carry_over(self, earlier: _Batch) -> None:
+        """Count the sends of the batch before: this one may have been read while it ran."""
+        for customer_id in self.recipients:
+            sent = earlier.planned.get(customer_id)
+            if sent:
+                self.history.setdefault(customer_id, {}).update(sent)
