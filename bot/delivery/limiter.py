@@ -21,8 +21,11 @@ class Limits:
 # Telegram measures on arrival; margins keep jitter between our decision and the request's
 # arrival (grouped database writes, network) from turning "exactly on the limit" into "over".
 _MARGIN = 0.05
-_RATE_HEADROOM = 0.98
+_RATE_HEADROOM = 0.975
 _CATCH_UP = 0.015
+# Requests that left late (a busy event loop, a slow "sending" mark) leave together; whatever
+# the slot grid said, no one-second window of departures holds more than this share of the rate.
+_WINDOW_SHARE = 0.98
 # While a chat's previous request is in flight, look at it again this often.
 _IN_FLIGHT_POLL = 0.02
 
@@ -45,6 +48,7 @@ class RateLimiter:
         self._in_flight: dict[int, int] = {}
         self._in_flight_poll: dict[int, float] = {}  # chat -> when to look at it again
         self._group_sends: dict[int, deque[float]] = {}
+        self._departures = {False: deque[float](), True: deque[float]()}
 
     def chat_ready_at(self, chat_id: int) -> float:
         """The earliest moment this chat may receive the next message.
@@ -118,6 +122,20 @@ class RateLimiter:
         start = max(scheduled if moment - scheduled < _CATCH_UP else moment, self._paused_until)
         self._next_global[paid] = start + interval
         return start
+
+    def departure_delay(self, *, paid: bool = False) -> float:
+        """Seconds until one more request fits in the last second's departures."""
+        rate = self.limits.paid_rate_per_second if paid else self.limits.rate_per_second
+        moment, window = self._now(), self._departures[paid]
+        while window and window[0] <= moment - 1.0:
+            window.popleft()
+        if len(window) < max(1.0, rate * self._slowdown * _WINDOW_SHARE):
+            return 0.0
+        return window[0] + 1.0 - moment
+
+    def depart(self, *, paid: bool = False) -> None:
+        """A request is leaving now (call when ``departure_delay`` is zero)."""
+        self._departures[paid].append(self._now())
 
     def pause(self, seconds: float) -> None:
         """Telegram said 429: nothing goes for ``seconds``, and then more slowly for a while."""

@@ -127,6 +127,7 @@ class OutboxSender:
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(self.delivery.concurrency)
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._departure_gate = {False: asyncio.Lock(), True: asyncio.Lock()}
         self._claimed_ahead: asyncio.Task[_Batch | None] | None = None
         self._previous: _Batch | None = None
         # The next batch is claimed while this many messages of the current one are left:
@@ -420,7 +421,7 @@ class OutboxSender:
         row, ready = planned.row, planned.ready
         try:
             try:
-                await self._wait_for_slot(planned.leaving_at)
+                await self._wait_for_slot(planned.leaving_at, paid=ready.paid)
                 outcome = await self._attempt(row, ready)
             finally:
                 self.limiter.chat_done(row.chat_id)
@@ -431,11 +432,19 @@ class OutboxSender:
             # Freed only once the outcome is written: in flight + unrecorded <= concurrency.
             self._slots.release()
 
-    async def _wait_for_slot(self, leaving_at: float) -> None:
+    async def _wait_for_slot(self, leaving_at: float, *, paid: bool) -> None:
         # A 429 that came while this message waited holds it back too.
         wait = max(leaving_at, self.limiter.paused_until) - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
+        # One at a time through the departure window, in the order they got here.
+        async with self._departure_gate[paid]:
+            delay = self.limiter.departure_delay(paid=paid)
+            if delay > 0:
+                # By then the oldest departure has left the window (the margin covers a timer
+                # that fires a little early); nobody else departs while we hold the gate.
+                await asyncio.sleep(delay + 0.0005)
+            self.limiter.depart(paid=paid)
 
     async def _attempt(self, row: OutboxRow, ready: _Ready) -> Outcome:
         now = self.clock.now()
