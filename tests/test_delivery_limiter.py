@@ -83,3 +83,48 @@ def test_a_429_pauses_everything_and_slows_down() -> None:
     tick.now += 3.0
     limiter.take_global()
     assert limiter.global_delay() > 1 / 10.0, "slower than the configured rate for a while"
+
+
+def test_a_slot_taken_ahead_is_returned_and_spaces_its_chat_from_then() -> None:
+    tick = Ticker()
+    limiter = RateLimiter(Limits(rate_per_second=10.0, private_interval=1.0), now=tick)
+    first = limiter.take_global()
+    assert first == tick.now
+    second = limiter.take_global()  # planned before the first slot has even passed
+    assert second > first + 0.09, "the next slot on the grid, not now"
+    limiter.reserve_chat(7, leaving_at=second)
+    limiter.chat_done(7)  # came back at once (a test clock does not move by itself)
+    assert limiter.chat_ready_at(7) >= second + 1.0, "spacing counts from when it leaves"
+
+
+def test_a_429_holds_back_slots_taken_from_then_on() -> None:
+    tick = Ticker()
+    limiter = RateLimiter(Limits(rate_per_second=10.0), now=tick)
+    limiter.pause(2)
+    assert limiter.take_global() >= tick.now + 2.0
+
+
+def test_late_requests_never_crowd_one_second_beyond_the_rate() -> None:
+    # Requests that wake late leave together; the grid said nothing against it, the window does.
+    tick = Ticker()
+    limiter = RateLimiter(Limits(rate_per_second=100.0), now=tick)
+    left = 0
+    while limiter.departure_delay() == 0:
+        limiter.depart()
+        left += 1
+    assert 95 <= left < 100, left
+    first_gone = tick.now + 1.0
+    assert limiter.departure_delay() == 1.0
+    tick.now = first_gone + 0.0001
+    assert limiter.departure_delay() == 0, "room again once the oldest is a second old"
+
+
+def test_after_a_429_the_window_narrows_with_the_rate() -> None:
+    tick = Ticker()
+    limiter = RateLimiter(Limits(rate_per_second=100.0), now=tick)
+    limiter.pause(0)
+    left = 0
+    while limiter.departure_delay() == 0:
+        limiter.depart()
+        left += 1
+    assert left < 70, left

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -106,9 +107,10 @@ def make_rig(
     i18n: CatalogI18n,
     delivery: Delivery = FAST,
     worker_id: str = "test-worker",
+    session: RecordingSession | None = None,
 ) -> Rig:
     clock = FixedClock(NOON_KYIV)
-    session = RecordingSession()
+    session = session or RecordingSession()
     sender = OutboxSender(
         db=db,
         bot=Bot(BOT_TOKEN, session=session),
@@ -307,3 +309,37 @@ async def test_two_senders_on_one_database_never_send_a_message_twice(
     assert len(set(texts)) == 300
     assert first.sent_texts() and second.sent_texts(), "both took a share of the work"
     assert await first.outbox.counts() == {"sent": 300}
+
+
+class StopOnFirstSend(RecordingSession):
+    """Telegram answers the first message, and the bot is told to stop at that moment."""
+
+    sender: OutboxSender
+
+    async def make_request(self, bot: Bot, method: Any, timeout: int | None = None) -> Any:
+        if not self.requests:
+            self.sender.stop()
+        return await super().make_request(bot, method, timeout)
+
+
+async def test_a_stop_gives_back_the_batch_claimed_ahead_and_nothing_goes_twice(
+    db: Database, renderer: Renderer, i18n: CatalogI18n
+) -> None:
+    # Small batches at 100/s: the next batch is always claimed while the current one goes.
+    paced = Delivery(private_interval_seconds=0.0, rate_per_second=100.0, batch_size=4)
+    session = StopOnFirstSend()
+    rig = make_rig(db, renderer, i18n, delivery=paced, session=session)
+    session.sender = rig.sender
+    for n in range(40):
+        await rig.queue(f"m{n}", 800 + n)
+    await rig.sender.run()
+    counts = await rig.outbox.counts()
+    assert set(counts) == {"sent", "pending"}, "nothing left claimed or in flight"
+    assert 0 < counts["sent"] < 40
+    first_texts = [text for _, text in rig.sent_texts()]
+    assert len(first_texts) == counts["sent"]
+
+    restarted = make_rig(db, renderer, i18n, delivery=paced)
+    await restarted.sender.drain_until_empty()
+    texts = first_texts + [text for _, text in restarted.sent_texts()]
+    assert sorted(texts) == sorted(f"m{n}" for n in range(40)), "each exactly once"

@@ -13,8 +13,8 @@ import contextlib
 import heapq
 import logging
 import time
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -28,6 +28,7 @@ from aiogram.exceptions import (
 )
 from aiogram.utils.i18n import I18n
 
+from bot.delivery.batch import SendBatch
 from bot.delivery.limiter import Limits, RateLimiter
 from bot.delivery.recorder import OutcomeRecorder
 from bot.delivery.transport import Outgoing, Transport
@@ -40,7 +41,6 @@ from scenarios.delivery import (
     Recipient,
     Skip,
     decide,
-    local_day_start,
     week_start,
 )
 from scenarios.rules import Rules
@@ -51,7 +51,6 @@ from storage.outbox import (
     OutboxRow,
     OutboxState,
     Outcome,
-    RecipientRecord,
     Rescheduled,
     Sent,
     SqlOutbox,
@@ -95,7 +94,7 @@ class _Planned:
     row: OutboxRow
     ready: _Ready
     leaving_at: float
-    batch: _Batch
+    batch: SendBatch
 
 
 class OutboxSender:
@@ -128,8 +127,8 @@ class OutboxSender:
         self._slots = asyncio.Semaphore(self.delivery.concurrency)
         self._in_flight: set[asyncio.Task[None]] = set()
         self._departure_gate = {False: asyncio.Lock(), True: asyncio.Lock()}
-        self._claimed_ahead: asyncio.Task[_Batch | None] | None = None
-        self._previous: _Batch | None = None
+        self._claimed_ahead: asyncio.Task[SendBatch | None] | None = None
+        self._previous: SendBatch | None = None
         # The next batch is claimed while this many messages of the current one are left:
         # about a quarter of a second's worth, so the claim is ready when the batch runs dry.
         fastest = delivery.paid_rate_per_second if delivery.allow_paid_broadcast else 0.0
@@ -209,7 +208,7 @@ class OutboxSender:
         await self._dispatch(batch)
         return len(batch.rows)
 
-    async def _claim_batch(self) -> _Batch | None:
+    async def _claim_batch(self) -> SendBatch | None:
         now, claimed_at = self.clock.now(), time.monotonic()
         lease = self.delivery.lease_seconds
         rows: list[OutboxRow] = []
@@ -240,7 +239,7 @@ class OutboxSender:
         if batch is not None:
             await self.outbox.release(ids=[row.id for row in batch.rows], now=self.clock.now())
 
-    async def _dispatch(self, batch: _Batch) -> None:
+    async def _dispatch(self, batch: SendBatch) -> None:
         rows, deadline = batch.rows, batch.deadline
         # Earliest-ready chat first; within a chat, priority then the order they were claimed in.
         heap = [
@@ -347,20 +346,20 @@ class OutboxSender:
 
     # -- preparing -----------------------------------------------------------------------------
 
-    async def _batch_context(self, rows: list[OutboxRow], *, deadline: float) -> _Batch:
+    async def _batch_context(self, rows: list[OutboxRow], *, deadline: float) -> SendBatch:
         """Recipients and their recent sends for a whole batch: two queries, not two per row."""
         customer_ids = [row.customer_id for row in rows if row.customer_id is not None]
         now = self.clock.now()
         # The widest window any cap looks at: the rolling week, or a local day starting earlier.
         since = min(week_start(now), now - timedelta(days=2))
-        return _Batch(
+        return SendBatch(
             rows=rows,
             deadline=deadline,
             recipients=await self.outbox.recipients(customer_ids=customer_ids),
             history=await self.outbox.recent_sends(customer_ids=customer_ids, since=since),
         )
 
-    def _prepare(self, row: OutboxRow, batch: _Batch) -> _Ready | None:
+    def _prepare(self, row: OutboxRow, batch: SendBatch) -> _Ready | None:
         """Apply the policy and render; None when the message was skipped or postponed."""
         try:
             return self._decide_and_render(row, batch)
@@ -369,7 +368,7 @@ class OutboxSender:
             self.recorder.add(Finished(row.id, OutboxState.FAILED, f"cannot prepare: {error!r}"))
             return None
 
-    def _decide_and_render(self, row: OutboxRow, batch: _Batch) -> _Ready | None:
+    def _decide_and_render(self, row: OutboxRow, batch: SendBatch) -> _Ready | None:
         category = Category(row.category)
         now = self.clock.now()
         locale = row.payload.get("locale") or self.i18n.default_locale
@@ -506,50 +505,3 @@ class OutboxSender:
             "chat %s unreachable (%s); %d queued message(s) dropped", row.chat_id, reason, dropped
         )
         return Finished(row.id, OutboxState.DROPPED, reason)
-
-
-@dataclass
-class _Batch:
-    """A claimed batch and what the policy needs about its recipients, kept current as
-    messages go."""
-
-    rows: list[OutboxRow]
-    deadline: float  # time.monotonic(): past it the claim could lapse, so rows go back
-    recipients: dict[int, RecipientRecord]
-    # customer -> outbox row id -> (category, sent_at): keyed by row so that a send seen both
-    # in the database and in memory counts once.
-    history: dict[int, dict[int, tuple[str, datetime]]]
-    # The part of ``history`` this batch is sending itself (what the next batch carries over).
-    planned: dict[int, dict[int, tuple[str, datetime]]] = field(default_factory=dict)
-
-    def recipient(self, record: RecipientRecord, zone: ZoneInfo, now: datetime) -> Recipient:
-        sends = self.history.get(record.customer_id, {}).values()
-        day, week = local_day_start(now, zone), week_start(now)
-        return Recipient(
-            blocked=record.blocked,
-            marketing_opt_in=record.marketing_opt_in,
-            zone=zone,
-            muted_kinds=record.muted_kinds,
-            service_today=sum(1 for c, at in sends if c == Category.SERVICE and at >= day),
-            marketing_today=sum(1 for c, at in sends if c == Category.MARKETING and at >= day),
-            marketing_this_week=sum(1 for c, at in sends if c == Category.MARKETING and at >= week),
-            open_complaint=record.open_complaint,
-        )
-
-    def note_sent(self, row: OutboxRow, now: datetime) -> None:
-        if row.customer_id is not None:
-            self.history.setdefault(row.customer_id, {})[row.id] = (row.category, now)
-            self.planned.setdefault(row.customer_id, {})[row.id] = (row.category, now)
-
-    def forget(self, row: OutboxRow) -> None:
-        """A planned message did not go after all (it was no longer ours to send)."""
-        if row.customer_id is not None:
-            self.history.get(row.customer_id, {}).pop(row.id, None)
-            self.planned.get(row.customer_id, {}).pop(row.id, None)
-
-    def carry_over(self, earlier: _Batch) -> None:
-        """Count the sends of the batch before: this one may have been read while it ran."""
-        for customer_id in self.recipients:
-            sent = earlier.planned.get(customer_id)
-            if sent:
-                self.history.setdefault(customer_id, {}).update(sent)
