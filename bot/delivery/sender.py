@@ -211,27 +211,27 @@ class OutboxSender:
     async def _claim_batch(self) -> SendBatch | None:
         now, claimed_at = self.clock.now(), time.monotonic()
         lease = self.delivery.lease_seconds
-        rows: list[OutboxRow] = []
-        while len(rows) < self.delivery.batch_size:
-            # In short transactions: on SQLite a claim holds the one write lock, and the
-            # "sending" marks of the batch still going out must not wait long behind it.
-            wanted = min(_CLAIM_CHUNK, self.delivery.batch_size - len(rows))
-            chunk = await self.outbox.claim_due(
-                now=now,
-                limit=wanted,
-                worker=self.worker_id,
-                lease_until=now + timedelta(seconds=lease),
-            )
-            rows += chunk
-            if len(chunk) < wanted:
-                break
-        if not rows:
-            return None
+        batch = SendBatch(rows=[], deadline=claimed_at + lease / 2, recipients={}, history={})
         try:
-            return await self._batch_context(rows, deadline=claimed_at + lease / 2)
+            while len(batch.rows) < self.delivery.batch_size:
+                # A chunk at a time, in short transactions: on SQLite a claim holds the one
+                # write lock, and the "sending" marks of the batch still going out must wait
+                # neither long behind it nor behind an event loop busy reading a thousand rows.
+                wanted = min(_CLAIM_CHUNK, self.delivery.batch_size - len(batch.rows))
+                chunk = await self.outbox.claim_due(
+                    now=now,
+                    limit=wanted,
+                    worker=self.worker_id,
+                    lease_until=now + timedelta(seconds=lease),
+                )
+                batch.rows += chunk
+                await self._read_recipients(batch, chunk)
+                if len(chunk) < wanted:
+                    break
         except Exception:
-            await self.outbox.release(ids=[row.id for row in rows], now=self.clock.now())
+            await self.outbox.release(ids=[row.id for row in batch.rows], now=self.clock.now())
             raise
+        return batch if batch.rows else None
 
     async def _give_back_claimed_ahead(self) -> None:
         task, self._claimed_ahead = self._claimed_ahead, None
@@ -346,18 +346,18 @@ class OutboxSender:
 
     # -- preparing -----------------------------------------------------------------------------
 
-    async def _batch_context(self, rows: list[OutboxRow], *, deadline: float) -> SendBatch:
-        """Recipients and their recent sends for a whole batch: two queries, not two per row."""
+    async def _read_recipients(self, batch: SendBatch, rows: list[OutboxRow]) -> None:
+        """Recipients and their recent sends for many rows: two queries, not two per row."""
         customer_ids = [row.customer_id for row in rows if row.customer_id is not None]
+        if not customer_ids:
+            return
         now = self.clock.now()
         # The widest window any cap looks at: the rolling week, or a local day starting earlier.
         since = min(week_start(now), now - timedelta(days=2))
-        return SendBatch(
-            rows=rows,
-            deadline=deadline,
-            recipients=await self.outbox.recipients(customer_ids=customer_ids),
-            history=await self.outbox.recent_sends(customer_ids=customer_ids, since=since),
-        )
+        batch.recipients.update(await self.outbox.recipients(customer_ids=customer_ids))
+        history = await self.outbox.recent_sends(customer_ids=customer_ids, since=since)
+        for customer_id, sends in history.items():
+            batch.history.setdefault(customer_id, {}).update(sends)
 
     def _prepare(self, row: OutboxRow, batch: SendBatch) -> _Ready | None:
         """Apply the policy and render; None when the message was skipped or postponed."""
