@@ -22,7 +22,7 @@ class Limits:
 # arrival (grouped database writes, network) from turning "exactly on the limit" into "over".
 _MARGIN = 0.05
 _RATE_HEADROOM = 0.975
-_CATCH_UP = 0.015
+_CATCH_UP = 0.05
 # Requests that left late (a busy event loop, a slow "sending" mark) leave together; whatever
 # the slot grid said, no one-second window of departures holds more than this share of the rate.
 _WINDOW_SHARE = 0.98
@@ -116,9 +116,9 @@ class RateLimiter:
         interval = 1.0 / (rate * self._slowdown * _RATE_HEADROOM)
         moment, scheduled = self._now(), self._next_global[paid]
         # Stay on the slot grid while we are only a little late: a sleep overshoots by a
-        # millisecond or so, which at 1000/s would otherwise halve the rate. The catch-up is
-        # capped so that any one-second window still holds no more than the headroom allows;
-        # a quiet minute buys no flood afterwards.
+        # millisecond or so, and a slow database write holds the planner up for tens, which at
+        # 1000/s would be rate lost for good. The catch-up is short (a quiet minute buys no
+        # flood afterwards), and the departure window keeps what it bunches within the limit.
         start = max(scheduled if moment - scheduled < _CATCH_UP else moment, self._paused_until)
         self._next_global[paid] = start + interval
         return start

@@ -61,7 +61,7 @@ log = logging.getLogger(__name__)
 # Messages are planned (marked "sending" in groups of up to _START_GROUP, one transaction
 # each) up to _LOOKAHEAD seconds before their global slot; each request then waits for its own
 # slot. Marking thus overlaps the sending of the group before, instead of holding up the pace.
-_LOOKAHEAD = 0.03
+_LOOKAHEAD = 0.05
 _START_GROUP = 32
 _CLAIM_CHUNK = 200
 # Bad requests that mean the chat itself is gone, not that this one message was wrong.
