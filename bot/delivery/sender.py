@@ -129,10 +129,9 @@ class OutboxSender:
         self._departure_gate = {False: asyncio.Lock(), True: asyncio.Lock()}
         self._claimed_ahead: asyncio.Task[SendBatch | None] | None = None
         self._previous: SendBatch | None = None
-        # The next batch is claimed while this many messages of the current one are left:
-        # about a quarter of a second's worth, so the claim is ready when the batch runs dry.
         fastest = delivery.paid_rate_per_second if delivery.allow_paid_broadcast else 0.0
-        self._claim_ahead_at = max(1, int(max(delivery.rate_per_second, fastest) / 4))
+        self._fastest_rate = max(delivery.rate_per_second, fastest)
+        self._claim_seconds = 0.0  # how long the last batch took to claim and read
         self.recorder = OutcomeRecorder(self.outbox, clock, worker_id)
         self.transport = Transport(bot)
 
@@ -199,7 +198,8 @@ class OutboxSender:
         in flight, and their outcomes are written as they come back.
         """
         task, self._claimed_ahead = self._claimed_ahead, None
-        batch = await task if task is not None else await self._claim_batch()
+        # From cold, a first chunk only: sending starts sooner, the rest is claimed meanwhile.
+        batch = await task if task is not None else await self._claim_batch(_CLAIM_CHUNK)
         if batch is None:
             return 0
         if self._previous is not None:
@@ -208,16 +208,17 @@ class OutboxSender:
         await self._dispatch(batch)
         return len(batch.rows)
 
-    async def _claim_batch(self) -> SendBatch | None:
+    async def _claim_batch(self, size: int) -> SendBatch | None:
         now, claimed_at = self.clock.now(), time.monotonic()
         lease = self.delivery.lease_seconds
         batch = SendBatch(rows=[], deadline=claimed_at + lease / 2, recipients={}, history={})
+        size = min(size, self.delivery.batch_size)
         try:
-            while len(batch.rows) < self.delivery.batch_size:
+            while len(batch.rows) < size:
                 # A chunk at a time, in short transactions: on SQLite a claim holds the one
                 # write lock, and the "sending" marks of the batch still going out must wait
                 # neither long behind it nor behind an event loop busy reading a thousand rows.
-                wanted = min(_CLAIM_CHUNK, self.delivery.batch_size - len(batch.rows))
+                wanted = min(_CLAIM_CHUNK, size - len(batch.rows))
                 chunk = await self.outbox.claim_due(
                     now=now,
                     limit=wanted,
@@ -228,10 +229,17 @@ class OutboxSender:
                 await self._read_recipients(batch, chunk)
                 if len(chunk) < wanted:
                     break
+            batch.full = len(batch.rows) >= size
         except Exception:
             await self.outbox.release(ids=[row.id for row in batch.rows], now=self.clock.now())
             raise
+        self._claim_seconds = time.monotonic() - claimed_at
         return batch if batch.rows else None
+
+    def _claim_ahead_at(self) -> int:
+        """Claim the next batch while this many messages of the current one are left: twice
+        what the last claim took (at least a quarter of a second), so it is ready in time."""
+        return max(1, int(self._fastest_rate * max(0.25, 2 * self._claim_seconds)))
 
     async def _give_back_claimed_ahead(self) -> None:
         task, self._claimed_ahead = self._claimed_ahead, None
@@ -249,12 +257,12 @@ class OutboxSender:
         heapq.heapify(heap)
         starting: list[_Planned] = []
         credits = 0  # in-flight slots taken ahead for the next messages
-        full = len(rows) >= self.delivery.batch_size
+        claim_ahead_at = self._claim_ahead_at()
         while heap:
-            if full and self._claimed_ahead is None and len(heap) <= self._claim_ahead_at:
+            if batch.full and self._claimed_ahead is None and len(heap) <= claim_ahead_at:
                 # More is probably waiting: claim it now so there is no gap after this batch.
                 self._claimed_ahead = asyncio.create_task(
-                    self._claim_batch(), name="outbox-claim-ahead"
+                    self._claim_batch(self.delivery.batch_size), name="outbox-claim-ahead"
                 )
             if self._stopping.is_set():
                 await self._start(starting)
