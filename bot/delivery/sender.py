@@ -131,7 +131,10 @@ class OutboxSender:
         self._previous: SendBatch | None = None
         fastest = delivery.paid_rate_per_second if delivery.allow_paid_broadcast else 0.0
         self._fastest_rate = max(delivery.rate_per_second, fastest)
-        self._claim_seconds = 0.0  # how long the last batch took to claim and read
+        self._claim_seconds_per_row = 0.0  # what the last batch took to claim and read
+        # Planned messages hold in-flight slots while they wait: at most half of them, so
+        # the other half is there for requests in flight and outcomes being written.
+        self._lookahead = min(_LOOKAHEAD, delivery.concurrency / 2 / self._fastest_rate)
         self.recorder = OutcomeRecorder(self.outbox, clock, worker_id)
         self.transport = Transport(bot)
 
@@ -233,13 +236,16 @@ class OutboxSender:
         except Exception:
             await self.outbox.release(ids=[row.id for row in batch.rows], now=self.clock.now())
             raise
-        self._claim_seconds = time.monotonic() - claimed_at
+        if batch.rows:
+            elapsed = time.monotonic() - claimed_at
+            self._claim_seconds_per_row = elapsed / len(batch.rows)
         return batch if batch.rows else None
 
-    def _claim_ahead_at(self) -> int:
-        """Claim the next batch while this many messages of the current one are left: twice
-        what the last claim took (at least a quarter of a second), so it is ready in time."""
-        return max(1, int(self._fastest_rate * max(0.25, 2 * self._claim_seconds)))
+    def _claim_ahead_at(self, size: int) -> int:
+        """Claim the next ``size`` rows while this many messages of the current batch are
+        left: twice what the claim should take (at least a quarter of a second's worth)."""
+        expected = self._claim_seconds_per_row * size
+        return max(1, int(self._fastest_rate * max(0.25, 2 * expected)))
 
     async def _give_back_claimed_ahead(self) -> None:
         task, self._claimed_ahead = self._claimed_ahead, None
@@ -257,12 +263,15 @@ class OutboxSender:
         heapq.heapify(heap)
         starting: list[_Planned] = []
         credits = 0  # in-flight slots taken ahead for the next messages
-        claim_ahead_at = self._claim_ahead_at()
+        # Up to twice this batch: from a cold start the batches grow while the next one is
+        # claimed in the time this one takes to send.
+        next_size = min(2 * len(rows), self.delivery.batch_size)
+        claim_ahead_at = self._claim_ahead_at(next_size)
         while heap:
             if batch.full and self._claimed_ahead is None and len(heap) <= claim_ahead_at:
                 # More is probably waiting: claim it now so there is no gap after this batch.
                 self._claimed_ahead = asyncio.create_task(
-                    self._claim_batch(self.delivery.batch_size), name="outbox-claim-ahead"
+                    self._claim_batch(next_size), name="outbox-claim-ahead"
                 )
             if self._stopping.is_set():
                 await self._start(starting)
@@ -299,9 +308,9 @@ class OutboxSender:
                 await self._start(starting)  # the slots we wait for may be held by "starting"
                 credits = await self._take_slots()
             delay = self.limiter.global_delay(paid=prepared.paid)
-            if delay > _LOOKAHEAD:
+            if delay > self._lookahead:
                 await self._start(starting)
-                await asyncio.sleep(delay - _LOOKAHEAD)
+                await asyncio.sleep(delay - self._lookahead)
             leaving_at = self.limiter.take_global(paid=prepared.paid)
             credits -= 1
             self.limiter.reserve_chat(row.chat_id, leaving_at=leaving_at)
