@@ -154,17 +154,27 @@ class SqlOutbox:
         return bool(result.rowcount)
 
     async def claim_due(
-        self, *, now: datetime, limit: int, worker: str, lease_until: datetime
+        self,
+        *,
+        now: datetime,
+        limit: int,
+        worker: str,
+        lease_until: datetime,
+        most_urgent: int | None = None,
     ) -> list[OutboxRow]:
-        """Take up to ``limit`` due messages, most urgent first, for this worker only.
+        """Take up to ``limit`` due messages, most urgent first, for this worker only (only
+        those of priority ``most_urgent`` or more urgent, when given).
 
         PostgreSQL skips rows another process is claiming (SKIP LOCKED); SQLite's write
         transaction (BEGIN IMMEDIATE) already serialises claimers.
         """
+        wanted = [outbox.c.state == OutboxState.PENDING, outbox.c.not_before <= now]
+        if most_urgent is not None:
+            wanted.append(outbox.c.priority <= most_urgent)
         async with self._db.transaction() as conn:
             due = (
                 select(*_ROW_COLUMNS)
-                .where(outbox.c.state == OutboxState.PENDING, outbox.c.not_before <= now)
+                .where(*wanted)
                 .order_by(outbox.c.priority, outbox.c.not_before, outbox.c.id)
                 .limit(limit)
                 .with_for_update(skip_locked=True)

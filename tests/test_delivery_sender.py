@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -343,3 +344,30 @@ async def test_a_stop_gives_back_the_batch_claimed_ahead_and_nothing_goes_twice(
     await restarted.sender.drain_until_empty()
     texts = first_texts + [text for _, text in restarted.sent_texts()]
     assert sorted(texts) == sorted(f"m{n}" for n in range(40)), "each exactly once"
+
+
+class WhileSending(RecordingSession):
+    """Runs ``meanwhile`` as the third message goes out (something happens mid-batch)."""
+
+    meanwhile: Callable[[], Awaitable[object]]
+
+    async def make_request(self, bot: Bot, method: Any, timeout: int | None = None) -> Any:
+        if len(self.requests) == 2:
+            await self.meanwhile()
+        return await super().make_request(bot, method, timeout)
+
+
+async def test_a_staff_alert_does_not_wait_for_the_batch_of_reminders_going_out(
+    db: Database, renderer: Renderer, i18n: CatalogI18n
+) -> None:
+    # 40 service messages at 20/s: two seconds of sending in one batch.
+    slow = Delivery(private_interval_seconds=0.0, rate_per_second=20.0, batch_size=40)
+    session = WhileSending()
+    rig = make_rig(db, renderer, i18n, delivery=slow, session=session)
+    for n in range(40):
+        await rig.queue(f"reminder{n}", 900 + n, category=Category.SERVICE)
+    session.meanwhile = lambda: rig.queue("alert", -1001, category=Category.TRANSACTIONAL)
+    await rig.sender.drain_until_empty()
+    texts = [text for _, text in rig.sent_texts()]
+    assert len(texts) == 41
+    assert texts.index("alert") < 30, "claimed into the running batch, not after it"

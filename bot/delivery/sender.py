@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
+import itertools
 import logging
 import time
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from locales.rendering import Renderer
 from scenarios.clock import Clock
 from scenarios.customers import resolve_locale
 from scenarios.delivery import (
+    PRIORITY,
     Category,
     Postpone,
     Recipient,
@@ -64,6 +66,9 @@ log = logging.getLogger(__name__)
 _LOOKAHEAD = 0.05
 _START_GROUP = 32
 _CLAIM_CHUNK = 200
+# While a batch of less urgent messages goes out, transactional ones queued meanwhile (staff
+# alerts, answers) are claimed into it this often instead of waiting for the batch to end.
+_EXPRESS_EVERY = 1.0
 # Bad requests that mean the chat itself is gone, not that this one message was wrong.
 _CHAT_GONE = ("chat not found", "user is deactivated", "peer_id_invalid", "bot was kicked")
 
@@ -241,6 +246,19 @@ class OutboxSender:
             self._claim_seconds_per_row = elapsed / len(batch.rows)
         return batch if batch.rows else None
 
+    async def _claim_express(self, batch: SendBatch) -> list[OutboxRow]:
+        now = self.clock.now()
+        rows = await self.outbox.claim_due(
+            now=now,
+            limit=_CLAIM_CHUNK,
+            worker=self.worker_id,
+            lease_until=now + timedelta(seconds=self.delivery.lease_seconds),
+            most_urgent=PRIORITY[Category.TRANSACTIONAL],
+        )
+        batch.rows += rows
+        await self._read_recipients(batch, rows)
+        return rows
+
     def _claim_ahead_at(self, size: int) -> int:
         """Claim the next ``size`` rows while this many messages of the current batch are
         left: twice what the claim should take (at least a quarter of a second's worth)."""
@@ -267,7 +285,16 @@ class OutboxSender:
         # claimed in the time this one takes to send.
         next_size = min(2 * len(rows), self.delivery.batch_size)
         claim_ahead_at = self._claim_ahead_at(next_size)
+        urgent = PRIORITY[Category.TRANSACTIONAL]
+        less_urgent_inside = any(row.priority > urgent for row in rows)
+        express_at = time.monotonic() + _EXPRESS_EVERY
+        arrival = itertools.count(len(rows))
         while heap:
+            if less_urgent_inside and time.monotonic() >= express_at:
+                express_at = time.monotonic() + _EXPRESS_EVERY
+                for row in await self._claim_express(batch):
+                    ready_at = self.limiter.chat_ready_at(row.chat_id)
+                    heapq.heappush(heap, (ready_at, row.priority, next(arrival), row))
             if batch.full and self._claimed_ahead is None and len(heap) <= claim_ahead_at:
                 # More is probably waiting: claim it now so there is no gap after this batch.
                 self._claimed_ahead = asyncio.create_task(
