@@ -272,6 +272,16 @@ async def _edit_alert(
         await callback.message.edit_text(text, reply_markup=markup(buttons))
 
 
+async def _refused_unless_staff(
+    callback: CallbackQuery, bot: Bot, staff_chat_id: int | None, admin_ids: tuple[int, ...]
+) -> bool:
+    """Answers someone who is not staff (the buttons sit in a group anyone may join)."""
+    if await is_staff(bot, callback.from_user, staff_chat_id=staff_chat_id, admin_ids=admin_ids):
+        return False
+    await callback.answer(_("Sorry, only the shop's staff may do this."), show_alert=True)
+    return True
+
+
 async def press_alert(
     callback: CallbackQuery,
     callback_data: AlertPress,
@@ -285,10 +295,7 @@ async def press_alert(
     staff_chat_id: int | None,
     admin_ids: tuple[int, ...],
 ) -> None:
-    if not await is_staff(
-        bot, callback.from_user, staff_chat_id=staff_chat_id, admin_ids=admin_ids
-    ):
-        await callback.answer(_("Sorry, only the shop's staff may do this."), show_alert=True)
+    if await _refused_unless_staff(callback, bot, staff_chat_id, admin_ids):
         return
     ratings = SqlRatings(db)
     alert = await ratings.alert(alert_id=callback_data.alert, lock=True)
@@ -348,10 +355,7 @@ async def press_compensate(
     staff_chat_id: int | None,
     admin_ids: tuple[int, ...],
 ) -> None:
-    if not await is_staff(
-        bot, callback.from_user, staff_chat_id=staff_chat_id, admin_ids=admin_ids
-    ):
-        await callback.answer(_("Sorry, only the shop's staff may do this."), show_alert=True)
+    if await _refused_unless_staff(callback, bot, staff_chat_id, admin_ids):
         return
     ledger = SqlLedger(db)
     points_ledger = PointsLedger(

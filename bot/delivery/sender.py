@@ -217,9 +217,9 @@ class OutboxSender:
         return len(batch.rows)
 
     async def _claim_batch(self, size: int) -> SendBatch | None:
-        now, claimed_at = self.clock.now(), time.monotonic()
-        lease = self.delivery.lease_seconds
-        batch = SendBatch(rows=[], deadline=claimed_at + lease / 2, recipients={}, history={})
+        claimed_at = time.monotonic()
+        deadline = claimed_at + self.delivery.lease_seconds / 2
+        batch = SendBatch(rows=[], deadline=deadline, recipients={}, history={})
         size = min(size, self.delivery.batch_size)
         try:
             while len(batch.rows) < size:
@@ -227,15 +227,7 @@ class OutboxSender:
                 # write lock, and the "sending" marks of the batch still going out must wait
                 # neither long behind it nor behind an event loop busy reading a thousand rows.
                 wanted = min(_CLAIM_CHUNK, size - len(batch.rows))
-                chunk = await self.outbox.claim_due(
-                    now=now,
-                    limit=wanted,
-                    worker=self.worker_id,
-                    lease_until=now + timedelta(seconds=lease),
-                )
-                batch.rows += chunk
-                await self._read_recipients(batch, chunk)
-                if len(chunk) < wanted:
+                if len(await self._claim_into(batch, wanted)) < wanted:
                     break
             batch.full = len(batch.rows) >= size
         except Exception:
@@ -246,14 +238,18 @@ class OutboxSender:
             self._claim_seconds_per_row = elapsed / len(batch.rows)
         return batch if batch.rows else None
 
-    async def _claim_express(self, batch: SendBatch) -> list[OutboxRow]:
+    async def _claim_into(
+        self, batch: SendBatch, limit: int, *, most_urgent: int | None = None
+    ) -> list[OutboxRow]:
+        """Claim up to ``limit`` due rows into the batch, with what the policy needs about
+        their recipients; returns the rows claimed."""
         now = self.clock.now()
         rows = await self.outbox.claim_due(
             now=now,
-            limit=_CLAIM_CHUNK,
+            limit=limit,
             worker=self.worker_id,
             lease_until=now + timedelta(seconds=self.delivery.lease_seconds),
-            most_urgent=PRIORITY[Category.TRANSACTIONAL],
+            most_urgent=most_urgent,
         )
         batch.rows += rows
         await self._read_recipients(batch, rows)
@@ -292,7 +288,8 @@ class OutboxSender:
         while heap:
             if less_urgent_inside and time.monotonic() >= express_at:
                 express_at = time.monotonic() + _EXPRESS_EVERY
-                for row in await self._claim_express(batch):
+                express = await self._claim_into(batch, _CLAIM_CHUNK, most_urgent=urgent)
+                for row in express:
                     ready_at = self.limiter.chat_ready_at(row.chat_id)
                     heapq.heappush(heap, (ready_at, row.priority, next(arrival), row))
             if batch.full and self._claimed_ahead is None and len(heap) <= claim_ahead_at:
