@@ -10,9 +10,10 @@ from aiogram.fsm.storage.memory import SimpleEventIsolation
 from aiogram.utils.i18n import I18n
 
 from bot.i18n import CustomerLocaleMiddleware
-from bot.middlewares import CustomerMiddleware, UnitOfWorkMiddleware
+from bot.middlewares import CustomerMiddleware, HandlerModeMiddleware, UnitOfWorkMiddleware
 from bot.signup import signup_services
 from handlers import create_routers
+from handlers.staff_alerts import StaffMembership
 from locales.rendering import Renderer
 from scenarios.clock import Clock
 from scenarios.ledger import PointsLedger
@@ -78,9 +79,19 @@ def create_dispatcher(
         gift_store=SqlGifts(db),
         signup=joining.desk,
         referrals=joining.referrals,
+        staff_membership=StaffMembership(
+            staff_chat_id=staff_chat_id,
+            admin_ids=admin_ids,
+            ttl=rules.staff.membership_cache_seconds,
+        ),
     )
     dispatcher.update.outer_middleware(UnitOfWorkMiddleware(db))
     dispatcher.update.outer_middleware(CustomerMiddleware(customers, clock))
+    # Inner middlewares of the dispatcher run for every router's handlers, after the filters.
+    handler_mode = HandlerModeMiddleware(db)
+    for name, observer in dispatcher.observers.items():
+        if name not in {"update", "error"}:
+            observer.middleware(handler_mode)
     CustomerLocaleMiddleware(i18n).setup(dispatcher)
     dispatcher["i18n"] = i18n
     dispatcher.include_routers(*create_routers())

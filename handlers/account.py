@@ -9,6 +9,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from handlers.flags import READS_ONLY
 from locales.rendering import Renderer
 from scenarios.clock import Clock
 from scenarios.ledger import HistoryPage, LedgerReader, balance, history, tier_status
@@ -26,11 +27,11 @@ class HistoryButton(CallbackData, prefix="hist"):
 def create_router() -> Router:
     router = Router(name="account")
     router.message.filter(F.chat.type == "private")
-    router.message.register(show_balance, Command("balance"))
-    router.message.register(show_history, Command("history"))
-    router.callback_query.register(turn_page, HistoryButton.filter())
+    router.message.register(show_balance, Command("balance"), flags=READS_ONLY)
+    router.message.register(show_history, Command("history"), flags=READS_ONLY)
+    router.callback_query.register(turn_page, HistoryButton.filter(), flags=READS_ONLY)
     # A button whose data no longer parses (an older bot version, a forgery).
-    router.callback_query.register(stale_button, F.data.startswith("hist:"))
+    router.callback_query.register(stale_button, F.data.startswith("hist:"), flags=READS_ONLY)
     return router
 
 

@@ -10,6 +10,7 @@ from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 
 from handlers.filters import IsAdmin
+from handlers.flags import READS_ONLY
 from locales.rendering import Renderer
 from scenarios.clock import Clock
 from scenarios.status import collect_status
@@ -22,8 +23,10 @@ from storage.outbox import SqlOutbox
 def create_router() -> Router:
     router = Router(name="admin")
     router.message.filter(F.chat.type == "private")
-    router.message.register(show_status, Command("status"), IsAdmin())
-    router.message.register(refuse_non_admin, Command("status", "broadcast"), ~IsAdmin())
+    router.message.register(show_status, Command("status"), IsAdmin(), flags=READS_ONLY)
+    router.message.register(
+        refuse_non_admin, Command("status", "broadcast"), ~IsAdmin(), flags=READS_ONLY
+    )
     return router
 
 

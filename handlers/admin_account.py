@@ -14,6 +14,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from handlers.filters import IsAdmin
+from handlers.flags import READS_ONLY
 from locales.formatting import fill
 from locales.rendering import Renderer
 from scenarios.admin_bonus import (
@@ -68,9 +69,9 @@ def create_router() -> Router:
     router = Router(name="admin_account")
     router.message.filter(F.chat.type == "private")
     router.message.register(bonus, Command("bonus"), IsAdmin())
-    router.message.register(customer_profile, Command("customer"), IsAdmin())
+    router.message.register(customer_profile, Command("customer"), IsAdmin(), flags=READS_ONLY)
     router.message.register(gift, Command("gift"), IsAdmin())
-    router.message.register(refuse_command, Command(*COMMANDS), ~IsAdmin())
+    router.message.register(refuse_command, Command(*COMMANDS), ~IsAdmin(), flags=READS_ONLY)
     # The confirm buttons re-check admin rights on every press: a button proves nothing.
     router.callback_query.register(confirm_bonus, BonusConfirm.filter(), IsAdmin())
     router.callback_query.register(confirm_gift, GiftConfirm.filter(), IsAdmin())

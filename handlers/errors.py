@@ -22,7 +22,7 @@ def create_router() -> Router:
 async def apologise(event: ErrorEvent, bot: Bot, i18n: I18n) -> None:
     update = event.update
     log.error(
-        "update %s failed; its changes were rolled back",
+        "update %s failed; what it had not committed yet was rolled back",
         update.update_id,
         exc_info=(type(event.exception), event.exception, event.exception.__traceback__),
     )

@@ -6,10 +6,12 @@ from aiogram import F, Router
 from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 
+from handlers.flags import READS_ONLY
+
 
 def create_router() -> Router:
     router = Router(name="fallback")
-    router.message.register(point_to_help, F.chat.type == "private")
+    router.message.register(point_to_help, F.chat.type == "private", flags=READS_ONLY)
     return router
 
 

@@ -7,6 +7,7 @@ from aiogram.filters import Command
 from aiogram.types import Message
 from aiogram.utils.i18n import I18n
 
+from handlers.flags import READS_ONLY
 from handlers.menu import command_menu
 from locales.rendering import Renderer
 from scenarios.rules import Rules
@@ -14,7 +15,7 @@ from scenarios.rules import Rules
 
 def create_router() -> Router:
     router = Router(name="help")
-    router.message.register(show_help, Command("help"), F.chat.type == "private")
+    router.message.register(show_help, Command("help"), F.chat.type == "private", flags=READS_ONLY)
     return router
 
 

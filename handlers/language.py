@@ -10,6 +10,7 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from handlers.flags import READS_ONLY
 from handlers.menu import set_chat_menu
 from scenarios.customers import SUPPORTED_LOCALES, UnsupportedLocaleError, choose_locale
 from storage.customers import CustomerRecord, SqlCustomers
@@ -24,7 +25,9 @@ class LanguageChoice(CallbackData, prefix="lang"):
 
 def create_router() -> Router:
     router = Router(name="language")
-    router.message.register(offer_languages, Command("lang"), F.chat.type == "private")
+    router.message.register(
+        offer_languages, Command("lang"), F.chat.type == "private", flags=READS_ONLY
+    )
     router.callback_query.register(switch_language, LanguageChoice.filter())
     return router
 

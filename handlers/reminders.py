@@ -14,6 +14,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from handlers.flags import READS_ONLY
 from locales.rendering import Renderer
 from scenarios.cards import card_number, display_card_number
 from scenarios.clock import Clock
@@ -48,7 +49,9 @@ class ReminderCancel(CallbackData, prefix="rmc"):
 
 def create_router() -> Router:
     router = Router(name="reminders")
-    router.message.register(show_reminders, Command("reminders"), F.chat.type == "private")
+    router.message.register(
+        show_reminders, Command("reminders"), F.chat.type == "private", flags=READS_ONLY
+    )
     router.callback_query.register(act, ReminderAction.filter())
     router.callback_query.register(cancel_pressed, ReminderCancel.filter())
     return router

@@ -9,6 +9,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from handlers.flags import READS_ONLY
 from scenarios.clock import Clock
 from scenarios.preferences import SWITCHES, Switches, UnknownSwitchError, current, toggle
 from storage.customers import CustomerRecord, SqlCustomers
@@ -21,7 +22,9 @@ class Toggle(CallbackData, prefix="set"):
 
 def create_router() -> Router:
     router = Router(name="settings")
-    router.message.register(show_settings, Command("settings"), F.chat.type == "private")
+    router.message.register(
+        show_settings, Command("settings"), F.chat.type == "private", flags=READS_ONLY
+    )
     router.callback_query.register(flip, Toggle.filter())
     return router
 

@@ -21,6 +21,7 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from handlers.flags import READS_ONLY
 from handlers.start import Signup, accepted_at, phone_keyboard
 from locales.formatting import format_points
 from locales.rendering import Renderer
@@ -45,7 +46,7 @@ def create_router() -> Router:
     router.message.register(phone_expected, Signup.phone, ~F.text.startswith("/"))
     router.message.register(birthday_given, Signup.birthday, F.text, ~F.text.startswith("/"))
     router.callback_query.register(birthday_skipped, BirthdayPress.filter())
-    router.message.register(show_card, Command("card"))
+    router.message.register(show_card, Command("card"), flags=READS_ONLY)
     router.message.register(invite, Command("invite"))
     return router
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 from aiogram import Bot, F, Router
@@ -231,21 +233,55 @@ async def refresh_alert(
 # ---- staff presses -----------------------------------------------------------------------
 
 
-async def is_staff(
-    bot: Bot, user: User, *, staff_chat_id: int | None, admin_ids: tuple[int, ...]
-) -> bool:
-    """Admins, and members of the staff chat as Telegram says now (not as the button says)."""
-    if user.id in admin_ids:
-        return True
-    if staff_chat_id is None:
-        return False
-    try:
-        member = await bot.get_chat_member(chat_id=staff_chat_id, user_id=user.id)
-    except TelegramAPIError:
-        return False
-    if member.status == "restricted":
-        return bool(getattr(member, "is_member", False))
-    return member.status in STAFF_STATUSES
+class StaffMembership:
+    """Who may press the alert buttons: admins, and members of the staff chat as Telegram says.
+
+    getChatMember answers are kept for ``ttl`` seconds per person (``staff.membership_cache_
+    seconds``), so a burst of presses costs one round trip, not one per press; someone removed
+    from the chat keeps the buttons at most that long. A failed look-up is not kept. The
+    look-up is a Bot API call, so it never runs inside a write transaction (the unit of work
+    commits before any request leaves).
+    """
+
+    def __init__(
+        self,
+        *,
+        staff_chat_id: int | None,
+        admin_ids: tuple[int, ...],
+        ttl: float,
+        now: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.staff_chat_id = staff_chat_id
+        self.admin_ids = admin_ids
+        self.ttl = ttl
+        self._now = now
+        self._known: dict[int, tuple[float, bool]] = {}  # user id -> (checked at, is staff)
+
+    async def is_staff(self, bot: Bot, user: User) -> bool:
+        if user.id in self.admin_ids:
+            return True
+        if self.staff_chat_id is None:
+            return False
+        now = self._now()
+        known = self._known.get(user.id)
+        if known is not None and now - known[0] < self.ttl:
+            return known[1]
+        try:
+            member = await bot.get_chat_member(chat_id=self.staff_chat_id, user_id=user.id)
+        except TelegramAPIError:
+            return False
+        if member.status == "restricted":
+            verdict = bool(getattr(member, "is_member", False))
+        else:
+            verdict = member.status in STAFF_STATUSES
+        if self.ttl > 0:
+            if len(self._known) > _MEMBERSHIP_CACHE_LIMIT:  # only staff press these buttons
+                self._known.clear()
+            self._known[user.id] = (now, verdict)
+        return verdict
+
+
+_MEMBERSHIP_CACHE_LIMIT = 10_000
 
 
 def staff_name(user: User) -> str:
@@ -273,10 +309,10 @@ async def _edit_alert(
 
 
 async def _refused_unless_staff(
-    callback: CallbackQuery, bot: Bot, staff_chat_id: int | None, admin_ids: tuple[int, ...]
+    callback: CallbackQuery, bot: Bot, staff_membership: StaffMembership
 ) -> bool:
     """Answers someone who is not staff (the buttons sit in a group anyone may join)."""
-    if await is_staff(bot, callback.from_user, staff_chat_id=staff_chat_id, admin_ids=admin_ids):
+    if await staff_membership.is_staff(bot, callback.from_user):
         return False
     await callback.answer(_("Sorry, only the shop's staff may do this."), show_alert=True)
     return True
@@ -292,10 +328,9 @@ async def press_alert(
     renderer: Renderer,
     i18n: I18n,
     state: FSMContext,
-    staff_chat_id: int | None,
-    admin_ids: tuple[int, ...],
+    staff_membership: StaffMembership,
 ) -> None:
-    if await _refused_unless_staff(callback, bot, staff_chat_id, admin_ids):
+    if await _refused_unless_staff(callback, bot, staff_membership):
         return
     ratings = SqlRatings(db)
     alert = await ratings.alert(alert_id=callback_data.alert, lock=True)
@@ -352,10 +387,9 @@ async def press_compensate(
     clock: Clock,
     renderer: Renderer,
     i18n: I18n,
-    staff_chat_id: int | None,
-    admin_ids: tuple[int, ...],
+    staff_membership: StaffMembership,
 ) -> None:
-    if await _refused_unless_staff(callback, bot, staff_chat_id, admin_ids):
+    if await _refused_unless_staff(callback, bot, staff_membership):
         return
     ledger = SqlLedger(db)
     points_ledger = PointsLedger(

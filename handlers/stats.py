@@ -11,6 +11,7 @@ from aiogram.utils.i18n import gettext as _
 from babel.dates import format_timedelta
 
 from handlers.filters import IsAdmin
+from handlers.flags import READS_ONLY
 from locales.rendering import Renderer
 from scenarios.clock import Clock
 from scenarios.reminders import reminder_stats
@@ -22,8 +23,8 @@ from storage.reminders import SqlReminders
 def create_router() -> Router:
     router = Router(name="stats")
     router.message.filter(F.chat.type == "private")
-    router.message.register(show_stats, Command("stats"), IsAdmin())
-    router.message.register(refuse, Command("stats"), ~IsAdmin())
+    router.message.register(show_stats, Command("stats"), IsAdmin(), flags=READS_ONLY)
+    router.message.register(refuse, Command("stats"), ~IsAdmin(), flags=READS_ONLY)
     return router
 
 

@@ -118,6 +118,14 @@ class Ratings(_Section):
         return self
 
 
+class Staff(_Section):
+    """The shop's staff chat (STAFF_CHAT_ID) as the bot sees it."""
+
+    # How long the bot trusts Telegram's word that someone is (or is not) in the staff chat
+    # before asking again when they press an alert button; 0 asks on every press.
+    membership_cache_seconds: float = Field(default=60, ge=0, le=3600)
+
+
 class Conversations(_Section):
     wizard_idle_days: int = Field(default=7, ge=1)
 
@@ -242,6 +250,7 @@ class Rules(_Section):
     birthday: Birthday = Birthday()
     reminders: Reminders = Reminders()
     ratings: Ratings = Ratings()
+    staff: Staff = Staff()
 
     @model_validator(mode="after")
     def _known_tiers(self) -> Rules:

@@ -63,11 +63,15 @@ class SqlCustomers:
     ) -> CustomerRecord:
         """The customer behind a Telegram user, created on first contact, never twice.
 
-        Profile fields and ``last_seen_at`` are rewritten only when they changed or went stale,
-        so most updates cost one indexed read.
+        Profile fields and ``last_seen_at`` are rewritten only when they changed or went stale;
+        otherwise this is one indexed read that takes no write lock.
         """
+        known = await self.by_telegram_id(telegram_id=telegram_id)
+        if known is not None and not _outdated(
+            known, first_name, username, language_code, now=now, refresh_after=refresh_after
+        ):
+            return known
         async with self._db.transaction() as conn:
-            known = await self.by_telegram_id(telegram_id=telegram_id)
             if known is None:
                 await conn.execute(
                     insert(conn, customers)
@@ -81,11 +85,7 @@ class SqlCustomers:
                     )
                     .on_conflict_do_nothing(index_elements=["telegram_id"])
                 )
-            elif (known.first_name, known.username, known.language_code) != (
-                first_name,
-                username,
-                language_code,
-            ) or now - known.last_seen_at >= refresh_after:
+            else:
                 await conn.execute(
                     update(customers)
                     .where(customers.c.id == known.id)
@@ -96,8 +96,6 @@ class SqlCustomers:
                         last_seen_at=now,
                     )
                 )
-            else:
-                return known
             current = await self.by_telegram_id(telegram_id=telegram_id)
         assert current is not None, "the row was inserted or updated in this transaction"
         return current
@@ -143,3 +141,19 @@ class SqlCustomers:
             return int(
                 (await conn.execute(select(func.count()).select_from(customers))).scalar_one()
             )
+
+
+def _outdated(
+    known: CustomerRecord,
+    first_name: str | None,
+    username: str | None,
+    language_code: str | None,
+    *,
+    now: datetime,
+    refresh_after: timedelta,
+) -> bool:
+    """The stored profile differs from what Telegram says now, or was last seen long ago."""
+    profile = (known.first_name, known.username, known.language_code)
+    return profile != (first_name, username, language_code) or (
+        now - known.last_seen_at >= refresh_after
+    )

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, nullcontext
+from contextlib import AsyncExitStack, asynccontextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
+
+log = logging.getLogger(__name__)
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/bot.sqlite3"
 
@@ -47,10 +50,130 @@ def normalize_database_url(url: str) -> str:
 @dataclass
 class _Transaction:
     connection: AsyncConnection
+    mode: Mode = "write"
     open: bool = True
 
 
 Mode = Literal["write", "read"]
+# "auto" until the handler is known: reads take no writer, the first write begins a write
+# transaction. "write": every transaction the unit begins is a write one (read-then-write stays
+# atomic). "read": only read transactions; a write is a defect (ReadOnlyUnitError under strict).
+UnitMode = Literal["auto", "write", "read"]
+
+
+class ReadOnlyUnitError(RuntimeError):
+    """A write was asked for inside a read-only unit of work or a read transaction."""
+
+
+class TransactionInUseError(RuntimeError):
+    """Something is about to leave the process while a transaction block is still open."""
+
+
+class _Unit:
+    """One update's unit of work: transactions begin lazily and end at each outgoing request.
+
+    Repositories keep calling ``transaction()``/``read()``; inside a unit those calls join the
+    unit's current transaction, or begin one (a read one on SQLite takes no writer).
+    ``release()`` commits it before anything leaves the process; the next database use in the
+    same unit begins a new one. What was committed stays committed if the update fails later.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self.mode: UnitMode = "auto"
+        self.current: _Transaction | None = None
+        self.closed = False
+        self.depth = 0  # transaction blocks open on the current transaction right now
+        self.commits = 0  # write transactions committed so far (tests and logs read it)
+        self._stack: AsyncExitStack | None = None
+        self._switching = asyncio.Lock()
+
+    async def enter(self, wanted: Mode) -> AsyncConnection:
+        async with self._switching:
+            current = self.current
+            if current is not None and (current.mode == "write" or wanted == "read"):
+                self.depth += 1
+                return current.connection
+            if current is not None:  # a write after the unit's reads
+                if self.mode == "read":
+                    self._db.refuse_write("a write inside a read-only unit of work")
+                if self.depth:
+                    # A block still reads on it: upgrade in place (on SQLite, a deferred write).
+                    self._db.refuse_write("a write inside an open read transaction block")
+                    self.depth += 1
+                    return current.connection
+                await self._end(commit=True)
+            mode: Mode = "write" if "write" in (self.mode, wanted) else "read"
+            await self._begin(mode)
+            assert self.current is not None
+            self.depth += 1
+            return self.current.connection
+
+    def leave(self) -> None:
+        self.depth -= 1
+
+    async def set_mode(self, mode: UnitMode) -> None:
+        """The handler is known: a read-only one ends a write begun so far (a new customer is
+        committed), a writing one ends the reads so that its first use begins a write."""
+        async with self._switching:
+            self.mode = mode
+            current = self.current
+            if current is None or self.depth:
+                return
+            if (mode == "read" and current.mode == "write") or (
+                mode == "write" and current.mode == "read"
+            ):
+                await self._end(commit=True)
+
+    async def release(self) -> bool:
+        """Commit what is open, before something leaves the process; True if it wrote."""
+        async with self._switching:
+            current = self.current
+            if current is None:
+                return False
+            if self.depth:
+                raise TransactionInUseError(
+                    "a Bot API call inside a database transaction block; await it after the block"
+                )
+            wrote = current.mode == "write"
+            await self._end(commit=True)
+            return wrote
+
+    async def finish(self, error: BaseException | None) -> None:
+        async with self._switching:
+            self.closed = True
+            if self.current is not None:
+                await self._end(commit=error is None, error=error)
+
+    async def _begin(self, mode: Mode) -> None:
+        db = self._db
+        stack = AsyncExitStack()
+        try:
+            if db.is_sqlite and mode == "write":
+                await stack.enter_async_context(db._sqlite_writer)
+            connection = await stack.enter_async_context(db.engine.connect())
+            if db.is_sqlite:
+                await connection.execution_options(sqlite_begin=_SQLITE_BEGIN[mode])
+            await stack.enter_async_context(connection.begin())
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._stack = stack
+        self.current = _Transaction(connection, mode)
+
+    async def _end(self, *, commit: bool, error: BaseException | None = None) -> None:
+        stack, current = self._stack, self.current
+        self._stack, self.current = None, None
+        assert stack is not None
+        assert current is not None
+        current.open = False
+        if commit:
+            await stack.aclose()  # commits, returns the connection, frees the SQLite writer
+            if current.mode == "write":
+                self.commits += 1
+        else:
+            failure = error or RuntimeError("unit of work rolled back")
+            await stack.__aexit__(type(failure), failure, failure.__traceback__)
 
 
 class Database:
@@ -59,6 +182,10 @@ class Database:
     On SQLite every write transaction starts with ``BEGIN IMMEDIATE`` (a deferred one that later
     writes fails with "database is locked" under contention) and, within one process, waits on
     an asyncio lock instead of spinning in ``busy_timeout`` on a worker thread.
+
+    ``unit_of_work()`` (one per update) begins transactions lazily and lets ``release()`` commit
+    them before a request leaves the process. ``strict`` (tests) turns defects such as a write
+    in a read-only unit into exceptions instead of log warnings.
     """
 
     def __init__(
@@ -69,9 +196,11 @@ class Database:
         pool_size: int = 10,
         connect_args: dict[str, Any] | None = None,
         foreign_keys: bool = True,
+        strict: bool = False,
     ) -> None:
         self.url = normalize_database_url(url)
         self.connect_args = connect_args or {}
+        self.strict = strict
         self.backend: Literal["sqlite", "postgresql"] = (
             "sqlite" if self.url.startswith("sqlite") else "postgresql"
         )
@@ -80,6 +209,7 @@ class Database:
             options |= {"pool_size": pool_size, "max_overflow": pool_size, "pool_pre_ping": True}
         self.engine: AsyncEngine = create_async_engine(self.url, **options)
         self._ambient: ContextVar[_Transaction | None] = ContextVar("ambient_tx", default=None)
+        self._unit: ContextVar[_Unit | None] = ContextVar("unit_of_work", default=None)
         self._sqlite_writer = asyncio.Lock()
         if self.backend == "sqlite":
             _ensure_sqlite_directory(self.url)
@@ -94,22 +224,40 @@ class Database:
     def is_sqlite(self) -> bool:
         return self.backend == "sqlite"
 
+    def refuse_write(self, what: str) -> None:
+        """A write where only reads belong: an error under ``strict``, else a warning."""
+        if self.strict:
+            raise ReadOnlyUnitError(what)
+        log.warning("%s; it goes on in a write transaction", what)
+
     @asynccontextmanager
     async def transaction(self, mode: Mode = "write") -> AsyncIterator[AsyncConnection]:
         """One transaction: committed when the block ends, rolled back if it raises.
 
         Inside an open transaction of this database (same task or a task it spawned) the block
         joins it, so repositories compose into one unit of work without passing connections.
+        Inside a unit of work the block joins the unit's current transaction or begins one;
+        the unit commits it when it ends or when a request is about to leave (``release``).
         """
         outer = self._ambient.get()
         if outer is not None and outer.open:
+            if mode == "write" and outer.mode == "read":
+                self.refuse_write("a write inside a read transaction")
             yield outer.connection
+            return
+        unit = self._unit.get()
+        if unit is not None and not unit.closed:
+            connection = await unit.enter(mode)
+            try:
+                yield connection
+            finally:
+                unit.leave()
             return
         writer = self._sqlite_writer if self.is_sqlite and mode == "write" else nullcontext()
         async with writer, self.engine.connect() as connection:
             if self.is_sqlite:
                 await connection.execution_options(sqlite_begin=_SQLITE_BEGIN[mode])
-            tx = _Transaction(connection)
+            tx = _Transaction(connection, mode)
             token = self._ambient.set(tx)
             try:
                 async with connection.begin():
@@ -119,16 +267,57 @@ class Database:
                 self._ambient.reset(token)
 
     @asynccontextmanager
+    async def unit_of_work(self, mode: UnitMode = "auto") -> AsyncIterator[_Unit]:
+        """An update's unit of work: committed at each ``release()`` and at its end, what is
+        still open rolled back if the block raises."""
+        unit = _Unit(self)
+        unit.mode = mode
+        token = self._unit.set(unit)
+        try:
+            yield unit
+        except BaseException as error:
+            await unit.finish(error)
+            raise
+        else:
+            await unit.finish(None)
+        finally:
+            self._unit.reset(token)
+
+    @property
+    def unit(self) -> _Unit | None:
+        """The open unit of work of this context, if any."""
+        unit = self._unit.get()
+        return unit if unit is not None and not unit.closed else None
+
+    async def set_unit_mode(self, mode: UnitMode) -> None:
+        if (unit := self.unit) is not None:
+            await unit.set_mode(mode)
+
+    async def release(self) -> bool:
+        """Before a request leaves the process: commit the unit's open transaction (the next
+        database use begins a new one). True if it wrote. Outside a unit, an open write
+        transaction block is a defect: an error under ``strict``, else a warning."""
+        if (unit := self.unit) is not None:
+            return await unit.release()
+        outer = self._ambient.get()
+        if outer is not None and outer.open and outer.mode == "write":
+            message = "a request leaves while a write transaction is open"
+            if self.strict:
+                raise TransactionInUseError(message)
+            log.warning(message)
+        return False
+
+    @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[AsyncConnection]:
         """Inside a transaction, a block that can fail alone: its writes are undone, the
         transaction goes on (bulk imports commit many orders at once, rejecting a few)."""
         outer = self._ambient.get()
-        if outer is None or not outer.open:
+        if (outer is None or not outer.open) and self.unit is None:
             async with self.transaction() as connection:
                 yield connection
             return
-        async with outer.connection.begin_nested():
-            yield outer.connection
+        async with self.transaction() as connection, connection.begin_nested():
+            yield connection
 
     def read(self) -> Any:
         """A read-only transaction; on SQLite it takes no write lock."""
@@ -137,7 +326,10 @@ class Database:
     @property
     def in_transaction(self) -> bool:
         current = self._ambient.get()
-        return current is not None and current.open
+        if current is not None and current.open:
+            return True
+        unit = self.unit
+        return unit is not None and unit.current is not None
 
     async def ping(self) -> None:
         """One trivial round trip, for health checks; raises if the database is unreachable."""

@@ -18,7 +18,7 @@ from scenarios.clock import FixedClock
 from scenarios.ledger import balance
 from scenarios.orders import OrderEvent
 from scenarios.ratings import RatingRequests
-from scenarios.rules import Ratings, Rules
+from scenarios.rules import Ratings, Rules, Staff
 from storage.audit import SqlAuditLog
 from storage.database import Database
 from storage.ledger import SqlLedger
@@ -35,7 +35,11 @@ BORIS = TgUser(1002, first_name="Boris", language_code="ru")
 OLGA = TgUser(7001, first_name="Olga", language_code="en", username="olga")
 EVE = TgUser(7002, first_name="Eve", language_code="en")
 ADMIN = TgUser(9001, first_name="Max", language_code="en")
-RULES = Rules(ratings=Ratings(review_url="https://example.com/reviews"))
+# Every staff press asks Telegram (no membership cache), as the prepared answers expect.
+RULES = Rules(
+    ratings=Ratings(review_url="https://example.com/reviews"),
+    staff=Staff(membership_cache_seconds=0),
+)
 
 
 @pytest.fixture

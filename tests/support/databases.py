@@ -59,7 +59,11 @@ async def postgres_database(*, migrated: bool = True) -> AsyncIterator[Database]
     admin = Database(POSTGRES_URL)
     async with admin.engine.begin() as connection:
         await connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    db = Database(POSTGRES_URL, connect_args={"server_settings": {"search_path": schema}})
+    # strict: a write in a read-only handler, or a request sent inside a transaction block,
+    # fails the test instead of logging a warning.
+    db = Database(
+        POSTGRES_URL, connect_args={"server_settings": {"search_path": schema}}, strict=True
+    )
     try:
         if migrated:
             await migrate(db)
@@ -73,7 +77,7 @@ async def postgres_database(*, migrated: bool = True) -> AsyncIterator[Database]
 
 @asynccontextmanager
 async def sqlite_database(path: Path, *, migrated: bool = True) -> AsyncIterator[Database]:
-    db = Database(f"sqlite:///{path}")
+    db = Database(f"sqlite:///{path}", strict=True)
     try:
         if migrated:
             await migrate(db)

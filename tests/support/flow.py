@@ -72,8 +72,9 @@ def build_flow(
     admin_ids: tuple[int, ...] = (),
     rules: Rules | None = None,
     staff_chat_id: int | None = None,
+    session: RecordingSession | None = None,
 ) -> Flow:
-    session = RecordingSession()
+    session = session or RecordingSession()
     bot = Bot(BOT_TOKEN, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
     dispatcher = create_dispatcher(
         db=db,

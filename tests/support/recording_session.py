@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,11 +25,19 @@ class RecordingSession(BaseSession):
         super().__init__()
         self.requests: list[TelegramMethod[Any]] = []
         self.prepared: deque[Any] = deque()
+        self.failures: dict[str, deque[BaseException]] = {}
+        # Called with each request as it "leaves", e.g. to check no transaction is open then.
+        self.on_request: Callable[[TelegramMethod[Any]], None] | None = None
         self._message_ids = itertools.count(1000)
 
     def prepare(self, result_or_error: Any) -> None:
         """The next request gets this result, or raises it if it is an exception."""
         self.prepared.append(result_or_error)
+
+    def fail_next(self, method_name: str, error: BaseException, *, times: int = 1) -> None:
+        """The next ``times`` requests of this method ("answerCallbackQuery") raise ``error``;
+        other requests are answered as usual meanwhile."""
+        self.failures.setdefault(method_name.lower(), deque()).extend([error] * times)
 
     async def close(self) -> None:
         """Nothing to close: no network."""
@@ -48,6 +56,11 @@ class RecordingSession(BaseSession):
         self, bot: Bot, method: TelegramMethod[Any], timeout: int | None = None
     ) -> Any:
         self.requests.append(method)
+        if self.on_request is not None:
+            self.on_request(method)
+        failures = self.failures.get(method.__api_method__.lower())
+        if failures:
+            raise failures.popleft()
         if self.prepared:
             answer = self.prepared.popleft()
             if isinstance(answer, BaseException):
