@@ -3,6 +3,10 @@
 Run: python -m bench.updates [--updates 3000] [--users 300] [--postgres]
 Both sides get the same Update objects and a recording Bot session (no network), so the ratio
 shows what our middlewares, database unit of work, i18n and rendering cost per update.
+
+Run: python -m bench.updates --latency 0.1 [--users 200] [--postgres]
+The fake Bot API in a child process answers every request that late; the real bot polls it over
+HTTP, so the ratio shows what waits on Telegram costs us (bench/latency.py).
 """
 
 from __future__ import annotations
@@ -89,7 +93,19 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=3000)
     parser.add_argument("--users", type=int, default=300)
     parser.add_argument("--postgres", action="store_true", help="also measure on PostgreSQL")
+    parser.add_argument(
+        "--latency",
+        type=float,
+        default=None,
+        help="seconds the fake Bot API takes per request: the bot over HTTP long polling",
+    )
     args = parser.parse_args()
+    if args.latency is not None:
+        from bench.latency import run_with_latency
+
+        users = args.users if args.users != parser.get_default("users") else 200
+        asyncio.run(run_with_latency(args.latency, users, args.postgres))
+        return
     asyncio.run(run(args.updates, args.users, args.postgres))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager, nullcontext
 from contextvars import ContextVar
@@ -94,9 +95,9 @@ class _Unit:
             if current is not None and (current.mode == "write" or wanted == "read"):
                 self.depth += 1
                 return current.connection
-            if current is not None:  # a write after the unit's reads
-                if self.mode == "read":
-                    self._db.refuse_write("a write inside a read-only unit of work")
+            if wanted == "write" and self.mode == "read":
+                self._db.refuse_write("a write inside a read-only unit of work")
+            if current is not None:  # a write while a read is open
                 if self.depth:
                     # A block still reads on it: upgrade in place (on SQLite, a deferred write).
                     self._db.refuse_write("a write inside an open read transaction block")
@@ -109,8 +110,15 @@ class _Unit:
             self.depth += 1
             return self.current.connection
 
-    def leave(self) -> None:
-        self.depth -= 1
+    async def leave(self) -> None:
+        """A block is done with the connection. A read transaction ends with its last block
+        (so a unit holds no pooled connection while it renders or waits); a write one stays
+        open until the next request leaves or the unit ends."""
+        async with self._switching:
+            self.depth -= 1
+            current = self.current
+            if self.depth == 0 and current is not None and current.mode == "read":
+                await self._end(commit=True)
 
     async def set_mode(self, mode: UnitMode) -> None:
         """The handler is known: a read-only one ends a write begun so far (a new customer is
@@ -150,7 +158,8 @@ class _Unit:
         stack = AsyncExitStack()
         try:
             if db.is_sqlite and mode == "write":
-                await stack.enter_async_context(db._sqlite_writer)
+                await db._sqlite_writer.acquire(behind_others=True)
+                stack.callback(db._sqlite_writer.release)
             connection = await stack.enter_async_context(db.engine.connect())
             if db.is_sqlite:
                 await connection.execution_options(sqlite_begin=_SQLITE_BEGIN[mode])
@@ -174,6 +183,58 @@ class _Unit:
         else:
             failure = error or RuntimeError("unit of work rolled back")
             await stack.__aexit__(type(failure), failure, failure.__traceback__)
+
+
+class WriterLock:
+    """SQLite's single writer within the process: an asyncio lock, first come first served,
+    except that updates' units of work (``behind_others``) take turns with everyone else (an
+    API order, the outbox's marks, a job): when both wait, the lock alternates between them,
+    so a burst of button presses cannot make a shop's order webhook wait behind all of it.
+    """
+
+    def __init__(self) -> None:
+        self._held = False
+        self._first: deque[asyncio.Future[None]] = deque()
+        self._behind: deque[asyncio.Future[None]] = deque()
+        self._behind_turn = False
+
+    def locked(self) -> bool:
+        return self._held
+
+    async def acquire(self, *, behind_others: bool = False) -> bool:
+        queue = self._behind if behind_others else self._first
+        if not self._held and not self._first and not self._behind:
+            self._held = True
+            return True
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        queue.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # handed the lock just as it was cancelled: pass it on
+            elif waiter in queue:
+                queue.remove(waiter)
+            raise
+        return True
+
+    def release(self) -> None:
+        if not self._held:
+            raise RuntimeError("WriterLock released while not held")
+        while self._first or self._behind:
+            take_behind = bool(self._behind) and (self._behind_turn or not self._first)
+            self._behind_turn = not take_behind
+            waiter = (self._behind if take_behind else self._first).popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the lock passes on, still held
+                return
+        self._held = False
+
+    async def __aenter__(self) -> None:
+        await self.acquire()
+
+    async def __aexit__(self, *_: object) -> None:
+        self.release()
 
 
 class Database:
@@ -210,7 +271,7 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(self.url, **options)
         self._ambient: ContextVar[_Transaction | None] = ContextVar("ambient_tx", default=None)
         self._unit: ContextVar[_Unit | None] = ContextVar("unit_of_work", default=None)
-        self._sqlite_writer = asyncio.Lock()
+        self._sqlite_writer = WriterLock()
         if self.backend == "sqlite":
             _ensure_sqlite_directory(self.url)
             _tune_sqlite(self.engine, busy_timeout_ms, foreign_keys=foreign_keys)
@@ -251,7 +312,7 @@ class Database:
             try:
                 yield connection
             finally:
-                unit.leave()
+                await unit.leave()
             return
         writer = self._sqlite_writer if self.is_sqlite and mode == "write" else nullcontext()
         async with writer, self.engine.connect() as connection:

@@ -348,3 +348,28 @@ def test_i17_4_membership_cache_is_a_setting() -> None:
     assert Rules.model_validate({"staff": {"membership_cache_seconds": 5}}).staff == Staff(
         membership_cache_seconds=5
     )
+
+
+async def test_i17_1_units_take_turns_with_other_writers_for_the_sqlite_writer() -> None:
+    """A burst of updates queued on the writer cannot make an API order wait behind all of it."""
+    from storage.database import WriterLock
+
+    lock = WriterLock()
+    order: list[str] = []
+    await lock.acquire()
+
+    async def writer(name: str, *, behind: bool) -> None:
+        await lock.acquire(behind_others=behind)
+        order.append(name)
+        await asyncio.sleep(0)
+        lock.release()
+
+    units = [asyncio.create_task(writer(f"press{n}", behind=True)) for n in range(4)]
+    await asyncio.sleep(0)
+    orders = [asyncio.create_task(writer(f"order{n}", behind=False)) for n in range(2)]
+    await asyncio.sleep(0)
+    lock.release()
+    await asyncio.gather(*units, *orders)
+
+    assert order == ["order0", "press0", "order1", "press1", "press2", "press3"]
+    assert not lock.locked()

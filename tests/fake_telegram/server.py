@@ -65,8 +65,11 @@ class FakeTelegram:
         first_update_id: int = 1,
         webhook_retry_delay: float = 0.2,
         webhook_timeout: float = 10.0,
+        latency: float = 0.0,
     ) -> None:
         self.token = token
+        # Every HTTP request is answered this many seconds late (a round trip to Telegram).
+        self.latency = latency
         self.state = FakeState(
             BotIdentity.from_token(token, bot_username, bot_name), limits, first_update_id
         )
@@ -160,6 +163,8 @@ class FakeTelegram:
             params = await read_request(request)
         except ApiError as exc:
             return _json_response(exc.status, exc.payload())
+        if self.latency > 0:
+            await asyncio.sleep(self.latency)
         status, body = await self.api.call(method, params)
         return _json_response(status, body)
 
