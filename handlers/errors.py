@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from aiogram import Bot, Router
+from aiogram.exceptions import TelegramNetworkError
 from aiogram.types import ErrorEvent
 from aiogram.utils.i18n import I18n
 
@@ -26,6 +27,10 @@ async def apologise(event: ErrorEvent, bot: Bot, i18n: I18n) -> None:
         update.update_id,
         exc_info=(type(event.exception), event.exception, event.exception.__traceback__),
     )
+    if isinstance(event.exception, TelegramNetworkError):
+        # A reply that timed out may well have reached the person, and what it said was
+        # committed before it left: "try again" now could contradict it or double an action.
+        return
     message = update.message or (update.callback_query.message if update.callback_query else None)
     user = (
         update.message.from_user

@@ -286,7 +286,30 @@ async def test_i17_8_a_reply_that_timed_out_is_never_sent_again_and_the_rating_s
     calls = await shop.press_star(ANNA, "A-1001", 5)
 
     assert len(sent(calls)) == 1  # it may have reached Telegram: not repeated
+    assert answers(calls) == ["Thank you for your rating!"]  # and no "try again" after it
     assert await score_of(flow.db, "A-1001") == 5
+
+
+async def test_i17_8_a_502_on_the_final_edit_of_a_bonus_confirmation_keeps_the_adjustment(
+    flow: Flow, clock: FixedClock, probe: Probe
+) -> None:
+    from tests.test_flows_admin_account import anna, available, button
+
+    customer_id = await anna(flow, clock)
+    [preview] = sent(await flow.send(ADMIN, "/bonus 8 (999) 123-45-67 +100 late delivery"))
+    failure = TelegramServerError(
+        method=AnswerCallbackQuery(callback_query_id="1"), message="Bad Gateway"
+    )
+    probe.fail_next("editMessageText", failure)
+
+    calls = await flow.press(ADMIN, button(preview, 0), message=flow.message_from(preview))
+
+    assert answers(calls) == ["Done."]
+    done = [edit.text for edit in edits(calls)]
+    assert len(done) == 2
+    assert done[0] == done[1]
+    assert "Done: +100 for Anna" in str(done[1])
+    assert await available(flow, clock, customer_id) == 400
 
 
 async def test_i17_8_a_reply_refused_before_it_left_is_retried(
