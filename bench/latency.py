@@ -32,6 +32,7 @@ from aiogram.types import CallbackQuery, Message, Update
 
 from bench.common import backends, fresh_database
 from bot.api import create_api_app, start_api
+from bot.app import UPDATES_IN_FLIGHT
 from bot.dispatcher import create_dispatcher
 from bot.fsm_storage import DatabaseFsmStorage
 from bot.order_desk import order_followers
@@ -129,9 +130,10 @@ class FakeApi:
 class Polling:
     """A dispatcher polling the fake; counts finished updates so a case knows it is done."""
 
-    def __init__(self, dispatcher: Dispatcher, bot: Bot) -> None:
+    def __init__(self, dispatcher: Dispatcher, bot: Bot, *, limit: int | None = None) -> None:
         self.dispatcher = dispatcher
         self.bot = bot
+        self.limit = limit
         self.done = 0
         self._changed = asyncio.Event()
         feed = dispatcher.feed_update
@@ -148,7 +150,12 @@ class Polling:
 
     async def __aenter__(self) -> Polling:
         self._task = asyncio.create_task(
-            self.dispatcher.start_polling(self.bot, handle_signals=False, polling_timeout=10)
+            self.dispatcher.start_polling(
+                self.bot,
+                handle_signals=False,
+                polling_timeout=10,
+                tasks_concurrency_limit=self.limit,
+            )
         )
         return self
 
@@ -337,14 +344,14 @@ async def measure_backend(
     ]
     ours_bot, echo_bot = _bot(fake.base_url), _bot(fake.base_url)
     try:
-        async with Polling(ours_dp, ours_bot) as ours:
+        async with Polling(ours_dp, ours_bot, limit=UPDATES_IN_FLIGHT) as ours:
             # Warm-up: the first contact stores each customer's name (a write, once).
             await burst(ours, fake, "send", [(uid, "/help") for uid in known])
         for name, make in cases:
             command, args = make()
             async with Polling(echo_dp, echo_bot) as echo:
                 echo_rate = await burst(echo, fake, command, args)
-            async with Polling(ours_dp, ours_bot) as ours:
+            async with Polling(ours_dp, ours_bot, limit=UPDATES_IN_FLIGHT) as ours:
                 ours_rate = await burst(ours, fake, command, args)
             print(
                 f"{backend:<10} {name:<15} ours {ours_rate:7.1f} upd/s | bare echo "
@@ -385,7 +392,7 @@ async def api_while_pressing(
         ready.set()
 
     try:
-        async with Polling(dispatcher, bot) as polling:
+        async with Polling(dispatcher, bot, limit=UPDATES_IN_FLIGHT) as polling:
             clients = asyncio.create_task(
                 order_times(f"http://127.0.0.1:{port}", stop, users, started)
             )

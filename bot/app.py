@@ -49,6 +49,13 @@ from storage.ratings import SqlRatings
 
 log = logging.getLogger(__name__)
 
+# Updates handled at once. A burst (button presses after a broadcast) then waits in Telegram's
+# queue instead of in the database pool (20 connections on PostgreSQL), where a wait of 30 s
+# fails the update; the HTTP API, the outbox and the jobs keep connections of their own.
+# Transactions are never held while Telegram answers, so 16 in flight still keep up with
+# 100 ms round trips.
+UPDATES_IN_FLIGHT = 16
+
 
 def app_version() -> str:
     try:
@@ -202,7 +209,9 @@ async def run_polling(app: Application) -> None:
         )
         try:
             await app.dispatcher.start_polling(
-                app.bot, allowed_updates=app.dispatcher.resolve_used_update_types()
+                app.bot,
+                allowed_updates=app.dispatcher.resolve_used_update_types(),
+                tasks_concurrency_limit=UPDATES_IN_FLIGHT,
             )
         finally:
             app.sender.stop()
