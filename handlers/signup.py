@@ -140,7 +140,24 @@ async def phone_shared(
         return
     await state.set_state(Signup.birthday)
     await state.set_data({"welcome": joined.welcome_points})
-    if joined.orders_claimed:
+    if joined.orders_too_old:
+        found = _(
+            "You are in! I found %(count)s earlier order of yours.",
+            "You are in! I found %(count)s earlier orders of yours.",
+            joined.orders_claimed,
+        ) % {"count": joined.orders_claimed}
+        days = rules.signup.claim_orders_days
+        if days:
+            found += " " + _(
+                "Orders from the last %(days)s day before joining earn points: yours earned "
+                "%(points)s.",
+                "Orders from the last %(days)s days before joining earn points: yours earned "
+                "%(points)s.",
+                days,
+            ) % {"days": days, "points": format_points(joined.points_credited, i18n, locale)}
+        else:
+            found += " " + _("Orders placed before joining earn no points.")
+    elif joined.orders_claimed:
         found = _(
             "You are in! I found %(count)s earlier order of yours; it earned %(points)s.",
             "You are in! I found %(count)s earlier orders of yours; they earned %(points)s.",

@@ -192,6 +192,9 @@ class Gifts(_Section):
 class Signup(_Section):
     # Points a new member gets on joining; 0: none.
     welcome_points: int = Field(default=100, ge=0)
+    # Orders the shop reported for a phone before it joined become the member's; those placed
+    # within this many days before joining earn their points (from their own date); 0: none.
+    claim_orders_days: int = Field(default=30, ge=0, le=36_500)
 
 
 class Referral(_Section):

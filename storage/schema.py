@@ -239,6 +239,8 @@ ledger_entries = Table(
     Column("reason", String(500), nullable=False),
     Column("actor_id", BigInteger, nullable=True),  # NULL: the system; else the admin's user id
     Column("occurred_at", UtcDateTime, nullable=False),
+    # Accruals: when the order was placed; the tier window counts spend from this date.
+    Column("ordered_at", UtcDateTime, nullable=True),
     # Source first: an order's entries are looked up by source alone, the key by both.
     UniqueConstraint("source", "kind"),
     Index("ix_ledger_entries_customer_history", "customer_id", "id"),

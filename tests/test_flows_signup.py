@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import pytest
 from aiogram.methods import (
     AnswerCallbackQuery,
@@ -16,14 +18,14 @@ from locales import CatalogI18n
 from locales.rendering import Renderer
 from scenarios.clock import FixedClock
 from scenarios.delivery import Category, Outgoing, enqueue
-from scenarios.rules import Rules, Shop
+from scenarios.rules import Rules, Shop, Signup
 from storage.audit import SqlAuditLog
 from storage.customers import SqlCustomers
 from storage.database import Database
 from storage.orders import NewOrder, OrderLine, SqlOrders
 from storage.outbox import SqlOutbox
 from storage.referrals import SqlReferrals
-from storage.schema import customers, orders, outbox
+from storage.schema import customers, ledger_entries, ledger_lots, orders, outbox
 from tests.support.flow import Flow, build_flow
 from tests.support.signup import contact, customer_count, entries, inline_labels, photos, texts
 from tests.support.updates import TgUser
@@ -389,3 +391,85 @@ async def test_a_member_opening_a_link_gains_no_referrer(flow: Flow) -> None:
         ("already_member", anna.id, ivan.id),
     ]
     assert await SqlReferrals(flow.db).of_referee(referee_id=ivan.id) is None
+
+
+async def add_earlier_order(flow: Flow, ref: str, total: int, ordered_at: datetime) -> None:
+    await SqlOrders(flow.db).add(
+        NewOrder(
+            order_ref=ref,
+            total=total,
+            currency="RUB",
+            status="delivered",
+            ordered_at=ordered_at,
+            phone="+79991234567",
+            lines=[OrderLine(sku="CAT", name="Cat food", quantity=1, price=total)],
+        ),
+        now=ordered_at,
+    )
+
+
+async def test_i15_2_claimed_orders_limited_to_claim_window_and_dated_by_the_order(
+    flow: Flow, clock: FixedClock
+) -> None:
+    """Only orders of the last signup.claim_orders_days (30) earn points at sign-up; their
+    points count from the order's own date: the return window and the expiry."""
+    now = clock.now()
+    await add_earlier_order(flow, "OLD-23M", 900000, now - timedelta(days=700))
+    await add_earlier_order(flow, "OLD-40D", 400000, now - timedelta(days=40))
+    await add_earlier_order(flow, "R-20D", 100000, now - timedelta(days=20))
+    await add_earlier_order(flow, "R-5D", 200000, now - timedelta(days=5))
+    await start_and_accept(flow, ANNA)
+    calls = await flow.feed(contact(flow.updates, ANNA, ANNA_PHONE))
+    assert texts(calls)[0] == (
+        "You are in! I found 4 earlier orders of yours. Orders from the last 30 days before "
+        "joining earn points: yours earned 150 points."
+    )
+    record = await SqlCustomers(flow.db).by_telegram_id(telegram_id=ANNA.id)
+    assert record is not None
+    assert await entries(flow.db, record.id) == [
+        ("accrual", "order:R-20D", 50),
+        ("accrual", "order:R-5D", 100),
+        ("welcome", f"customer:{record.id}", 100),
+    ]
+    async with flow.db.read() as conn:
+        owners = set((await conn.execute(select(orders.c.customer_id))).scalars())
+        lots = (
+            await conn.execute(
+                select(
+                    ledger_entries.c.source,
+                    ledger_lots.c.earned_at,
+                    ledger_lots.c.available_at,
+                    ledger_lots.c.expires_at,
+                )
+                .join(ledger_entries, ledger_entries.c.id == ledger_lots.c.entry_id)
+                .where(ledger_entries.c.kind == "accrual")
+                .order_by(ledger_lots.c.id)
+            )
+        ).all()
+    assert owners == {record.id}  # every earlier order is the member's, for history
+    day20, day5 = now - timedelta(days=20), now - timedelta(days=5)
+    assert [tuple(row) for row in lots] == [
+        ("order:R-20D", day20, day20 + timedelta(days=14), day20 + timedelta(days=365)),
+        ("order:R-5D", day5, day5 + timedelta(days=14), day5 + timedelta(days=365)),
+    ]
+    # What the member sees: the 20-day-old order's points are spendable already.
+    balance_text = texts(await flow.send(ANNA, "/balance"))[0]
+    assert "Available: 150 points" in balance_text
+    assert "Pending: 100 points (can be spent from November 10, 2026)" in balance_text
+    assert "50 points expire on October 12, 2027" in balance_text
+
+
+async def test_i15_2_claim_orders_days_0_credits_no_earlier_order(
+    db: Database, clock: FixedClock, i18n: CatalogI18n, renderer: Renderer
+) -> None:
+    rules = RULES.model_copy(update={"signup": Signup(claim_orders_days=0)})
+    flow = build_flow(db=db, clock=clock, i18n=i18n, renderer=renderer, rules=rules)
+    await add_earlier_order(flow, "R-1D", 200000, clock.now() - timedelta(days=1))
+    await start_and_accept(flow, ANNA)
+    calls = await flow.feed(contact(flow.updates, ANNA, ANNA_PHONE))
+    assert texts(calls)[0] == (
+        "You are in! I found 1 earlier order of yours. Orders placed before joining earn no points."
+    )
+    record = await SqlCustomers(flow.db).by_telegram_id(telegram_id=ANNA.id)
+    assert record is not None
+    assert await entries(flow.db, record.id) == [("welcome", f"customer:{record.id}", 100)]
