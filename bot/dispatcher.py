@@ -16,6 +16,7 @@ from handlers import create_routers
 from locales.rendering import Renderer
 from scenarios.clock import Clock
 from scenarios.ledger import PointsLedger
+from scenarios.redeem_codes import RedeemCodes
 from scenarios.rules import Rules
 from scenarios.tiers import TierLadder
 from storage.account import SqlAccount
@@ -28,6 +29,7 @@ from storage.ledger import SqlLedger
 from storage.orders import SqlOrders
 from storage.outbox import SqlOutbox
 from storage.preferences import SqlPreferences
+from storage.redeem_codes import SqlRedeemCodes
 from storage.reminders import SqlReminders
 from storage.segments import SqlSegments
 
@@ -78,6 +80,7 @@ def create_dispatcher(
         gift_store=SqlGifts(db),
         signup=joining.desk,
         referrals=joining.referrals,
+        redeem_codes=RedeemCodes(SqlRedeemCodes(db), bonus=rules.bonus, clock=clock),
     )
     dispatcher.update.outer_middleware(UnitOfWorkMiddleware(db))
     dispatcher.update.outer_middleware(CustomerMiddleware(customers, clock))

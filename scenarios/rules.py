@@ -150,6 +150,11 @@ class Bonus(_Section):
     expiry_warning_days: int = Field(default=14, ge=0)
     max_redeem_share: Decimal = Field(default=Decimal(30), ge=0, le=100, decimal_places=2)
     tier_window: Literal["lifetime", "12 months"] = "lifetime"
+    # Spending points needs the one-time code the member gets in the bot (/code), sent by the
+    # shop's system as redeem_code; a phone number alone only earns. Off only where the shop's
+    # own system signs the customer in (an online account).
+    redeem_requires_code: bool = True
+    redeem_code_minutes: int = Field(default=10, ge=1, le=60)
     tiers: tuple[TierRule, ...] = Field(default=DEFAULT_TIERS, min_length=1)
 
     @model_validator(mode="after")

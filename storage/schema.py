@@ -519,3 +519,20 @@ rating_alerts = Table(
     Index("ix_rating_alerts_customer_state", "customer_id", "state"),
     Index("ix_rating_alerts_created_at", "created_at"),
 )
+
+# One-time codes a member shows at the till to spend points (/code): a sha256 bound to the
+# customer, never the code itself; valid until expires_at, spent once (used_at, for which order).
+redeem_codes = Table(
+    "redeem_codes",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    Column(
+        "customer_id", BigInteger, ForeignKey("customers.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("code_hash", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("used_at", UtcDateTime, nullable=True),
+    Column("order_ref", String(64), nullable=True),
+    Index("ix_redeem_codes_customer_hash", "customer_id", "code_hash"),
+)

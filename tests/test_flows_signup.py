@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 
 import pytest
@@ -14,10 +15,12 @@ from aiogram.methods import (
 from aiogram.types import ReplyKeyboardMarkup, ReplyKeyboardRemove
 from sqlalchemy import select
 
+from bot.order_desk import create_order_desk
 from locales import CatalogI18n
 from locales.rendering import Renderer
 from scenarios.clock import FixedClock
 from scenarios.delivery import Category, Outgoing, enqueue
+from scenarios.orders import OrderProblem, RawCustomer, RawItem, RawOrder
 from scenarios.rules import Rules, Shop, Signup
 from storage.audit import SqlAuditLog
 from storage.customers import SqlCustomers
@@ -101,9 +104,12 @@ async def test_a_new_customer_joins_with_consent_phone_birthday_and_gets_a_card(
     assert card.caption == (
         "Welcome to the program! 100 points are already yours.\n"
         "Your member card: <b>2 900000 000018</b>\n"
-        "Show this QR code at the till, or give your phone number, to earn and spend points.\n"
+        "Show this QR code at the till, or give your phone number, to earn points.\n"
+        "To spend points, tap “Code to spend points” (or send /code) and tell the cashier the "
+        "one-time code.\n"
         "/invite brings a friend: you both get points."
     )
+    assert inline_labels(card) == ["Code to spend points"]
     assert card.photo.filename == "card-2900000000018.png"  # type: ignore[union-attr]
 
     record = await SqlCustomers(flow.db).by_telegram_id(telegram_id=ANNA.id)
@@ -473,3 +479,60 @@ async def test_i15_2_claim_orders_days_0_credits_no_earlier_order(
     record = await SqlCustomers(flow.db).by_telegram_id(telegram_id=ANNA.id)
     assert record is not None
     assert await entries(flow.db, record.id) == [("welcome", f"customer:{record.id}", 100)]
+
+
+async def test_i15_3_the_card_gives_a_one_time_code_that_spends_points_once(
+    flow: Flow, clock: FixedClock
+) -> None:
+    """The card promises earning by phone only; spending takes the code from the card's
+    button or /code, which the shop's system passes as redeem_code (once, this member's)."""
+    await join(flow, ANNA, ANNA_PHONE)
+    [card] = photos(await flow.send(ANNA, "/card"))
+    assert card.caption is not None and "earn and spend" not in card.caption
+    [shown] = texts(await flow.press(ANNA, "rcode:new"))
+    first = re.search(r"<b>(\d{3}) (\d{3})</b>", shown)
+    assert first is not None
+    assert shown == (
+        f"Your code to spend points: <b>{first[1]} {first[2]}</b>\n"
+        "Tell it to the cashier when you pay with points. It works once, for 10 minutes.\n"
+        "Never give it to anyone else: it spends your points. A new code replaces this one."
+    )
+    [again] = texts(await flow.send(ANNA, "/code"))
+    second = re.search(r"<b>(\d{3}) (\d{3})</b>", again)
+    assert second is not None
+    code = second[1] + second[2]
+
+    desk = create_order_desk(db=flow.db, rules=RULES, clock=clock)
+
+    def order(ref: str, redeem_code: str | None) -> RawOrder:
+        return RawOrder(
+            order_id=ref,
+            customer=RawCustomer(phone="+79991234567"),
+            items=[RawItem(sku="CAT", name="Cat food", quantity=1, price="1000.00")],
+            total="1000.00",
+            currency="RUB",
+            bonus_redeemed=50,
+            redeem_code=redeem_code,
+        )
+
+    with pytest.raises(OrderProblem) as phone_alone:
+        await desk.report(order("B-1", None))
+    assert (phone_alone.value.code, phone_alone.value.field) == (
+        "redeem_code_required",
+        "redeem_code",
+    )
+    if first[1] + first[2] != code:  # the first code was replaced by /code
+        with pytest.raises(OrderProblem) as replaced:
+            await desk.report(order("B-1", first[1] + first[2]))
+        assert replaced.value.code == "redeem_code_invalid"
+    reported = await desk.report(order("B-1", code))
+    assert reported.receipt.balance.available == 50
+    with pytest.raises(OrderProblem) as reused:
+        await desk.report(order("B-2", code))
+    assert reused.value.code == "redeem_code_used"
+
+
+async def test_i15_3_code_is_for_members_only(flow: Flow) -> None:
+    assert texts(await flow.send(ANNA, "/code")) == [
+        "You are not in the bonus program yet. Send /start to join: it takes a minute."
+    ]

@@ -9,7 +9,7 @@ Create Date: 2026-12-01
 import sqlalchemy as sa
 from alembic import op
 
-from storage.types import UtcDateTime
+from storage.types import BigIntId, UtcDateTime
 
 revision = "0013"
 down_revision = "0012"
@@ -27,8 +27,29 @@ def upgrade() -> None:
         " ledger_entries.occurred_at)"
         " WHERE kind = 'accrual'"
     )
+    op.create_table(
+        "redeem_codes",
+        sa.Column("id", BigIntId, autoincrement=True, nullable=False),
+        sa.Column("customer_id", sa.BigInteger(), nullable=False),
+        sa.Column("code_hash", sa.String(64), nullable=False),
+        sa.Column("created_at", UtcDateTime(), nullable=False),
+        sa.Column("expires_at", UtcDateTime(), nullable=False),
+        sa.Column("used_at", UtcDateTime(), nullable=True),
+        sa.Column("order_ref", sa.String(64), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["customer_id"],
+            ["customers.id"],
+            name="fk_redeem_codes_customer_id_customers",
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name="pk_redeem_codes"),
+    )
+    op.create_index(
+        "ix_redeem_codes_customer_hash", "redeem_codes", ["customer_id", "code_hash"]
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("redeem_codes")
     with op.batch_alter_table("ledger_entries") as batch:
         batch.drop_column("ordered_at")
