@@ -526,7 +526,10 @@ class OrderDesk:
                         points=order.bonus_redeemed,
                     )
                 accrual = await self._points.accrue(
-                    customer_id=member, order_id=order.order_ref, total=order.total
+                    customer_id=member,
+                    order_id=order.order_ref,
+                    total=order.total,
+                    ordered_at=order.ordered_at,
                 )
             except LedgerRefusal as refusal:
                 raise _invalid(refusal.code, refusal.message, "bonus_redeemed") from None

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
@@ -15,6 +16,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, insert, select
 
 from bot.api import create_api_app, start_api
+from bot.order_desk import order_followers
 from scenarios.cards import card_number, display_card_number
 from scenarios.clock import FixedClock
 from scenarios.ledger import PointsLedger, welcome_source
@@ -25,7 +27,14 @@ from scenarios.tiers import TierLadder
 from storage.database import Database
 from storage.ledger import EntryKind, SqlLedger
 from storage.redeem_codes import SqlRedeemCodes
-from storage.schema import customers, ledger_entries, order_items, orders, redeem_codes
+from storage.schema import (
+    customers,
+    ledger_entries,
+    order_items,
+    orders,
+    outbox,
+    redeem_codes,
+)
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -683,3 +692,51 @@ async def test_i15_3_a_shop_that_signs_customers_in_may_turn_the_code_off(
         status, body = await post_order(client, order_body(bonus_redeemed="50"))
     assert status == 201
     assert body["balance"]["available"] == 450
+
+
+# ---- issue 15 item 5: the 12-month tier window counts an order from its own date ---------
+
+
+async def test_i15_5_tier_window_counts_the_orders_own_date_not_when_it_was_reported(
+    db: Database, clock: FixedClock
+) -> None:
+    rules = Rules(bonus=Bonus(tier_window="12 months"))
+    followers = order_followers(db=db, rules=rules, clock=clock, zone=ZoneInfo("Europe/Moscow"))
+    app = create_api_app(db=db, rules=rules, clock=clock, api_token=TOKEN, followers=followers)
+    await add_customer(db)
+
+    async def tier() -> str:
+        response = await client.get("/api/v1/customers/tg:123", headers=AUTH)
+        return str((await response.json())["tier"])
+
+    async def announcements() -> list[dict[str, Any]]:
+        async with db.read() as conn:
+            rows = await conn.execute(
+                select(outbox.c.payload).where(outbox.c.kind == "tier_change")
+            )
+            return [row.payload["context"] for row in rows]
+
+    ten_thousand = {
+        "items": [{"sku": "SOFA", "name": "Cat sofa", "quantity": 1, "price": "10000.00"}],
+        "total": "10000.00",
+    }
+    async with TestClient(TestServer(app)) as client:
+        # Placed 13 months ago, reported today: outside the window, it lifts no tier.
+        status, _ = await post_order(
+            client,
+            order_body(order_id="OLD-13M", created_at="2025-10-01T12:00:00+03:00", **ten_thousand),
+        )
+        assert status == 201
+        assert await tier() == "bronze"
+        assert await announcements() == []
+        # Backdated by 20 days: inside the window, silver, announced once (a replay adds none).
+        backdated = order_body(
+            order_id="BACK-20D", created_at="2026-10-12T12:00:00+03:00", **ten_thousand
+        )
+        assert (await post_order(client, backdated))[0] == 201
+        assert (await post_order(client, backdated))[0] == 200
+        assert await tier() == "silver"
+        assert [(a["direction"], a["tier"]) for a in await announcements()] == [("up", "silver")]
+        # Twelve months after it was placed (not reported) the order leaves the window.
+        clock.set(datetime(2027, 10, 13, 10, 0, tzinfo=UTC))
+        assert await tier() == "bronze"
