@@ -359,7 +359,8 @@ gifts = Table(
 )
 
 # Who brought whom: one row per invited customer (the referee), from sign-up to the reward.
-# state: joined -> qualified (first paid order noted) -> rewarded, or refused (with a reason).
+# state: joined -> qualified (first paid order noted) -> rewarded, or refused (with a reason), or
+# capped: the friend rewarded, the referrer not (over referral_monthly_cap; reason monthly_cap).
 referrals = Table(
     "referrals",
     metadata,
