@@ -856,7 +856,14 @@ async def _cancellation_replay(
 ) -> Cancellation:
     owed = 0
     if order.correction is not None:
-        owed = sum(d.unsettled for d in await book.debts() if d.entry_id == order.correction.id)
+        # What the correction left owed then, not what is still owed now: later credits that
+        # paid the debt off took from lots newer than the correction itself.
+        covered = sum(
+            part.amount
+            for part in await book.spent_lots(entry_id=order.correction.id)
+            if part.lot.entry_id < order.correction.id
+        )
+        owed = -order.correction.amount - covered
     return Cancellation(
         reversed_points=-reversal.amount,
         restored_points=order.restoration.amount if order.restoration else 0,

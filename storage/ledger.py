@@ -551,8 +551,11 @@ class SqlLedger:
     async def history(
         self, *, customer_id: int, limit: int, before_id: int | None = None
     ) -> list[EntryRecord]:
-        """The customer's entries, newest first; pass the last id seen to get the next page."""
-        condition = ledger_entries.c.customer_id == customer_id
+        """The customer's entries, newest first; pass the last id seen to get the next page.
+
+        Entries of 0 points (an order too small to earn, a cancelled order that had earned
+        nothing) moved nothing: a "+0" row would only puzzle the customer."""
+        condition = and_(ledger_entries.c.customer_id == customer_id, ledger_entries.c.amount != 0)
         if before_id is not None:
             condition = and_(condition, ledger_entries.c.id < before_id)
         async with self._db.read() as conn:

@@ -740,3 +740,59 @@ async def test_i15_5_tier_window_counts_the_orders_own_date_not_when_it_was_repo
         # Twelve months after it was placed (not reported) the order leaves the window.
         clock.set(datetime(2027, 10, 13, 10, 0, tzinfo=UTC))
         assert await tier() == "bronze"
+
+
+# ---- issue 15 item 9: the refund answer says what the ledger did -------------------------
+
+
+async def test_i15_9_the_refund_answer_equals_what_the_ledger_did(
+    api: Client, db: Database, clock: FixedClock
+) -> None:
+    member = await add_customer(db)
+    await give_points(db, clock, member, 100)
+    assert (await post_order(api, order_body(order_id="A-1")))[0] == 201  # +129 pending
+    clock.advance(timedelta(days=15))
+    code = await spend_code(db, clock, member)
+    # The 229 available points pay for A-2, which earns 117 pending.
+    status, body = await post_order(
+        api,
+        order_body(
+            order_id="A-2",
+            bonus_redeemed="229",
+            redeem_code=code,
+            created_at="2026-11-16T13:00:00+03:00",
+        ),
+    )
+    assert (status, body["points_accrued"]) == (201, 117)
+
+    response = await api.post(
+        "/api/v1/orders/A-1/status", json={"status": "refunded"}, headers=AUTH
+    )
+    answer = await response.json()
+    async with db.read() as conn:
+        taken = (
+            await conn.execute(
+                select(func.sum(ledger_entries.c.amount)).where(
+                    ledger_entries.c.source == "order:A-1",
+                    ledger_entries.c.kind.in_(("reversal", "correction")),
+                )
+            )
+        ).scalar_one()
+    # A-1's 129 points were spent on A-2: 117 come from A-2's points, 12 are owed.
+    assert -taken == 129
+    assert (answer["points_reversed"], answer["points_restored"], answer["debt"]) == (129, 0, 12)
+    assert answer["balance"] == {"available": 0, "pending": 0}
+
+    # Later points pay the debt off; a repeated refund still tells what the refund did.
+    await PointsLedger(
+        SqlLedger(db),
+        bonus=Rules().bonus,
+        ladder=TierLadder.from_rules(Rules().bonus, currency="RUB"),
+        clock=clock,
+    ).grant(customer_id=member, kind=EntryKind.GIFT, source="gift:1", points=50, reason="gift")
+    response = await api.post(
+        "/api/v1/orders/A-1/status", json={"status": "refunded"}, headers=AUTH
+    )
+    again = await response.json()
+    assert (again["points_reversed"], again["points_restored"], again["debt"]) == (129, 0, 12)
+    assert again["balance"] == {"available": 38, "pending": 0}
