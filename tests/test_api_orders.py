@@ -461,6 +461,7 @@ async def test_cancelling_gives_the_points_back_and_repeating_is_a_no_op(
         "customer_id": member,
         "points_reversed": 126,
         "points_restored": 50,
+        "debt": 0,
         "balance": {"available": 500, "pending": 0},
     }
     entries = await count(db, ledger_entries)

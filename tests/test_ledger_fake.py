@@ -102,7 +102,9 @@ class MemoryLedger:
         mine = [
             entry
             for entry in self.state.entries.values()
-            if entry.customer_id == customer_id and (before_id is None or entry.id < before_id)
+            if entry.customer_id == customer_id
+            and entry.amount != 0  # as SqlLedger.history: a 0-point entry moved nothing
+            and (before_id is None or entry.id < before_id)
         ]
         return sorted(mine, key=lambda entry: -entry.id)[:limit]
 
