@@ -17,6 +17,7 @@ from handlers.staff_alerts import StaffMembership
 from locales.rendering import Renderer
 from scenarios.clock import Clock
 from scenarios.ledger import PointsLedger
+from scenarios.redeem_codes import RedeemCodes
 from scenarios.rules import Rules
 from scenarios.tiers import TierLadder
 from storage.account import SqlAccount
@@ -29,6 +30,7 @@ from storage.ledger import SqlLedger
 from storage.orders import SqlOrders
 from storage.outbox import SqlOutbox
 from storage.preferences import SqlPreferences
+from storage.redeem_codes import SqlRedeemCodes
 from storage.reminders import SqlReminders
 from storage.segments import SqlSegments
 
@@ -84,6 +86,7 @@ def create_dispatcher(
             admin_ids=admin_ids,
             ttl=rules.staff.membership_cache_seconds,
         ),
+        redeem_codes=RedeemCodes(SqlRedeemCodes(db), bonus=rules.bonus, clock=clock),
     )
     dispatcher.update.outer_middleware(UnitOfWorkMiddleware(db))
     dispatcher.update.outer_middleware(CustomerMiddleware(customers, clock))

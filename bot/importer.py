@@ -111,7 +111,9 @@ async def run_import(
         await migrate(db)
         if kind == "orders":
             followers = order_followers(db=db, rules=rules, clock=clock, zone=settings.zone)
-            desk = create_order_desk(db=db, rules=rules, clock=clock, followers=followers)
+            desk = create_order_desk(
+                db=db, rules=rules, clock=clock, followers=followers, history=True
+            )
             summary = await import_orders(
                 rows,
                 desk=desk,

@@ -14,6 +14,7 @@ from scenarios.clock import Clock
 from scenarios.ledger import PointsLedger
 from scenarios.orders import OrderDesk, OrderFollower
 from scenarios.ratings import RatingRequests
+from scenarios.redeem_codes import RedeemCodes
 from scenarios.rules import Rules
 from scenarios.tiers import TierLadder
 from storage.database import Database
@@ -21,6 +22,7 @@ from storage.ledger import SqlLedger
 from storage.orders import SqlOrders
 from storage.outbox import SqlOutbox
 from storage.ratings import SqlRatings
+from storage.redeem_codes import SqlRedeemCodes
 
 
 def order_followers(
@@ -43,8 +45,20 @@ def order_followers(
 
 
 def create_order_desk(
-    *, db: Database, rules: Rules, clock: Clock, followers: Sequence[OrderFollower] = ()
+    *,
+    db: Database,
+    rules: Rules,
+    clock: Clock,
+    followers: Sequence[OrderFollower] = (),
+    history: bool = False,
 ) -> OrderDesk:
+    """``history``: the CSV import, whose orders record points spent at the till long ago;
+    they need no one-time code (the API's orders do, with ``bonus.redeem_requires_code``)."""
+    codes = (
+        RedeemCodes(SqlRedeemCodes(db), bonus=rules.bonus, clock=clock)
+        if rules.bonus.redeem_requires_code and not history
+        else None
+    )
     ladder = TierLadder.from_rules(rules.bonus, currency=rules.shop.currency)
     ledger = SqlLedger(db)
     return OrderDesk(
@@ -58,4 +72,5 @@ def create_order_desk(
         clock=clock,
         followers=followers,
         follow_up_horizon=timedelta(days=rules.orders.follow_up_horizon_days),
+        redeem_codes=codes,
     )

@@ -20,6 +20,7 @@ CUSTOMER_COMMANDS: tuple[tuple[str, LazyProxy], ...] = (
     ("card", __("My member card")),
     ("balance", __("My points, tier and cashback")),
     ("history", __("My points history")),
+    ("code", __("A one-time code to spend points")),
     ("invite", __("Invite a friend")),
     ("birthday", __("Set or change my birthday")),
     ("lang", __("Change the language")),

@@ -28,6 +28,7 @@ from locales.rendering import Renderer
 from scenarios.birthdays import parse_birthday
 from scenarios.cards import card_number, display_card_number
 from scenarios.clock import Clock
+from scenarios.redeem_codes import RedeemCodes, display_code
 from scenarios.referrals import Referrals, invite_link
 from scenarios.rules import Rules
 from scenarios.signup import Consent, PhoneRefusal, SignupDesk, SignupRefused, own_phone
@@ -39,6 +40,10 @@ class BirthdayPress(CallbackData, prefix="bday"):
     action: str  # skip
 
 
+class SpendCodePress(CallbackData, prefix="rcode"):
+    action: str  # new
+
+
 def create_router() -> Router:
     router = Router(name="signup")
     router.message.filter(F.chat.type == "private")
@@ -47,6 +52,8 @@ def create_router() -> Router:
     router.message.register(birthday_given, Signup.birthday, F.text, ~F.text.startswith("/"))
     router.callback_query.register(birthday_skipped, BirthdayPress.filter())
     router.message.register(show_card, Command("card"), flags=READS_ONLY)
+    router.message.register(code_command, Command("code"))
+    router.callback_query.register(code_pressed, SpendCodePress.filter())
     router.message.register(invite, Command("invite"))
     return router
 
@@ -75,16 +82,114 @@ def not_a_member() -> str:
     return _("You are not in the bonus program yet. Send /start to join: it takes a minute.")
 
 
+def code_keyboard() -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("Code to spend points"), callback_data=SpendCodePress(action="new"))
+    return builder.as_markup()
+
+
 async def send_card(
-    bot: Bot, *, chat_id: int, customer_id: int, renderer: Renderer, locale: str, welcome: int
+    bot: Bot,
+    *,
+    chat_id: int,
+    customer_id: int,
+    renderer: Renderer,
+    locale: str,
+    welcome: int,
+    rules: Rules,
 ) -> None:
+    """The card earns by itself; spending takes a one-time code when the shop asks for one."""
     number = card_number(customer_id)
+    codes = rules.bonus.redeem_requires_code
     await bot.send_photo(
         chat_id=chat_id,
         photo=BufferedInputFile(card_qr(number), filename=f"card-{number}.png"),
         caption=renderer.render(
-            "member_card.html", locale=locale, card=display_card_number(number), welcome=welcome
+            "member_card.html",
+            locale=locale,
+            card=display_card_number(number),
+            welcome=welcome,
+            spend_code=codes,
         ),
+        reply_markup=code_keyboard() if codes else None,
+    )
+
+
+async def spend_code(
+    bot: Bot,
+    *,
+    chat_id: int,
+    customer: CustomerRecord,
+    redeem_codes: RedeemCodes,
+    renderer: Renderer,
+    locale: str,
+    rules: Rules,
+) -> None:
+    issued = await redeem_codes.issue(customer_id=customer.id)
+    await bot.send_message(
+        chat_id,
+        renderer.render(
+            "redeem_code.html",
+            locale=locale,
+            code=display_code(issued.code),
+            minutes=rules.bonus.redeem_code_minutes,
+        ),
+    )
+
+
+async def code_command(
+    message: Message,
+    bot: Bot,
+    customer: CustomerRecord,
+    redeem_codes: RedeemCodes,
+    renderer: Renderer,
+    locale: str,
+    rules: Rules,
+) -> None:
+    if customer.joined_at is None:
+        await message.answer(not_a_member())
+        return
+    if not rules.bonus.redeem_requires_code:
+        await message.answer(_("This shop needs no code: your points are spent when you pay."))
+        return
+    await spend_code(
+        bot,
+        chat_id=message.chat.id,
+        customer=customer,
+        redeem_codes=redeem_codes,
+        renderer=renderer,
+        locale=locale,
+        rules=rules,
+    )
+
+
+async def code_pressed(
+    callback: CallbackQuery,
+    bot: Bot,
+    customer: CustomerRecord,
+    redeem_codes: RedeemCodes,
+    renderer: Renderer,
+    locale: str,
+    rules: Rules,
+) -> None:
+    """Always a code for the presser, in their own chat: the button names nobody."""
+    if customer.joined_at is None:
+        await callback.answer(not_a_member(), show_alert=True)
+        return
+    if not rules.bonus.redeem_requires_code:
+        await callback.answer(
+            _("This shop needs no code: your points are spent when you pay."), show_alert=True
+        )
+        return
+    await callback.answer()
+    await spend_code(
+        bot,
+        chat_id=callback.from_user.id,
+        customer=customer,
+        redeem_codes=redeem_codes,
+        renderer=renderer,
+        locale=locale,
+        rules=rules,
     )
 
 
@@ -141,7 +246,24 @@ async def phone_shared(
         return
     await state.set_state(Signup.birthday)
     await state.set_data({"welcome": joined.welcome_points})
-    if joined.orders_claimed:
+    if joined.orders_too_old:
+        found = _(
+            "You are in! I found %(count)s earlier order of yours.",
+            "You are in! I found %(count)s earlier orders of yours.",
+            joined.orders_claimed,
+        ) % {"count": joined.orders_claimed}
+        days = rules.signup.claim_orders_days
+        if days:
+            found += " " + _(
+                "Orders from the last %(days)s day before joining earn points: yours earned "
+                "%(points)s.",
+                "Orders from the last %(days)s days before joining earn points: yours earned "
+                "%(points)s.",
+                days,
+            ) % {"days": days, "points": format_points(joined.points_credited, i18n, locale)}
+        else:
+            found += " " + _("Orders placed before joining earn no points.")
+    elif joined.orders_claimed:
         found = _(
             "You are in! I found %(count)s earlier order of yours; it earned %(points)s.",
             "You are in! I found %(count)s earlier orders of yours; they earned %(points)s.",
@@ -171,6 +293,7 @@ async def birthday_given(
     renderer: Renderer,
     locale: str,
     clock: Clock,
+    rules: Rules,
 ) -> None:
     assert message.text is not None
     today = clock.now().astimezone(renderer.zone).date()
@@ -186,7 +309,15 @@ async def birthday_given(
         return
     await signup.set_birthday(customer, birthday)
     await message.answer(_("Thank you, your birthday is saved."))
-    await finish(bot, message.chat.id, state, customer=customer, renderer=renderer, locale=locale)
+    await finish(
+        bot,
+        message.chat.id,
+        state,
+        customer=customer,
+        renderer=renderer,
+        locale=locale,
+        rules=rules,
+    )
 
 
 async def birthday_skipped(
@@ -196,6 +327,7 @@ async def birthday_skipped(
     customer: CustomerRecord,
     renderer: Renderer,
     locale: str,
+    rules: Rules,
 ) -> None:
     if await state.get_state() != Signup.birthday.state or customer.joined_at is None:
         await callback.answer(_("This button is out of date."))
@@ -204,7 +336,13 @@ async def birthday_skipped(
     if isinstance(callback.message, Message):
         await callback.message.edit_reply_markup(reply_markup=None)
     await finish(
-        bot, callback.from_user.id, state, customer=customer, renderer=renderer, locale=locale
+        bot,
+        callback.from_user.id,
+        state,
+        customer=customer,
+        renderer=renderer,
+        locale=locale,
+        rules=rules,
     )
 
 
@@ -216,6 +354,7 @@ async def finish(
     customer: CustomerRecord,
     renderer: Renderer,
     locale: str,
+    rules: Rules,
 ) -> None:
     """The sign-up's last word: the member card, with the welcome bonus if there was one."""
     welcome = int((await state.get_data()).get("welcome", 0))
@@ -227,11 +366,17 @@ async def finish(
         renderer=renderer,
         locale=locale,
         welcome=welcome,
+        rules=rules,
     )
 
 
 async def show_card(
-    message: Message, bot: Bot, customer: CustomerRecord, renderer: Renderer, locale: str
+    message: Message,
+    bot: Bot,
+    customer: CustomerRecord,
+    renderer: Renderer,
+    locale: str,
+    rules: Rules,
 ) -> None:
     if customer.joined_at is None:
         await message.answer(not_a_member())
@@ -243,6 +388,7 @@ async def show_card(
         renderer=renderer,
         locale=locale,
         welcome=0,
+        rules=rules,
     )
 
 

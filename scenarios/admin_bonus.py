@@ -163,8 +163,17 @@ class BonusPreview:
         return self.account.balance.available
 
     @property
+    def to_debt(self) -> int:
+        """Added points pay off the customer's debt first (the ledger settles it at once)."""
+        return min(self.points, self.account.balance.debt) if self.points > 0 else 0
+
+    @property
     def after(self) -> int:
-        return self.before + self.points
+        return self.before + self.points - self.to_debt
+
+    @property
+    def debt_after(self) -> int:
+        return self.account.balance.debt - self.to_debt
 
 
 def preview_bonus(account: AccountView, request: BonusRequest) -> BonusPreview:

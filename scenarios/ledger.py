@@ -370,13 +370,26 @@ class PointsLedger:
         self._share_bp = percent_to_basis_points(bonus.max_redeem_share)
 
     async def accrue(
-        self, *, customer_id: int, order_id: str, total: int, actor_id: int | None = None
+        self,
+        *,
+        customer_id: int,
+        order_id: str,
+        total: int,
+        actor_id: int | None = None,
+        ordered_at: datetime | None = None,
+        backdated: bool = False,
     ) -> Accrual:
         """Cashback on a paid order: the tier's percent of what was paid in money (the total
-        less the points redeemed on it), pending for the return window."""
+        less the points redeemed on it), pending for the return window.
+
+        ``ordered_at`` (default: now) is when the order was placed: the tier window counts its
+        spend from then. ``backdated`` points count from that date too (earned, available after
+        the return window, expiring), as for orders placed before their buyer joined."""
         _require_positive(total, "the order total")
         source = order_source(order_id)
         now = self._clock.now()
+        placed = min(ordered_at, now) if ordered_at is not None else now
+        earned_at = placed if backdated else now
         async with self._book(customer_id) as book:
             order = await _order_entries(book, customer_id=customer_id, source=source)
             if order.accrual is not None:
@@ -393,14 +406,17 @@ class PointsLedger:
                     f"order {order_id}: the total {total} is less than the {redeemed} points "
                     "redeemed on it",
                 )
-            spend_before = await book.paid_spend(since=self._ladder.window_start(now))
+            window = self._ladder.window_start(now)
+            spend_before = await book.paid_spend(since=window)
             tier = self._ladder.tier_for(spend_before)
             points = cashback_points(
                 paid_amount=paid, cashback_bp=tier.cashback_bp, point_value=self._bonus.point_value
             )
             await _expire(book, _overdue(await book.open_lots(), now), now)
             lots = (
-                [new_lot(EntryKind.ACCRUAL, points, now=now, bonus=self._bonus)] if points else []
+                [new_lot(EntryKind.ACCRUAL, points, now=earned_at, bonus=self._bonus)]
+                if points
+                else []
             )
             appended = await book.append(
                 entry=NewEntry(
@@ -414,6 +430,7 @@ class PointsLedger:
                     ),
                     actor_id=actor_id,
                     occurred_at=now,
+                    ordered_at=placed,
                 ),
                 lots=lots,
             )
@@ -426,8 +443,10 @@ class PointsLedger:
             points=points,
             paid_amount=paid,
             available_at=appended.lots[0].available_at if appended.lots else None,
+            # An order placed before the window began lifts no tier.
             tier_change=self._ladder.change(
-                spend_before=spend_before, spend_after=spend_before + paid
+                spend_before=spend_before,
+                spend_after=spend_before + (paid if window is None or placed >= window else 0),
             ),
             replayed=False,
         )
@@ -837,7 +856,14 @@ async def _cancellation_replay(
 ) -> Cancellation:
     owed = 0
     if order.correction is not None:
-        owed = sum(d.unsettled for d in await book.debts() if d.entry_id == order.correction.id)
+        # What the correction left owed then, not what is still owed now: later credits that
+        # paid the debt off took from lots newer than the correction itself.
+        covered = sum(
+            part.amount
+            for part in await book.spent_lots(entry_id=order.correction.id)
+            if part.lot.entry_id < order.correction.id
+        )
+        owed = -order.correction.amount - covered
     return Cancellation(
         reversed_points=-reversal.amount,
         restored_points=order.restoration.amount if order.restoration else 0,

@@ -30,6 +30,7 @@ from scenarios.ledger import (
 from scenarios.rules import Bonus
 from scenarios.tiers import TierLadder, minor_units_per_major, percent_to_basis_points
 from storage.orders import CustomerMatch, NewOrder, OrderLine, StoredOrder
+from storage.redeem_codes import CodeCheck
 
 MAX_ORDER_ID = 64  # orders.order_ref
 MAX_MONEY = 10**13  # minor units; far above any real order, far below BIGINT
@@ -97,6 +98,9 @@ class RawOrder:
     status: str = "paid"
     created_at: datetime | None = None
     bonus_redeemed: int | str = 0
+    # The member's one-time code (/code) that lets bonus_redeemed spend their points. Proof,
+    # not order content: it is no part of the fingerprint, so a retry may repeat or omit it.
+    redeem_code: str | None = None
 
 
 # ---- pure rules --------------------------------------------------------------------------
@@ -398,6 +402,10 @@ class CustomerCard:
 # ---- ports -------------------------------------------------------------------------------
 
 
+class RedeemProof(Protocol):
+    async def spend(self, *, customer_id: int, code: str, order_ref: str) -> CodeCheck: ...
+
+
 class UnitOfWork(Protocol):
     def transaction(self) -> AbstractAsyncContextManager[object]: ...
 
@@ -438,7 +446,11 @@ class OrderDesk:
         clock: Clock,
         followers: Sequence[OrderFollower] = (),
         follow_up_horizon: timedelta = timedelta(days=30),
+        redeem_codes: RedeemProof | None = None,
     ) -> None:
+        """``redeem_codes``: spending points needs the member's one-time code (None: it does
+        not, for a shop whose own system signs the customer in, and for imported history)."""
+        self._codes = redeem_codes
         self._uow = uow
         self._followers = tuple(followers)
         self._horizon = follow_up_horizon
@@ -473,6 +485,8 @@ class OrderDesk:
                     "only members of the bonus program redeem points",
                     "bonus_redeemed",
                 )
+            if member is not None and order.bonus_redeemed and self._codes is not None:
+                await self._prove(member, raw.redeem_code, order.order_ref)
             row = await self._orders.add(
                 NewOrder(
                     order_ref=order.order_ref,
@@ -512,7 +526,10 @@ class OrderDesk:
                         points=order.bonus_redeemed,
                     )
                 accrual = await self._points.accrue(
-                    customer_id=member, order_id=order.order_ref, total=order.total
+                    customer_id=member,
+                    order_id=order.order_ref,
+                    total=order.total,
+                    ordered_at=order.ordered_at,
                 )
             except LedgerRefusal as refusal:
                 raise _invalid(refusal.code, refusal.message, "bonus_redeemed") from None
@@ -525,6 +542,34 @@ class OrderDesk:
             )
             await self._follow(order.order_ref, member, order.status, None, order.ordered_at)
         return Reported(receipt=receipt, created=True)
+
+    async def _prove(self, member: int, code: str | None, order_ref: str) -> None:
+        """The member's own unused, unexpired code, spent on this order; else a refusal."""
+        assert self._codes is not None
+        if code is None or not code.strip():
+            raise _invalid(
+                "redeem_code_required",
+                "spending points needs the one-time code the member gets in the bot (/code)",
+                "redeem_code",
+            )
+        check = await self._codes.spend(customer_id=member, code=code, order_ref=order_ref)
+        refusals = {
+            CodeCheck.UNKNOWN: (
+                "redeem_code_invalid",
+                "this is not a code of this member; ask them for the code /code shows",
+            ),
+            CodeCheck.USED: (
+                "redeem_code_used",
+                "this code was already used; the member gets a new one with /code",
+            ),
+            CodeCheck.EXPIRED: (
+                "redeem_code_expired",
+                "this code has expired; the member gets a new one with /code",
+            ),
+        }
+        if check in refusals:
+            problem, message = refusals[check]
+            raise _invalid(problem, message, "redeem_code")
 
     async def _follow(
         self,

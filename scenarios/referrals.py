@@ -276,61 +276,84 @@ class Referrals:
             ),
             monthly_cap=self._rules.referral.referral_monthly_cap,
         )
-        if refusal is not None:
+        # The cap limits what one member earns by inviting; the friend still gets the points
+        # the link promised them. A capped referral does not count towards the cap.
+        capped = refusal is RefusalReason.MONTHLY_CAP
+        if refusal is not None and not capped:
             await self._settle_refused(referral, refusal, referral.order_ref)
             return False
         if not await self._store.settle(
-            referee_id=referral.referee_id, state="rewarded", reason=None, now=now
+            referee_id=referral.referee_id,
+            state="capped" if capped else "rewarded",
+            reason=RefusalReason.MONTHLY_CAP.value if capped else None,
+            now=now,
         ):
             return False  # another process settled it first
-        rules = self._rules.referral
-        for customer_id, points, source, role in (
-            (
-                referral.referee_id,
-                rules.friend_points,
-                friend_source(referral.referee_id),
-                "friend",
-            ),
-            (
+        if capped:
+            await self._refuse(
+                RefusalReason.MONTHLY_CAP,
                 referral.referrer_id,
-                rules.referrer_points,
-                referral_source(referral.referee_id),
-                "referrer",
-            ),
-        ):
-            if points <= 0:
-                continue
-            await self._ledger.grant(
-                customer_id=customer_id,
-                kind=EntryKind.REFERRAL,
-                source=source,
-                points=points,
-                reason=f"referral reward ({role}) for order {referral.order_ref}",
+                referral.referee_id,
+                referral.order_ref,
             )
-            chat_id = await self._members.telegram_id_of(customer_id=customer_id)
-            if chat_id is not None:
-                await enqueue(
-                    self._outbox,
-                    Outgoing(
-                        dedupe_key=f"referral-reward:{referral.referee_id}:{role}",
-                        chat_id=chat_id,
-                        customer_id=customer_id,
-                        category=Category.TRANSACTIONAL,
-                        kind="referral_reward",
-                        content={
-                            "template": "referral_reward.html",
-                            "context": {"points": points, "role": role},
-                        },
-                    ),
-                    clock=self._clock,
-                )
+        rules = self._rules.referral
+        await self._pay(referral, "friend", referral.referee_id, rules.friend_points)
+        if capped:
+            await self._tell(
+                referral.referrer_id,
+                key=f"referral-capped:{referral.referee_id}",
+                context={"role": "referrer_capped", "points": 0, "cap": rules.referral_monthly_cap},
+            )
+        else:
+            await self._pay(referral, "referrer", referral.referrer_id, rules.referrer_points)
         log.info(
-            "referral rewarded: customer %s brought customer %s (order %s)",
+            "referral rewarded: customer %s brought customer %s (order %s)%s",
             referral.referrer_id,
             referral.referee_id,
             referral.order_ref,
+            "; the friend only: the referrer reached the monthly cap" if capped else "",
         )
         return True
+
+    async def _pay(
+        self, referral: ReferralRecord, role: str, customer_id: int, points: int
+    ) -> None:
+        if points <= 0:
+            return
+        source = (
+            friend_source(referral.referee_id)
+            if role == "friend"
+            else referral_source(referral.referee_id)
+        )
+        await self._ledger.grant(
+            customer_id=customer_id,
+            kind=EntryKind.REFERRAL,
+            source=source,
+            points=points,
+            reason=f"referral reward ({role}) for order {referral.order_ref}",
+        )
+        await self._tell(
+            customer_id,
+            key=f"referral-reward:{referral.referee_id}:{role}",
+            context={"points": points, "role": role},
+        )
+
+    async def _tell(self, customer_id: int, *, key: str, context: dict[str, object]) -> None:
+        chat_id = await self._members.telegram_id_of(customer_id=customer_id)
+        if chat_id is None:
+            return
+        await enqueue(
+            self._outbox,
+            Outgoing(
+                dedupe_key=key,
+                chat_id=chat_id,
+                customer_id=customer_id,
+                category=Category.TRANSACTIONAL,
+                kind="referral_reward",
+                content={"template": "referral_reward.html", "context": context},
+            ),
+            clock=self._clock,
+        )
 
     async def _settle_refused(
         self, referral: ReferralRecord, reason: RefusalReason, order_ref: str | None

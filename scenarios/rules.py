@@ -158,6 +158,11 @@ class Bonus(_Section):
     expiry_warning_days: int = Field(default=14, ge=0)
     max_redeem_share: Decimal = Field(default=Decimal(30), ge=0, le=100, decimal_places=2)
     tier_window: Literal["lifetime", "12 months"] = "lifetime"
+    # Spending points needs the one-time code the member gets in the bot (/code), sent by the
+    # shop's system as redeem_code; a phone number alone only earns. Off only where the shop's
+    # own system signs the customer in (an online account).
+    redeem_requires_code: bool = True
+    redeem_code_minutes: int = Field(default=10, ge=1, le=60)
     tiers: tuple[TierRule, ...] = Field(default=DEFAULT_TIERS, min_length=1)
 
     @model_validator(mode="after")
@@ -200,6 +205,9 @@ class Gifts(_Section):
 class Signup(_Section):
     # Points a new member gets on joining; 0: none.
     welcome_points: int = Field(default=100, ge=0)
+    # Orders the shop reported for a phone before it joined become the member's; those placed
+    # within this many days before joining earn their points (from their own date); 0: none.
+    claim_orders_days: int = Field(default=30, ge=0, le=36_500)
 
 
 class Referral(_Section):

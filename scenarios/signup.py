@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
@@ -64,6 +64,7 @@ class Joined:
     phone: str
     orders_claimed: int
     points_credited: int  # cashback for the earlier orders
+    orders_too_old: int  # of them, placed before signup.claim_orders_days: no points
     welcome_points: int
     referred: bool
 
@@ -158,13 +159,25 @@ class SignupDesk:
             now=now,
         )
         claimed = await self._members.claim_orders(phone=phone, customer_id=customer.id)
+        # Every earlier order becomes the member's (history, reminders, segments), but only
+        # recent ones earn points: years of imported history must not turn into a liability.
+        days = self._rules.signup.claim_orders_days
+        earliest = now - timedelta(days=days)
         credited = 0
+        too_old = 0
         for order in claimed:
             if order.status in FINAL_STATUSES:
                 continue
+            if days == 0 or order.ordered_at < earliest:
+                too_old += 1
+                continue
             try:
                 accrual = await self._ledger.accrue(
-                    customer_id=customer.id, order_id=order.order_ref, total=order.total
+                    customer_id=customer.id,
+                    order_id=order.order_ref,
+                    total=order.total,
+                    ordered_at=order.ordered_at,
+                    backdated=True,
                 )
             except LedgerRefusal as refusal:  # e.g. a total below what was redeemed
                 log.warning("order %s earns nothing at sign-up: %s", order.order_ref, refusal)
@@ -180,9 +193,11 @@ class SignupDesk:
                 reason="welcome bonus",
             )
         log.info(
-            "customer %s joined; %d earlier order(s), %d point(s) for them, referred: %s",
+            "customer %s joined; %d earlier order(s) (%d too old to earn), %d point(s) for them, "
+            "referred: %s",
             customer.id,
             len(claimed),
+            too_old,
             credited,
             referred,
         )
@@ -191,6 +206,7 @@ class SignupDesk:
             phone=phone,
             orders_claimed=len(claimed),
             points_credited=credited,
+            orders_too_old=too_old,
             welcome_points=welcome,
             referred=referred,
         )

@@ -70,7 +70,11 @@ class SqlAccount:
         async with self._db.read() as conn:
             rows = await conn.execute(
                 select(ledger_entries.c.id)
-                .where(ledger_entries.c.customer_id == customer_id, ledger_entries.c.id > after_id)
+                .where(
+                    ledger_entries.c.customer_id == customer_id,
+                    ledger_entries.c.id > after_id,
+                    ledger_entries.c.amount != 0,  # as the history pages leave them out
+                )
                 .order_by(ledger_entries.c.id)
                 .limit(limit + 1)
             )

@@ -57,6 +57,8 @@ class EntryRecord:
     reason: str
     actor_id: int | None
     occurred_at: datetime
+    # Accruals: when the order was placed (the tier window counts from it), not reported.
+    ordered_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +82,7 @@ class NewEntry:
     actor_id: int | None
     occurred_at: datetime
     paid_amount: int | None = None
+    ordered_at: datetime | None = None  # accruals: the order's own date
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +195,7 @@ _ENTRY_COLUMNS = (
     ledger_entries.c.reason,
     ledger_entries.c.actor_id,
     ledger_entries.c.occurred_at,
+    ledger_entries.c.ordered_at,
 )
 _LOT_COLUMNS = (
     ledger_lots.c.id,
@@ -244,8 +248,10 @@ _PAID_ORDERS = and_(
 )
 _PAID_SPEND = select(func.coalesce(func.sum(ledger_entries.c.paid_amount), 0))
 _PAID_SPEND_EVER = _PAID_SPEND.where(_PAID_ORDERS)
+# The tier window counts an order from when it was placed: a backdated or imported order of
+# 13 months ago is outside a 12-month window even though it was reported today.
 _PAID_SPEND_SINCE = _PAID_SPEND.where(
-    _PAID_ORDERS, ledger_entries.c.occurred_at >= bindparam("since")
+    _PAID_ORDERS, ledger_entries.c.ordered_at >= bindparam("since")
 )
 
 _INSERT_LOT = (
@@ -262,6 +268,7 @@ _ENTRY_COLUMN_NAMES = (
     "reason",
     "actor_id",
     "occurred_at",
+    "ordered_at",
 )
 _prepared: dict[tuple[str, str], Any] = {}
 
@@ -435,6 +442,7 @@ class SqlLedgerBook:
                     "reason": entry.reason,
                     "actor_id": entry.actor_id,
                     "occurred_at": entry.occurred_at,
+                    "ordered_at": entry.ordered_at,
                 },
             )
         ).one_or_none()
@@ -543,8 +551,11 @@ class SqlLedger:
     async def history(
         self, *, customer_id: int, limit: int, before_id: int | None = None
     ) -> list[EntryRecord]:
-        """The customer's entries, newest first; pass the last id seen to get the next page."""
-        condition = ledger_entries.c.customer_id == customer_id
+        """The customer's entries, newest first; pass the last id seen to get the next page.
+
+        Entries of 0 points (an order too small to earn, a cancelled order that had earned
+        nothing) moved nothing: a "+0" row would only puzzle the customer."""
+        condition = and_(ledger_entries.c.customer_id == customer_id, ledger_entries.c.amount != 0)
         if before_id is not None:
             condition = and_(condition, ledger_entries.c.id < before_id)
         async with self._db.read() as conn:

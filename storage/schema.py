@@ -239,6 +239,8 @@ ledger_entries = Table(
     Column("reason", String(500), nullable=False),
     Column("actor_id", BigInteger, nullable=True),  # NULL: the system; else the admin's user id
     Column("occurred_at", UtcDateTime, nullable=False),
+    # Accruals: when the order was placed; the tier window counts spend from this date.
+    Column("ordered_at", UtcDateTime, nullable=True),
     # Source first: an order's entries are looked up by source alone, the key by both.
     UniqueConstraint("source", "kind"),
     Index("ix_ledger_entries_customer_history", "customer_id", "id"),
@@ -357,7 +359,8 @@ gifts = Table(
 )
 
 # Who brought whom: one row per invited customer (the referee), from sign-up to the reward.
-# state: joined -> qualified (first paid order noted) -> rewarded, or refused (with a reason).
+# state: joined -> qualified (first paid order noted) -> rewarded, or refused (with a reason), or
+# capped: the friend rewarded, the referrer not (over referral_monthly_cap; reason monthly_cap).
 referrals = Table(
     "referrals",
     metadata,
@@ -516,4 +519,21 @@ rating_alerts = Table(
     Column("replied_at", UtcDateTime, nullable=True),
     Index("ix_rating_alerts_customer_state", "customer_id", "state"),
     Index("ix_rating_alerts_created_at", "created_at"),
+)
+
+# One-time codes a member shows at the till to spend points (/code): a sha256 bound to the
+# customer, never the code itself; valid until expires_at, spent once (used_at, for which order).
+redeem_codes = Table(
+    "redeem_codes",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    Column(
+        "customer_id", BigInteger, ForeignKey("customers.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("code_hash", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("used_at", UtcDateTime, nullable=True),
+    Column("order_ref", String(64), nullable=True),
+    Index("ix_redeem_codes_customer_hash", "customer_id", "code_hash"),
 )

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
@@ -15,15 +16,25 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, insert, select
 
 from bot.api import create_api_app, start_api
+from bot.order_desk import order_followers
 from scenarios.cards import card_number, display_card_number
 from scenarios.clock import FixedClock
 from scenarios.ledger import PointsLedger, welcome_source
 from scenarios.orders import OrderEvent
-from scenarios.rules import Rules
+from scenarios.redeem_codes import RedeemCodes
+from scenarios.rules import Bonus, Rules
 from scenarios.tiers import TierLadder
 from storage.database import Database
 from storage.ledger import EntryKind, SqlLedger
-from storage.schema import customers, ledger_entries, order_items, orders
+from storage.redeem_codes import SqlRedeemCodes
+from storage.schema import (
+    customers,
+    ledger_entries,
+    order_items,
+    orders,
+    outbox,
+    redeem_codes,
+)
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -79,6 +90,12 @@ async def give_points(db: Database, clock: FixedClock, customer_id: int, points:
         points=points,
         reason="welcome",
     )
+
+
+async def spend_code(db: Database, clock: FixedClock, customer_id: int) -> str:
+    """The one-time code /code would show this member."""
+    codes = RedeemCodes(SqlRedeemCodes(db), bonus=Rules().bonus, clock=clock)
+    return (await codes.issue(customer_id=customer_id)).code
 
 
 def order_body(**changes: Any) -> dict[str, Any]:
@@ -286,7 +303,8 @@ async def test_a_member_redeems_then_earns_on_what_was_paid(
 ) -> None:
     member = await add_customer(db)
     await give_points(db, clock, member, 500)
-    status, body = await post_order(api, order_body(bonus_redeemed="50"))
+    code = await spend_code(db, clock, member)
+    status, body = await post_order(api, order_body(bonus_redeemed="50", redeem_code=code))
     assert status == 201
     # Paid 2580.00 - 50 points × 1.00 = 2530.00; 5 % = 126.50 → 126 points.
     assert body["points_accrued"] == 126
@@ -316,12 +334,16 @@ async def test_a_refused_redemption_writes_nothing(
 ) -> None:
     member = await add_customer(db)
     await give_points(db, clock, member, 60 if code == "not_enough_points" else 1000)
-    status, body = await post_order(api, order_body(bonus_redeemed=redeemed))
+    proof = await spend_code(db, clock, member)
+    status, body = await post_order(api, order_body(bonus_redeemed=redeemed, redeem_code=proof))
     assert status == 422
     assert body["error"] == {"code": code, "message": message, "field": "bonus_redeemed"}
     assert await count(db, orders) == 0
     assert await count(db, order_items) == 0
     assert await count(db, ledger_entries) == 1  # the welcome gift only
+    # The refusal rolled the code's use back too: it still pays for a valid redemption.
+    status, _ = await post_order(api, order_body(bonus_redeemed="10", redeem_code=proof))
+    assert status == 201
 
 
 def _customer_without_ids() -> dict[str, Any]:
@@ -427,7 +449,8 @@ async def test_cancelling_gives_the_points_back_and_repeating_is_a_no_op(
 ) -> None:
     member = await add_customer(db)
     await give_points(db, clock, member, 500)
-    await post_order(api, order_body(bonus_redeemed="50"))
+    code = await spend_code(db, clock, member)
+    await post_order(api, order_body(bonus_redeemed="50", redeem_code=code))
     status, body = await change(api, "A-1001", "cancelled")
     assert status == 200
     assert body == {
@@ -438,6 +461,7 @@ async def test_cancelling_gives_the_points_back_and_repeating_is_a_no_op(
         "customer_id": member,
         "points_reversed": 126,
         "points_restored": 50,
+        "debt": 0,
         "balance": {"available": 500, "pending": 0},
     }
     entries = await count(db, ledger_entries)
@@ -593,3 +617,183 @@ async def test_a_bad_total_in_the_lookup_is_422(api: Client, db: Database) -> No
     await add_customer(db)
     status, body = await lookup(api, "tg:123", total="1.001")
     assert (status, body["error"]["field"]) == (422, "total")
+
+
+# ---- issue 15 item 3: spending needs the member's one-time code -------------------------
+
+
+async def test_i15_3_spending_needs_the_members_one_time_code(
+    api: Client, db: Database, clock: FixedClock
+) -> None:
+    """A phone number earns; spending needs the code the member got in the bot, once."""
+    member = await add_customer(db)
+    other = await add_customer(db, telegram_id=456, phone="+79990000000")
+    await give_points(db, clock, member, 500)
+    await give_points(db, clock, other, 500)
+
+    async def refused(changes: dict[str, Any]) -> tuple[str, str | None]:
+        status, body = await post_order(api, order_body(bonus_redeemed="50", **changes))
+        assert status == 422, body
+        return body["error"]["code"], body["error"]["field"]
+
+    assert await refused({}) == ("redeem_code_required", "redeem_code")
+    assert await refused({"redeem_code": " "}) == ("redeem_code_required", "redeem_code")
+    code = await spend_code(db, clock, member)
+    wrong = f"{(int(code) + 1) % 10**6:06d}"
+    assert await refused({"redeem_code": wrong}) == ("redeem_code_invalid", "redeem_code")
+    # Another member's code cannot spend this member's points.
+    assert await refused({"redeem_code": await spend_code(db, clock, other)}) == (
+        "redeem_code_invalid",
+        "redeem_code",
+    )
+    assert await count(db, orders) == 0
+    assert await count(db, ledger_entries) == 2  # the two welcome gifts only
+
+    # Spaced as the bot shows it ("123 456"), the member's own code spends.
+    status, body = await post_order(
+        api, order_body(bonus_redeemed="50", redeem_code=f"{code[:3]} {code[3:]}")
+    )
+    assert status == 201
+    assert body["balance"]["available"] == 450
+    # Used once: the next order cannot spend with it; earning without a code still works.
+    assert await refused({"order_id": "A-1002", "redeem_code": code}) == (
+        "redeem_code_used",
+        "redeem_code",
+    )
+    status, body = await post_order(api, order_body(order_id="A-1003"))
+    assert status == 201 and body["points_accrued"] == 129
+
+
+async def test_i15_3_an_expired_or_replaced_code_is_refused(
+    api: Client, db: Database, clock: FixedClock
+) -> None:
+    member = await add_customer(db)
+    await give_points(db, clock, member, 500)
+    old = await spend_code(db, clock, member)
+    new = await spend_code(db, clock, member)  # asking again replaces the first code
+    status, body = await post_order(api, order_body(bonus_redeemed="50", redeem_code=old))
+    assert (status, body["error"]["code"]) == (422, "redeem_code_invalid")
+    clock.advance(timedelta(minutes=10))  # bonus.redeem_code_minutes
+    status, body = await post_order(api, order_body(bonus_redeemed="50", redeem_code=new))
+    assert (status, body["error"]["code"]) == (422, "redeem_code_expired")
+    assert await count(db, orders) == 0
+    async with db.read() as conn:
+        stored = (await conn.execute(select(redeem_codes.c.code_hash))).scalars().all()
+    assert stored and old not in stored and new not in stored  # hashed, never the code
+
+
+async def test_i15_3_a_shop_that_signs_customers_in_may_turn_the_code_off(
+    db: Database, clock: FixedClock
+) -> None:
+    rules = Rules(bonus=Bonus(redeem_requires_code=False))
+    app = create_api_app(db=db, rules=rules, clock=clock, api_token=TOKEN)
+    member = await add_customer(db)
+    await give_points(db, clock, member, 500)
+    async with TestClient(TestServer(app)) as client:
+        status, body = await post_order(client, order_body(bonus_redeemed="50"))
+    assert status == 201
+    assert body["balance"]["available"] == 450
+
+
+# ---- issue 15 item 5: the 12-month tier window counts an order from its own date ---------
+
+
+async def test_i15_5_tier_window_counts_the_orders_own_date_not_when_it_was_reported(
+    db: Database, clock: FixedClock
+) -> None:
+    rules = Rules(bonus=Bonus(tier_window="12 months"))
+    followers = order_followers(db=db, rules=rules, clock=clock, zone=ZoneInfo("Europe/Moscow"))
+    app = create_api_app(db=db, rules=rules, clock=clock, api_token=TOKEN, followers=followers)
+    await add_customer(db)
+
+    async def tier() -> str:
+        response = await client.get("/api/v1/customers/tg:123", headers=AUTH)
+        return str((await response.json())["tier"])
+
+    async def announcements() -> list[dict[str, Any]]:
+        async with db.read() as conn:
+            rows = await conn.execute(
+                select(outbox.c.payload).where(outbox.c.kind == "tier_change")
+            )
+            return [row.payload["context"] for row in rows]
+
+    ten_thousand = {
+        "items": [{"sku": "SOFA", "name": "Cat sofa", "quantity": 1, "price": "10000.00"}],
+        "total": "10000.00",
+    }
+    async with TestClient(TestServer(app)) as client:
+        # Placed 13 months ago, reported today: outside the window, it lifts no tier.
+        status, _ = await post_order(
+            client,
+            order_body(order_id="OLD-13M", created_at="2025-10-01T12:00:00+03:00", **ten_thousand),
+        )
+        assert status == 201
+        assert await tier() == "bronze"
+        assert await announcements() == []
+        # Backdated by 20 days: inside the window, silver, announced once (a replay adds none).
+        backdated = order_body(
+            order_id="BACK-20D", created_at="2026-10-12T12:00:00+03:00", **ten_thousand
+        )
+        assert (await post_order(client, backdated))[0] == 201
+        assert (await post_order(client, backdated))[0] == 200
+        assert await tier() == "silver"
+        assert [(a["direction"], a["tier"]) for a in await announcements()] == [("up", "silver")]
+        # Twelve months after it was placed (not reported) the order leaves the window.
+        clock.set(datetime(2027, 10, 13, 10, 0, tzinfo=UTC))
+        assert await tier() == "bronze"
+
+
+# ---- issue 15 item 9: the refund answer says what the ledger did -------------------------
+
+
+async def test_i15_9_the_refund_answer_equals_what_the_ledger_did(
+    api: Client, db: Database, clock: FixedClock
+) -> None:
+    member = await add_customer(db)
+    await give_points(db, clock, member, 100)
+    assert (await post_order(api, order_body(order_id="A-1")))[0] == 201  # +129 pending
+    clock.advance(timedelta(days=15))
+    code = await spend_code(db, clock, member)
+    # The 229 available points pay for A-2, which earns 117 pending.
+    status, body = await post_order(
+        api,
+        order_body(
+            order_id="A-2",
+            bonus_redeemed="229",
+            redeem_code=code,
+            created_at="2026-11-16T13:00:00+03:00",
+        ),
+    )
+    assert (status, body["points_accrued"]) == (201, 117)
+
+    response = await api.post(
+        "/api/v1/orders/A-1/status", json={"status": "refunded"}, headers=AUTH
+    )
+    answer = await response.json()
+    async with db.read() as conn:
+        taken = (
+            await conn.execute(
+                select(func.sum(ledger_entries.c.amount)).where(
+                    ledger_entries.c.source == "order:A-1",
+                    ledger_entries.c.kind.in_(("reversal", "correction")),
+                )
+            )
+        ).scalar_one()
+    # A-1's 129 points were spent on A-2: 117 come from A-2's points, 12 are owed.
+    assert -taken == 129
+    assert (answer["points_reversed"], answer["points_restored"], answer["debt"]) == (129, 0, 12)
+    assert answer["balance"] == {"available": 0, "pending": 0}
+
+    # Later points pay the debt off; a repeated refund still tells what the refund did.
+    await PointsLedger(
+        SqlLedger(db),
+        bonus=Rules().bonus,
+        ladder=TierLadder.from_rules(Rules().bonus, currency="RUB"),
+        clock=clock,
+    ).grant(customer_id=member, kind=EntryKind.GIFT, source="gift:1", points=50, reason="gift")
+    response = await api.post(
+        "/api/v1/orders/A-1/status", json={"status": "refunded"}, headers=AUTH
+    )
+    again = await response.json()
+    assert (again["points_reversed"], again["points_restored"], again["debt"]) == (129, 0, 12)
+    assert again["balance"] == {"available": 38, "pending": 0}

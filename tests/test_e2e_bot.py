@@ -88,6 +88,7 @@ async def test_the_bot_answers_start_in_each_users_language_and_stops_cleanly(
             "card",
             "balance",
             "history",
+            "code",
             "invite",
             "birthday",
             "lang",

@@ -178,3 +178,31 @@ async def test_a_button_pressed_by_someone_else_shows_only_their_own_history(
     assert own.chat_id == TARAS.id
     assert "Taras only" in own.text
     assert "Anna only" not in own.text
+
+
+async def test_i15_9_history_shows_no_plus_zero_rows(
+    db: Database, clock: FixedClock, i18n: CatalogI18n, renderer: Renderer
+) -> None:
+    """An order too small to earn, and its refund (a reversal of 0), moved no points: the
+    history leaves them out, and its pages still add up."""
+    flow = build_flow(db=db, clock=clock, i18n=i18n, renderer=renderer)
+    customer_id = await seed_points(flow, clock, JOHN.id)
+    ledger = points_ledger(db, clock)
+    tiny = await ledger.accrue(customer_id=customer_id, order_id="TINY", total=1_000)
+    assert tiny.points == 0
+    await ledger.cancel_order(customer_id=customer_id, order_id="TINY", reason="refunded")
+    for number in range(1, 10):
+        await ledger.adjust(
+            customer_id=customer_id, key=f"k{number}", points=number, reason="fix", admin_id=1
+        )
+    [first] = sent(await flow.send(JOHN, "/history"))
+    assert "TINY" not in first.text and "+0" not in first.text
+    assert len([line for line in first.text.split("\n") if "·" in line]) == 10
+    calls = await flow.press(JOHN, first_button(first), message=flow.message_from(first))
+    [older] = [c for c in calls if isinstance(c, EditMessageText)]
+    assert older.text is not None and "TINY" not in older.text
+    assert "+60 points</b> — cashback for order A-1003" in older.text
+    assert len([line for line in older.text.split("\n") if "·" in line]) == 1
+    calls = await flow.press(JOHN, first_button(older), message=flow.message_from(first))
+    [newest] = [c for c in calls if isinstance(c, EditMessageText)]
+    assert newest.text == first.text

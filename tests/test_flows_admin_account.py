@@ -314,3 +314,32 @@ async def test_bad_gift_arguments_are_refused_and_change_nothing(flow: Flow) -> 
     assert "Nobody would get it: there are no such members." in nobody.text
     assert nobody.reply_markup is None
     assert await count(flow, gifts) == 0
+
+
+async def test_i15_9_the_bonus_preview_shows_what_pays_off_the_debt(
+    flow: Flow, clock: FixedClock
+) -> None:
+    """A customer who owes points for a refund: added points pay the debt off first, and the
+    preview says so instead of promising them as available."""
+    customer_id = await anna(flow, clock, points=50)
+    ledger = points_ledger(flow.db, clock)
+    await ledger.accrue(customer_id=customer_id, order_id="A-1", total=200_000)  # +100
+    clock.advance(timedelta(days=15))
+    await ledger.redeem(customer_id=customer_id, order_id="A-2", order_total=100_000, points=150)
+    refund = await ledger.cancel_order(customer_id=customer_id, order_id="A-1", reason="refunded")
+    assert refund.owed_points == 100
+
+    [preview] = sent(await flow.send(ADMIN, "/bonus 8 (999) 123-45-67 +10 sorry"))
+    text = plain(preview.text)
+    assert (
+        "Add: 10 points\n"
+        "Of these, to pay off the debt: 10 points; to the available points: 0 points\n"
+        "Debt for refunded orders: 100 points → 90 points\n"
+        "Available: 0 points → 0 points\n"
+    ) in text
+    calls = await flow.press(ADMIN, button(preview, 0), message=flow.message_from(preview))
+    [done] = edits(calls)
+    assert plain(done.text).startswith("Done: +10 for Anna. Available now: 0.")
+    assert await available(flow, clock, customer_id) == 0
+    view = await balance(SqlLedger(flow.db), customer_id=customer_id, clock=clock)
+    assert view.debt == 90

@@ -98,6 +98,7 @@ async def test_lang_switches_language_menu_and_later_answers(flow: Flow) -> None
         "card",
         "balance",
         "history",
+        "code",
         "invite",
         "birthday",
         "lang",
@@ -107,7 +108,7 @@ async def test_lang_switches_language_menu_and_later_answers(flow: Flow) -> None
         "stop",
         "delete_me",
     ]
-    assert menu.commands[6].description == "Змінити мову"
+    assert menu.commands[7].description == "Змінити мову"
 
     again = only_message(await flow.send(ANNA, "/start"))
     assert again.text.startswith("Вітаємо, Anna!")

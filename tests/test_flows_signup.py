@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from datetime import datetime, timedelta
+
 import pytest
 from aiogram.methods import (
     AnswerCallbackQuery,
@@ -12,18 +15,20 @@ from aiogram.methods import (
 from aiogram.types import ReplyKeyboardMarkup, ReplyKeyboardRemove
 from sqlalchemy import select
 
+from bot.order_desk import create_order_desk
 from locales import CatalogI18n
 from locales.rendering import Renderer
 from scenarios.clock import FixedClock
 from scenarios.delivery import Category, Outgoing, enqueue
-from scenarios.rules import Rules, Shop
+from scenarios.orders import OrderProblem, RawCustomer, RawItem, RawOrder
+from scenarios.rules import Rules, Shop, Signup
 from storage.audit import SqlAuditLog
 from storage.customers import SqlCustomers
 from storage.database import Database
 from storage.orders import NewOrder, OrderLine, SqlOrders
 from storage.outbox import SqlOutbox
 from storage.referrals import SqlReferrals
-from storage.schema import customers, orders, outbox
+from storage.schema import customers, ledger_entries, ledger_lots, orders, outbox
 from tests.support.flow import Flow, build_flow
 from tests.support.signup import contact, customer_count, entries, inline_labels, photos, texts
 from tests.support.updates import TgUser
@@ -99,9 +104,12 @@ async def test_a_new_customer_joins_with_consent_phone_birthday_and_gets_a_card(
     assert card.caption == (
         "Welcome to the program! 100 points are already yours.\n"
         "Your member card: <b>2 900000 000018</b>\n"
-        "Show this QR code at the till, or give your phone number, to earn and spend points.\n"
+        "Show this QR code at the till, or give your phone number, to earn points.\n"
+        "To spend points, tap “Code to spend points” (or send /code) and tell the cashier the "
+        "one-time code.\n"
         "/invite brings a friend: you both get points."
     )
+    assert inline_labels(card) == ["Code to spend points"]
     assert card.photo.filename == "card-2900000000018.png"  # type: ignore[union-attr]
 
     record = await SqlCustomers(flow.db).by_telegram_id(telegram_id=ANNA.id)
@@ -389,3 +397,142 @@ async def test_a_member_opening_a_link_gains_no_referrer(flow: Flow) -> None:
         ("already_member", anna.id, ivan.id),
     ]
     assert await SqlReferrals(flow.db).of_referee(referee_id=ivan.id) is None
+
+
+async def add_earlier_order(flow: Flow, ref: str, total: int, ordered_at: datetime) -> None:
+    await SqlOrders(flow.db).add(
+        NewOrder(
+            order_ref=ref,
+            total=total,
+            currency="RUB",
+            status="delivered",
+            ordered_at=ordered_at,
+            phone="+79991234567",
+            lines=[OrderLine(sku="CAT", name="Cat food", quantity=1, price=total)],
+        ),
+        now=ordered_at,
+    )
+
+
+async def test_i15_2_claimed_orders_limited_to_claim_window_and_dated_by_the_order(
+    flow: Flow, clock: FixedClock
+) -> None:
+    """Only orders of the last signup.claim_orders_days (30) earn points at sign-up; their
+    points count from the order's own date: the return window and the expiry."""
+    now = clock.now()
+    await add_earlier_order(flow, "OLD-23M", 900000, now - timedelta(days=700))
+    await add_earlier_order(flow, "OLD-40D", 400000, now - timedelta(days=40))
+    await add_earlier_order(flow, "R-20D", 100000, now - timedelta(days=20))
+    await add_earlier_order(flow, "R-5D", 200000, now - timedelta(days=5))
+    await start_and_accept(flow, ANNA)
+    calls = await flow.feed(contact(flow.updates, ANNA, ANNA_PHONE))
+    assert texts(calls)[0] == (
+        "You are in! I found 4 earlier orders of yours. Orders from the last 30 days before "
+        "joining earn points: yours earned 150 points."
+    )
+    record = await SqlCustomers(flow.db).by_telegram_id(telegram_id=ANNA.id)
+    assert record is not None
+    assert await entries(flow.db, record.id) == [
+        ("accrual", "order:R-20D", 50),
+        ("accrual", "order:R-5D", 100),
+        ("welcome", f"customer:{record.id}", 100),
+    ]
+    async with flow.db.read() as conn:
+        owners = set((await conn.execute(select(orders.c.customer_id))).scalars())
+        lots = (
+            await conn.execute(
+                select(
+                    ledger_entries.c.source,
+                    ledger_lots.c.earned_at,
+                    ledger_lots.c.available_at,
+                    ledger_lots.c.expires_at,
+                )
+                .join(ledger_entries, ledger_entries.c.id == ledger_lots.c.entry_id)
+                .where(ledger_entries.c.kind == "accrual")
+                .order_by(ledger_lots.c.id)
+            )
+        ).all()
+    assert owners == {record.id}  # every earlier order is the member's, for history
+    day20, day5 = now - timedelta(days=20), now - timedelta(days=5)
+    assert [tuple(row) for row in lots] == [
+        ("order:R-20D", day20, day20 + timedelta(days=14), day20 + timedelta(days=365)),
+        ("order:R-5D", day5, day5 + timedelta(days=14), day5 + timedelta(days=365)),
+    ]
+    # What the member sees: the 20-day-old order's points are spendable already.
+    balance_text = texts(await flow.send(ANNA, "/balance"))[0]
+    assert "Available: 150 points" in balance_text
+    assert "Pending: 100 points (can be spent from November 10, 2026)" in balance_text
+    assert "50 points expire on October 12, 2027" in balance_text
+
+
+async def test_i15_2_claim_orders_days_0_credits_no_earlier_order(
+    db: Database, clock: FixedClock, i18n: CatalogI18n, renderer: Renderer
+) -> None:
+    rules = RULES.model_copy(update={"signup": Signup(claim_orders_days=0)})
+    flow = build_flow(db=db, clock=clock, i18n=i18n, renderer=renderer, rules=rules)
+    await add_earlier_order(flow, "R-1D", 200000, clock.now() - timedelta(days=1))
+    await start_and_accept(flow, ANNA)
+    calls = await flow.feed(contact(flow.updates, ANNA, ANNA_PHONE))
+    assert texts(calls)[0] == (
+        "You are in! I found 1 earlier order of yours. Orders placed before joining earn no points."
+    )
+    record = await SqlCustomers(flow.db).by_telegram_id(telegram_id=ANNA.id)
+    assert record is not None
+    assert await entries(flow.db, record.id) == [("welcome", f"customer:{record.id}", 100)]
+
+
+async def test_i15_3_the_card_gives_a_one_time_code_that_spends_points_once(
+    flow: Flow, clock: FixedClock
+) -> None:
+    """The card promises earning by phone only; spending takes the code from the card's
+    button or /code, which the shop's system passes as redeem_code (once, this member's)."""
+    await join(flow, ANNA, ANNA_PHONE)
+    [card] = photos(await flow.send(ANNA, "/card"))
+    assert card.caption is not None and "earn and spend" not in card.caption
+    [shown] = texts(await flow.press(ANNA, "rcode:new"))
+    first = re.search(r"<b>(\d{3}) (\d{3})</b>", shown)
+    assert first is not None
+    assert shown == (
+        f"Your code to spend points: <b>{first[1]} {first[2]}</b>\n"
+        "Tell it to the cashier when you pay with points. It works once, for 10 minutes.\n"
+        "Never give it to anyone else: it spends your points. A new code replaces this one."
+    )
+    [again] = texts(await flow.send(ANNA, "/code"))
+    second = re.search(r"<b>(\d{3}) (\d{3})</b>", again)
+    assert second is not None
+    code = second[1] + second[2]
+
+    desk = create_order_desk(db=flow.db, rules=RULES, clock=clock)
+
+    def order(ref: str, redeem_code: str | None) -> RawOrder:
+        return RawOrder(
+            order_id=ref,
+            customer=RawCustomer(phone="+79991234567"),
+            items=[RawItem(sku="CAT", name="Cat food", quantity=1, price="1000.00")],
+            total="1000.00",
+            currency="RUB",
+            bonus_redeemed=50,
+            redeem_code=redeem_code,
+        )
+
+    with pytest.raises(OrderProblem) as phone_alone:
+        await desk.report(order("B-1", None))
+    assert (phone_alone.value.code, phone_alone.value.field) == (
+        "redeem_code_required",
+        "redeem_code",
+    )
+    if first[1] + first[2] != code:  # the first code was replaced by /code
+        with pytest.raises(OrderProblem) as replaced:
+            await desk.report(order("B-1", first[1] + first[2]))
+        assert replaced.value.code == "redeem_code_invalid"
+    reported = await desk.report(order("B-1", code))
+    assert reported.receipt.balance.available == 50
+    with pytest.raises(OrderProblem) as reused:
+        await desk.report(order("B-2", code))
+    assert reused.value.code == "redeem_code_used"
+
+
+async def test_i15_3_code_is_for_members_only(flow: Flow) -> None:
+    assert texts(await flow.send(ANNA, "/code")) == [
+        "You are not in the bonus program yet. Send /start to join: it takes a minute."
+    ]

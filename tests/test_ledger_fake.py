@@ -102,7 +102,9 @@ class MemoryLedger:
         mine = [
             entry
             for entry in self.state.entries.values()
-            if entry.customer_id == customer_id and (before_id is None or entry.id < before_id)
+            if entry.customer_id == customer_id
+            and entry.amount != 0  # as SqlLedger.history: a 0-point entry moved nothing
+            and (before_id is None or entry.id < before_id)
         ]
         return sorted(mine, key=lambda entry: -entry.id)[:limit]
 
@@ -217,7 +219,7 @@ class MemoryBook:
             if entry.customer_id == self.customer_id
             and entry.kind is EntryKind.ACCRUAL
             and entry.source not in reversed_sources
-            and (since is None or entry.occurred_at >= since)
+            and (since is None or (entry.ordered_at or entry.occurred_at) >= since)
         )
 
     async def append(
@@ -247,6 +249,7 @@ class MemoryBook:
             reason=entry.reason,
             actor_id=entry.actor_id,
             occurred_at=entry.occurred_at.astimezone(UTC),
+            ordered_at=entry.ordered_at.astimezone(UTC) if entry.ordered_at else None,
         )
         state.entries[written.id] = written
         state.keys[(entry.kind, entry.source)] = written.id

@@ -14,6 +14,7 @@ from bot.app import build_application, shutdown
 from bot.order_desk import order_followers
 from bot.settings import Settings
 from bot.signup import SignupServices, signup_services
+from locales.rendering import Renderer
 from scenarios.clock import FixedClock
 from scenarios.ledger import PointsLedger
 from scenarios.orders import OrderDesk, RawCustomer, RawItem, RawOrder
@@ -270,17 +271,55 @@ async def test_a_first_order_below_the_minimum_is_refused(world: World) -> None:
     assert await world.refusals() == [("below_minimum", anna, ivan)]
 
 
-async def test_over_the_monthly_cap_is_refused(world: World) -> None:
+async def test_i15_6_the_monthly_cap_limits_the_referrer_and_the_friend_gets_the_promise(
+    world: World,
+) -> None:
+    """Over referral_monthly_cap the referrer earns nothing more; the friend still gets the
+    points the link promised; both are told."""
     anna = await world.join(101)
     code = await world.code(anna)
     friends = [await world.join(200 + n, invite=code) for n in range(3)]
     for n in range(3):
         await world.order(f"F-{n}", 200 + n)
     world.clock.advance(timedelta(days=14))
-    assert await world.services.referrals.reward_due() == 2
+    assert await world.services.referrals.reward_due() == 3
     assert await world.refusals() == [("monthly_cap", anna, friends[2])]
     assert [e[2] for e in await entries(world.db, anna) if e[0] == "referral"] == [200, 200]
-    assert [e for e in await entries(world.db, friends[2]) if e[0] == "referral"] == []
+    assert [e for e in await entries(world.db, friends[2]) if e[0] == "referral"] == [
+        ("referral", f"friend:{friends[2]}", 200)
+    ]
+    capped = await world.referrals.of_referee(referee_id=friends[2])
+    assert capped is not None and (capped.state, capped.reason) == ("capped", "monthly_cap")
+    async with world.db.read() as conn:
+        rows = await conn.execute(
+            select(outbox.c.dedupe_key, outbox.c.payload).order_by(outbox.c.id)
+        )
+        told = {key: payload["context"] for key, payload in rows.all()}
+    assert told[f"referral-reward:{friends[2]}:friend"] == {"points": 200, "role": "friend"}
+    assert told[f"referral-capped:{friends[2]}"] == {
+        "role": "referrer_capped",
+        "points": 0,
+        "cap": 2,
+    }
+    assert f"referral-reward:{friends[2]}:referrer" not in told
+    # A capped referral does not count towards next month's cap, nor pays again.
+    assert await world.services.referrals.reward_due() == 0
+
+
+def test_i15_6_the_capped_referrer_reads_what_happened(renderer: Renderer) -> None:
+    texts = {
+        locale: renderer.render(
+            "referral_reward.html", locale=locale, role="referrer_capped", points=0, cap=2
+        )
+        for locale in ("en", "ru", "uk")
+    }
+    assert texts["en"] == (
+        "Your friend joined through your link and made their first order, and got their "
+        "points. This month you were already rewarded for 2 invited friends, the monthly limit, "
+        "so this one brings you no points. Thank you all the same!"
+    )
+    assert "за 2 приглашённых друзей" in texts["ru"]
+    assert "за 2 запрошених друзів" in texts["uk"]
 
 
 async def test_the_application_runs_the_referral_and_birthday_jobs(tmp_path: Path) -> None:

@@ -201,7 +201,8 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
     },
     "welcome.html": {"name": "Anna", "shop": "Cat & Dog"},
     "welcome_back.html": {"name": "Anna", "card": "2 900000 000018", "offers_on": False},
-    "member_card.html": {"card": "2 900000 000018", "welcome": 100},
+    "member_card.html": {"card": "2 900000 000018", "welcome": 100, "spend_code": True},
+    "redeem_code.html": {"code": "123 456", "minutes": 10},
     "invite.html": {
         "link": "https://t.me/shop_bot?start=abc",
         "friend_points": 200,
@@ -209,7 +210,7 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
         "min_order": 100000,
         "hold_days": 14,
     },
-    "referral_reward.html": {"points": 200, "role": "referrer"},
+    "referral_reward.html": {"points": 200, "role": "referrer_capped", "cap": 10},
     "birthday_gift.html": {"name": "Anna", "points": 300},
     "help.html": {
         "shop": "Cat & Dog",

@@ -220,8 +220,13 @@ def status_json(change: StatusChange) -> dict[str, Any]:
         "previous_status": change.before,
         "changed": change.changed,
         "customer_id": change.customer_id,
-        "points_reversed": cancellation.reversed_points if cancellation else 0,
+        # Every earned point the refund took back: from the order's own points, and from
+        # other points where those were already spent; what nothing covered is the new debt.
+        "points_reversed": cancellation.reversed_points + cancellation.corrected_points
+        if cancellation
+        else 0,
         "points_restored": cancellation.restored_points if cancellation else 0,
+        "debt": cancellation.owed_points if cancellation else 0,
         "balance": points_json(change.balance) if change.balance else None,
     }
 

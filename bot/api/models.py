@@ -43,6 +43,11 @@ class OrderBody(_Body):
     status: str = Field(default="paid", max_length=32)
     created_at: datetime | None = None
     bonus_redeemed: int | str = 0
+    redeem_code: str | None = Field(
+        default=None,
+        max_length=32,
+        description="The member's one-time code (/code in the bot); needed with bonus_redeemed",
+    )
 
     def to_raw(self) -> RawOrder:
         return RawOrder(
@@ -67,6 +72,7 @@ class OrderBody(_Body):
             status=self.status,
             created_at=self.created_at,
             bonus_redeemed=self.bonus_redeemed,
+            redeem_code=self.redeem_code,
         )
 
 
