@@ -253,7 +253,7 @@ async def test_customer_profile_shows_member_tier_orders_consents_and_audit(
     assert "Offers: yes" in text
     assert "Switched off: reminders" in text
     assert "A-1001 — RUB2,580.00, delivered" in text
-    assert "bonus_adjustment +5: sorry (9001)" in text
+    assert "points adjusted by +5 points, reason: sorry (by Telegram id 9001)" in text
     assert "A-1001 ★★☆☆☆ «cold &lt;b&gt;soup&lt;/b&gt;» — complaint open" in text
 
     [ru_admin_view] = sent(await flow.send(ADMIN_UK, "/customer @anna_cat"))
