@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -48,6 +49,16 @@ def format_points(count: int, i18n: I18n, locale: str) -> str:
     with i18n.use_locale(locale):
         template = i18n.gettext("%(count)s point", "%(count)s points", count)
     return template % {"count": format_number(count, locale)}
+
+
+# Russian and Ukrainian dates end in an abbreviation ("1 мая 1990 г.", "1 травня 1990 р."); a
+# sentence that ends with one ends with its dot, not with a second one.
+_DOUBLE_STOP = re.compile(r"(?<=\b[гр])\.\.(?!\.)")
+
+
+def tidy_stops(text: str) -> str:
+    """ "… 15 мая 1990 г.." → "… 15 мая 1990 г." (an ellipsis "..." stays)."""
+    return _DOUBLE_STOP.sub(".", text)
 
 
 def fill(template: str, **values: Any) -> str:

@@ -95,7 +95,7 @@ def recorded_actions() -> set[str]:
     for path in (ROOT / "scenarios").glob("*.py"):
         tree = ast.parse(path.read_text())
         constants = {
-            target.id: node.value.value
+            target.id: str(node.value.value)
             for node in ast.walk(tree)
             if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
             for target in node.targets
@@ -108,7 +108,7 @@ def recorded_actions() -> set[str]:
                         continue
                     value = keyword.value
                     if isinstance(value, ast.Constant):
-                        found.add(value.value)
+                        found.add(str(value.value))
                     elif isinstance(value, ast.Name):
                         found.add(constants.get(value.id, value.id))
                     elif isinstance(value, ast.Attribute):
