@@ -30,7 +30,14 @@ def format_percent(share: float, locale: str) -> str:
 def format_money(minor_units: int, currency: str, locale: str) -> str:
     """1234567 kopecks → "12 345,67 ₽" in ru, "RUB 12,345.67" in en."""
     amount = Decimal(minor_units).scaleb(-get_currency_precision(currency))
-    return format_currency(amount, currency, locale=locale)
+    text = format_currency(amount, currency, locale=locale)
+    # Where the locale has no symbol of its own for the currency, Babel glues the ISO code to
+    # the digits ("RUB10,000.00"); a code reads as a word and wants a (no-break) space.
+    if text.startswith(currency) and text[len(currency) : len(currency) + 1].isdigit():
+        text = f"{currency}\xa0{text[len(currency) :]}"
+    elif text.startswith("-" + currency):
+        text = f"-{currency}\xa0{text[len(currency) + 1 :]}"
+    return text
 
 
 def format_date(value: date | datetime, locale: str, *, style: str = "long") -> str:

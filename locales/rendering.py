@@ -55,6 +55,8 @@ class Renderer:
             ngettext=lambda singular, plural, n: i18n.gettext(singular, plural, n),
             newstyle=True,
         )
+        # The language being rendered, for texts a person wrote in several (a gift's reason).
+        self.env.globals["current_locale"] = lambda: str(i18n.current_locale)
         self.env.filters.update(
             number=lambda value: format_number(value, i18n.current_locale),
             money=self._money,

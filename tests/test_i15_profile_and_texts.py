@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Set
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 from aiogram.methods import SendMessage
+from babel.messages.pofile import read_po
 from sqlalchemy import update
 
-from locales import CatalogI18n
+from locales import LOCALES_DIR, CatalogI18n
+from locales.formatting import (
+    format_date,
+    format_money,
+    format_number,
+    format_percent,
+    format_points,
+    tidy_stops,
+)
 from locales.rendering import Renderer
 from scenarios.cards import card_number
 from scenarios.clock import FixedClock
@@ -30,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 AT = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
 ORDER_KINDS = {"accrual", "redemption", "reversal", "restoration", "correction"}
 LATIN = re.compile(r"[A-Za-z]{2,}")
+PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 ADMIN = TgUser(9001, first_name="Olga", language_code="en")
 
 # One entry of each action the code records, with the details the code gives it.
@@ -191,3 +202,127 @@ async def test_i15_10_customer_with_an_erasure_and_a_compensation_in_the_audit_l
     assert "compensation +300 points for the rating of order A-1001 (by Telegram id 900002)" in text
     assert "points adjusted by +500 points, reason: sorry (by Telegram id 900001)" in text
     assert "bonus_adjustment" not in text
+
+
+# ---- item 13: no sentence mixes languages ------------------------------------------------
+
+# Latin words a Russian or Ukrainian text may hold: product and protocol names, command syntax
+# (tier:gold, language codes), HTML entities; order ids, currency codes, commands, @names and
+# links are taken out before the check.
+ALLOWED_LATIN = {
+    "Telegram",
+    "id",
+    "username",
+    "QR",
+    "CSAT",
+    "HTML",
+    "EAN",
+    "tier",
+    "gold",
+    "silver",
+    "bronze",
+    "ru",
+    "uk",
+    "en",
+    "lt",
+    "gt",
+    "amp",
+    "quot",
+    "href",
+    "sqlite",
+    "postgresql",
+}
+_NOT_WORDS = re.compile(
+    r"<[^>]+>|&\w+;|https?://\S+|/\w+|@\w+|\b[A-Z]+-\w+\b|\b[A-Z]{3}\b|%\(\w+\)s|\{\w+\}"
+)
+_LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z'’]+")  # single letters: variants A and B, <b>
+_CYRILLIC = re.compile(r"[А-Яа-яЁёІіЇїЄєҐґ]")
+
+
+def strings_in(value: object) -> set[str]:
+    """Every text a sample context carries (what people typed or the shop configured)."""
+    found: set[str] = set()
+    if isinstance(value, str):
+        found.add(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            found |= strings_in(key) | strings_in(item)
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            found |= strings_in(item)
+    elif hasattr(value, "model_dump"):  # aiogram's types (a BotCommand)
+        found |= strings_in(value.model_dump())
+    elif hasattr(value, "__dataclass_fields__"):
+        for name in value.__dataclass_fields__:
+            found |= strings_in(getattr(value, name))
+    return found
+
+
+def foreign_words(text: str, locale: str, *, typed: Set[str] = frozenset()) -> list[str]:
+    """Words of another language in ``text``; what a person typed is not the text's own."""
+    for value in sorted(typed, key=len, reverse=True):
+        if len(value) > 1:
+            text = text.replace(value, " ").replace(escape(value), " ")
+    text = _NOT_WORDS.sub(" ", text)
+    if locale == "en":
+        return _CYRILLIC.findall(text)
+    return [word for word in _LATIN_WORD.findall(text) if word not in ALLOWED_LATIN]
+
+
+def escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+# Keys of the config and the code that reach templates: a text shows them translated, never raw.
+KEYS = {"bronze", "silver", "gold", "paid", "delivered", "cancelled", "refunded", "reminder"}
+KEYS |= {"rating_request", "expiry_warning", "paused", "running", "taken", "resolved", "up"}
+KEYS |= set(EntryKind) | set(AUDIT_ENTRIES)
+
+
+@pytest.mark.parametrize("locale", SUPPORTED_LOCALES)
+def test_i15_13_every_template_speaks_one_language(renderer: Renderer, locale: str) -> None:
+    from tests.test_texts import SAMPLE_CONTEXTS
+
+    mixed = {}
+    for name, context in sorted(SAMPLE_CONTEXTS.items()):
+        typed = {text for text in strings_in(context) if text not in KEYS}
+        text = renderer.render(name, locale=locale, **context)
+        words = foreign_words(text, locale, typed=typed)
+        if words:
+            mixed[name] = words
+    assert mixed == {}
+
+
+def sample_value(name: str, locale: str, i18n: CatalogI18n) -> str:
+    """A plausible value for a placeholder, formatted the way the code formats it."""
+    if "point" in name or name in {"change", "available", "pending"}:
+        return format_points(1129, i18n, locale)
+    if name in {"total", "amount", "spend", "revenue", "min_order", "money"}:
+        return format_money(1_000_000, "RUB", locale)
+    if name in {"day", "date", "since"}:
+        return format_date(date(1990, 5, 15), locale)
+    if name in {"percent", "share"}:
+        return format_percent(0.05, locale)
+    return format_number(1129, locale)
+
+
+@pytest.mark.parametrize("locale", SUPPORTED_LOCALES)
+def test_i15_13_every_gettext_string_with_numbers_speaks_one_language(
+    i18n: CatalogI18n, locale: str
+) -> None:
+    path = LOCALES_DIR / locale / "LC_MESSAGES" / "messages.po"
+    with path.open("rb") as source:
+        messages = [m for m in read_po(source, locale=locale) if m.id]
+    mixed = {}
+    for message in messages:
+        raw = message.string
+        strings = [str(s) for s in raw] if isinstance(raw, tuple | list) else [str(raw)]
+        for string in strings:
+            names = set(PLACEHOLDER.findall(string))
+            text = string % {n: sample_value(n, locale, i18n) for n in names} if names else string
+            text = tidy_stops(text)
+            words = foreign_words(text, locale)
+            if words:
+                mixed[string] = words
+            assert ".." not in text.replace("...", ""), text
+    assert mixed == {}
