@@ -10,8 +10,6 @@ from pydantic import ValidationError
 
 from bot.settings import Settings
 from scenarios.rules import Rules, RulesError, load_rules
-from storage.database import Database
-from storage.migrate import migrate
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +51,10 @@ def describe_settings() -> str:
 
 
 async def migrate_only(settings: Settings) -> int:
+    # Imported here: --help and a bad setting answer without loading SQLAlchemy and Alembic.
+    from storage.database import Database
+    from storage.migrate import migrate
+
     db = Database(settings.database_url)
     try:
         revision = await migrate(db)
