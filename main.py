@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Literal, NoReturn
 
-from bot.cli import describe_settings, fail, load_settings_and_rules, migrate_only
+from bot.cli import describe_settings, fail, load_settings_and_rules, migrate_only, unreachable
 from bot.logs import configure_logging
 
 # The bot itself (aiogram, SQLAlchemy, the handlers) is imported only by the commands that run
@@ -53,7 +53,16 @@ def main(argv: list[str] | None = None) -> NoReturn:
         kind: Literal["orders", "products"] = (
             "orders" if args.command == "import-orders" else "products"
         )
-        sys.exit(asyncio.run(run_import(kind, args.file, settings=settings, rules=rules)))
+        try:
+            sys.exit(asyncio.run(run_import(kind, args.file, settings=settings, rules=rules)))
+        except Exception as error:
+            from sqlalchemy import make_url
+
+            shown = make_url(settings.database_url).render_as_string(hide_password=True)
+            line = unreachable(error, database=shown, telegram=settings.telegram_api_base)
+            if line is None:
+                raise
+            fail(line)
     if settings.bot_token is None:
         fail(
             "BOT_TOKEN is not set: get a token from @BotFather and run BOT_TOKEN=... python main.py"
@@ -76,6 +85,11 @@ def main(argv: list[str] | None = None) -> NoReturn:
         fail("Telegram rejected BOT_TOKEN (Unauthorized): check the token with @BotFather")
     except KeyboardInterrupt:
         pass
+    except Exception as error:
+        line = unreachable(error, database=app.db.safe_url, telegram=settings.telegram_api_base)
+        if line is None:
+            raise
+        fail(line)
     sys.exit(0)
 
 

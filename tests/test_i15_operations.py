@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import subprocess
 import sys
 from datetime import timedelta
@@ -74,3 +75,66 @@ def test_i15_16_help_answers_without_importing_the_bot() -> None:
     assert "usage: python main.py" in done.stdout
     assert "BOT_TOKEN" in done.stdout and "import-orders" in done.stdout
     assert done.stderr.strip().splitlines()[-1] == "EXIT 0 HEAVY", done.stderr
+
+
+def run_bot(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"BOT_TOKEN", "CONFIG_FILE", "DATABASE_URL", "TELEGRAM_API_BASE", "API_TOKEN"}
+    }
+    clean |= {"BOT_TOKEN": "123456:ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghi", "LOG_LEVEL": "WARNING"}
+    return subprocess.run(
+        [sys.executable, "main.py", *env.pop("ARGS", "").split()],
+        cwd=ROOT,
+        env=clean | env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("refused", "error: cannot reach the database postgresql+asyncpg://postgres@127.0.0.1:"),
+        ("no database", 'database "no_such_database_i15" does not exist'),
+        ("telegram", "error: cannot reach the Telegram Bot API at http://127.0.0.1:"),
+        ("migrate refused", "error: cannot reach the database postgresql+asyncpg://"),
+    ],
+)
+def test_i15_14_an_unreachable_database_or_telegram_is_one_line_and_exit_2(
+    tmp_path: Path, case: str, expected: str
+) -> None:
+    port = free_port()  # nothing listens there
+    sqlite = f"sqlite:///{tmp_path / 'bot.sqlite3'}"
+    env = {
+        "refused": {"DATABASE_URL": f"postgresql://postgres@127.0.0.1:{port}/test"},
+        "no database": {
+            "DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/no_such_database_i15"
+        },
+        "telegram": {"DATABASE_URL": sqlite, "TELEGRAM_API_BASE": f"http://127.0.0.1:{port}"},
+        "migrate refused": {
+            "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{port}/test",
+            "ARGS": "migrate",
+        },
+    }[case]
+    if case == "no database":
+        try:
+            socket.create_connection(("127.0.0.1", 5432), timeout=2).close()
+        except OSError:
+            if os.environ.get("CI") == "true":
+                raise
+            pytest.skip("no PostgreSQL server at 127.0.0.1:5432 to refuse the database")
+    done = run_bot(tmp_path, **env)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2, done.stderr
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: ") and expected in lines[0]
