@@ -10,8 +10,6 @@ from pydantic import ValidationError
 
 from bot.settings import Settings
 from scenarios.rules import Rules, RulesError, load_rules
-from storage.database import Database
-from storage.migrate import migrate
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +39,23 @@ def load_settings_and_rules() -> tuple[Settings, Rules]:
     return settings, rules
 
 
+def unreachable(error: BaseException, *, database: str, telegram: str) -> str | None:
+    """One line for an operator when the database or Telegram cannot be reached at start-up
+    (no such database, connection refused, no route, unknown host); None for anything else,
+    which keeps its traceback because it is a bug, not a setting."""
+    from aiogram.exceptions import TelegramNetworkError
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    if isinstance(error, TelegramNetworkError):
+        return f"cannot reach the Telegram Bot API at {telegram} (TELEGRAM_API_BASE): {error}"
+    if isinstance(error, DBAPIError | OperationalError | InterfaceError):
+        reason = str(error.orig) if error.orig is not None else str(error)
+        return f"cannot reach the database {database} (DATABASE_URL): {reason}"
+    if isinstance(error, OSError):  # a driver's own connect error, before SQLAlchemy wraps it
+        return f"cannot reach the database {database} (DATABASE_URL): {error}"
+    return None
+
+
 def describe_settings() -> str:
     """The settings section of --help, generated from the Settings model."""
     lines = ["settings (environment variables, or a .env file in the working directory):"]
@@ -53,12 +68,19 @@ def describe_settings() -> str:
 
 
 async def migrate_only(settings: Settings) -> int:
+    # Imported here: --help and a bad setting answer without loading SQLAlchemy and Alembic.
+    from storage.database import Database
+    from storage.migrate import migrate
+
     db = Database(settings.database_url)
     try:
         revision = await migrate(db)
-    except OSError as error:
-        print(f"error: cannot reach the database: {error}", file=sys.stderr)
-        return 1
+    except Exception as error:
+        line = unreachable(error, database=db.safe_url, telegram=settings.telegram_api_base)
+        if line is None:
+            raise
+        print(f"error: {line}", file=sys.stderr)
+        return EXIT_BAD_SETTING
     finally:
         await db.close()
     log.info("database migrated to schema %s", revision)

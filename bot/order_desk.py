@@ -12,11 +12,13 @@ from bot.signup import signup_services
 from handlers.rating import rating_buttons
 from scenarios.clock import Clock
 from scenarios.ledger import PointsLedger
+from scenarios.order_notices import OrderPointsNotices
 from scenarios.orders import OrderDesk, OrderFollower
 from scenarios.ratings import RatingRequests
 from scenarios.redeem_codes import RedeemCodes
 from scenarios.rules import Rules
 from scenarios.tiers import TierLadder
+from storage.account import SqlAccount
 from storage.database import Database
 from storage.ledger import SqlLedger
 from storage.orders import SqlOrders
@@ -28,9 +30,17 @@ from storage.redeem_codes import SqlRedeemCodes
 def order_followers(
     *, db: Database, rules: Rules, clock: Clock, zone: ZoneInfo
 ) -> list[OrderFollower]:
-    """What follows every new order and status change, in the order's own transaction: tier
-    announcements, referral rewards, replenishment reminders, the rating request."""
+    """What follows every new order and status change, in the order's own transaction: the
+    customer told what their points did, tier announcements, referral rewards, replenishment
+    reminders, the rating request."""
     return [
+        OrderPointsNotices(
+            customers=SqlAccount(db),
+            reader=SqlLedger(db),
+            outbox=SqlOutbox(db),
+            clock=clock,
+            zone=zone,
+        ),
         create_account_jobs(db=db, rules=rules, clock=clock, shop_zone=zone).tiers,
         signup_services(db=db, rules=rules, clock=clock, zone=zone).referrals,
         replenishment_follower(db, rules=rules, clock=clock, shop_zone=zone),

@@ -83,7 +83,8 @@ class ReminderSweeper:
         learned = await refresh_learned_intervals(
             self._store, min_purchases=self._rules.reminders.min_purchases, clock=self._clock
         )
-        log.info("reminders: learned intervals of %d product(s)", learned)
+        if learned:
+            log.info("reminders: learned intervals of %d product(s)", learned)
 
 
 def replenishment_follower(

@@ -22,8 +22,6 @@ from storage.outbox import SqlOutbox
 log = logging.getLogger(__name__)
 
 HOUSEKEEPING_EVERY = timedelta(hours=1)
-# Referral rewards wait out days of a return window; a few minutes late is on time.
-REFERRAL_REWARDS_EVERY = timedelta(minutes=10)
 # Birthdays are by the day (shop's zone); hourly catches the new day soon after midnight.
 BIRTHDAY_GIFTS_EVERY = timedelta(hours=1)
 LEARN_EVERY = timedelta(days=1)  # per-product intervals learned from purchases
@@ -109,7 +107,8 @@ def create_scheduler(
         scheduler.add_job(
             counted(referrals.reward_due, "rewarded %d referral(s)"),
             "interval",
-            seconds=REFERRAL_REWARDS_EVERY.total_seconds(),
+            # Rewards wait out days of a return window; a few minutes late is on time.
+            seconds=rules.referral.check_every_minutes * 60,
             id="referral-rewards",
         )
     if birthdays is not None:

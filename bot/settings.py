@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from storage.database import DEFAULT_DATABASE_URL, normalize_database_url
+from storage.urls import DEFAULT_DATABASE_URL, normalize_database_url
 
 TELEGRAM_API_BASE = "https://api.telegram.org"
 

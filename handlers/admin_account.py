@@ -10,12 +10,13 @@ from aiogram.filters import Command, CommandObject
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from handlers.filters import IsAdmin
 from handlers.flags import READS_ONLY
-from locales.formatting import fill
+from locales.formatting import fill, format_points
 from locales.rendering import Renderer
 from scenarios.admin_bonus import (
     AdminProblem,
@@ -102,7 +103,8 @@ def gift_usage() -> str:
     return _(
         "Usage: /gift AMOUNT REASON [tier:NAME]\n"
         "Example: /gift 100 Happy New Year! tier:gold\n"
-        "Higher tiers get more: the amount times the tier's multiplier."
+        "Higher tiers get more: the amount times the tier's multiplier.\n"
+        "The reason in other languages: on lines of their own that start with ru:, uk: or en:."
     )
 
 
@@ -213,6 +215,8 @@ async def confirm_bonus(
     points_ledger: PointsLedger,
     audit_log: AuditLog,
     outbox: OutboxWriter,
+    i18n: I18n,
+    locale: str,
 ) -> None:
     pending = await _confirmed(
         callback, state, PENDING_BONUS, callback_data.nonce, ok=callback_data.ok
@@ -241,15 +245,27 @@ async def confirm_bonus(
         await _edit(callback, problem_text(problem, bonus_usage()))
         return
     await callback.answer(_("Done."))
+    change = int(pending["points"])
     await _edit(
         callback,
         fill(
-            _("Done: %(change)s for %(name)s. Available now: %(points)s. The customer is told."),
-            change=f"{int(pending['points']):+d}",
+            _("Done: %(change)s for %(name)s. Available now: %(points)s."),
+            change=("+" if change > 0 else "−") + format_points(abs(change), i18n, locale),
             name=_name(customer),
-            points=str(applied.available),
-        ),
+            points=format_points(applied.available, i18n, locale),
+        )
+        + " "
+        + told(customer),
     )
+
+
+def told(customer: CustomerRecord) -> str:
+    """Whether the customer hears about a change: only a chat that is not blocked can."""
+    if customer.telegram_id is None:
+        return _("The customer cannot be told: they have no chat with the bot.")
+    if customer.blocked_at is not None:
+        return _("The customer cannot be told: they blocked the bot.")
+    return _("The customer is told.")
 
 
 def _name(customer: CustomerRecord) -> str:
@@ -355,6 +371,7 @@ async def gift(
                 "nonce": nonce,
                 "amount": request.amount,
                 "reason": request.reason,
+                "reasons": dict(request.reasons),
                 "tier": request.tier,
             }
         }
@@ -384,7 +401,10 @@ async def confirm_gift(
     if pending is None:
         return
     request = GiftRequest(
-        amount=int(pending["amount"]), reason=str(pending["reason"]), tier=pending.get("tier")
+        amount=int(pending["amount"]),
+        reason=str(pending["reason"]),
+        tier=pending.get("tier"),
+        reasons={str(k): str(v) for k, v in (pending.get("reasons") or {}).items()},
     )
     plan = await plan_gift(
         gift_store,

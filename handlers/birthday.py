@@ -13,7 +13,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from handlers.signup import birthday_question, not_a_member, skip_keyboard
 from handlers.start import Signup
-from locales.formatting import format_birthday
+from locales.formatting import format_birthday, tidy_stops
 from locales.rendering import Renderer
 from scenarios.birthdays import gift_eligible, next_birthday, parse_birthday
 from scenarios.clock import Clock
@@ -55,14 +55,17 @@ async def ask_birthday(
         await message.answer(birthday_question(), reply_markup=skip_keyboard())
         return
     if customer.birthday_day is not None and customer.birthday_month is not None:
-        current = _("Your birthday is saved as %(date)s.") % {
-            "date": format_birthday(
-                day=customer.birthday_day,
-                month=customer.birthday_month,
-                year=customer.birthday_year,
-                locale=locale,
-            )
-        }
+        current = tidy_stops(
+            _("Your birthday is saved as %(date)s.")
+            % {
+                "date": format_birthday(
+                    day=customer.birthday_day,
+                    month=customer.birthday_month,
+                    year=customer.birthday_year,
+                    locale=locale,
+                )
+            }
+        )
     else:
         current = _("Your birthday is not saved yet.")
     await state.set_state(BirthdayChange.date)
@@ -106,11 +109,14 @@ async def birthday_typed(
         return
     await signup.set_birthday(customer, birthday)
     await state.clear()
-    saved = _("Your birthday is saved: %(date)s.") % {
-        "date": format_birthday(
-            day=birthday.day, month=birthday.month, year=birthday.year, locale=locale
-        )
-    }
+    saved = tidy_stops(
+        _("Your birthday is saved: %(date)s.")
+        % {
+            "date": format_birthday(
+                day=birthday.day, month=birthday.month, year=birthday.year, locale=locale
+            )
+        }
+    )
     upcoming = next_birthday(birthday, today=today)
     if not gift_eligible(birthday_set_at=now, birthday=upcoming, zone=renderer.zone):
         saved += "\n" + _(

@@ -416,5 +416,6 @@ async def invite(
             min_order=rules.referral.referral_min_order
             * minor_units_per_major(rules.shop.currency),
             hold_days=rules.bonus.hold_days,
+            check_minutes=rules.referral.check_every_minutes,
         )
     )

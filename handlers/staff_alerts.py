@@ -407,7 +407,8 @@ async def press_compensate(
         ledger=points_ledger,
         audit=SqlAuditLog(db),
     )
-    shown = format_points(outcome.points, i18n, i18n.default_locale)
+    # The answer goes to the presser, in their language, so the number's words must match it.
+    shown = format_points(outcome.points, i18n, str(i18n.current_locale))
     if outcome.result is CompensationResult.GRANTED:
         await callback.answer(_("Granted {points}; the customer is told.").format(points=shown))
     elif outcome.result is CompensationResult.ALREADY:

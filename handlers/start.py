@@ -26,6 +26,7 @@ from scenarios.clock import Clock
 from scenarios.referrals import Referrals, valid_code
 from scenarios.rules import Rules
 from scenarios.signup import SignupDesk
+from scenarios.tiers import TierLadder, minor_units_per_major
 from storage.customers import CustomerRecord
 
 
@@ -102,6 +103,7 @@ async def greet(
     customer: CustomerRecord,
     rules: Rules,
     referrals: Referrals,
+    tier_ladder: TierLadder,
 ) -> None:
     code = command.args.strip() if command.args else None
     if customer.joined_at is not None:
@@ -129,6 +131,20 @@ async def greet(
             name=customer.first_name or "",
             shop=rules.shop.name,
             terms_url=terms_url(rules) or "",
+            # Without a link to the terms, the customer accepts what this summary says.
+            terms=rules.bonus,
+            tiers=tier_ladder.tiers,
+            welcome=rules.signup.welcome_points,
+            invite=(
+                {
+                    "friend_points": rules.referral.friend_points,
+                    "min_order": rules.referral.referral_min_order
+                    * minor_units_per_major(rules.shop.currency),
+                    "hold_days": rules.bonus.hold_days,
+                }
+                if valid_code(code)
+                else None
+            ),
         ),
         reply_markup=consent_keyboard(offers=False, terms_url=terms_url(rules)),
     )
@@ -171,8 +187,9 @@ async def consent(
         await state.clear()
         await callback.answer()
         text = _(
-            "All right: you have not joined the program and nothing about you was saved. "
-            "If you change your mind, send /start."
+            "All right: you have not joined the program. The bot keeps only your Telegram id "
+            "and the name and language your Telegram profile shows, so that it recognises this "
+            "chat; nothing else about you. If you change your mind, send /start."
         )
         if message is not None:
             await message.edit_text(text)

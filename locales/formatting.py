@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -29,7 +30,14 @@ def format_percent(share: float, locale: str) -> str:
 def format_money(minor_units: int, currency: str, locale: str) -> str:
     """1234567 kopecks → "12 345,67 ₽" in ru, "RUB 12,345.67" in en."""
     amount = Decimal(minor_units).scaleb(-get_currency_precision(currency))
-    return format_currency(amount, currency, locale=locale)
+    text = format_currency(amount, currency, locale=locale)
+    # Where the locale has no symbol of its own for the currency, Babel glues the ISO code to
+    # the digits ("RUB10,000.00"); a code reads as a word and wants a (no-break) space.
+    if text.startswith(currency) and text[len(currency) : len(currency) + 1].isdigit():
+        text = f"{currency}\xa0{text[len(currency) :]}"
+    elif text.startswith("-" + currency):
+        text = f"-{currency}\xa0{text[len(currency) + 1 :]}"
+    return text
 
 
 def format_date(value: date | datetime, locale: str, *, style: str = "long") -> str:
@@ -48,6 +56,16 @@ def format_points(count: int, i18n: I18n, locale: str) -> str:
     with i18n.use_locale(locale):
         template = i18n.gettext("%(count)s point", "%(count)s points", count)
     return template % {"count": format_number(count, locale)}
+
+
+# Russian and Ukrainian dates end in an abbreviation ("1 мая 1990 г.", "1 травня 1990 р."); a
+# sentence that ends with one ends with its dot, not with a second one.
+_DOUBLE_STOP = re.compile(r"(?<=\b[гр])\.\.(?!\.)")
+
+
+def tidy_stops(text: str) -> str:
+    """ "… 15 мая 1990 г.." → "… 15 мая 1990 г." (an ellipsis "..." stays)."""
+    return _DOUBLE_STOP.sub(".", text)
 
 
 def fill(template: str, **values: Any) -> str:

@@ -19,6 +19,7 @@ from locales.formatting import (
     format_number,
     format_percent,
     format_points,
+    tidy_stops,
 )
 
 _TRAILING_SPACE = re.compile(r"[ \t]+\n")
@@ -54,6 +55,8 @@ class Renderer:
             ngettext=lambda singular, plural, n: i18n.gettext(singular, plural, n),
             newstyle=True,
         )
+        # The language being rendered, for texts a person wrote in several (a gift's reason).
+        self.env.globals["current_locale"] = lambda: str(i18n.current_locale)
         self.env.filters.update(
             number=lambda value: format_number(value, i18n.current_locale),
             money=self._money,
@@ -88,7 +91,7 @@ class Renderer:
             text = template.render(**context)
         # Templates stay readable with tags on their own lines; the chat gets no empty runs.
         text = _TRAILING_SPACE.sub("\n", text)
-        return _BLANK_RUN.sub("\n\n", text).strip()
+        return tidy_stops(_BLANK_RUN.sub("\n\n", text).strip())
 
     def template_names(self) -> list[str]:
         return sorted(self.env.list_templates(filter_func=lambda name: name.endswith(".html")))

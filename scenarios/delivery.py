@@ -18,6 +18,9 @@ MAX_DEDUPE_KEY = 200
 # asking again or nudging to reorder before staff sorted it out would add insult to injury.
 HELD_DURING_COMPLAINT = frozenset({"rating_request", "reminder"})
 COMPLAINT_RECHECK = timedelta(hours=6)
+# Service kinds the daily cap does not move: a birthday greeting carries the day's gift, and on
+# the next day it would be late (it still waits for the end of quiet hours).
+CAP_EXEMPT = frozenset({"birthday"})
 
 
 class Category(StrEnum):
@@ -184,7 +187,7 @@ def decide(
     go. Service and marketing respect reachability, consent, an open complaint (marketing
     skipped, rating requests and reminders held back), the per-kind switches, quiet hours
     and the caps: over the weekly marketing cap a message is skipped (an offer sent a week late
-    is stale); over a daily cap it moves to the next morning.
+    is stale); over a daily cap it moves to the next morning (a birthday greeting does not).
     """
     if recipient is None or category is Category.TRANSACTIONAL:
         return Send()
@@ -205,6 +208,8 @@ def decide(
     quiet_end = quiet_until(now, recipient.zone, quiet)
     if quiet_end is not None:
         return Postpone(quiet_end, "quiet hours")
+    if kind in CAP_EXEMPT and category is Category.SERVICE:
+        return Send()
     sent_today, cap = (
         (recipient.marketing_today, rules.marketing_per_day)
         if category is Category.MARKETING

@@ -80,6 +80,11 @@ class ExpiryTick:
     expired: int  # expiry entries written
     warned: int  # warnings newly queued
 
+    def __bool__(self) -> bool:
+        # False when the tick did nothing, so the job that runs it every few seconds stays
+        # quiet then (a dataclass instance would otherwise always count as something done).
+        return bool(self.expired or self.warned)
+
 
 class ExpiryWatch:
     """One tick: the due expiries, then one page of warnings. A pass over every customer with

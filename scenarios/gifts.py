@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_FLOOR, Decimal
 from typing import Protocol
@@ -11,6 +12,7 @@ from typing import Protocol
 from scenarios.admin_bonus import MAX_POINTS, AdminProblem, Problem, checked_reason
 from scenarios.audit import AuditEntry, AuditLog
 from scenarios.clock import Clock
+from scenarios.customers import SUPPORTED_LOCALES
 from scenarios.delivery import Category, OutboxWriter, Outgoing, enqueue
 from scenarios.ledger import PointsLedger
 from scenarios.orders import UnitOfWork
@@ -31,13 +33,27 @@ class UnknownTierError(AdminProblem):
 @dataclass(frozen=True, slots=True)
 class GiftRequest:
     amount: int
-    reason: str
+    reason: str  # for members whose language has no version of its own
     tier: str | None  # None: every member
+    reasons: Mapping[str, str] = field(default_factory=dict)  # locale -> the reason in it
+
+
+# A line "uk: З Новим роком!" after the command gives the reason in that language.
+_VERSION_LINE = re.compile(r"^\s*(" + "|".join(SUPPORTED_LOCALES) + r")\s*:\s*(.*)$", re.I)
 
 
 def parse_gift(args: str | None, *, tier_names: tuple[str, ...]) -> GiftRequest:
-    """``<amount> <reason…>`` with an optional ``tier:<name>`` word anywhere after the amount."""
-    words = (args or "").split()
+    """``<amount> <reason…>`` with an optional ``tier:<name>`` word anywhere after the amount,
+    then optional lines ``ru: …``, ``uk: …``, ``en: …`` with the reason in those languages."""
+    main: list[str] = []
+    reasons: dict[str, str] = {}
+    for line in (args or "").splitlines():
+        version = _VERSION_LINE.match(line)
+        if version is None:
+            main.append(line)
+        else:
+            reasons[version.group(1).lower()] = checked_reason(version.group(2))
+    words = " ".join(main).split()
     if not words:
         raise AdminProblem(Problem.USAGE)
     amount = _positive_points(words[0])
@@ -51,7 +67,9 @@ def parse_gift(args: str | None, *, tier_names: tuple[str, ...]) -> GiftRequest:
                 raise UnknownTierError(wanted)
         else:
             rest.append(word)
-    return GiftRequest(amount=amount, reason=checked_reason(" ".join(rest)), tier=tier)
+    return GiftRequest(
+        amount=amount, reason=checked_reason(" ".join(rest)), tier=tier, reasons=reasons
+    )
 
 
 def _positive_points(text: str) -> int:
@@ -165,6 +183,7 @@ async def start_gift(
             locale=locale,
             amount=request.amount,
             reason=request.reason,
+            reasons=dict(request.reasons),
             tier=request.tier,
             multipliers={
                 name: str(value) for name, value in multipliers_for(ladder, multipliers).items()
@@ -263,7 +282,11 @@ class GiftRunner:
                             kind=GIFT,
                             content={
                                 "template": "gift.html",
-                                "context": {"points": each, "reason": gift.reason},
+                                "context": {
+                                    "points": each,
+                                    "reason": gift.reason,
+                                    "reasons": dict(gift.reasons or {}),
+                                },
                             },
                             customer_id=member.id,
                         ),

@@ -208,11 +208,41 @@ class Referrals:
             has_referrer=existing is not None,
         )
         if refusal is None and referrer is not None:
-            return await self._store.add(
+            added = await self._store.add(
                 referee_id=referee_id, referrer_id=referrer, now=self._clock.now()
             )
+            if added:
+                await self._tell_referrer(referrer, referee_id)
+            return added
         await self._refuse(refusal or RefusalReason.SECOND_REFERRER, referrer, referee_id)
         return False
+
+    async def _tell_referrer(self, referrer_id: int, referee_id: int) -> None:
+        """The member whose link brought a friend hears of it, and of what the reward waits for."""
+        chat_id = await self._members.telegram_id_of(customer_id=referrer_id)
+        rules = self._rules.referral
+        if chat_id is None or rules.referrer_points <= 0:
+            return
+        await enqueue(
+            self._outbox,
+            Outgoing(
+                dedupe_key=f"referral-joined:{referee_id}",
+                chat_id=chat_id,
+                customer_id=referrer_id,
+                category=Category.TRANSACTIONAL,
+                kind="referral_joined",
+                content={
+                    "template": "referral_joined.html",
+                    "context": {
+                        "points": rules.referrer_points,
+                        "min_order": rules.referral_min_order
+                        * minor_units_per_major(self._rules.shop.currency),
+                        "hold_days": self._rules.bonus.hold_days,
+                    },
+                },
+            ),
+            clock=self._clock,
+        )
 
     async def member_followed_link(self, *, member_id: int, code: str) -> RefusalReason:
         referrer = await self._members.by_invite_code(code=code)

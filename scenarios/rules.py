@@ -218,6 +218,8 @@ class Referral(_Section):
     referral_min_order: int = Field(default=1000, ge=0)
     # Rewards per referrer per calendar month (shop's time zone); more are refused.
     referral_monthly_cap: int = Field(default=10, ge=0)
+    # How often the job pays the rewards whose return window has ended (the /invite text says so).
+    check_every_minutes: int = Field(default=10, ge=1, le=1440)
 
 
 DEFAULT_BIRTHDAY_POINTS = {

@@ -33,7 +33,11 @@ class StandingStore(Protocol):
 
 
 def tier_change_message(
-    customer: CustomerRecord, change: TierChange, *, number: int
+    customer: CustomerRecord,
+    change: TierChange,
+    *,
+    number: int,
+    window: TierWindow = TierWindow.LIFETIME,
 ) -> Outgoing | None:
     """The announcement of the ``number``-th tier change of this customer (its outbox key)."""
     if change is None or customer.telegram_id is None:
@@ -50,6 +54,8 @@ def tier_change_message(
                 "tier": change.after.name,
                 "previous": change.before.name,
                 "cashback_bp": change.after.cashback_bp,
+                # What the text says moved the tier down: the window rolling, or a refund.
+                "window": window.value,
             },
         },
         customer_id=customer.id,
@@ -111,7 +117,9 @@ class TierWatch:
             return None
         customer = await self._store.customer(customer_id=customer_id) if announce else None
         if customer is not None:
-            message = tier_change_message(customer, change, number=number)
+            message = tier_change_message(
+                customer, change, number=number, window=self._ladder.window
+            )
             if message is not None:
                 await enqueue(self._outbox, message, clock=self._clock)
         return change

@@ -18,34 +18,11 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from storage.urls import DEFAULT_DATABASE_URL, DatabaseUrlError, normalize_database_url
+
 log = logging.getLogger(__name__)
 
-DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/bot.sqlite3"
-
-_SCHEMES = {
-    "sqlite": "sqlite+aiosqlite",
-    "sqlite+aiosqlite": "sqlite+aiosqlite",
-    "postgres": "postgresql+asyncpg",
-    "postgresql": "postgresql+asyncpg",
-    "postgresql+asyncpg": "postgresql+asyncpg",
-}
-
-
-class DatabaseUrlError(ValueError):
-    """The database URL names a backend or driver this product does not run on."""
-
-
-def normalize_database_url(url: str) -> str:
-    """Map the accepted spellings of a database URL onto the async drivers we ship."""
-    scheme, sep, rest = url.strip().partition("://")
-    driver = _SCHEMES.get(scheme.lower())
-    if not sep or driver is None:
-        raise DatabaseUrlError(
-            "expected sqlite:///path/to/file.sqlite3 or postgresql://user@host:5432/dbname"
-        )
-    if driver.startswith("sqlite") and not rest.startswith("/"):
-        raise DatabaseUrlError("a SQLite URL needs three slashes: sqlite:///./data/bot.sqlite3")
-    return f"{driver}://{rest}"
+__all__ = ["DEFAULT_DATABASE_URL", "Database", "DatabaseUrlError", "normalize_database_url"]
 
 
 @dataclass

@@ -26,6 +26,7 @@ class NewGift:
     reason: str
     tier: str | None
     multipliers: Mapping[str, str]  # tier name -> decimal multiplier as text ("1.5")
+    reasons: Mapping[str, str] | None = None  # locale -> the reason in that language
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +39,7 @@ class GiftRecord:
     reason: str
     tier: str | None
     multipliers: Mapping[str, str]
+    reasons: Mapping[str, str] | None
     state: str
     cursor: int
     granted: int
@@ -85,6 +87,7 @@ class SqlGifts:
                     reason=gift.reason,
                     tier=gift.tier,
                     multipliers=dict(gift.multipliers),
+                    reasons=dict(gift.reasons) if gift.reasons else None,
                     state=RUNNING,
                     created_at=now,
                 )

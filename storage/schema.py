@@ -347,6 +347,8 @@ gifts = Table(
     Column("locale", String(8), nullable=False),  # the admin's, for the closing report
     Column("amount", BigInteger, nullable=False),  # points before the tier multiplier
     Column("reason", String(500), nullable=False),
+    # The reason in other languages ({"uk": "..."}); members of other languages get ``reason``.
+    Column("reasons", JSON, nullable=True),
     Column("tier", String(32), nullable=True),  # None: every member
     Column("multipliers", JSON, nullable=False),  # tier name -> multiplier, as confirmed
     Column("state", String(12), nullable=False),  # running, done

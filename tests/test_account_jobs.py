@@ -197,6 +197,7 @@ async def test_a_rolling_window_demotes_as_time_passes(db: Database, clock: Fixe
         "tier": "bronze",
         "previous": "gold",
         "cashback_bp": 500,
+        "window": "12 months",
     }
 
 

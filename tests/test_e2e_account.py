@@ -93,7 +93,9 @@ async def test_balance_history_and_a_confirmed_bonus_reach_the_customer(
         async with asyncio.timeout(5):  # the answer comes first, then the edit
             while (done := tg.message(admin, preview.message_id)).text == asked:
                 await asyncio.sleep(0.05)
-        assert plain(done.text) == "Done: +100 for Anna. Available now: 350. The customer is told."
+        assert plain(done.text) == (
+            "Done: +100 points for Anna. Available now: 350 points. The customer is told."
+        )
 
         # The outbox sender delivers the notice in Anna's language.
         told = (await tg.wait_for(anna, count=3, timeout=15))[-1]

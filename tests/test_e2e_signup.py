@@ -93,12 +93,16 @@ async def test_a_customer_joins_invites_a_friend_stops_offers_and_leaves(
         await ivan.send("7.7.1991")
         card = (await tg.wait_for(ivan, count=6))[-1]
         assert card.photo is not None
+        # Anna hears that her friend joined, and what the reward waits for.
+        joined = (await tg.wait_for(anna, count=7))[-1]
+        assert joined.text is not None
+        assert joined.text.startswith("🤝 Друг присоединился к бонусной программе по вашей ссылке.")
 
         await anna.command("stop")
-        stopped = (await tg.wait_for(anna, count=7))[-1]
+        stopped = (await tg.wait_for(anna, count=8))[-1]
         assert stopped.button_texts == ["🔔 Снова включить предложения"]
         await anna.command("delete_me")
-        confirm = (await tg.wait_for(anna, count=8))[-1]
+        confirm = (await tg.wait_for(anna, count=9))[-1]
         await tg.wait_callback_answer(
             await anna.press_button(confirm, text="Да, удалить мои данные")
         )

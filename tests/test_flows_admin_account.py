@@ -121,7 +121,9 @@ async def test_an_admin_adds_points_after_confirming_and_the_customer_is_told(
     calls = await flow.press(ADMIN, confirm, message=flow.message_from(preview))
     assert answer_of(calls).text == "Done."
     [done] = edits(calls)
-    assert plain(done.text) == ("Done: +100 for Anna. Available now: 400. The customer is told.")
+    assert plain(done.text) == (
+        "Done: +100 points for Anna. Available now: 400 points. The customer is told."
+    )
     assert await available(flow, clock, customer_id) == 400
 
     again = await flow.press(ADMIN, confirm, message=flow.message_from(preview))
@@ -164,7 +166,9 @@ async def test_a_removal_by_card_number_in_ukrainian_and_one_too_large_is_refuse
     [preview] = sent(await flow.send(ADMIN_UK, f"/bonus {card} -50 помилка каси"))
     assert "Списати: 50 балів\nДоступно: 300 балів → 250 балів" in plain(preview.text)
     calls = await flow.press(ADMIN_UK, button(preview, 0), message=flow.message_from(preview))
-    assert plain(edits(calls)[0].text).startswith("Готово: -50 для Anna. Доступно зараз: 250.")
+    assert plain(edits(calls)[0].text).startswith(
+        "Готово: −50 балів для Anna. Доступно зараз: 250 балів."
+    )
     assert await available(flow, clock, customer_id) == 250
 
 
@@ -252,8 +256,8 @@ async def test_customer_profile_shows_member_tier_orders_consents_and_audit(
     assert "Points: 305 points available, 0 points pending" in text
     assert "Offers: yes" in text
     assert "Switched off: reminders" in text
-    assert "A-1001 — RUB2,580.00, delivered" in text
-    assert "bonus_adjustment +5: sorry (9001)" in text
+    assert "A-1001 — RUB 2,580.00, delivered" in text
+    assert "points adjusted by +5 points, reason: sorry (by Telegram id 9001)" in text
     assert "A-1001 ★★☆☆☆ «cold &lt;b&gt;soup&lt;/b&gt;» — complaint open" in text
 
     [ru_admin_view] = sent(await flow.send(ADMIN_UK, "/customer @anna_cat"))
@@ -343,3 +347,50 @@ async def test_i15_9_the_bonus_preview_shows_what_pays_off_the_debt(
     assert await available(flow, clock, customer_id) == 0
     view = await balance(SqlLedger(flow.db), customer_id=customer_id, clock=clock)
     assert view.debt == 90
+
+
+async def test_i15_13_a_gift_speaks_each_member_s_language(
+    flow: Flow, clock: FixedClock, renderer: Renderer
+) -> None:
+    anna_ru = await anna(flow, clock, points=10)
+    taras = await member(flow.db, 2002)
+    eve = await member(flow.db, 2003)
+    async with flow.db.transaction() as conn:
+        await conn.execute(update(customers).values(marketing_opt_in=True))
+        await conn.execute(update(customers).where(customers.c.id == taras).values(locale="uk"))
+        await conn.execute(update(customers).where(customers.c.id == eve).values(locale="en"))
+    command = "/gift 100 Happy New Year!\nru: С Новым годом!\nuk: З Новим роком!"
+    [preview] = sent(await flow.send(ADMIN, command))
+    text = plain(preview.text)
+    assert "Reason: Happy New Year!\nru: С Новым годом!\nuk: З Новим роком!\n" in text
+    await flow.press(ADMIN, button(preview, 0), message=flow.message_from(preview))
+    jobs = create_account_jobs(db=flow.db, rules=Rules(), clock=clock, shop_zone=MOSCOW)
+    assert await jobs.gifts.tick() == 3
+    async with flow.db.read() as conn:
+        rows = (
+            await conn.execute(
+                select(outbox.c.customer_id, outbox.c.payload).where(outbox.c.kind == "gift")
+            )
+        ).all()
+    wanted = {anna_ru: ("ru", "С Новым годом!"), taras: ("uk", "З Новим роком!")}
+    wanted[eve] = ("en", "Happy New Year!")
+    shown = {}
+    for customer_id, payload in rows:
+        locale, _words = wanted[customer_id]
+        shown[customer_id] = renderer.render(
+            payload["template"], locale=locale, **payload["context"]
+        ).splitlines()[1]
+    assert shown == {customer_id: words for customer_id, (_, words) in wanted.items()}
+
+
+async def test_i15_13_available_points_and_money_are_written_the_local_way(
+    flow: Flow, clock: FixedClock
+) -> None:
+    customer_id = await anna(flow, clock, points=1029)
+    await order(flow.db, "A-1001", customer_id, 3, total=1_000_000)
+    [preview] = sent(await flow.send(ADMIN, "/bonus tg:1001 +100 sorry"))
+    calls = await flow.press(ADMIN, button(preview, 0), message=flow.message_from(preview))
+    assert "Available now: 1,129 points." in plain(edits(calls)[0].text)
+    [profile] = sent(await flow.send(ADMIN, "/customer tg:1001"))
+    assert "A-1001 — RUB 10,000.00, delivered" in plain(profile.text)
+    assert "RUB10" not in plain(profile.text)

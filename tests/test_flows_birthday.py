@@ -149,3 +149,16 @@ async def test_birthday_during_sign_up_asks_the_sign_up_question_and_the_card_fo
     assert texts(calls) == ["Thank you, your birthday is saved."]
     assert len(photos(calls)) == 1
     assert birthday_of(await record_of(flow, ANNA))[:3] == (31, 12, None)
+
+
+async def test_i15_13_a_date_at_the_end_of_a_sentence_ends_with_one_stop(flow: Flow) -> None:
+    await join(flow, IVAN, "79991234568")
+    await flow.send(IVAN, "/birthday")
+    [saved] = texts(await flow.send(IVAN, "15.05.1990"))
+    assert saved.replace("\u202f", " ") == "Ваш день рождения сохранён: 15 мая 1990 г."
+    [ask] = texts(await flow.send(IVAN, "/birthday"))
+    assert ask.replace("\u202f", " ").startswith("Ваш день рождения сохранён как 15 мая 1990 г.\n")
+    await join(flow, OLHA, "79991234569")
+    await flow.send(OLHA, "/birthday")
+    [saved] = texts(await flow.send(OLHA, "15.05.1990"))
+    assert saved.replace("\u202f", " ").endswith("15 травня 1990 р.")

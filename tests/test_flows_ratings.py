@@ -625,3 +625,17 @@ async def test_erasure_scrubs_the_comment_the_alert_and_sent_messages_but_keeps_
     calls = await flow.feed(flow.updates.message(OLGA, "Sorry!", chat_id=STAFF_CHAT))
     assert [m.text for m in sent(calls)] == ["This customer cannot be reached from here."]
     assert not [r for r in await rows(flow.db) if r.dedupe_key.startswith("staff-reply:")]
+
+
+async def test_i15_13_a_russian_staff_member_is_answered_with_russian_points(
+    shop: Shop, flow: Flow
+) -> None:
+    olga_ru = TgUser(7003, first_name="Ольга", language_code="ru", username="olga_ru")
+    await shop.ordered(ANNA, "A-1001")
+    await shop.press_star(ANNA, "A-1001", 2)
+    alert = await shop.alert()
+    [choices] = edits(await shop.staff_press(olga_ru, "alert:1:comp", message=alert))
+    calls = await shop.staff_press(olga_ru, data_of(choices, "+300"), message=alert)
+    answer = answer_of(calls).text or ""
+    assert "300 бонусов" in answer
+    assert "points" not in answer

@@ -207,7 +207,7 @@ async def test_stats_show_admins_reminders_sent_converted_and_revenue(
         "<b>Replenishment reminders</b>",
         "2 reminders sent",
         "1 converted to an order (50%)",
-        "Revenue attributed: RUB700.00",
+        "Revenue attributed: RUB 700.00",
     ]
 
 

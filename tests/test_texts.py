@@ -211,6 +211,7 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
         "hold_days": 14,
     },
     "referral_reward.html": {"points": 200, "role": "referrer_capped", "cap": 10},
+    "referral_joined.html": {"points": 200, "min_order": 100000, "hold_days": 14},
     "birthday_gift.html": {"name": "Anna", "points": 300},
     "help.html": {
         "shop": "Cat & Dog",
