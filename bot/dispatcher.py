@@ -45,11 +45,18 @@ def create_dispatcher(
     version: str,
     started_at: datetime,
     events_isolation: BaseEventIsolation | None = None,
+    fraud_hash_secret: str | None = None,
 ) -> Dispatcher:
     customers = SqlCustomers(db)
     ledger = SqlLedger(db)
     ladder = TierLadder.from_rules(rules.bonus, currency=rules.shop.currency)
-    joining = signup_services(db=db, rules=rules, clock=clock, zone=renderer.zone)
+    joining = signup_services(
+        db=db,
+        rules=rules,
+        clock=clock,
+        zone=renderer.zone,
+        fraud_hash_secret=fraud_hash_secret,
+    )
     dispatcher = Dispatcher(
         storage=fsm_storage,
         # One update per user at a time: a double tap cannot race a wizard or a balance.

@@ -4,19 +4,21 @@ birthday, opting out of offers and erasing oneself."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from scenarios.audit import AuditEntry, AuditLog
 from scenarios.birthdays import Birthday
 from scenarios.clock import Clock
 from scenarios.ledger import LedgerRefusal, PointsLedger, welcome_source
 from scenarios.orders import FINAL_STATUSES, OrderProblem, normalize_phone, region_for
+from scenarios.privacy import IdentityHasher, scrub_json, scrubber
 from scenarios.ratings import alert_key
 from scenarios.referrals import Referrals, valid_code
+from scenarios.reminders import reorder_key
 from scenarios.rules import Rules
 from storage.customers import CustomerRecord
 from storage.ledger import EntryKind
@@ -66,6 +68,7 @@ class Joined:
     points_credited: int  # cashback for the earlier orders
     welcome_points: int
     referred: bool
+    returning: bool = False  # phone or Telegram id of an erased customer: no welcome bonus
 
 
 class MembershipStore(Protocol):
@@ -87,7 +90,20 @@ class MembershipStore(Protocol):
         self, *, customer_id: int, day: int, month: int, year: int | None, now: datetime
     ) -> None: ...
 
-    async def erase(self, *, customer_id: int, now: datetime) -> Erased: ...
+    async def erase(
+        self,
+        *,
+        customer_id: int,
+        now: datetime,
+        scrub: Callable[[str], str],
+        scrub_json: Callable[[Any], Any],
+    ) -> Erased: ...
+
+
+class ErasedIdentities(Protocol):
+    async def remember(self, *, digests: Sequence[tuple[str, str]], now: datetime) -> None: ...
+
+    async def known(self, *, digests: Sequence[str]) -> bool: ...
 
 
 class MarketingSwitch(Protocol):
@@ -124,7 +140,11 @@ class SignupDesk:
         outbox: QueueDropper,
         rules: Rules,
         clock: Clock,
+        identities: ErasedIdentities,
+        hasher: IdentityHasher,
     ) -> None:
+        self._identities = identities
+        self._hasher = hasher
         self._members = members
         self._customers = customers
         self._ledger = ledger
@@ -143,12 +163,15 @@ class SignupDesk:
         if owner is not None and owner != customer.id:
             raise SignupRefused(PhoneRefusal.TAKEN)
         now = self._clock.now()
+        # Someone who erased their data and comes back is not a new customer for the bonuses.
+        digests = await self._hasher.digests(phone=phone, telegram_id=customer.telegram_id)
+        returning = await self._identities.known(digests=[digest for _, digest in digests])
         # Whether this phone ordered before is decided before its orders become the member's.
         referred = False
         if valid_code(invite):
             assert invite is not None
             referred = await self._referrals.at_signup(
-                referee_id=customer.id, code=invite, phone=phone
+                referee_id=customer.id, code=invite, phone=phone, returning=returning
             )
         await self._members.join(
             customer_id=customer.id,
@@ -170,7 +193,7 @@ class SignupDesk:
                 log.warning("order %s earns nothing at sign-up: %s", order.order_ref, refusal)
                 continue
             credited += accrual.points
-        welcome = self._rules.signup.welcome_points
+        welcome = 0 if returning else self._rules.signup.welcome_points
         if welcome > 0:
             await self._ledger.grant(
                 customer_id=customer.id,
@@ -180,11 +203,13 @@ class SignupDesk:
                 reason="welcome bonus",
             )
         log.info(
-            "customer %s joined; %d earlier order(s), %d point(s) for them, referred: %s",
+            "customer %s joined; %d earlier order(s), %d point(s) for them, referred: %s, "
+            "returning: %s",
             customer.id,
             len(claimed),
             credited,
             referred,
+            returning,
         )
         return Joined(
             customer_id=customer.id,
@@ -193,6 +218,7 @@ class SignupDesk:
             points_credited=credited,
             welcome_points=welcome,
             referred=referred,
+            returning=returning,
         )
 
     async def set_birthday(self, customer: CustomerRecord, birthday: Birthday) -> None:
@@ -210,21 +236,43 @@ class SignupDesk:
         )
 
     async def erase(self, customer: CustomerRecord) -> Erased:
-        """/delete_me: personal data and the Telegram link go; the anonymised ledger and orders
-        stay for accounting; queued messages are dropped; the audit log says when."""
+        """/delete_me: personal data and the Telegram link go; their points are forfeited; the
+        anonymised ledger and orders stay for accounting; queued messages are dropped; keyed
+        hashes of the phone and Telegram id stay for the fraud checks; the audit log says
+        when."""
         now = self._clock.now()
+        await self._identities.remember(
+            digests=await self._hasher.digests(
+                phone=customer.phone, telegram_id=customer.telegram_id
+            ),
+            now=now,
+        )
+        forfeited = await self._ledger.forfeit(customer_id=customer.id, reason="account erased")
         dropped = 0
         if customer.telegram_id is not None:
             dropped = await self._outbox.drop_queued_for_chat(
                 chat_id=customer.telegram_id, reason="the customer erased their data", now=now
             )
-        erased = await self._members.erase(customer_id=customer.id, now=now)
+        scrub = scrubber(
+            name=customer.first_name,
+            username=customer.username,
+            phone=customer.phone,
+            telegram_id=customer.telegram_id,
+        )
+        erased = await self._members.erase(
+            customer_id=customer.id,
+            now=now,
+            scrub=scrub,
+            scrub_json=lambda value: scrub_json(value, scrub),
+        )
         # Messages already sent kept what they said (names, comments, the staff alerts about
         # this customer and their follow-up copies); only the rows' bare facts stay.
+        staff_keys = [alert_key(alert_id) for alert_id in erased.alert_ids]
+        staff_keys += [reorder_key(reminder_id) for reminder_id in erased.reminder_ids]
         scrubbed = await self._outbox.scrub_finished(
             customer_id=customer.id,
             chat_id=customer.telegram_id,
-            dedupe_keys=[alert_key(alert_id) for alert_id in erased.alert_ids],
+            dedupe_keys=staff_keys,
             key_prefixes=[f"{alert_key(alert_id)}:" for alert_id in erased.alert_ids],
             now=now,
         )
@@ -242,6 +290,8 @@ class SignupDesk:
                     "messages_scrubbed": scrubbed,
                     "ratings_scrubbed": erased.ratings_scrubbed,
                     "alerts_scrubbed": len(erased.alert_ids),
+                    "texts_scrubbed": erased.texts_scrubbed,
+                    "points_forfeited": -forfeited.entry.amount if forfeited else 0,
                 },
             )
         )

@@ -315,7 +315,10 @@ async def test_delete_me_erases_the_person_and_keeps_the_anonymous_ledger(
     # The order stays the (anonymous) customer's, for the accounts; the message keeps no text.
     assert tuple(order) == (None, None, record.id)
     assert (queued, payload) == ("dropped", {"erased": True})
-    assert await entries(flow.db, record.id) == [("welcome", f"customer:{record.id}", 100)]
+    assert await entries(flow.db, record.id) == [
+        ("welcome", f"customer:{record.id}", 100),
+        ("forfeiture", f"forfeit:{record.id}", -100),
+    ]
     [audit] = await SqlAuditLog(flow.db).for_customer(customer_id=record.id)
     assert (audit.action, audit.actor_id) == ("erasure", None)
     assert audit.details["orders_anonymised"] == 1
