@@ -3,11 +3,16 @@ and what the database holds afterwards (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from aiogram.methods import SendMessage
+from aiogram.types import Message
+from sqlalchemy import select, update
 
 from bot.order_desk import create_order_desk, order_followers
 from bot.signup import signup_services
@@ -23,6 +28,7 @@ from storage.customers import CustomerRecord, SqlCustomers
 from storage.database import Database
 from storage.ledger import SqlLedger
 from storage.referrals import SqlReferrals
+from storage.schema import ledger_entries, metadata, outbox
 from tests.support.flow import Flow, build_flow
 from tests.support.signup import contact, entries, inline_labels, photos, texts
 from tests.support.updates import TgUser
@@ -181,3 +187,152 @@ async def test_i15_4_erasure_forfeits_the_points_the_customer_was_told_are_lost(
     assert (
         await PointsLedger(ledger, bonus=RULES.bonus, ladder=ladder, clock=clock).expire_due() == 0
     )
+
+
+# ---- #18.1: what the database holds after an erasure --------------------------------------
+
+STAFF_CHAT = -1001234
+ADMIN = TgUser(9001, first_name="Max", language_code="en")
+COMMENT = "Torn bag, the courier was rude"
+
+
+@pytest.fixture
+def staffed(db: Database, clock: FixedClock, i18n: CatalogI18n, renderer: Renderer) -> Flow:
+    return build_flow(
+        db=db,
+        clock=clock,
+        i18n=i18n,
+        renderer=renderer,
+        rules=RULES,
+        admin_ids=(ADMIN.id,),
+        staff_chat_id=STAFF_CHAT,
+    )
+
+
+def first_button(method: Any, label: str | None = None) -> str:
+    for row in method.reply_markup.inline_keyboard:
+        for button in row:
+            if label is None or button.text == label:
+                return str(button.callback_data)
+    raise AssertionError(f"no button {label!r}")
+
+
+async def a_customer_with_a_history(flow: Flow, clock: FixedClock) -> CustomerRecord:
+    """Joined with a birthday, ordered, rated 2 with a comment (a staff alert), got points from
+    an admin whose reason names them, and has messages sent and queued."""
+    [welcome] = [c for c in await flow.send(ANNA, "/start") if isinstance(c, SendMessage)]
+    await flow.press(ANNA, "join:accept", message=flow.message_from(welcome))
+    await flow.feed(contact(flow.updates, ANNA, ANNA_PHONE))
+    await flow.send(ANNA, "31.12.1990")
+    desk = order_desk(flow, clock)
+    await desk.report(
+        RawOrder(
+            order_id="A-1",
+            customer=RawCustomer(telegram_id=ANNA.id, phone="+7 999 123-45-67"),
+            items=[RawItem(sku="CAT", name="Cat food", quantity=1, price="1500.00")],
+            total="1500.00",
+            currency="RUB",
+            status="paid",
+        )
+    )
+    await desk.change_status(order_id="A-1", status="delivered")
+    record = await member(flow, ANNA)
+    async with flow.db.read() as conn:
+        request = (
+            await conn.execute(select(outbox).where(outbox.c.dedupe_key == "rating-request:A-1"))
+        ).one()
+    stars = Message.model_validate(
+        {
+            "message_id": 600,
+            "date": 0,
+            "chat": {"id": ANNA.id, "type": "private"},
+            "text": "How was your order A-1?",
+            "reply_markup": {"inline_keyboard": request.payload["buttons"]},
+        }
+    )
+    await flow.press(ANNA, first_button(stars, "★2"), message=stars)
+    await flow.send(ANNA, COMMENT)
+    [preview] = [
+        c
+        for c in await flow.send(
+            ADMIN, "/bonus +79991234567 +50 sorry Annabel (@annabel_k), called 8 999 123 45 67"
+        )
+        if isinstance(c, SendMessage)
+    ]
+    await flow.press(ADMIN, first_button(preview), message=flow.message_from(preview))
+    async with flow.db.transaction() as conn:  # what was queued went out, but one message
+        await conn.execute(
+            update(outbox)
+            .where(outbox.c.dedupe_key != "rating-request:A-1")
+            .values(state="sent", telegram_message_id=777)
+        )
+    return record
+
+
+def leaks(value: object, *, telegram_id: int, needles: list[str]) -> list[str]:
+    """Which of the person's data a stored value holds (phones in any spelling)."""
+    if value is None or isinstance(value, bool):
+        return []
+    if isinstance(value, int):
+        return ["telegram id"] if value == telegram_id else []
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    digits = re.sub(r"[\s\-().+]", "", text)
+    found = [needle for needle in needles if needle.lower() in text.lower()]
+    if "9991234567" in digits:
+        found.append("phone")
+    if str(telegram_id) in digits:
+        found.append("telegram id")
+    return found
+
+
+async def test_i18_1_after_erasure_no_table_holds_the_customers_data(
+    staffed: Flow, clock: FixedClock
+) -> None:
+    flow = staffed
+    record = await a_customer_with_a_history(flow, clock)
+    needles = ["Annabel", "annabel_k", COMMENT, "1990"]
+    before: list[str] = []
+    async with flow.db.read() as conn:
+        for table in metadata.sorted_tables:
+            for row in (await conn.execute(select(table))).all():
+                for column, value in row._mapping.items():
+                    for leak in leaks(value, telegram_id=ANNA.id, needles=needles):
+                        before.append(f"{table.name}.{column}: {leak}")
+    # The scenario does put the data everywhere the test then looks.
+    for where in (
+        "customers.phone: phone",
+        "orders.phone: phone",
+        "ratings.comment: " + COMMENT,
+        "ledger_entries.reason: Annabel",
+        "audit_log.details: annabel_k",
+        "outbox.chat_id: telegram id",
+    ):
+        assert where in before, before
+
+    await erase(flow, ANNA)
+
+    found: list[str] = []
+    async with flow.db.read() as conn:
+        for table in metadata.sorted_tables:
+            if table.name == "erased_identities":  # the keyed hashes, by design
+                continue
+            for row in (await conn.execute(select(table))).all():
+                for column, value in row._mapping.items():
+                    for leak in leaks(value, telegram_id=ANNA.id, needles=needles):
+                        found.append(f"{table.name}.{column} = {value!r}: {leak}")
+    assert found == []
+    # What the admin wrote stays readable, without the person in it.
+    async with flow.db.read() as conn:
+        reasons = (
+            (
+                await conn.execute(
+                    select(ledger_entries.c.reason).where(
+                        ledger_entries.c.customer_id == record.id,
+                        ledger_entries.c.kind == "adjustment",
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert reasons == ["sorry [erased] ([erased]), called [erased]"]

@@ -591,7 +591,7 @@ async def test_erasure_scrubs_the_comment_the_alert_and_sent_messages_but_keeps_
     stored = await ratings.alert(alert_id=1)
     assert stored is not None and stored.snapshot == {}
     scrubbed = {r.dedupe_key: (r.chat_id, r.state, r.payload) for r in await rows(flow.db)}
-    assert scrubbed["rating-request:A-1001"] == (ANNA.id, "sent", {"erased": True})
+    assert scrubbed["rating-request:A-1001"] == (0, "sent", {"erased": True})  # no chat id
     assert scrubbed["staff-alert:1"] == (STAFF_CHAT, "sent", {"erased": True})
     assert all(payload == {"erased": True} for _, _, payload in scrubbed.values())
     async with flow.db.read() as conn:
