@@ -600,7 +600,11 @@ async def test_erasure_scrubs_the_comment_the_alert_and_sent_messages_but_keeps_
             await conn.execute(select(ledger_entries.c.source, ledger_entries.c.customer_id))
         ).all()
     assert [tuple(r) for r in kept] == [("A-1001", customer_id)]
-    assert [tuple(e) for e in entries] == [("rating-alert:1", customer_id)]
+    # The compensation stays on the books; erasure forfeits it (#15.4).
+    assert [tuple(e) for e in entries] == [
+        ("rating-alert:1", customer_id),
+        (f"forfeit:{customer_id}", customer_id),
+    ]
     [audit] = [
         e
         for e in await SqlAuditLog(flow.db).for_customer(customer_id=customer_id)
