@@ -13,6 +13,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from handlers.start import offers_on_keyboard
 from scenarios.signup import SignupDesk
 from storage.customers import CustomerRecord
+from storage.database import Database
 
 
 class ErasePress(CallbackData, prefix="erase"):
@@ -67,6 +68,7 @@ async def erase(
     state: FSMContext,
     customer: CustomerRecord,
     signup: SignupDesk,
+    db: Database,
 ) -> None:
     message = callback.message if isinstance(callback.message, Message) else None
     if not callback_data.confirm:
@@ -77,6 +79,8 @@ async def erase(
     # The presser's own row, as read for this update: a button cannot erase anyone else.
     await signup.erase(customer)
     await state.clear()
+    # After the commit: no old copy of what was erased stays in SQLite's -wal file.
+    db.checkpoint_soon()
     await callback.answer()
     text = _(
         "Your personal data is deleted. Goodbye, and thank you for being with us! "

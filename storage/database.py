@@ -81,6 +81,7 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(self.url, **options)
         self._ambient: ContextVar[_Transaction | None] = ContextVar("ambient_tx", default=None)
         self._sqlite_writer = asyncio.Lock()
+        self._maintenance: set[asyncio.Task[None]] = set()
         if self.backend == "sqlite":
             _ensure_sqlite_directory(self.url)
             _tune_sqlite(self.engine, busy_timeout_ms, foreign_keys=foreign_keys)
@@ -144,7 +145,31 @@ class Database:
         async with self.read() as conn:
             await conn.execute(select(literal(1)))
 
+    def checkpoint_soon(self) -> None:
+        """Once the current write transaction has committed, fold SQLite's WAL into the main
+        file and truncate it, so what was just overwritten (an erasure) leaves no old copy in
+        the -wal file. Returns at once; ``settle()`` waits for it. No-op on PostgreSQL."""
+        if not self.is_sqlite:
+            return
+        task = asyncio.get_running_loop().create_task(self._checkpoint(), name="wal-checkpoint")
+        self._maintenance.add(task)
+        task.add_done_callback(self._maintenance.discard)
+
+    async def _checkpoint(self) -> None:
+        # The writer lock is held by the transaction that asked for this until it commits;
+        # waiting for it orders the checkpoint after that commit. A plain connection, not
+        # transaction(): the task inherits the caller's context, whose transaction it must
+        # not join.
+        async with self._sqlite_writer, self.engine.connect() as connection:
+            await connection.run_sync(_wal_checkpoint)
+
+    async def settle(self) -> None:
+        """Wait for the maintenance ``checkpoint_soon()`` started."""
+        while self._maintenance:
+            await asyncio.gather(*self._maintenance, return_exceptions=True)
+
     async def close(self) -> None:
+        await self.settle()
         await self.engine.dispose()
 
 
@@ -156,6 +181,16 @@ def _ensure_sqlite_directory(url: str) -> None:
     path = make_url(url).database
     if path and path != ":memory:" and not path.startswith("file:"):
         Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
+def _wal_checkpoint(connection: Connection) -> None:
+    # On the driver's own cursor: a checkpoint cannot run inside the BEGIN our hook emits.
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        cursor.fetchall()
+    finally:
+        cursor.close()
 
 
 def _tune_sqlite(engine: AsyncEngine, busy_timeout_ms: int, *, foreign_keys: bool) -> None:
@@ -170,6 +205,9 @@ def _tune_sqlite(engine: AsyncEngine, busy_timeout_ms: int, *, foreign_keys: boo
             "PRAGMA journal_mode=WAL",
             f"PRAGMA busy_timeout={busy_timeout_ms}",
             "PRAGMA synchronous=NORMAL",
+            # Deleted and overwritten content is zeroed on its page, so an erased phone or name
+            # is not left readable in the file's free space.
+            "PRAGMA secure_delete=ON",
             f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}",
         ):
             cursor.execute(pragma)

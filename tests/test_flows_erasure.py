@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -29,6 +30,7 @@ from storage.database import Database
 from storage.ledger import SqlLedger
 from storage.referrals import SqlReferrals
 from storage.schema import ledger_entries, metadata, outbox
+from tests.support.databases import sqlite_database
 from tests.support.flow import Flow, build_flow
 from tests.support.signup import contact, entries, inline_labels, photos, texts
 from tests.support.updates import TgUser
@@ -336,3 +338,37 @@ async def test_i18_1_after_erasure_no_table_holds_the_customers_data(
             .all()
         )
     assert reasons == ["sorry [erased] ([erased]), called [erased]"]
+
+
+# ---- #18.2: what the files hold after an erasure ---------------------------------------------
+
+
+async def test_i18_2_a_byte_search_of_the_sqlite_files_finds_nothing_after_erasure(
+    tmp_path: Path, clock: FixedClock, i18n: CatalogI18n, renderer: Renderer
+) -> None:
+    path = tmp_path / "bot.sqlite3"
+    async with sqlite_database(path) as db:
+        flow = build_flow(
+            db=db,
+            clock=clock,
+            i18n=i18n,
+            renderer=renderer,
+            rules=RULES,
+            admin_ids=(ADMIN.id,),
+            staff_chat_id=STAFF_CHAT,
+        )
+        await a_customer_with_a_history(flow, clock)
+        await db.settle()
+        files = [path, path.with_name(path.name + "-wal")]
+        needles = [b"Annabel", b"annabel_k", ANNA_PHONE.encode(), COMMENT.encode()]
+        held = b"".join(f.read_bytes() for f in files if f.exists())
+        assert all(needle in held for needle in needles)
+
+        await erase(flow, ANNA)
+        await db.settle()
+        for file in files:
+            content = file.read_bytes() if file.exists() else b""
+            assert [n for n in needles if n in content] == [], file.name
+        # The bot goes on writing as before.
+        await flow.send(OLHA, "/start")
+        await db.settle()
