@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import glob
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, nullcontext
 from contextvars import ContextVar
@@ -17,6 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import ConnectionPoolEntry
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/bot.sqlite3"
+PRIVATE_DIRECTORY = 0o700
+PRIVATE_FILE = 0o600
 
 _SCHEMES = {
     "sqlite": "sqlite+aiosqlite",
@@ -85,6 +89,7 @@ class Database:
         if self.backend == "sqlite":
             _ensure_sqlite_directory(self.url)
             _tune_sqlite(self.engine, busy_timeout_ms, foreign_keys=foreign_keys)
+            _keep_sqlite_files_private(self.engine, _sqlite_path(self.url))
 
     @property
     def safe_url(self) -> str:
@@ -176,11 +181,48 @@ class Database:
 _SQLITE_BEGIN: dict[Mode, str] = {"write": "BEGIN IMMEDIATE", "read": "BEGIN"}
 
 
-def _ensure_sqlite_directory(url: str) -> None:
-    """The default ./data/bot.sqlite3 must work on a fresh checkout: create the folder."""
+def _sqlite_path(url: str) -> Path | None:
     path = make_url(url).database
     if path and path != ":memory:" and not path.startswith("file:"):
-        Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        return Path(path).expanduser()
+    return None
+
+
+def _ensure_sqlite_directory(url: str) -> None:
+    """The default ./data/bot.sqlite3 must work on a fresh checkout: create the folder, for
+    the bot's user only (0700), and the database file readable by that user alone (0600)."""
+    path = _sqlite_path(url)
+    if path is None:
+        return
+    if not path.parent.exists():
+        path.parent.mkdir(mode=PRIVATE_DIRECTORY, parents=True, exist_ok=True)
+        path.parent.chmod(PRIVATE_DIRECTORY)  # mkdir's mode passes through the umask
+    if not path.exists():
+        # Created here, not by SQLite, so it never exists with the umask's looser mode; SQLite
+        # gives the -wal and -shm files the database file's own mode.
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, PRIVATE_FILE))
+    make_sqlite_files_private(path)
+
+
+def make_sqlite_files_private(path: Path) -> None:
+    """The database file and its -wal, -shm and -journal companions (and any copy named
+    like them, e.g. a backup ``bot.sqlite3.bak``) readable and writable by the owner only."""
+    for file in [path, *path.parent.glob(f"{glob.escape(path.name)}[-.]*")]:
+        try:
+            if file.is_file() and file.stat().st_mode & 0o777 != PRIVATE_FILE:
+                file.chmod(PRIVATE_FILE)
+        except OSError:  # not ours to change (a shared folder): SQLite still works
+            continue
+
+
+def _keep_sqlite_files_private(engine: AsyncEngine, path: Path | None) -> None:
+    """After each new connection (the first one creates -wal and -shm): owner-only files."""
+    if path is None:
+        return
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+        make_sqlite_files_private(path)
 
 
 def _wal_checkpoint(connection: Connection) -> None:
