@@ -13,6 +13,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 from pydantic import BaseModel, ValidationError
 
+from bot.api.access_log import MaskedAccessLogger, mask_target
 from bot.api.models import BodyProblem, OrderBody, ProductBody, StatusBody, body_problem
 from bot.api.openapi import openapi_document
 from bot.order_desk import create_order_desk
@@ -91,7 +92,7 @@ def create_api_app(
 
 async def start_api(app: web.Application, host: str, port: int) -> web.AppRunner:
     """Serve ``app`` on host:port; the caller ends it with ``await runner.cleanup()``."""
-    runner = web.AppRunner(app)
+    runner = web.AppRunner(app, access_log_class=MaskedAccessLogger)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner
@@ -115,7 +116,11 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
         code = (http.reason or "error").lower().replace(" ", "_")
         return error_response(http.status, code, http.reason or "error")
     except Exception:
-        log.exception("API request %s %s failed", request.method, request.path)
+        log.exception(
+            "API request %s %s failed",
+            request.method,
+            mask_target(request.path, request.query_string),
+        )
         return error_response(500, "internal_error", "something went wrong on our side")
 
 

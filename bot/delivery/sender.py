@@ -542,7 +542,7 @@ class OutboxSender:
         dropped = await self.outbox.drop_queued_for_chat(
             chat_id=row.chat_id, reason=f"recipient unreachable: {reason}", now=now
         )
-        log.info(
-            "chat %s unreachable (%s); %d queued message(s) dropped", row.chat_id, reason, dropped
-        )
+        # A private chat's id is the person's Telegram id: at INFO only the customer id.
+        who = f"chat {row.chat_id}" if row.chat_id < 0 else f"customer {row.customer_id}"
+        log.info("%s unreachable (%s); %d queued message(s) dropped", who, reason, dropped)
         return Finished(row.id, OutboxState.DROPPED, reason)
