@@ -9,6 +9,7 @@ from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
 from aiogram.fsm.storage.memory import SimpleEventIsolation
 from aiogram.utils.i18n import I18n
 
+from bot.erasure import StaffRedactor
 from bot.i18n import CustomerLocaleMiddleware
 from bot.middlewares import CustomerMiddleware, UnitOfWorkMiddleware
 from bot.signup import signup_services
@@ -56,6 +57,7 @@ def create_dispatcher(
         clock=clock,
         zone=renderer.zone,
         fraud_hash_secret=fraud_hash_secret,
+        redactor=StaffRedactor(db=db, renderer=renderer, i18n=i18n),
     )
     dispatcher = Dispatcher(
         storage=fsm_storage,

@@ -11,7 +11,7 @@ from scenarios.ledger import PointsLedger
 from scenarios.privacy import IdentityHasher
 from scenarios.referrals import Referrals
 from scenarios.rules import Rules
-from scenarios.signup import SignupDesk
+from scenarios.signup import SignupDesk, StaffRedactor
 from scenarios.tiers import TierLadder
 from storage.audit import SqlAuditLog
 from storage.customers import SqlCustomers
@@ -38,6 +38,7 @@ def signup_services(
     clock: Clock,
     zone: ZoneInfo,
     fraud_hash_secret: str | None = None,
+    redactor: StaffRedactor | None = None,
 ) -> SignupServices:
     """``fraud_hash_secret``: FRAUD_HASH_SECRET; unset, the bot keeps its own in the database."""
     ladder = TierLadder.from_rules(rules.bonus, currency=rules.shop.currency)
@@ -68,6 +69,7 @@ def signup_services(
             clock=clock,
             identities=SqlErasedIdentities(db),
             hasher=IdentityHasher(SqlSecrets(db), clock=clock, configured=fraud_hash_secret),
+            redactor=redactor,
         ),
         referrals=referrals,
         birthdays=BirthdayGifts(

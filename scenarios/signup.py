@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from scenarios.audit import AuditEntry, AuditLog
 from scenarios.birthdays import Birthday
 from scenarios.clock import Clock
+from scenarios.delivery import Category, OutboxWriter, Outgoing, enqueue
 from scenarios.ledger import LedgerRefusal, PointsLedger, welcome_source
 from scenarios.orders import FINAL_STATUSES, OrderProblem, normalize_phone, region_for
 from scenarios.privacy import IdentityHasher, scrub_json, scrubber
@@ -22,9 +23,12 @@ from scenarios.reminders import reorder_key
 from scenarios.rules import Rules
 from storage.customers import CustomerRecord
 from storage.ledger import EntryKind
+from storage.outbox import OutboxState, QueuedMessage
 from storage.signup import Erased, UnclaimedOrder
 
 log = logging.getLogger(__name__)
+
+ERASED_EDIT = ":erased"  # the key suffix of the edit that removes an erased customer
 
 
 class PhoneRefusal(StrEnum):
@@ -106,6 +110,32 @@ class ErasedIdentities(Protocol):
     async def known(self, *, digests: Sequence[str]) -> bool: ...
 
 
+@dataclass(frozen=True, slots=True)
+class StaffText:
+    """What a staff-chat message about an erased customer says instead (no name, no phone).
+    ``key`` is the message's outbox key; follow-up copies under ``key:`` get it too."""
+
+    key: str
+    text: str
+    buttons: list[list[dict[str, str]]] | None = None
+
+
+class StaffRedactor(Protocol):
+    async def redacted(
+        self, *, alert_ids: Sequence[int], reminder_ids: Sequence[int]
+    ) -> list[StaffText]: ...
+
+
+class StaffMessages(Protocol):
+    async def by_key(self, *, dedupe_key: str) -> QueuedMessage | None: ...
+
+    async def keys_with_prefix(self, *, prefix: str) -> list[str]: ...
+
+    async def replace_waiting_payload(
+        self, *, dedupe_key: str, payload: dict[str, Any], now: datetime
+    ) -> bool: ...
+
+
 class MarketingSwitch(Protocol):
     async def set_marketing_opt_in(
         self, *, customer_id: int, opt_in: bool, now: datetime
@@ -126,6 +156,10 @@ class QueueDropper(Protocol):
     ) -> int: ...
 
 
+class Outbox(QueueDropper, StaffMessages, OutboxWriter, Protocol):
+    pass
+
+
 class SignupDesk:
     """Each call runs inside the caller's unit of work (the update's transaction)."""
 
@@ -137,12 +171,14 @@ class SignupDesk:
         ledger: PointsLedger,
         referrals: Referrals,
         audit: AuditLog,
-        outbox: QueueDropper,
+        outbox: Outbox,
         rules: Rules,
         clock: Clock,
         identities: ErasedIdentities,
         hasher: IdentityHasher,
+        redactor: StaffRedactor | None = None,
     ) -> None:
+        self._redactor = redactor
         self._identities = identities
         self._hasher = hasher
         self._members = members
@@ -265,6 +301,7 @@ class SignupDesk:
             scrub=scrub,
             scrub_json=lambda value: scrub_json(value, scrub),
         )
+        await self._redact_staff_messages(erased)
         # Messages already sent kept what they said (names, comments, the staff alerts about
         # this customer and their follow-up copies); only the rows' bare facts stay.
         staff_keys = [alert_key(alert_id) for alert_id in erased.alert_ids]
@@ -297,3 +334,38 @@ class SignupDesk:
         )
         log.info("customer %s erased their personal data", customer.id)
         return erased
+
+    async def _redact_staff_messages(self, erased: Erased) -> None:
+        """The staff chat's alerts and reorder requests about them lose the name and phone:
+        one still queued says the new text when it goes; one sent is edited, through the
+        outbox (transactional, paced by the group limit like the alert itself)."""
+        if self._redactor is None or not (erased.alert_ids or erased.reminder_ids):
+            return
+        now = self._clock.now()
+        for staff in await self._redactor.redacted(
+            alert_ids=erased.alert_ids, reminder_ids=erased.reminder_ids
+        ):
+            payload: dict[str, Any] = {"text": staff.text, "buttons": staff.buttons}
+            keys = [staff.key, *await self._outbox.keys_with_prefix(prefix=f"{staff.key}:")]
+            for key in keys:
+                if key.endswith(ERASED_EDIT):
+                    continue
+                message = await self._outbox.by_key(dedupe_key=key)
+                if message is None:
+                    continue
+                if await self._outbox.replace_waiting_payload(
+                    dedupe_key=key, payload=payload, now=now
+                ):
+                    continue
+                if message.state is OutboxState.SENT and message.telegram_message_id:
+                    await enqueue(
+                        self._outbox,
+                        Outgoing(
+                            dedupe_key=f"{key}{ERASED_EDIT}",
+                            chat_id=message.chat_id,
+                            category=Category.TRANSACTIONAL,
+                            kind="staff_redaction",
+                            content={**payload, "edit_message_id": message.telegram_message_id},
+                        ),
+                        clock=self._clock,
+                    )

@@ -320,6 +320,16 @@ class SqlOutbox:
             )
         return bool(result.rowcount)
 
+    async def keys_with_prefix(self, *, prefix: str) -> list[str]:
+        """Keys of the messages under ``prefix`` (an alert's follow-up copies), oldest first."""
+        async with self._db.read() as conn:
+            rows = await conn.execute(
+                select(outbox.c.dedupe_key)
+                .where(outbox.c.dedupe_key.startswith(prefix, autoescape=True))
+                .order_by(outbox.c.id)
+            )
+            return list(rows.scalars())
+
     async def by_key(self, *, dedupe_key: str) -> QueuedMessage | None:
         """A message's state and, once sent, its Telegram message id (to edit it later)."""
         async with self._db.read() as conn:

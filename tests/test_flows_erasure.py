@@ -11,10 +11,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from aiogram.methods import SendMessage
+from aiogram.methods import EditMessageText, SendMessage
 from aiogram.types import Message
 from sqlalchemy import select, update
 
+from bot.delivery.sender import OutboxSender
 from bot.order_desk import create_order_desk, order_followers
 from bot.signup import signup_services
 from locales import CatalogI18n
@@ -372,3 +373,57 @@ async def test_i18_2_a_byte_search_of_the_sqlite_files_finds_nothing_after_erasu
         # The bot goes on writing as before.
         await flow.send(OLHA, "/start")
         await db.settle()
+
+
+# ---- #18.3: the staff chat's messages about them ----------------------------------------------
+
+
+async def test_i18_3_erasure_edits_the_staff_alert_through_the_outbox(
+    staffed: Flow, clock: FixedClock, i18n: CatalogI18n, renderer: Renderer
+) -> None:
+    flow = staffed
+    await a_customer_with_a_history(flow, clock)  # the alert went out as message 777
+    async with flow.db.read() as conn:
+        [alert] = (await conn.execute(select(outbox).where(outbox.c.kind == "staff_alert"))).all()
+    before = leaks(alert.payload, telegram_id=ANNA.id, needles=["Annabel", "annabel_k"])
+    assert "Annabel" in before and "phone" in before
+
+    start = len(flow.session.requests)
+    await erase(flow, ANNA)
+    calls = flow.session.requests[start:]
+    assert not any(getattr(c, "chat_id", None) == STAFF_CHAT for c in calls), "not in the update"
+    async with flow.db.read() as conn:
+        [edit] = (
+            await conn.execute(select(outbox).where(outbox.c.dedupe_key == "staff-alert:1:erased"))
+        ).all()
+    assert (edit.chat_id, edit.category, edit.state) == (STAFF_CHAT, "transactional", "pending")
+    assert edit.payload["edit_message_id"] == 777
+    assert leaks(edit.payload, telegram_id=ANNA.id, needles=["Annabel", "annabel_k"]) == []
+
+    sender = OutboxSender(
+        db=flow.db,
+        bot=flow.bot,
+        renderer=renderer,
+        i18n=i18n,
+        rules=RULES,
+        clock=clock,
+        shop_zone=ZONE,
+        worker_id="test",
+    )
+    start = len(flow.session.requests)
+    await sender.drain_until_empty()
+    [edited] = [c for c in flow.session.requests[start:] if isinstance(c, EditMessageText)]
+    assert (edited.chat_id, edited.message_id) == (STAFF_CHAT, 777)
+    assert "Negative rating of order A-1" in edited.text
+    assert "The customer has deleted their personal data." in edited.text
+    assert "Annabel" not in edited.text and "999" not in edited.text
+    assert edited.reply_markup is not None
+    labels = [b.text for row in edited.reply_markup.inline_keyboard for b in row]
+    assert labels == ["Take", "Resolved"], "nothing can reach them: no Compensate, no Reply"
+    async with flow.db.read() as conn:
+        state = (
+            await conn.execute(
+                select(outbox.c.state).where(outbox.c.dedupe_key == "staff-alert:1:erased")
+            )
+        ).scalar_one()
+    assert state == "sent"

@@ -593,6 +593,10 @@ async def test_erasure_scrubs_the_comment_the_alert_and_sent_messages_but_keeps_
     scrubbed = {r.dedupe_key: (r.chat_id, r.state, r.payload) for r in await rows(flow.db)}
     assert scrubbed["rating-request:A-1001"] == (0, "sent", {"erased": True})  # no chat id
     assert scrubbed["staff-alert:1"] == (STAFF_CHAT, "sent", {"erased": True})
+    # The alert already posted is edited through the outbox (#18.3); the rest keeps nothing.
+    edit = scrubbed.pop("staff-alert:1:erased")
+    assert (edit[0], edit[1], edit[2]["edit_message_id"]) == (STAFF_CHAT, "pending", 777)
+    assert "Anna" not in edit[2]["text"]
     assert all(payload == {"erased": True} for _, _, payload in scrubbed.values())
     async with flow.db.read() as conn:
         kept = (await conn.execute(select(orders.c.order_ref, orders.c.customer_id))).all()
