@@ -13,7 +13,13 @@ from aiogram.utils.token import TokenValidationError
 from pydantic import ValidationError
 
 from bot.app import build_application, run_polling
-from bot.cli import describe_settings, fail, load_settings_and_rules, migrate_only
+from bot.cli import (
+    describe_settings,
+    export_customer,
+    fail,
+    load_settings_and_rules,
+    migrate_only,
+)
 from bot.importer import IMPORT_COLUMNS, run_import
 from bot.logs import configure_logging
 
@@ -28,6 +34,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser("run", help="start the bot with long polling (the default)")
     commands.add_parser("migrate", help="apply database migrations and exit")
+    export = commands.add_parser(
+        "export-customer",
+        help="print a customer's data as JSON (what /my_data sends them)",
+        description="REF: a card number, a phone, @username, a Telegram id or tg:<id>.",
+    )
+    export.add_argument("ref", metavar="REF")
     for kind, columns in IMPORT_COLUMNS.items():
         command = commands.add_parser(
             f"import-{kind}",
@@ -44,6 +56,8 @@ def main(argv: list[str] | None = None) -> NoReturn:
     configure_logging(settings.log_level)
     if args.command == "migrate":
         sys.exit(asyncio.run(migrate_only(settings)))
+    if args.command == "export-customer":
+        sys.exit(asyncio.run(export_customer(settings, rules, args.ref)))
     if args.command == "import-orders":
         sys.exit(asyncio.run(run_import("orders", args.file, settings=settings, rules=rules)))
     if args.command == "import-products":

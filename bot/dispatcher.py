@@ -29,6 +29,7 @@ from storage.ledger import SqlLedger
 from storage.orders import SqlOrders
 from storage.outbox import SqlOutbox
 from storage.preferences import SqlPreferences
+from storage.privacy import SqlPersonalData
 from storage.reminders import SqlReminders
 from storage.segments import SqlSegments
 
@@ -86,6 +87,7 @@ def create_dispatcher(
         audit_log=SqlAuditLog(db),
         gift_store=SqlGifts(db),
         signup=joining.desk,
+        personal_data=SqlPersonalData(db),
         referrals=joining.referrals,
     )
     dispatcher.update.outer_middleware(UnitOfWorkMiddleware(db))

@@ -4,11 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 
 from storage.database import Database
-from storage.schema import app_secrets, erased_identities
+from storage.schema import (
+    app_secrets,
+    customers,
+    erased_identities,
+    ledger_entries,
+    notification_mutes,
+    order_items,
+    orders,
+    outbox,
+    ratings,
+    reminders,
+)
 from storage.sql import insert
 
 
@@ -72,3 +84,146 @@ class SqlErasedIdentities:
                 )
             ).first()
         return found is not None
+
+
+def _plain(value: Any) -> Any:
+    """A stored value as JSON can carry it (times in ISO 8601, UTC)."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def _rows(result: Any) -> list[dict[str, Any]]:
+    return [{key: _plain(value) for key, value in row._mapping.items()} for row in result.all()]
+
+
+class SqlPersonalData:
+    """Everything stored about one customer, for their copy of it (/my_data, export-customer)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def collect(self, *, customer_id: int) -> dict[str, Any]:
+        c = customers.c
+        async with self._db.read() as conn:
+            profile = (
+                await conn.execute(
+                    select(
+                        c.id,
+                        c.card_number,
+                        c.first_name,
+                        c.username,
+                        c.telegram_id,
+                        c.phone,
+                        c.language_code,
+                        c.locale,
+                        c.timezone,
+                        c.birthday_day,
+                        c.birthday_month,
+                        c.birthday_year,
+                        c.created_at,
+                        c.joined_at,
+                        c.blocked_at,
+                    ).where(c.id == customer_id)
+                )
+            ).one_or_none()
+            if profile is None:
+                return {}
+            consents = (
+                await conn.execute(
+                    select(c.terms_accepted_at, c.marketing_opt_in, c.marketing_changed_at).where(
+                        c.id == customer_id
+                    )
+                )
+            ).one()
+            mutes = await conn.execute(
+                select(notification_mutes.c.kind, notification_mutes.c.muted_at).where(
+                    notification_mutes.c.customer_id == customer_id
+                )
+            )
+            bought = await conn.execute(
+                select(
+                    orders.c.order_ref,
+                    orders.c.status,
+                    orders.c.total,
+                    orders.c.currency,
+                    orders.c.bonus_redeemed,
+                    orders.c.ordered_at,
+                    orders.c.phone,
+                )
+                .where(orders.c.customer_id == customer_id)
+                .order_by(orders.c.ordered_at, orders.c.id)
+            )
+            order_list = _rows(bought)
+            items = await conn.execute(
+                select(
+                    orders.c.order_ref,
+                    order_items.c.sku,
+                    order_items.c.name,
+                    order_items.c.quantity,
+                    order_items.c.price,
+                )
+                .select_from(order_items.join(orders, orders.c.id == order_items.c.order_id))
+                .where(orders.c.customer_id == customer_id)
+                .order_by(order_items.c.id)
+            )
+            by_order: dict[str, list[dict[str, Any]]] = {}
+            for item in _rows(items):
+                by_order.setdefault(item.pop("order_ref"), []).append(item)
+            for placed in order_list:
+                placed["items"] = by_order.get(placed["order_ref"], [])
+            ledger = await conn.execute(
+                select(
+                    ledger_entries.c.occurred_at,
+                    ledger_entries.c.kind,
+                    ledger_entries.c.amount,
+                    ledger_entries.c.reason,
+                )
+                .where(ledger_entries.c.customer_id == customer_id)
+                .order_by(ledger_entries.c.id)
+            )
+            rated = await conn.execute(
+                select(ratings.c.order_ref, ratings.c.score, ratings.c.comment, ratings.c.rated_at)
+                .where(ratings.c.customer_id == customer_id)
+                .order_by(ratings.c.id)
+            )
+            waiting = await conn.execute(
+                select(
+                    reminders.c.sku,
+                    reminders.c.order_ref,
+                    reminders.c.state,
+                    reminders.c.remind_at,
+                    reminders.c.sent_at,
+                )
+                .where(reminders.c.customer_id == customer_id)
+                .order_by(reminders.c.id)
+            )
+            messages = await conn.execute(
+                select(
+                    outbox.c.kind,
+                    outbox.c.category,
+                    outbox.c.state,
+                    outbox.c.created_at,
+                    outbox.c.sent_at,
+                    outbox.c.payload,
+                )
+                .where(outbox.c.customer_id == customer_id)
+                .order_by(outbox.c.id)
+            )
+            kept = []
+            for message in _rows(messages):
+                payload = message.pop("payload") or {}
+                message["text"] = payload.get("text") or payload.get("texts", {}).get("default")
+                kept.append(message)
+        return {
+            "profile": {key: _plain(value) for key, value in profile._mapping.items()},
+            "consents": {
+                **{key: _plain(value) for key, value in consents._mapping.items()},
+                "muted": _rows(mutes),
+            },
+            "orders": order_list,
+            "ledger": _rows(ledger),
+            "ratings": _rows(rated),
+            "reminders": _rows(waiting),
+            "messages": kept,
+        }

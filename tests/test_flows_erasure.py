@@ -11,12 +11,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from aiogram.methods import EditMessageText, SendMessage
-from aiogram.types import Message
+from aiogram.methods import EditMessageText, SendDocument, SendMessage
+from aiogram.types import BufferedInputFile, Message
 from sqlalchemy import select, update
 
+from bot.cli import export_customer
 from bot.delivery.sender import OutboxSender
 from bot.order_desk import create_order_desk, order_followers
+from bot.settings import Settings
 from bot.signup import signup_services
 from locales import CatalogI18n
 from locales.rendering import Renderer
@@ -428,3 +430,48 @@ async def test_i18_3_erasure_edits_the_staff_alert_through_the_outbox(
             )
         ).scalar_one()
     assert state == "sent"
+
+
+# ---- #18.6: a copy of my data ------------------------------------------------------------------
+
+
+async def test_i18_6_my_data_sends_a_json_file_labelled_in_the_customers_language(
+    staffed: Flow, clock: FixedClock, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flow = staffed
+    record = await a_customer_with_a_history(flow, clock)
+    calls = await flow.send(ANNA, "/my_data")
+    [document] = [c for c in calls if isinstance(c, SendDocument)]
+    assert document.caption is not None and document.caption.startswith("A copy of everything")
+    upload = document.document
+    assert isinstance(upload, BufferedInputFile) and upload.filename == "my-data.json"
+    mine = json.loads(upload.data)["My data"]
+    assert mine["Profile"]["Phone"] == "+79991234567"
+    assert mine["Profile"]["Name"] == "Annabel"
+    assert mine["Profile"]["Birthday: year"] == 1990
+    assert mine["Consents"]["Program terms accepted"] == clock.now().isoformat()
+    assert [o["Order"] for o in mine["Orders"]] == ["A-1"]
+    assert mine["Orders"][0]["Items"][0]["Product code"] == "CAT"
+    assert [e["Kind"] for e in mine["Points history"]] == ["welcome", "accrual", "adjustment"]
+    assert mine["Ratings and comments"] == [
+        {"Order": "A-1", "Score": 2, "Comment": COMMENT, "Rated": clock.now().isoformat()}
+    ]
+    assert "Reminders" in mine and mine["Messages kept"]
+
+    # In Russian for a Russian-speaking customer.
+    await join(flow, IVAN, IVAN_PHONE)
+    [ru] = [c for c in await flow.send(IVAN, "/my_data") if isinstance(c, SendDocument)]
+    assert isinstance(ru.document, BufferedInputFile)
+    theirs = json.loads(ru.document.data)["Мои данные"]
+    assert theirs["Профиль"]["Телефон"] == "+79997654321"
+    assert theirs["История бонусов"][0]["Вид"] == "welcome"
+
+    # The admin's command prints the same document.
+    if not flow.db.is_sqlite:
+        return
+    settings = Settings(database_url=flow.db.url, bot_token=None, default_locale="en")
+    assert await export_customer(settings, RULES, "+7 999 123-45-67") == 0
+    assert json.loads(capsys.readouterr().out) == json.loads(upload.data)
+    assert await export_customer(settings, RULES, "+7 999 000-00-00") == 1
+    assert "no customer matches" in capsys.readouterr().err
+    assert record.id == mine["Profile"]["Customer number"]
