@@ -87,6 +87,7 @@ async def export_customer(settings: Settings, rules: Rules, ref: str) -> int:
             phone=parsed.phone,
             customer_id=parsed.customer_id,
             username=parsed.username,
+            card=parsed.card,
         )
         if match is None:
             print(f"error: no customer matches {ref}", file=sys.stderr)

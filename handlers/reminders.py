@@ -15,7 +15,7 @@ from aiogram.utils.i18n import ngettext
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from locales.rendering import Renderer
-from scenarios.cards import card_number, display_card_number
+from scenarios.cards import display_card_number, member_card
 from scenarios.clock import Clock
 from scenarios.reminders import (
     Answer,
@@ -156,7 +156,7 @@ async def act(
                 name=customer.first_name or "",
                 username=customer.username,
                 phone=customer.phone,
-                card=display_card_number(card_number(customer.id)),
+                card=display_card_number(member_card(customer)),
                 product=reminder.name,
                 sku=reminder.sku,
                 quantity=reminder.quantity,

@@ -25,7 +25,7 @@ from handlers.start import Signup, accepted_at, phone_keyboard
 from locales.formatting import format_points
 from locales.rendering import Renderer
 from scenarios.birthdays import parse_birthday
-from scenarios.cards import card_number, display_card_number
+from scenarios.cards import display_card_number, member_card
 from scenarios.clock import Clock
 from scenarios.referrals import Referrals, invite_link
 from scenarios.rules import Rules
@@ -75,9 +75,8 @@ def not_a_member() -> str:
 
 
 async def send_card(
-    bot: Bot, *, chat_id: int, customer_id: int, renderer: Renderer, locale: str, welcome: int
+    bot: Bot, *, chat_id: int, number: str, renderer: Renderer, locale: str, welcome: int
 ) -> None:
-    number = card_number(customer_id)
     await bot.send_photo(
         chat_id=chat_id,
         photo=BufferedInputFile(card_qr(number), filename=f"card-{number}.png"),
@@ -222,7 +221,7 @@ async def finish(
     await send_card(
         bot,
         chat_id=chat_id,
-        customer_id=customer.id,
+        number=member_card(customer),
         renderer=renderer,
         locale=locale,
         welcome=welcome,
@@ -238,7 +237,7 @@ async def show_card(
     await send_card(
         bot,
         chat_id=message.chat.id,
-        customer_id=customer.id,
+        number=member_card(customer),
         renderer=renderer,
         locale=locale,
         welcome=0,

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from scenarios.audit import AuditEntry, AuditLog
 from scenarios.birthdays import Birthday
+from scenarios.cards import new_card_number
 from scenarios.clock import Clock
 from scenarios.delivery import Category, OutboxWriter, Outgoing, enqueue
 from scenarios.ledger import LedgerRefusal, PointsLedger, welcome_source
@@ -86,6 +87,7 @@ class MembershipStore(Protocol):
         terms_accepted_at: datetime,
         marketing_opt_in: bool,
         now: datetime,
+        make_card: Callable[[], str] | None = None,
     ) -> None: ...
 
     async def claim_orders(self, *, phone: str, customer_id: int) -> list[UnclaimedOrder]: ...
@@ -215,6 +217,7 @@ class SignupDesk:
             terms_accepted_at=consent.accepted_at,
             marketing_opt_in=consent.marketing_opt_in,
             now=now,
+            make_card=new_card_number,
         )
         claimed = await self._members.claim_orders(phone=phone, customer_id=customer.id)
         credited = 0

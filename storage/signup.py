@@ -76,12 +76,28 @@ class SqlMembership:
         terms_accepted_at: datetime,
         marketing_opt_in: bool,
         now: datetime,
+        make_card: Callable[[], str] | None = None,
     ) -> None:
+        """``make_card`` proposes card numbers; the first nobody has becomes the member's
+        (a member who already has one keeps it)."""
         async with self._db.transaction() as conn:
+            card = (
+                await conn.execute(
+                    select(customers.c.card_number).where(customers.c.id == customer_id)
+                )
+            ).scalar_one_or_none()
+            while card is None and make_card is not None:
+                candidate = make_card()
+                taken = await conn.execute(
+                    select(customers.c.id).where(customers.c.card_number == candidate)
+                )
+                if taken.first() is None:
+                    card = candidate
             await conn.execute(
                 update(customers)
                 .where(customers.c.id == customer_id)
                 .values(
+                    card_number=card,
                     phone=phone,
                     joined_at=now,
                     terms_accepted_at=terms_accepted_at,
