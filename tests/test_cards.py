@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy import text
 
 from bot.api import create_api_app
 from bot.api.app import LookupLimit
@@ -19,6 +22,9 @@ from scenarios.cards import (
 from scenarios.clock import FixedClock
 from scenarios.rules import Rules
 from storage.database import Database
+from storage.migrate import migrate
+from storage.orders import SqlOrders
+from storage.schema import metadata
 
 
 def test_a_card_number_is_an_ean13_in_the_in_store_range() -> None:
@@ -93,3 +99,29 @@ def test_i18_7_the_window_slides() -> None:
     assert limit.retry_after() == 15
     now[0] = 60.0
     assert limit.retry_after() is None
+
+
+async def test_i18_7_members_from_before_keep_their_card_numbers(db: Database) -> None:
+    """Migration 0017 writes the number each member was given ("29" + id) into the column."""
+    async with db.engine.begin() as conn:  # start again from the schema before random cards
+        await conn.run_sync(metadata.drop_all)
+        await conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    await migrate(db, "0012")
+    now = datetime(2026, 11, 1)
+    async with db.transaction() as conn:
+        for customer_id, joined in ((5, now), (6, None)):
+            await conn.execute(
+                text(
+                    "INSERT INTO customers (id, telegram_id, created_at, last_seen_at, joined_at)"
+                    " VALUES (:id, :tg, :now, :now, :joined)"
+                ),
+                {"id": customer_id, "tg": 500 + customer_id, "now": now, "joined": joined},
+            )
+    await migrate(db)
+    async with db.read() as conn:
+        cards = dict(
+            (await conn.execute(text("SELECT id, card_number FROM customers ORDER BY id"))).all()
+        )
+    assert cards == {5: card_number(5), 6: None}
+    match = await SqlOrders(db).match_customer(telegram_id=None, phone=None, card=card_number(5))
+    assert match is not None and match.id == 5
