@@ -38,6 +38,7 @@ class RefusalReason(StrEnum):
     BELOW_MINIMUM = "below_minimum"  # the first paid order is under referral_min_order
     ORDER_CANCELLED = "order_cancelled"  # cancelled or refunded within the hold window
     MONTHLY_CAP = "monthly_cap"
+    ERASED = "erased"  # the friend erased their data before the reward
 
 
 # ---- pure rules --------------------------------------------------------------------------
@@ -226,6 +227,15 @@ class Referrals:
             )
         await self._refuse(refusal or RefusalReason.SECOND_REFERRER, referrer, referee_id)
         return False
+
+    async def at_erasure(self, *, customer_id: int) -> bool:
+        """A friend who erases their data before the reward ends their referral: no points
+        for an account that is gone, nor for bringing someone who left."""
+        referral = await self._store.of_referee(referee_id=customer_id)
+        if referral is None or referral.state not in ("joined", "qualified"):
+            return False
+        await self._settle_refused(referral, RefusalReason.ERASED, referral.order_ref)
+        return True
 
     async def member_followed_link(self, *, member_id: int, code: str) -> RefusalReason:
         referrer = await self._members.by_invite_code(code=code)

@@ -287,6 +287,7 @@ class SignupDesk:
             now=now,
         )
         forfeited = await self._ledger.forfeit(customer_id=customer.id, reason="account erased")
+        await self._referrals.at_erasure(customer_id=customer.id)
         dropped = 0
         if customer.telegram_id is not None:
             dropped = await self._outbox.drop_queued_for_chat(

@@ -475,3 +475,23 @@ async def test_i18_6_my_data_sends_a_json_file_labelled_in_the_customers_languag
     assert await export_customer(settings, RULES, "+7 999 000-00-00") == 1
     assert "no customer matches" in capsys.readouterr().err
     assert record.id == mine["Profile"]["Customer number"]
+
+
+async def test_i15_4_a_friend_who_erases_before_the_reward_earns_nobody_points(
+    flow: Flow, clock: FixedClock
+) -> None:
+    desk = order_desk(flow, clock)
+    await join(flow, IVAN, IVAN_PHONE)
+    ivan = await member(flow, IVAN)
+    await join(flow, ANNA, ANNA_PHONE, start=f"/start {await invite_code(flow, IVAN)}")
+    anna = await member(flow, ANNA)
+    await report(desk, "A-1", ANNA, total="5000.00")
+    referral = await SqlReferrals(flow.db).of_referee(referee_id=anna.id)
+    assert referral is not None and referral.state == "qualified"
+    await erase(flow, ANNA)
+    clock.advance(timedelta(days=30))
+    assert await referrals(flow, clock).reward_due() == 0
+    for customer_id in (ivan.id, anna.id):
+        assert [e for e in await entries(flow.db, customer_id) if e[0] == "referral"] == []
+    referral = await SqlReferrals(flow.db).of_referee(referee_id=anna.id)
+    assert referral is not None and (referral.state, referral.reason) == ("refused", "erased")
