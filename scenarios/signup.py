@@ -280,12 +280,15 @@ class SignupDesk:
         hashes of the phone and Telegram id stay for the fraud checks; the audit log says
         when."""
         now = self._clock.now()
-        await self._identities.remember(
-            digests=await self._hasher.digests(
-                phone=customer.phone, telegram_id=customer.telegram_id
-            ),
-            now=now,
-        )
+        if customer.joined_at is not None:
+            # Only members had a welcome bonus or a referral to repeat; someone who never
+            # joined leaves no trace.
+            await self._identities.remember(
+                digests=await self._hasher.digests(
+                    phone=customer.phone, telegram_id=customer.telegram_id
+                ),
+                now=now,
+            )
         forfeited = await self._ledger.forfeit(customer_id=customer.id, reason="account erased")
         await self._referrals.at_erasure(customer_id=customer.id)
         dropped = 0

@@ -32,7 +32,7 @@ from storage.customers import CustomerRecord, SqlCustomers
 from storage.database import Database
 from storage.ledger import SqlLedger
 from storage.referrals import SqlReferrals
-from storage.schema import ledger_entries, metadata, outbox
+from storage.schema import erased_identities, ledger_entries, metadata, outbox
 from tests.support.databases import sqlite_database
 from tests.support.flow import Flow, build_flow
 from tests.support.signup import contact, entries, inline_labels, photos, texts
@@ -495,3 +495,12 @@ async def test_i15_4_a_friend_who_erases_before_the_reward_earns_nobody_points(
         assert [e for e in await entries(flow.db, customer_id) if e[0] == "referral"] == []
     referral = await SqlReferrals(flow.db).of_referee(referee_id=anna.id)
     assert referral is not None and (referral.state, referral.reason) == ("refused", "erased")
+
+
+async def test_i15_1_someone_who_never_joined_leaves_no_hash(flow: Flow) -> None:
+    await flow.send(OLHA, "/start")
+    await erase(flow, OLHA)
+    async with flow.db.read() as conn:
+        assert (await conn.execute(select(erased_identities))).all() == []
+    said = await join(flow, OLHA, "380501234567")
+    assert any("100 балів" in text for text in said), said
