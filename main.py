@@ -8,7 +8,14 @@ import sys
 from pathlib import Path
 from typing import Literal, NoReturn
 
-from bot.cli import describe_settings, fail, load_settings_and_rules, migrate_only, unreachable
+from bot.cli import (
+    describe_settings,
+    export_customer,
+    fail,
+    load_settings_and_rules,
+    migrate_only,
+    unreachable,
+)
 from bot.logs import configure_logging
 
 # The bot itself (aiogram, SQLAlchemy, the handlers) is imported only by the commands that run
@@ -26,6 +33,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser("run", help="start the bot with long polling (the default)")
     commands.add_parser("migrate", help="apply database migrations and exit")
+    export = commands.add_parser(
+        "export-customer",
+        help="print a customer's data as JSON (what /my_data sends them)",
+        description="REF: a card number, a phone, @username, a Telegram id or tg:<id>.",
+    )
+    export.add_argument("ref", metavar="REF")
     for kind in IMPORT_KINDS:
         description = None
         if f"import-{kind}" in argv:  # its own --help lists the columns
@@ -47,6 +60,8 @@ def main(argv: list[str] | None = None) -> NoReturn:
     configure_logging(settings.log_level)
     if args.command == "migrate":
         sys.exit(asyncio.run(migrate_only(settings)))
+    if args.command == "export-customer":
+        sys.exit(asyncio.run(export_customer(settings, rules, args.ref)))
     if args.command in ("import-orders", "import-products"):
         from bot.importer import run_import
 

@@ -91,6 +91,11 @@ def create_bot(settings: Settings) -> Bot:
     )
 
 
+def fraud_secret(settings: Settings) -> str | None:
+    secret = settings.fraud_hash_secret
+    return secret.get_secret_value() if secret is not None and secret.get_secret_value() else None
+
+
 def build_application(
     settings: Settings, rules: Rules, *, clock: Clock | None = None
 ) -> Application:
@@ -121,6 +126,7 @@ def build_application(
         version=app_version(),
         started_at=clock.now(),
         events_isolation=isolation,
+        fraud_hash_secret=fraud_secret(settings),
     )
     bot = create_bot(settings)
     sender = OutboxSender(

@@ -9,6 +9,7 @@ from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
 from aiogram.fsm.storage.memory import SimpleEventIsolation
 from aiogram.utils.i18n import I18n
 
+from bot.erasure import StaffRedactor
 from bot.i18n import CustomerLocaleMiddleware
 from bot.middlewares import CustomerMiddleware, HandlerModeMiddleware, UnitOfWorkMiddleware
 from bot.signup import signup_services
@@ -31,6 +32,7 @@ from storage.orders import SqlOrders
 from storage.outbox import SqlOutbox
 from storage.preferences import SqlPreferences
 from storage.redeem_codes import SqlRedeemCodes
+from storage.privacy import SqlPersonalData
 from storage.reminders import SqlReminders
 from storage.segments import SqlSegments
 
@@ -48,11 +50,19 @@ def create_dispatcher(
     version: str,
     started_at: datetime,
     events_isolation: BaseEventIsolation | None = None,
+    fraud_hash_secret: str | None = None,
 ) -> Dispatcher:
     customers = SqlCustomers(db)
     ledger = SqlLedger(db)
     ladder = TierLadder.from_rules(rules.bonus, currency=rules.shop.currency)
-    joining = signup_services(db=db, rules=rules, clock=clock, zone=renderer.zone)
+    joining = signup_services(
+        db=db,
+        rules=rules,
+        clock=clock,
+        zone=renderer.zone,
+        fraud_hash_secret=fraud_hash_secret,
+        redactor=StaffRedactor(db=db, renderer=renderer, i18n=i18n),
+    )
     dispatcher = Dispatcher(
         storage=fsm_storage,
         # One update per user at a time: a double tap cannot race a wizard or a balance.
@@ -80,6 +90,7 @@ def create_dispatcher(
         audit_log=SqlAuditLog(db),
         gift_store=SqlGifts(db),
         signup=joining.desk,
+        personal_data=SqlPersonalData(db),
         referrals=joining.referrals,
         staff_membership=StaffMembership(
             staff_chat_id=staff_chat_id,

@@ -44,6 +44,13 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = Field(
         default=None, description="bearer token of the shop-facing HTTP API (unset: API off)"
     )
+    fraud_hash_secret: SecretStr | None = Field(
+        default=None,
+        description=(
+            "key of the fraud-check hashes of erased customers' phones and Telegram ids "
+            "(unset: a random key kept in the database)"
+        ),
+    )
     api_host: str = Field(default="127.0.0.1", description="address the HTTP API listens on")
     api_port: int = Field(default=8080, ge=1, le=65535, description="port of the HTTP API")
     timezone: str = Field(default="UTC", description="the shop's IANA time zone, e.g. Europe/Kyiv")

@@ -8,9 +8,10 @@ from zoneinfo import ZoneInfo
 from scenarios.birthdays import BirthdayGifts
 from scenarios.clock import Clock
 from scenarios.ledger import PointsLedger
+from scenarios.privacy import IdentityHasher
 from scenarios.referrals import Referrals
 from scenarios.rules import Rules
-from scenarios.signup import SignupDesk
+from scenarios.signup import SignupDesk, StaffRedactor
 from scenarios.tiers import TierLadder
 from storage.audit import SqlAuditLog
 from storage.customers import SqlCustomers
@@ -18,6 +19,7 @@ from storage.database import Database
 from storage.ledger import SqlLedger
 from storage.orders import SqlOrders
 from storage.outbox import SqlOutbox
+from storage.privacy import SqlErasedIdentities, SqlSecrets
 from storage.referrals import SqlReferrals
 from storage.signup import SqlMembership
 
@@ -29,7 +31,16 @@ class SignupServices:
     birthdays: BirthdayGifts
 
 
-def signup_services(*, db: Database, rules: Rules, clock: Clock, zone: ZoneInfo) -> SignupServices:
+def signup_services(
+    *,
+    db: Database,
+    rules: Rules,
+    clock: Clock,
+    zone: ZoneInfo,
+    fraud_hash_secret: str | None = None,
+    redactor: StaffRedactor | None = None,
+) -> SignupServices:
+    """``fraud_hash_secret``: FRAUD_HASH_SECRET; unset, the bot keeps its own in the database."""
     ladder = TierLadder.from_rules(rules.bonus, currency=rules.shop.currency)
     store = SqlLedger(db)
     ledger = PointsLedger(store, bonus=rules.bonus, ladder=ladder, clock=clock)
@@ -56,6 +67,9 @@ def signup_services(*, db: Database, rules: Rules, clock: Clock, zone: ZoneInfo)
             outbox=outbox,
             rules=rules,
             clock=clock,
+            identities=SqlErasedIdentities(db),
+            hasher=IdentityHasher(SqlSecrets(db), clock=clock, configured=fraud_hash_secret),
+            redactor=redactor,
         ),
         referrals=referrals,
         birthdays=BirthdayGifts(

@@ -29,7 +29,7 @@ from scenarios.admin_bonus import (
     preview_bonus,
 )
 from scenarios.audit import AuditLog
-from scenarios.cards import card_number, display_card_number
+from scenarios.cards import display_card_number, member_card
 from scenarios.clock import Clock
 from scenarios.delivery import OutboxWriter
 from scenarios.gifts import (
@@ -180,7 +180,7 @@ async def bonus(
 
 
 def _render_preview(renderer: Renderer, locale: str, preview: BonusPreview) -> str:
-    card = display_card_number(card_number(preview.account.customer.id))
+    card = display_card_number(member_card(preview.account.customer))
     return renderer.render("bonus_preview.html", locale=locale, preview=preview, card=card)
 
 
@@ -311,7 +311,7 @@ async def customer_profile(
             "customer_profile.html",
             locale=locale,
             account=view,
-            card=display_card_number(card_number(found.id)),
+            card=display_card_number(member_card(found)),
             orders=await order_store.latest_for(customer_id=found.id, limit=5),
             muted=await preferences.muted_kinds(customer_id=found.id),
             audit=await audit_log.for_customer(customer_id=found.id, limit=5),

@@ -28,6 +28,7 @@ CUSTOMER_COMMANDS: tuple[tuple[str, LazyProxy], ...] = (
     ("reminders", __("Your reminders to reorder")),
     ("help", __("What this bot can do")),
     ("stop", __("No more offers (stay a member)")),
+    ("my_data", __("A copy of my data")),
     ("delete_me", __("Delete my personal data")),
 )
 ADMIN_COMMANDS: tuple[tuple[str, LazyProxy], ...] = (

@@ -1,4 +1,5 @@
-"""/stop (no more offers, still a member) and /delete_me (erase my personal data)."""
+"""/stop (no more offers, still a member), /my_data (a copy of my data) and /delete_me (erase
+my personal data)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,17 @@ from aiogram import F, Router
 from aiogram.filters import Command
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
-from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.types import BufferedInputFile, CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from handlers.start import offers_on_keyboard
+from locales.export import export_json
 from scenarios.signup import SignupDesk
 from storage.customers import CustomerRecord
+from storage.database import Database
+from storage.privacy import SqlPersonalData
 
 
 class ErasePress(CallbackData, prefix="erase"):
@@ -24,6 +29,7 @@ def create_router() -> Router:
     router.message.filter(F.chat.type == "private")
     router.message.register(stop, Command("stop"))
     router.message.register(ask_erase, Command("delete_me"))
+    router.message.register(my_data, Command("my_data"))
     router.callback_query.register(erase, ErasePress.filter())
     return router
 
@@ -50,6 +56,18 @@ async def stop(message: Message, customer: CustomerRecord, signup: SignupDesk) -
     )
 
 
+async def my_data(
+    message: Message, customer: CustomerRecord, personal_data: SqlPersonalData, i18n: I18n
+) -> None:
+    """Everything stored about the sender, as a JSON file labelled in their language."""
+    data = await personal_data.collect(customer_id=customer.id)
+    body = export_json(data, i18n=i18n, locale=i18n.current_locale)
+    await message.answer_document(
+        BufferedInputFile(body.encode(), filename="my-data.json"),
+        caption=_("A copy of everything the bot stores about you. /delete_me erases it."),
+    )
+
+
 async def ask_erase(message: Message) -> None:
     await message.answer(
         _(
@@ -67,6 +85,7 @@ async def erase(
     state: FSMContext,
     customer: CustomerRecord,
     signup: SignupDesk,
+    db: Database,
 ) -> None:
     message = callback.message if isinstance(callback.message, Message) else None
     if not callback_data.confirm:
@@ -77,6 +96,8 @@ async def erase(
     # The presser's own row, as read for this update: a button cannot erase anyone else.
     await signup.erase(customer)
     await state.clear()
+    # After the commit: no old copy of what was erased stays in SQLite's -wal file.
+    db.checkpoint_soon()
     await callback.answer()
     text = _(
         "Your personal data is deleted. Goodbye, and thank you for being with us! "

@@ -16,7 +16,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from handlers.flags import READS_ONLY
 from locales.rendering import Renderer
-from scenarios.cards import card_number, display_card_number
+from scenarios.cards import display_card_number, member_card
 from scenarios.clock import Clock
 from scenarios.reminders import (
     Answer,
@@ -159,7 +159,7 @@ async def act(
                 name=customer.first_name or "",
                 username=customer.username,
                 phone=customer.phone,
-                card=display_card_number(card_number(customer.id)),
+                card=display_card_number(member_card(customer)),
                 product=reminder.name,
                 sku=reminder.sku,
                 quantity=reminder.quantity,

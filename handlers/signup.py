@@ -26,7 +26,7 @@ from handlers.start import Signup, accepted_at, phone_keyboard
 from locales.formatting import format_points
 from locales.rendering import Renderer
 from scenarios.birthdays import parse_birthday
-from scenarios.cards import card_number, display_card_number
+from scenarios.cards import display_card_number, member_card
 from scenarios.clock import Clock
 from scenarios.redeem_codes import RedeemCodes, display_code
 from scenarios.referrals import Referrals, invite_link
@@ -92,14 +92,13 @@ async def send_card(
     bot: Bot,
     *,
     chat_id: int,
-    customer_id: int,
+    number: str,
     renderer: Renderer,
     locale: str,
     welcome: int,
     rules: Rules,
 ) -> None:
     """The card earns by itself; spending takes a one-time code when the shop asks for one."""
-    number = card_number(customer_id)
     codes = rules.bonus.redeem_requires_code
     await bot.send_photo(
         chat_id=chat_id,
@@ -362,7 +361,7 @@ async def finish(
     await send_card(
         bot,
         chat_id=chat_id,
-        customer_id=customer.id,
+        number=member_card(customer),
         renderer=renderer,
         locale=locale,
         welcome=welcome,
@@ -384,7 +383,7 @@ async def show_card(
     await send_card(
         bot,
         chat_id=message.chat.id,
-        customer_id=customer.id,
+        number=member_card(customer),
         renderer=renderer,
         locale=locale,
         welcome=0,

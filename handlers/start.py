@@ -21,7 +21,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from locales.rendering import Renderer
-from scenarios.cards import card_number, display_card_number
+from scenarios.cards import display_card_number, member_card
 from scenarios.clock import Clock
 from scenarios.referrals import Referrals, valid_code
 from scenarios.rules import Rules
@@ -116,7 +116,7 @@ async def greet(
                 "welcome_back.html",
                 locale=locale,
                 name=customer.first_name or "",
-                card=display_card_number(card_number(customer.id)),
+                card=display_card_number(member_card(customer)),
                 offers_on=customer.marketing_opt_in,
             ),
             reply_markup=None if customer.marketing_opt_in else offers_on_keyboard(),

@@ -103,6 +103,7 @@ class CustomerMatcher(Protocol):
         phone: str | None,
         customer_id: int | None = None,
         username: str | None = None,
+        card: str | None = None,
     ) -> CustomerMatch | None: ...
 
 
@@ -123,6 +124,7 @@ async def find_customer(
         phone=parsed.phone,
         customer_id=parsed.customer_id,
         username=parsed.username,
+        card=parsed.card,
     )
     record = await source.customer(customer_id=match.id) if match is not None else None
     if record is None:

@@ -734,6 +734,38 @@ class PointsLedger:
             await _settle_debts(book, appended, now)
         return Posted(entry=appended.entry, replayed=False)
 
+    async def forfeit(self, *, customer_id: int, reason: str) -> Posted | None:
+        """Every point the customer still has (pending ones too) is gone: one forfeiture entry,
+        once per customer (its key is the customer), so the shop's liability matches the
+        ledger. None when there was nothing left to forfeit."""
+        source = f"forfeit:{customer_id}"
+        why = _checked_reason(reason)
+        now = self._clock.now()
+        async with self._book(customer_id) as book:
+            existing = await book.entry(kind=EntryKind.FORFEITURE, source=source)
+            if existing is not None:
+                return Posted(entry=existing, replayed=True)
+            lots = await book.open_lots()
+            await _expire(book, _overdue(lots, now), now)
+            live = [lot for lot in lots if lot.expires_at > now and lot.remaining > 0]
+            points = sum(lot.remaining for lot in live)
+            if points == 0:
+                return None
+            appended = await _append(
+                book,
+                NewEntry(
+                    kind=EntryKind.FORFEITURE,
+                    source=source,
+                    amount=-points,
+                    reason=why,
+                    actor_id=None,
+                    occurred_at=now,
+                ),
+                customer_id=customer_id,
+                spend=[Allocation(lot_id=lot.id, amount=lot.remaining) for lot in live],
+            )
+        return Posted(entry=appended.entry, replayed=False)
+
     async def expire_due(self, *, batch: int = 200) -> int:
         """Write expiry entries for the unspent rest of every lot past its expiry; returns how
         many. One short transaction per customer; safe to run from several processes (each

@@ -15,7 +15,7 @@ from typing import Protocol
 
 import phonenumbers
 
-from scenarios.cards import customer_id_from_card, looks_like_card
+from scenarios.cards import looks_like_card, valid_card
 from scenarios.clock import Clock
 from scenarios.ledger import (
     Cancellation,
@@ -278,8 +278,9 @@ def fingerprint(canonical: object) -> str:
 class CustomerRef:
     telegram_id: int | None = None
     phone: str | None = None
-    customer_id: int | None = None  # from a card number
+    customer_id: int | None = None
     username: str | None = None  # without the @, as Telegram spells it
+    card: str | None = None  # a card number's 13 digits
 
 
 def parse_customer_ref(ref: str, *, region: str | None) -> CustomerRef:
@@ -290,9 +291,9 @@ def parse_customer_ref(ref: str, *, region: str | None) -> CustomerRef:
     Card numbers (13 digits from 29, with a check digit) are neither.
     """
     text = ref.strip()
-    card_holder = customer_id_from_card(text)
-    if card_holder is not None:
-        return CustomerRef(customer_id=card_holder)
+    card = valid_card(text)
+    if card is not None:
+        return CustomerRef(card=card)
     if looks_like_card(text):
         raise _invalid("invalid_card_number", "this card number has a wrong check digit", "ref")
     if text.startswith("@"):
@@ -424,6 +425,7 @@ class OrderStore(Protocol):
         phone: str | None,
         customer_id: int | None = None,
         username: str | None = None,
+        card: str | None = None,
     ) -> CustomerMatch | None: ...
 
 
@@ -682,6 +684,7 @@ class OrderDesk:
             phone=parsed.phone,
             customer_id=parsed.customer_id,
             username=parsed.username,
+            card=parsed.card,
         )
         if match is None or not match.joined:
             raise OrderProblem(

@@ -30,7 +30,9 @@ async def chat_blocked(
     dropped = await outbox.drop_queued_for_chat(
         chat_id=telegram_id, reason="recipient blocked the bot", now=now
     )
-    log.info("user %s blocked the bot; %d queued message(s) dropped", telegram_id, dropped)
+    # A Telegram id is personal data: INFO says what happened, DEBUG says to whom.
+    log.info("a user blocked the bot; %d queued message(s) dropped", dropped)
+    log.debug("user %s blocked the bot", telegram_id)
     return dropped
 
 
@@ -38,5 +40,6 @@ async def chat_returned(customers: Reachability, *, telegram_id: int) -> bool:
     """They unblocked the bot or wrote to it: messages may go to them again."""
     returned = await customers.mark_reachable(telegram_id=telegram_id)
     if returned:
-        log.info("user %s is reachable again", telegram_id)
+        log.info("a user who had blocked the bot is reachable again")
+        log.debug("user %s is reachable again", telegram_id)
     return returned

@@ -32,10 +32,13 @@ class RefusalReason(StrEnum):
     SELF_REFERRAL = "self_referral"
     ALREADY_ORDERED = "already_ordered"  # the friend's phone had ordered before they joined
     SECOND_REFERRER = "second_referrer"
+    # The friend's phone or Telegram id belonged to a customer who erased their data.
+    RETURNING_CUSTOMER = "returning_customer"
     ALREADY_MEMBER = "already_member"  # a member opened someone's link
     BELOW_MINIMUM = "below_minimum"  # the first paid order is under referral_min_order
     ORDER_CANCELLED = "order_cancelled"  # cancelled or refunded within the hold window
     MONTHLY_CAP = "monthly_cap"
+    ERASED = "erased"  # the friend erased their data before the reward
 
 
 # ---- pure rules --------------------------------------------------------------------------
@@ -60,15 +63,23 @@ def friend_source(referee_id: int) -> str:
 
 
 def signup_refusal(
-    *, referrer_id: int | None, referee_id: int, phone_ordered_before: bool, has_referrer: bool
+    *,
+    referrer_id: int | None,
+    referee_id: int,
+    phone_ordered_before: bool,
+    has_referrer: bool,
+    returning: bool = False,
 ) -> RefusalReason | None:
-    """Why a new member's link cannot count, or None when it does."""
+    """Why a new member's link cannot count, or None when it does. ``returning``: the phone
+    or Telegram id belonged to a customer who erased their data (a "new" friend who is not)."""
     if referrer_id is None:
         return RefusalReason.UNKNOWN_CODE
     if referrer_id == referee_id:
         return RefusalReason.SELF_REFERRAL
     if has_referrer:
         return RefusalReason.SECOND_REFERRER
+    if returning:
+        return RefusalReason.RETURNING_CUSTOMER
     if phone_ordered_before:
         return RefusalReason.ALREADY_ORDERED
     return None
@@ -197,7 +208,9 @@ class Referrals:
     async def invite_code(self, *, customer_id: int) -> str:
         return await self._members.set_invite_code(customer_id=customer_id, code=new_invite_code())
 
-    async def at_signup(self, *, referee_id: int, code: str, phone: str) -> bool:
+    async def at_signup(
+        self, *, referee_id: int, code: str, phone: str, returning: bool = False
+    ) -> bool:
         """A new member joined through a link: record the referrer, or log why not."""
         referrer = await self._members.by_invite_code(code=code)
         existing = await self._store.of_referee(referee_id=referee_id)
@@ -206,6 +219,7 @@ class Referrals:
             referee_id=referee_id,
             phone_ordered_before=await self._members.orders_for_phone(phone=phone) > 0,
             has_referrer=existing is not None,
+            returning=returning,
         )
         if refusal is None and referrer is not None:
             added = await self._store.add(
@@ -243,6 +257,15 @@ class Referrals:
             ),
             clock=self._clock,
         )
+
+    async def at_erasure(self, *, customer_id: int) -> bool:
+        """A friend who erases their data before the reward ends their referral: no points
+        for an account that is gone, nor for bringing someone who left."""
+        referral = await self._store.of_referee(referee_id=customer_id)
+        if referral is None or referral.state not in ("joined", "qualified"):
+            return False
+        await self._settle_refused(referral, RefusalReason.ERASED, referral.order_ref)
+        return True
 
     async def member_followed_link(self, *, member_id: int, code: str) -> RefusalReason:
         referrer = await self._members.by_invite_code(code=code)

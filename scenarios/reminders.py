@@ -401,6 +401,11 @@ async def cancel_one(
     return Outcome(Answer.DONE, reminder)
 
 
+def reorder_key(reminder_id: int) -> str:
+    """The staff chat's reorder request for one reminder (once per reminder)."""
+    return f"reorder-request:{reminder_id}"
+
+
 async def reorder_request(
     store: ReminderStore,
     outbox: OutboxWriter,
@@ -422,7 +427,7 @@ async def reorder_request(
     fresh = await enqueue(
         outbox,
         Outgoing(
-            dedupe_key=f"reorder-request:{reminder.id}",
+            dedupe_key=reorder_key(reminder.id),
             chat_id=staff_chat_id,
             category=Category.TRANSACTIONAL,
             kind="reorder_request",

@@ -36,6 +36,7 @@ class CustomerRecord:
     birthday_gift_year: int | None = None
     invite_code: str | None = None
     erased_at: datetime | None = None
+    card_number: str | None = None
 
 
 class SqlCustomers:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import glob
 import logging
+import os
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager, nullcontext
@@ -19,6 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from storage.urls import DEFAULT_DATABASE_URL, DatabaseUrlError, normalize_database_url
+
+PRIVATE_DIRECTORY = 0o700
+PRIVATE_FILE = 0o600
 
 log = logging.getLogger(__name__)
 
@@ -249,9 +254,11 @@ class Database:
         self._ambient: ContextVar[_Transaction | None] = ContextVar("ambient_tx", default=None)
         self._unit: ContextVar[_Unit | None] = ContextVar("unit_of_work", default=None)
         self._sqlite_writer = WriterLock()
+        self._maintenance: set[asyncio.Task[None]] = set()
         if self.backend == "sqlite":
             _ensure_sqlite_directory(self.url)
             _tune_sqlite(self.engine, busy_timeout_ms, foreign_keys=foreign_keys)
+            _keep_sqlite_files_private(self.engine, _sqlite_path(self.url))
 
     @property
     def safe_url(self) -> str:
@@ -374,18 +381,89 @@ class Database:
         async with self.read() as conn:
             await conn.execute(select(literal(1)))
 
+    def checkpoint_soon(self) -> None:
+        """Once the current write transaction has committed, fold SQLite's WAL into the main
+        file and truncate it, so what was just overwritten (an erasure) leaves no old copy in
+        the -wal file. Returns at once; ``settle()`` waits for it. No-op on PostgreSQL."""
+        if not self.is_sqlite:
+            return
+        task = asyncio.get_running_loop().create_task(self._checkpoint(), name="wal-checkpoint")
+        self._maintenance.add(task)
+        task.add_done_callback(self._maintenance.discard)
+
+    async def _checkpoint(self) -> None:
+        # The writer lock is held by the transaction that asked for this until it commits;
+        # waiting for it orders the checkpoint after that commit. A plain connection, not
+        # transaction(): the task inherits the caller's context, whose transaction it must
+        # not join.
+        async with self._sqlite_writer, self.engine.connect() as connection:
+            await connection.run_sync(_wal_checkpoint)
+
+    async def settle(self) -> None:
+        """Wait for the maintenance ``checkpoint_soon()`` started."""
+        while self._maintenance:
+            await asyncio.gather(*self._maintenance, return_exceptions=True)
+
     async def close(self) -> None:
+        await self.settle()
         await self.engine.dispose()
 
 
 _SQLITE_BEGIN: dict[Mode, str] = {"write": "BEGIN IMMEDIATE", "read": "BEGIN"}
 
 
-def _ensure_sqlite_directory(url: str) -> None:
-    """The default ./data/bot.sqlite3 must work on a fresh checkout: create the folder."""
+def _sqlite_path(url: str) -> Path | None:
     path = make_url(url).database
     if path and path != ":memory:" and not path.startswith("file:"):
-        Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        return Path(path).expanduser()
+    return None
+
+
+def _ensure_sqlite_directory(url: str) -> None:
+    """The default ./data/bot.sqlite3 must work on a fresh checkout: create the folder, for
+    the bot's user only (0700), and the database file readable by that user alone (0600)."""
+    path = _sqlite_path(url)
+    if path is None:
+        return
+    if not path.parent.exists():
+        path.parent.mkdir(mode=PRIVATE_DIRECTORY, parents=True, exist_ok=True)
+        path.parent.chmod(PRIVATE_DIRECTORY)  # mkdir's mode passes through the umask
+    if not path.exists():
+        # Created here, not by SQLite, so it never exists with the umask's looser mode; SQLite
+        # gives the -wal and -shm files the database file's own mode.
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, PRIVATE_FILE))
+    make_sqlite_files_private(path)
+
+
+def make_sqlite_files_private(path: Path) -> None:
+    """The database file and its -wal, -shm and -journal companions (and any copy named
+    like them, e.g. a backup ``bot.sqlite3.bak``) readable and writable by the owner only."""
+    for file in [path, *path.parent.glob(f"{glob.escape(path.name)}[-.]*")]:
+        try:
+            if file.is_file() and file.stat().st_mode & 0o777 != PRIVATE_FILE:
+                file.chmod(PRIVATE_FILE)
+        except OSError:  # not ours to change (a shared folder): SQLite still works
+            continue
+
+
+def _keep_sqlite_files_private(engine: AsyncEngine, path: Path | None) -> None:
+    """After each new connection (the first one creates -wal and -shm): owner-only files."""
+    if path is None:
+        return
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+        make_sqlite_files_private(path)
+
+
+def _wal_checkpoint(connection: Connection) -> None:
+    # On the driver's own cursor: a checkpoint cannot run inside the BEGIN our hook emits.
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        cursor.fetchall()
+    finally:
+        cursor.close()
 
 
 def _tune_sqlite(engine: AsyncEngine, busy_timeout_ms: int, *, foreign_keys: bool) -> None:
@@ -400,6 +478,9 @@ def _tune_sqlite(engine: AsyncEngine, busy_timeout_ms: int, *, foreign_keys: boo
             "PRAGMA journal_mode=WAL",
             f"PRAGMA busy_timeout={busy_timeout_ms}",
             "PRAGMA synchronous=NORMAL",
+            # Deleted and overwritten content is zeroed on its page, so an erased phone or name
+            # is not left readable in the file's free space.
+            "PRAGMA secure_delete=ON",
             f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}",
         ):
             cursor.execute(pragma)

@@ -36,6 +36,7 @@ class EntryKind(StrEnum):
     COMPENSATION = "compensation"
     ADJUSTMENT = "adjustment"  # by an admin, either sign
     GIFT = "gift"  # an admin's holiday gift to members (/gift)
+    FORFEITURE = "forfeiture"  # every point left when the customer erased their account
 
 
 class UnknownCustomerError(LookupError):

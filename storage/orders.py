@@ -155,11 +155,14 @@ class SqlOrders:
         phone: str | None,
         customer_id: int | None = None,
         username: str | None = None,
+        card: str | None = None,
     ) -> CustomerMatch | None:
-        """The customer with this id, Telegram id, phone (E.164) or username, in that order."""
+        """The customer with this id, card number, Telegram id, phone (E.164) or username, in
+        that order."""
         async with self._db.read() as conn:
             for condition, value in (
                 (customers.c.id == customer_id, customer_id),
+                (customers.c.card_number == card, card),
                 (customers.c.telegram_id == telegram_id, telegram_id),
                 (customers.c.phone == phone, phone),
                 (func.lower(customers.c.username) == (username or "").lower(), username),

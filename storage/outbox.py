@@ -295,15 +295,19 @@ class SqlOutbox:
         about.extend(
             outbox.c.dedupe_key.startswith(prefix, autoescape=True) for prefix in key_prefixes
         )
+        done = outbox.c.state.not_in([*QUEUED, OutboxState.SENDING])
+        theirs = [outbox.c.customer_id == customer_id]
+        if chat_id is not None:
+            theirs.append(outbox.c.chat_id == chat_id)
         async with self._db.transaction() as conn:
             result = await conn.execute(
                 update(outbox)
-                .where(
-                    or_(*about),
-                    outbox.c.state.not_in([*QUEUED, OutboxState.SENDING]),
-                )
+                .where(or_(*about), done)
                 .values(payload=ERASED_PAYLOAD, updated_at=now)
             )
+            # Their own chat's id is their Telegram id: gone too (0 is no chat). The staff
+            # chat's rows keep theirs, which edits of those messages need.
+            await conn.execute(update(outbox).where(or_(*theirs), done).values(chat_id=0))
         return int(result.rowcount)
 
     async def cancel(self, *, dedupe_key: str, reason: str, now: datetime) -> bool:
@@ -315,6 +319,16 @@ class SqlOutbox:
                 .values(state=OutboxState.CANCELLED, last_error=reason, updated_at=now)
             )
         return bool(result.rowcount)
+
+    async def keys_with_prefix(self, *, prefix: str) -> list[str]:
+        """Keys of the messages under ``prefix`` (an alert's follow-up copies), oldest first."""
+        async with self._db.read() as conn:
+            rows = await conn.execute(
+                select(outbox.c.dedupe_key)
+                .where(outbox.c.dedupe_key.startswith(prefix, autoescape=True))
+                .order_by(outbox.c.id)
+            )
+            return list(rows.scalars())
 
     async def by_key(self, *, dedupe_key: str) -> QueuedMessage | None:
         """A message's state and, once sent, its Telegram message id (to edit it later)."""

@@ -68,6 +68,9 @@ customers = Table(
     Column("invite_code", String(32), nullable=True, unique=True),
     # Set by /delete_me: the row stays (anonymised) for the ledger and orders that refer to it.
     Column("erased_at", UtcDateTime, nullable=True),
+    # The member card's EAN-13: random for new members (it cannot be derived from the id);
+    # members from before random numbers keep the "29" + id number they were given.
+    Column("card_number", String(13), nullable=True, unique=True),
     Index("ix_customers_birthday", "birthday_month", "birthday_day"),
 )
 
@@ -538,4 +541,25 @@ redeem_codes = Table(
     Column("used_at", UtcDateTime, nullable=True),
     Column("order_ref", String(64), nullable=True),
     Index("ix_redeem_codes_customer_hash", "customer_id", "code_hash"),
+)
+
+# Keyed hashes (HMAC-SHA256 with the shop's secret) of the phones and Telegram ids of erased
+# customers: what fraud checks need (no second welcome bonus, no referral of a returning
+# customer) without keeping the phone or the id itself.
+erased_identities = Table(
+    "erased_identities",
+    metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),  # phone, telegram
+    Column("erased_at", UtcDateTime, nullable=False),
+)
+
+# Secrets the bot makes for itself on first use (the fraud-check hash key when
+# FRAUD_HASH_SECRET is not set).
+app_secrets = Table(
+    "app_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", String(128), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
 )

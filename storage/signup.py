@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import or_, select, update
 
 from storage.database import Database
-from storage.schema import customers, orders, rating_alerts, ratings
+from storage.schema import (
+    audit_log,
+    customers,
+    ledger_entries,
+    orders,
+    rating_alerts,
+    ratings,
+    reminders,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +45,8 @@ class Erased:
     orders_anonymised: int
     ratings_scrubbed: int = 0  # comments cleared (the scores stay, for the statistics)
     alert_ids: tuple[int, ...] = ()  # staff alerts whose snapshot was cleared
+    reminder_ids: tuple[int, ...] = ()  # their reminders (a reorder request names them)
+    texts_scrubbed: int = 0  # ledger reasons and audit details that named them
 
 
 class SqlMembership:
@@ -64,12 +76,28 @@ class SqlMembership:
         terms_accepted_at: datetime,
         marketing_opt_in: bool,
         now: datetime,
+        make_card: Callable[[], str] | None = None,
     ) -> None:
+        """``make_card`` proposes card numbers; the first nobody has becomes the member's
+        (a member who already has one keeps it)."""
         async with self._db.transaction() as conn:
+            card = (
+                await conn.execute(
+                    select(customers.c.card_number).where(customers.c.id == customer_id)
+                )
+            ).scalar_one_or_none()
+            while card is None and make_card is not None:
+                candidate = make_card()
+                taken = await conn.execute(
+                    select(customers.c.id).where(customers.c.card_number == candidate)
+                )
+                if taken.first() is None:
+                    card = candidate
             await conn.execute(
                 update(customers)
                 .where(customers.c.id == customer_id)
                 .values(
+                    card_number=card,
                     phone=phone,
                     joined_at=now,
                     terms_accepted_at=terms_accepted_at,
@@ -151,10 +179,21 @@ class SqlMembership:
             ).scalar_one_or_none()
         return int(value) if value is not None else None
 
-    async def erase(self, *, customer_id: int, now: datetime) -> Erased:
+    async def erase(
+        self,
+        *,
+        customer_id: int,
+        now: datetime,
+        scrub: Callable[[str], str] = lambda text: text,
+        scrub_json: Callable[[Any], Any] = lambda value: value,
+    ) -> Erased:
         """Forget who the customer is: personal data and the Telegram link go, the anonymous
-        row stays for the ledger and the orders (which lose their phone and Telegram id too)."""
+        row stays for the ledger and the orders (which lose their phone and Telegram id too).
+        Free text about them that admins typed (ledger reasons, audit details) keeps its words
+        but passes through ``scrub`` (``scrub_json`` for JSON), which removes their name, phone
+        and username."""
         async with self._db.transaction() as conn:
+            texts = await _scrub_free_text(conn, customer_id, scrub, scrub_json)
             await conn.execute(
                 update(customers)
                 .where(customers.c.id == customer_id)
@@ -171,6 +210,7 @@ class SqlMembership:
                     birthday_year=None,
                     birthday_set_at=None,
                     invite_code=None,
+                    card_number=None,
                     # No longer a member: the card number stops working at the till and the API.
                     joined_at=None,
                     marketing_opt_in=False,
@@ -207,10 +247,33 @@ class SqlMembership:
                     .where(rating_alerts.c.id.in_(alert_ids))
                     .values(snapshot={})
                 )
+            # A request nobody answered is closed: its message sits in a chat that is no
+            # longer theirs, so the expiry sweep has nothing to edit.
+            await conn.execute(
+                update(ratings)
+                .where(
+                    ratings.c.customer_id == customer_id,
+                    ratings.c.score.is_(None),
+                    ratings.c.closed_at.is_(None),
+                )
+                .values(closed_at=now)
+            )
+            reminder_ids = tuple(
+                int(reminder_id)
+                for reminder_id in (
+                    await conn.execute(
+                        select(reminders.c.id)
+                        .where(reminders.c.customer_id == customer_id)
+                        .order_by(reminders.c.id)
+                    )
+                ).scalars()
+            )
         return Erased(
             orders_anonymised=int(result.rowcount),
             ratings_scrubbed=int(commented.rowcount),
             alert_ids=alert_ids,
+            reminder_ids=reminder_ids,
+            texts_scrubbed=texts,
         )
 
     async def birthdays_on(
@@ -248,3 +311,37 @@ class SqlMembership:
                 .where(customers.c.id == customer_id)
                 .values(birthday_gift_year=year)
             )
+
+
+async def _scrub_free_text(
+    conn: Any,
+    customer_id: int,
+    scrub: Callable[[str], str],
+    scrub_json: Callable[[Any], Any],
+) -> int:
+    """Rewrite the customer's ledger reasons and audit details that mention them; returns how
+    many rows changed. Reads the rows once: a customer has few of them."""
+    changed = 0
+    entries = await conn.execute(
+        select(ledger_entries.c.id, ledger_entries.c.reason).where(
+            ledger_entries.c.customer_id == customer_id
+        )
+    )
+    for entry_id, reason in entries.all():
+        clean = scrub(reason)
+        if clean != reason:
+            await conn.execute(
+                update(ledger_entries).where(ledger_entries.c.id == entry_id).values(reason=clean)
+            )
+            changed += 1
+    trail = await conn.execute(
+        select(audit_log.c.id, audit_log.c.details).where(audit_log.c.customer_id == customer_id)
+    )
+    for row_id, details in trail.all():
+        clean = scrub_json(details)
+        if clean != details:
+            await conn.execute(
+                update(audit_log).where(audit_log.c.id == row_id).values(details=clean)
+            )
+            changed += 1
+    return changed

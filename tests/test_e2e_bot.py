@@ -96,6 +96,7 @@ async def test_the_bot_answers_start_in_each_users_language_and_stops_cleanly(
             "reminders",
             "help",
             "stop",
+            "my_data",
             "delete_me",
             "status",
             "broadcast",

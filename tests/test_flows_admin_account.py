@@ -80,7 +80,13 @@ async def anna(flow: Flow, clock: FixedClock, *, points: int = 300) -> int:
         await conn.execute(
             update(customers)
             .where(customers.c.id == customer_id)
-            .values(phone="+79991234567", username="anna_cat", first_name="Anna", locale="ru")
+            .values(
+                phone="+79991234567",
+                username="anna_cat",
+                first_name="Anna",
+                locale="ru",
+                card_number=card_number(customer_id),  # a member from before random cards
+            )
         )
     await points_ledger(flow.db, clock).grant(
         customer_id=customer_id,

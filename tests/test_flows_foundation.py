@@ -106,6 +106,7 @@ async def test_lang_switches_language_menu_and_later_answers(flow: Flow) -> None
         "reminders",
         "help",
         "stop",
+        "my_data",
         "delete_me",
     ]
     assert menu.commands[7].description == "Змінити мову"

@@ -595,8 +595,12 @@ async def test_erasure_scrubs_the_comment_the_alert_and_sent_messages_but_keeps_
     stored = await ratings.alert(alert_id=1)
     assert stored is not None and stored.snapshot == {}
     scrubbed = {r.dedupe_key: (r.chat_id, r.state, r.payload) for r in await rows(flow.db)}
-    assert scrubbed["rating-request:A-1001"] == (ANNA.id, "sent", {"erased": True})
+    assert scrubbed["rating-request:A-1001"] == (0, "sent", {"erased": True})  # no chat id
     assert scrubbed["staff-alert:1"] == (STAFF_CHAT, "sent", {"erased": True})
+    # The alert already posted is edited through the outbox (#18.3); the rest keeps nothing.
+    edit = scrubbed.pop("staff-alert:1:erased")
+    assert (edit[0], edit[1], edit[2]["edit_message_id"]) == (STAFF_CHAT, "pending", 777)
+    assert "Anna" not in edit[2]["text"]
     assert all(payload == {"erased": True} for _, _, payload in scrubbed.values())
     async with flow.db.read() as conn:
         kept = (await conn.execute(select(orders.c.order_ref, orders.c.customer_id))).all()
@@ -604,7 +608,11 @@ async def test_erasure_scrubs_the_comment_the_alert_and_sent_messages_but_keeps_
             await conn.execute(select(ledger_entries.c.source, ledger_entries.c.customer_id))
         ).all()
     assert [tuple(r) for r in kept] == [("A-1001", customer_id)]
-    assert [tuple(e) for e in entries] == [("rating-alert:1", customer_id)]
+    # The compensation stays on the books; erasure forfeits it (#15.4).
+    assert [tuple(e) for e in entries] == [
+        ("rating-alert:1", customer_id),
+        (f"forfeit:{customer_id}", customer_id),
+    ]
     [audit] = [
         e
         for e in await SqlAuditLog(flow.db).for_customer(customer_id=customer_id)

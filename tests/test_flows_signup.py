@@ -18,6 +18,7 @@ from sqlalchemy import select
 from bot.order_desk import create_order_desk
 from locales import CatalogI18n
 from locales.rendering import Renderer
+from scenarios.cards import card_number, display_card_number, valid_card
 from scenarios.clock import FixedClock
 from scenarios.delivery import Category, Outgoing, enqueue
 from scenarios.orders import OrderProblem, RawCustomer, RawItem, RawOrder
@@ -101,19 +102,21 @@ async def test_a_new_customer_joins_with_consent_phone_birthday_and_gets_a_card(
     calls = await flow.send(ANNA, "31.12.1990")
     assert texts(calls) == ["Thank you, your birthday is saved."]
     [card] = photos(calls)
+    record = await SqlCustomers(flow.db).by_telegram_id(telegram_id=ANNA.id)
+    assert record is not None and record.card_number is not None
+    # A random card number (#18.7): not "29" + the customer id, which anyone could work out.
+    assert record.card_number != card_number(record.id)
+    assert valid_card(record.card_number) == record.card_number
     assert card.caption == (
         "Welcome to the program! 100 points are already yours.\n"
-        "Your member card: <b>2 900000 000018</b>\n"
+        f"Your member card: <b>{display_card_number(record.card_number)}</b>\n"
         "Show this QR code at the till, or give your phone number, to earn points.\n"
         "To spend points, tap “Code to spend points” (or send /code) and tell the cashier the "
         "one-time code.\n"
         "/invite brings a friend: you both get points."
     )
     assert inline_labels(card) == ["Code to spend points"]
-    assert card.photo.filename == "card-2900000000018.png"  # type: ignore[union-attr]
-
-    record = await SqlCustomers(flow.db).by_telegram_id(telegram_id=ANNA.id)
-    assert record is not None
+    assert card.photo.filename == f"card-{record.card_number}.png"  # type: ignore[union-attr]
     assert (record.id, record.phone, record.joined_at) == (1, "+79991234567", clock.now())
     assert record.terms_accepted_at == clock.now()
     assert (record.marketing_opt_in, record.marketing_changed_at) == (True, clock.now())
@@ -231,7 +234,10 @@ async def test_a_member_is_welcomed_back_and_stop_and_start_switch_offers(
     await join(flow, ANNA, ANNA_PHONE)
     members = await customer_count(flow.db)
     [back] = texts(await flow.send(ANNA, "/start"))
-    assert back.startswith("Welcome back, Anna!\nYour member card: <b>2 900000 000018</b>.")
+    record = await SqlCustomers(flow.db).by_telegram_id(telegram_id=ANNA.id)
+    assert record is not None and record.card_number is not None
+    shown = display_card_number(record.card_number)
+    assert back.startswith(f"Welcome back, Anna!\nYour member card: <b>{shown}</b>.")
     assert "Offers and news are off." in back
     assert await customer_count(flow.db) == members
 
@@ -262,7 +268,10 @@ async def test_card_is_for_members_and_a_stale_join_button_changes_nothing(flow:
     calls = await flow.send(OLHA, "/card")
     [card] = photos(calls)
     assert card.caption is not None
-    assert card.caption.startswith("Ваша картка учасника: <b>2 900000 000018</b>")
+    olha = await SqlCustomers(flow.db).by_telegram_id(telegram_id=OLHA.id)
+    assert olha is not None and olha.card_number is not None
+    shown = display_card_number(olha.card_number)
+    assert card.caption.startswith(f"Ваша картка учасника: <b>{shown}</b>")
     calls = await flow.press(OLHA, "join:accept")
     [answer] = [c for c in calls if isinstance(c, AnswerCallbackQuery)]
     assert answer.text == "Ви вже учасник програми. /card покаже вашу картку."
@@ -323,7 +332,10 @@ async def test_delete_me_erases_the_person_and_keeps_the_anonymous_ledger(
     # The order stays the (anonymous) customer's, for the accounts; the message keeps no text.
     assert tuple(order) == (None, None, record.id)
     assert (queued, payload) == ("dropped", {"erased": True})
-    assert await entries(flow.db, record.id) == [("welcome", f"customer:{record.id}", 100)]
+    assert await entries(flow.db, record.id) == [
+        ("welcome", f"customer:{record.id}", 100),
+        ("forfeiture", f"forfeit:{record.id}", -100),
+    ]
     [audit] = await SqlAuditLog(flow.db).for_customer(customer_id=record.id)
     assert (audit.action, audit.actor_id) == ("erasure", None)
     assert audit.details["orders_anonymised"] == 1

@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import math
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
 from typing import Any, TypeVar
@@ -13,9 +16,11 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 from pydantic import BaseModel, ValidationError
 
+from bot.api.access_log import MaskedAccessLogger, mask_target
 from bot.api.models import BodyProblem, OrderBody, ProductBody, StatusBody, body_problem
 from bot.api.openapi import openapi_document
 from bot.order_desk import create_order_desk
+from scenarios.cards import looks_like_card
 from scenarios.clock import Clock
 from scenarios.orders import (
     CustomerCard,
@@ -40,6 +45,8 @@ DESK = web.AppKey("order_desk", OrderDesk)
 DATABASE = web.AppKey("database", Database)
 CLOCK = web.AppKey("clock", Clock)
 MAX_BODY = 1024 * 1024
+# Look-ups by card number, per API process: plenty for tills, hopeless for trying numbers.
+CARD_LOOKUPS_PER_MINUTE = 60
 HEALTH_TIMEOUT = 5.0
 OPEN_PATHS = frozenset({"/healthz", "/api/v1/openapi.json"})
 
@@ -51,6 +58,28 @@ _STATUS = {
 }
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class LookupLimit:
+    """At most ``per_minute`` look-ups in any 60 seconds (a sliding window)."""
+
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self._per_minute = per_minute
+        self._clock = clock
+        self._recent: deque[float] = deque()
+
+    def retry_after(self) -> int | None:
+        """None and the look-up counts, or the seconds until one is allowed again."""
+        now = self._clock()
+        while self._recent and now - self._recent[0] >= 60:
+            self._recent.popleft()
+        if len(self._recent) >= self._per_minute:
+            return max(1, math.ceil(60 - (now - self._recent[0])))
+        self._recent.append(now)
+        return None
+
+
+CARD_LIMIT = web.AppKey("card_lookups", LookupLimit)
 
 
 def error_response(status: int, code: str, message: str, field: str | None = None) -> web.Response:
@@ -66,6 +95,7 @@ def create_api_app(
     clock: Clock,
     api_token: str,
     followers: Sequence[OrderFollower] = (),
+    card_lookups_per_minute: int = CARD_LOOKUPS_PER_MINUTE,
 ) -> web.Application:
     """The API over this database; every route but /healthz wants ``Bearer <api_token>``.
 
@@ -80,6 +110,7 @@ def create_api_app(
     app[DESK] = desk
     app[DATABASE] = db
     app[CLOCK] = clock
+    app[CARD_LIMIT] = LookupLimit(card_lookups_per_minute)
     app.router.add_get("/healthz", healthz)
     app.router.add_post("/api/v1/orders", report_order)
     app.router.add_post("/api/v1/orders/{order_id}/status", change_status)
@@ -91,7 +122,7 @@ def create_api_app(
 
 async def start_api(app: web.Application, host: str, port: int) -> web.AppRunner:
     """Serve ``app`` on host:port; the caller ends it with ``await runner.cleanup()``."""
-    runner = web.AppRunner(app)
+    runner = web.AppRunner(app, access_log_class=MaskedAccessLogger)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner
@@ -115,7 +146,11 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
         code = (http.reason or "error").lower().replace(" ", "_")
         return error_response(http.status, code, http.reason or "error")
     except Exception:
-        log.exception("API request %s %s failed", request.method, request.path)
+        log.exception(
+            "API request %s %s failed",
+            request.method,
+            mask_target(request.path, request.query_string),
+        )
         return error_response(500, "internal_error", "something went wrong on our side")
 
 
@@ -181,6 +216,14 @@ async def change_status(request: web.Request) -> web.Response:
 
 
 async def customer_card(request: web.Request) -> web.Response:
+    if looks_like_card(request.match_info["ref"]):
+        wait = request.app[CARD_LIMIT].retry_after()
+        if wait is not None:
+            response = error_response(
+                429, "too_many_requests", f"too many look-ups by card number; retry in {wait} s"
+            )
+            response.headers["Retry-After"] = str(wait)
+            return response
     card = await request.app[DESK].customer_card(
         ref=request.match_info["ref"], total=request.query.get("total")
     )

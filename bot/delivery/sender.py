@@ -90,6 +90,7 @@ class _Ready:
     buttons: list[list[dict[str, str]]] | None
     photo: str | None
     paid: bool
+    edit_message_id: int | None = None  # set: edit this message of ours instead of sending
 
 
 @dataclass(frozen=True, slots=True)
@@ -442,6 +443,7 @@ class OutboxSender:
             buttons=row.payload.get("buttons"),
             photo=row.payload.get("photo"),
             paid=category is Category.MARKETING and self.delivery.allow_paid_broadcast,
+            edit_message_id=row.payload.get("edit_message_id"),
         )
 
     def _render(self, payload: dict[str, Any], locale: str) -> str:
@@ -501,6 +503,8 @@ class OutboxSender:
         except TelegramForbiddenError as error:
             return await self._chat_gone(row, error.message)
         except TelegramBadRequest as error:
+            if ready.edit_message_id is not None and "not modified" in error.message.lower():
+                return Sent(row.id, ready.edit_message_id)  # it already says this
             if any(sign in error.message.lower() for sign in _CHAT_GONE):
                 return await self._chat_gone(row, error.message)
             return self._failed(row, f"Telegram refused it: {error.message}")
@@ -513,6 +517,14 @@ class OutboxSender:
         return Sent(row.id, sent)
 
     async def _call_telegram(self, row: OutboxRow, ready: _Ready) -> int:
+        if ready.edit_message_id is not None:
+            await self.transport.edit(
+                chat_id=row.chat_id,
+                message_id=ready.edit_message_id,
+                text=ready.text,
+                buttons=ready.buttons,
+            )
+            return ready.edit_message_id
         return await self.transport.send(
             Outgoing(
                 chat_id=row.chat_id,
@@ -542,7 +554,7 @@ class OutboxSender:
         dropped = await self.outbox.drop_queued_for_chat(
             chat_id=row.chat_id, reason=f"recipient unreachable: {reason}", now=now
         )
-        log.info(
-            "chat %s unreachable (%s); %d queued message(s) dropped", row.chat_id, reason, dropped
-        )
+        # A private chat's id is the person's Telegram id: at INFO only the customer id.
+        who = f"chat {row.chat_id}" if row.chat_id < 0 else f"customer {row.customer_id}"
+        log.info("%s unreachable (%s); %d queued message(s) dropped", who, reason, dropped)
         return Finished(row.id, OutboxState.DROPPED, reason)

@@ -60,6 +60,19 @@ class Transport:
         result = await self.bot(cast("TelegramMethod[MessageId]", method))
         return result.message_id
 
+    async def edit(
+        self,
+        *,
+        chat_id: int,
+        message_id: int,
+        text: str,
+        buttons: list[list[dict[str, str]]] | None,
+    ) -> None:
+        """Replace the text (and buttons) of a message the bot sent; aiogram's exceptions."""
+        await self.bot.edit_message_text(
+            chat_id=chat_id, message_id=message_id, text=text, reply_markup=_keyboard(buttons)
+        )
+
     def _method(self, message: Outgoing) -> SendMessage | SendPhoto:
         paid = True if message.paid else None
         markup = _keyboard(message.buttons)
