@@ -23,7 +23,9 @@ def create_router() -> Router:
     router = Router(name="admin")
     router.message.filter(F.chat.type == "private")
     router.message.register(show_status, Command("status"), IsAdmin())
-    router.message.register(refuse_non_admin, Command("status", "broadcast"), ~IsAdmin())
+    router.message.register(
+        refuse_non_admin, Command("status", "broadcast", "broadcasts"), ~IsAdmin()
+    )
     return router
 
 

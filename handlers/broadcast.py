@@ -22,6 +22,7 @@ from scenarios.broadcasts import (
     InvalidBroadcastError,
     Variant,
     audience,
+    broadcast_report,
     check_text,
     launch,
     parse_button,
@@ -66,10 +67,18 @@ class Control(CallbackData, prefix="bctl"):
     broadcast_id: int
 
 
+class ShowReport(CallbackData, prefix="brep"):
+    broadcast_id: int
+
+
+RECENT_SHOWN = 10  # broadcasts /broadcasts lists
+
+
 def create_router() -> Router:
     router = Router(name="broadcast")
     router.message.filter(F.chat.type == "private", IsAdmin())
     router.message.register(begin, Command("broadcast"))
+    router.message.register(list_recent, Command("broadcasts"))
     router.message.register(abort_by_command, Command("cancel"), Wizard())
     router.message.register(got_segment_value, Wizard.segment_value, F.text)
     router.message.register(got_text, Wizard.text, F.text)
@@ -80,8 +89,9 @@ def create_router() -> Router:
     router.callback_query.register(chose_tier, PickTier.filter(), IsAdmin())
     router.callback_query.register(step, WizardStep.filter(), IsAdmin())
     router.callback_query.register(control, Control.filter(), IsAdmin())
+    router.callback_query.register(show_report, ShowReport.filter(), IsAdmin())
     router.callback_query.register(
-        refuse_button, F.data.startswith(("bseg:", "btier:", "bstep:", "bctl:"))
+        refuse_button, F.data.startswith(("bseg:", "btier:", "bstep:", "bctl:", "brep:"))
     )
     return router
 
@@ -494,6 +504,59 @@ async def control(
         await callback.message.edit_reply_markup(
             reply_markup=control_keyboard(callback_data.broadcast_id, running=to == "running")
         )
+
+
+async def list_recent(
+    message: Message, broadcasts: SqlBroadcasts, renderer: Renderer, locale: str
+) -> None:
+    """/broadcasts: the latest broadcasts, each with a button for its figures so far."""
+    records = await broadcasts.recent(limit=RECENT_SHOWN)
+    if not records:
+        await message.answer(_("No broadcasts yet; /broadcast starts one."))
+        return
+    builder = InlineKeyboardBuilder()
+    for record in records:
+        builder.button(
+            text=_("Figures of #%(id)s") % {"id": record.id},
+            callback_data=ShowReport(broadcast_id=record.id),
+        )
+    builder.adjust(2)
+    shown = [
+        {
+            "id": record.id,
+            "created_at": record.created_at,
+            "segment": describe(Segment.from_json(record.segment)),
+            "state": record.state,
+            "total": record.total,
+        }
+        for record in records
+    ]
+    await message.answer(
+        renderer.render("broadcasts_list.html", locale=locale, broadcasts=shown),
+        reply_markup=builder.as_markup(),
+    )
+
+
+async def show_report(
+    callback: CallbackQuery,
+    callback_data: ShowReport,
+    broadcasts: SqlBroadcasts,
+    rules: Rules,
+    clock: Clock,
+    renderer: Renderer,
+    locale: str,
+) -> None:
+    report = await broadcast_report(
+        broadcasts,
+        broadcast_id=callback_data.broadcast_id,
+        days=rules.broadcasts.conversion_days,
+        clock=clock,
+    )
+    if report is None:
+        await callback.answer(_("This button is out of date."), show_alert=True)
+        return
+    await callback.answer()
+    await _reply(callback, renderer.render("broadcast_report.html", locale=locale, report=report))
 
 
 def _markup(variant: Variant) -> InlineKeyboardMarkup | None:
