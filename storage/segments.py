@@ -17,7 +17,7 @@ from sqlalchemy import (
 )
 
 from storage.database import Database
-from storage.schema import customers, order_items, orders, outbox
+from storage.schema import customers, order_items, orders, outbox, products
 from storage.sql import epoch_seconds
 
 # Orders that no longer count as purchases.
@@ -70,14 +70,18 @@ def segment_members(query: SegmentQuery) -> Select[tuple[int]]:
     if kind == "all":
         return base
     if kind in {"sku", "category"}:
+        # A line's category is what the order said, else the catalog's: shops rarely send one.
         match = (
             order_items.c.sku == query.sku
             if kind == "sku"
-            else (order_items.c.category == query.category)
+            else (func.coalesce(order_items.c.category, products.c.category) == query.category)
         )
+        lines = order_items.join(orders, order_items.c.order_id == orders.c.id)
+        if kind == "category":
+            lines = lines.outerjoin(products, products.c.sku == order_items.c.sku)
         bought = exists(
             select(literal(1))
-            .select_from(order_items.join(orders, order_items.c.order_id == orders.c.id))
+            .select_from(lines)
             .where(
                 orders.c.customer_id == customers.c.id,
                 orders.c.status.not_in(VOID_STATUSES),

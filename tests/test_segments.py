@@ -6,6 +6,7 @@ import pytest
 
 from scenarios.segments import InvalidSegmentError, Segment, SegmentKind, segment_with_value
 from storage.database import Database
+from storage.products import ProductRecord, SqlProducts
 from storage.segments import SegmentQuery, SqlSegments
 from tests.support.seed import NOW, days_ago, member, order
 
@@ -71,6 +72,37 @@ async def test_purchase_and_tier_segments(db: Database) -> None:
     # With a rolling window the old big order no longer counts.
     windowed = await ids(db, "tier", spend_from=0, spend_to=1_000_000, spend_since=days_ago(365))
     assert windowed == {dog, refunded, nothing}
+
+
+async def test_i16_3_a_category_counts_from_the_catalog_when_lines_carry_none(
+    db: Database,
+) -> None:
+    for sku, category in (("CAT-2KG", "food"), ("SAND", "litter")):
+        await SqlProducts(db).save(
+            ProductRecord(
+                sku=sku,
+                name=sku,
+                url=None,
+                category=category,
+                consumption_days=None,
+                lead_days=None,
+                related=(),
+            ),
+            now=NOW,
+        )
+    from_catalog = await member(db, 31)
+    await order(db, "p1", from_catalog, days=5, sku="CAT-2KG", category=None)
+    said_so = await member(db, 32)  # the line's own category wins over the catalog's
+    await order(db, "p2", said_so, days=5, sku="SAND", category="food")
+    litter = await member(db, 33)
+    await order(db, "p3", litter, days=5, sku="SAND", category=None)
+    unknown = await member(db, 34)  # neither the line nor the catalog knows
+    await order(db, "p4", unknown, days=5, sku="MYSTERY", category=None)
+    void = await member(db, 35)
+    await order(db, "p5", void, days=5, sku="CAT-2KG", category=None, status="cancelled")
+
+    assert await ids(db, "category", category="food") == {from_catalog, said_so}
+    assert await ids(db, "category", category="litter") == {litter}
 
 
 async def test_counts_apply_consent_blocks_and_the_weekly_cap(db: Database) -> None:

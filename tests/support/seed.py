@@ -50,7 +50,7 @@ async def order(
     *,
     total: int = 100_000,
     sku: str = "CAT-2KG",
-    category: str = "food",
+    category: str | None = "food",
     status: str = "delivered",
     redeemed: int = 0,
 ) -> None:
