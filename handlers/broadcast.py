@@ -113,11 +113,17 @@ SEGMENT_ORDER = (
 )
 
 
-def segment_names() -> dict[SegmentKind, str]:
+def segment_names(rules: Rules) -> dict[SegmentKind, str]:
+    new_days = rules.segments.new_days
     return {
         SegmentKind.ALL: _("All members"),
         SegmentKind.TIER: _("By tier"),
-        SegmentKind.NEW: _("New (one order)"),
+        SegmentKind.NEW: _(
+            "New (first order within %(days)s day)",
+            "New (first order within %(days)s days)",
+            new_days,
+        )
+        % {"days": new_days},
         SegmentKind.REGULAR: _("Regular customers"),
         SegmentKind.SLEEPING: _("Sleeping customers"),
         SegmentKind.LOST: _("Lost customers"),
@@ -127,18 +133,25 @@ def segment_names() -> dict[SegmentKind, str]:
     }
 
 
-def describe(segment: Segment) -> str:
-    name = segment_names()[segment.kind]
-    value = segment.tier or segment.sku or segment.category
+def describe(segment: Segment, *, rules: Rules, renderer: Renderer, locale: str) -> str:
+    name = segment_names(rules)[segment.kind]
+    value = segment.sku or segment.category
+    if segment.tier is not None:
+        value = tier_name(segment.tier, renderer=renderer, locale=locale)
     if segment.days is not None:
         value = str(segment.days)
     return f"{name}: {value}" if value else name
 
 
-async def begin(message: Message, state: FSMContext) -> None:
+def tier_name(name: str, *, renderer: Renderer, locale: str) -> str:
+    """A tier's name in the reader's language, from the catalogs (as every template shows it)."""
+    return renderer.render("_tiers.html", locale=locale, name=name)
+
+
+async def begin(message: Message, state: FSMContext, rules: Rules) -> None:
     await state.clear()
     builder = InlineKeyboardBuilder()
-    names = segment_names()
+    names = segment_names(rules)
     for kind in SEGMENT_ORDER:
         builder.button(text=names[kind], callback_data=PickSegment(kind=kind.value))
     builder.adjust(1)
@@ -172,7 +185,10 @@ async def chose_segment(
     if kind is SegmentKind.TIER:
         builder = InlineKeyboardBuilder()
         for tier in rules.bonus.tiers:
-            builder.button(text=tier.name, callback_data=PickTier(name=tier.name))
+            builder.button(
+                text=tier_name(tier.name, renderer=renderer, locale=locale),
+                callback_data=PickTier(name=tier.name),
+            )
         builder.adjust(3)
         await _reply(callback, _("Which tier?"), builder.as_markup())
         return
@@ -248,7 +264,7 @@ async def _segment_chosen(
         renderer.render(
             "broadcast_audience.html",
             locale=locale,
-            segment=describe(segment),
+            segment=describe(segment, rules=rules, renderer=renderer, locale=locale),
             members=members,
             reachable=reachable,
         ),
@@ -507,7 +523,7 @@ async def control(
 
 
 async def list_recent(
-    message: Message, broadcasts: SqlBroadcasts, renderer: Renderer, locale: str
+    message: Message, broadcasts: SqlBroadcasts, rules: Rules, renderer: Renderer, locale: str
 ) -> None:
     """/broadcasts: the latest broadcasts, each with a button for its figures so far."""
     records = await broadcasts.recent(limit=RECENT_SHOWN)
@@ -525,7 +541,9 @@ async def list_recent(
         {
             "id": record.id,
             "created_at": record.created_at,
-            "segment": describe(Segment.from_json(record.segment)),
+            "segment": describe(
+                Segment.from_json(record.segment), rules=rules, renderer=renderer, locale=locale
+            ),
             "state": record.state,
             "total": record.total,
         }

@@ -303,6 +303,7 @@ def segment_query(segment: Segment, *, rules: Rules, now: datetime) -> SegmentQu
         now=now,
         sleeping_days=rules.segments.sleeping_days,
         lost_days=rules.segments.lost_days,
+        new_days=rules.segments.new_days,
         point_value=rules.bonus.point_value,
         sku=segment.sku,
         category=segment.category,

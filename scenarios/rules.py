@@ -58,6 +58,8 @@ class Segments(_Section):
     # several orders already after twice their own usual interval.
     sleeping_days: int = Field(default=90, ge=1)
     lost_days: int = Field(default=365, ge=1)
+    # "New": the first order came within this many days (whenever the member joined).
+    new_days: int = Field(default=30, ge=1)
 
 
 class Broadcasts(_Section):

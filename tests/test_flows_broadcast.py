@@ -21,7 +21,7 @@ from storage.orders import NewOrder, OrderLine, SqlOrders
 from storage.outbox import Sent, SqlOutbox
 from storage.schema import broadcast_recipients
 from tests.support.flow import Flow, build_flow
-from tests.support.seed import member
+from tests.support.seed import complaint, member
 from tests.support.updates import TgUser
 
 ADMIN = TgUser(9001, first_name="Olga", language_code="en")
@@ -51,7 +51,7 @@ async def test_an_admin_sends_a_broadcast_through_the_wizard(flow: Flow) -> None
     [menu] = sent(await flow.send(ADMIN, "/broadcast"))
     assert menu.text.startswith("New broadcast. Who should receive it?")
     labels = [row[0].text for row in menu.reply_markup.inline_keyboard]  # type: ignore[union-attr]
-    assert labels[:3] == ["All members", "By tier", "New (one order)"]
+    assert labels[:3] == ["All members", "By tier", "New (first order within 30 days)"]
 
     [audience] = sent(await flow.press(ADMIN, "bseg:all", message=flow.message_from(menu)))
     assert "Segment: All members" in audience.text
@@ -90,6 +90,40 @@ async def test_an_admin_sends_a_broadcast_through_the_wizard(flow: Flow) -> None
     assert again.text == "This broadcast can no longer be changed."
     await flow.press(ADMIN, "bctl:resume:1")
     assert await outbox.counts() == {"pending": 3}
+
+
+async def test_i16_7_the_recipient_count_leaves_out_open_complaints(flow: Flow) -> None:
+    for telegram_id in (5101, 5102):
+        await member(flow.db, telegram_id)
+    unhappy = await member(flow.db, 5103)
+    await complaint(flow.db, unhappy)  # marketing is skipped for them until staff resolve it
+    settled = await member(flow.db, 5104)
+    await complaint(flow.db, settled, state="resolved")
+
+    [menu] = sent(await flow.send(ADMIN, "/broadcast"))
+    [audience] = sent(await flow.press(ADMIN, "bseg:all", message=flow.message_from(menu)))
+    assert "4 members in it;\n3 can receive a broadcast now" in audience.text
+    assert "no open complaint" in audience.text
+    await flow.send(ADMIN, "Sale")
+    await flow.press(ADMIN, "bstep:skip_button")
+    preview = sent(await flow.press(ADMIN, "bstep:preview"))
+    assert preview[-1].text == "This is exactly what customers will see. Recipients now: 3."
+    [queued] = sent(await flow.press(ADMIN, "bstep:send"))
+    assert queued.text == "Broadcast #1 is queued for 3 recipients."
+    assert await SqlOutbox(flow.db).counts() == {"pending": 3}
+
+
+async def test_i16_9_the_wizard_names_tiers_from_the_catalogs(flow: Flow) -> None:
+    admin_uk = TgUser(ADMIN.id, first_name="Olga", language_code="uk")
+    await member(flow.db, 5201)
+    [menu] = sent(await flow.send(admin_uk, "/broadcast"))
+    [ask] = sent(await flow.press(admin_uk, "bseg:tier", message=flow.message_from(menu)))
+    assert ask.text == "Який рівень?"
+    buttons = [b for row in ask.reply_markup.inline_keyboard for b in row]  # type: ignore[union-attr]
+    assert [b.text for b in buttons] == ["Бронза", "Срібло", "Золото", "Платина", "Діамант"]
+    assert buttons[1].callback_data == "btier:silver"
+    [audience] = sent(await flow.press(admin_uk, "btier:silver", message=flow.message_from(ask)))
+    assert audience.text.startswith("Сегмент: За рівнем: Срібло\n")
 
 
 async def test_a_bad_segment_value_is_refused_and_asked_again(flow: Flow) -> None:
