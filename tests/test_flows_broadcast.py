@@ -14,7 +14,7 @@ from locales import CatalogI18n
 from locales.rendering import Renderer
 from scenarios.clock import FixedClock
 from scenarios.rules import Rules
-from storage.broadcasts import SqlBroadcasts
+from storage.broadcasts import BroadcastRecord, SqlBroadcasts
 from storage.customers import SqlCustomers
 from storage.database import Database
 from storage.orders import NewOrder, OrderLine, SqlOrders
@@ -282,3 +282,46 @@ async def test_i16_2_conversion_counts_the_whole_window_and_the_report_comes_whe
     [again] = sent(await flow.press(ADMIN, "brep:1", message=flow.message_from(report)))
     assert again.text.startswith("<b>Broadcast #1: report</b>")
     assert "Variant B</b>\nDelivered: 2 of 2\n0 customers ordered" in again.text
+
+
+async def test_i16_8_a_broadcast_cancelled_while_progress_is_read_says_cancelled(
+    flow: Flow, clock: FixedClock, renderer: Renderer, i18n: CatalogI18n
+) -> None:
+    for telegram_id in (6101, 6102, 6103):
+        await member(flow.db, telegram_id)
+    await flow.send(ADMIN, "/start")
+    await flow.send(ADMIN, "/broadcast")
+    await flow.press(ADMIN, "bseg:all")
+    await flow.send(ADMIN, "Hello")
+    await flow.press(ADMIN, "bstep:skip_button")
+    await flow.press(ADMIN, "bstep:preview")
+    [queued] = sent(await flow.press(ADMIN, "bstep:send"))
+    outbox = SqlOutbox(flow.db)
+    [first] = await outbox.claim_due(
+        now=clock.now(), limit=1, worker="w", lease_until=clock.now() + timedelta(1)
+    )
+    await outbox.start_sending(ids=[first.id], worker="w", now=clock.now(), lease_until=clock.now())
+    await outbox.record(outcomes=[Sent(first.id, 1)], worker="w", now=clock.now())
+
+    class CancelledMeanwhile(SqlBroadcasts):
+        """The admin presses Cancel just after the tick read the running broadcast."""
+
+        async def unreported(self) -> list[BroadcastRecord]:
+            found = await super().unreported()
+            pressed = await flow.press(ADMIN, "bctl:cancel:1", message=flow.message_from(queued))
+            assert answer_of(pressed).text == "Cancelled; what was not sent yet will not be."
+            return found
+
+    progress = progress_desk(flow, clock, renderer, i18n)
+    progress.broadcasts = CancelledMeanwhile(flow.db)
+    flow.session.clear()
+    await progress.tick()
+    [edit] = [c for c in flow.session.requests if isinstance(c, EditMessageText)]
+    text = edit.text or ""
+    assert text.startswith("<b>Broadcast #1</b> —\ncancelled\n\nSent: 1 of 3")
+    assert "Skipped (consent, limits, cancelled): 2" in text
+    assert "finished" not in text
+    assert edit.reply_markup is None, "a cancelled broadcast has no controls left"
+    record = await SqlBroadcasts(flow.db).get(broadcast_id=1)
+    assert record is not None
+    assert record.state == "cancelled"
