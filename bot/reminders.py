@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -80,8 +81,12 @@ class ReminderSweeper:
         )
 
     async def learn(self) -> None:
+        rules = self._rules.reminders
         learned = await refresh_learned_intervals(
-            self._store, min_purchases=self._rules.reminders.min_purchases, clock=self._clock
+            self._store,
+            min_purchases=rules.min_purchases,
+            clock=self._clock,
+            same_purchase=timedelta(days=rules.same_purchase_days),
         )
         if learned:
             log.info("reminders: learned intervals of %d product(s)", learned)

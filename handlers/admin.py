@@ -25,7 +25,7 @@ def create_router() -> Router:
     router.message.filter(F.chat.type == "private")
     router.message.register(show_status, Command("status"), IsAdmin(), flags=READS_ONLY)
     router.message.register(
-        refuse_non_admin, Command("status", "broadcast"), ~IsAdmin(), flags=READS_ONLY
+        refuse_non_admin, Command("status", "broadcast", "broadcasts"), ~IsAdmin(), flags=READS_ONLY
     )
     return router
 

@@ -22,6 +22,7 @@ from scenarios.broadcasts import (
     InvalidBroadcastError,
     Variant,
     audience,
+    broadcast_report,
     check_text,
     launch,
     parse_button,
@@ -66,10 +67,18 @@ class Control(CallbackData, prefix="bctl"):
     broadcast_id: int
 
 
+class ShowReport(CallbackData, prefix="brep"):
+    broadcast_id: int
+
+
+RECENT_SHOWN = 10  # broadcasts /broadcasts lists
+
+
 def create_router() -> Router:
     router = Router(name="broadcast")
     router.message.filter(F.chat.type == "private", IsAdmin())
     router.message.register(begin, Command("broadcast"))
+    router.message.register(list_recent, Command("broadcasts"))
     router.message.register(abort_by_command, Command("cancel"), Wizard())
     router.message.register(got_segment_value, Wizard.segment_value, F.text)
     router.message.register(got_text, Wizard.text, F.text)
@@ -80,8 +89,9 @@ def create_router() -> Router:
     router.callback_query.register(chose_tier, PickTier.filter(), IsAdmin())
     router.callback_query.register(step, WizardStep.filter(), IsAdmin())
     router.callback_query.register(control, Control.filter(), IsAdmin())
+    router.callback_query.register(show_report, ShowReport.filter(), IsAdmin())
     router.callback_query.register(
-        refuse_button, F.data.startswith(("bseg:", "btier:", "bstep:", "bctl:"))
+        refuse_button, F.data.startswith(("bseg:", "btier:", "bstep:", "bctl:", "brep:"))
     )
     return router
 
@@ -103,11 +113,17 @@ SEGMENT_ORDER = (
 )
 
 
-def segment_names() -> dict[SegmentKind, str]:
+def segment_names(rules: Rules) -> dict[SegmentKind, str]:
+    new_days = rules.segments.new_days
     return {
         SegmentKind.ALL: _("All members"),
         SegmentKind.TIER: _("By tier"),
-        SegmentKind.NEW: _("New (one order)"),
+        SegmentKind.NEW: _(
+            "New (first order within %(days)s day)",
+            "New (first order within %(days)s days)",
+            new_days,
+        )
+        % {"days": new_days},
         SegmentKind.REGULAR: _("Regular customers"),
         SegmentKind.SLEEPING: _("Sleeping customers"),
         SegmentKind.LOST: _("Lost customers"),
@@ -117,18 +133,25 @@ def segment_names() -> dict[SegmentKind, str]:
     }
 
 
-def describe(segment: Segment) -> str:
-    name = segment_names()[segment.kind]
-    value = segment.tier or segment.sku or segment.category
+def describe(segment: Segment, *, rules: Rules, renderer: Renderer, locale: str) -> str:
+    name = segment_names(rules)[segment.kind]
+    value = segment.sku or segment.category
+    if segment.tier is not None:
+        value = tier_name(segment.tier, renderer=renderer, locale=locale)
     if segment.days is not None:
         value = str(segment.days)
     return f"{name}: {value}" if value else name
 
 
-async def begin(message: Message, state: FSMContext) -> None:
+def tier_name(name: str, *, renderer: Renderer, locale: str) -> str:
+    """A tier's name in the reader's language, from the catalogs (as every template shows it)."""
+    return renderer.render("_tiers.html", locale=locale, name=name)
+
+
+async def begin(message: Message, state: FSMContext, rules: Rules) -> None:
     await state.clear()
     builder = InlineKeyboardBuilder()
-    names = segment_names()
+    names = segment_names(rules)
     for kind in SEGMENT_ORDER:
         builder.button(text=names[kind], callback_data=PickSegment(kind=kind.value))
     builder.adjust(1)
@@ -162,7 +185,10 @@ async def chose_segment(
     if kind is SegmentKind.TIER:
         builder = InlineKeyboardBuilder()
         for tier in rules.bonus.tiers:
-            builder.button(text=tier.name, callback_data=PickTier(name=tier.name))
+            builder.button(
+                text=tier_name(tier.name, renderer=renderer, locale=locale),
+                callback_data=PickTier(name=tier.name),
+            )
         builder.adjust(3)
         await _reply(callback, _("Which tier?"), builder.as_markup())
         return
@@ -238,7 +264,7 @@ async def _segment_chosen(
         renderer.render(
             "broadcast_audience.html",
             locale=locale,
-            segment=describe(segment),
+            segment=describe(segment, rules=rules, renderer=renderer, locale=locale),
             members=members,
             reachable=reachable,
         ),
@@ -494,6 +520,61 @@ async def control(
         await callback.message.edit_reply_markup(
             reply_markup=control_keyboard(callback_data.broadcast_id, running=to == "running")
         )
+
+
+async def list_recent(
+    message: Message, broadcasts: SqlBroadcasts, rules: Rules, renderer: Renderer, locale: str
+) -> None:
+    """/broadcasts: the latest broadcasts, each with a button for its figures so far."""
+    records = await broadcasts.recent(limit=RECENT_SHOWN)
+    if not records:
+        await message.answer(_("No broadcasts yet; /broadcast starts one."))
+        return
+    builder = InlineKeyboardBuilder()
+    for record in records:
+        builder.button(
+            text=_("Figures of #%(id)s") % {"id": record.id},
+            callback_data=ShowReport(broadcast_id=record.id),
+        )
+    builder.adjust(2)
+    shown = [
+        {
+            "id": record.id,
+            "created_at": record.created_at,
+            "segment": describe(
+                Segment.from_json(record.segment), rules=rules, renderer=renderer, locale=locale
+            ),
+            "state": record.state,
+            "total": record.total,
+        }
+        for record in records
+    ]
+    await message.answer(
+        renderer.render("broadcasts_list.html", locale=locale, broadcasts=shown),
+        reply_markup=builder.as_markup(),
+    )
+
+
+async def show_report(
+    callback: CallbackQuery,
+    callback_data: ShowReport,
+    broadcasts: SqlBroadcasts,
+    rules: Rules,
+    clock: Clock,
+    renderer: Renderer,
+    locale: str,
+) -> None:
+    report = await broadcast_report(
+        broadcasts,
+        broadcast_id=callback_data.broadcast_id,
+        days=rules.broadcasts.conversion_days,
+        clock=clock,
+    )
+    if report is None:
+        await callback.answer(_("This button is out of date."), show_alert=True)
+        return
+    await callback.answer()
+    await _reply(callback, renderer.render("broadcast_report.html", locale=locale, report=report))
 
 
 def _markup(variant: Variant) -> InlineKeyboardMarkup | None:

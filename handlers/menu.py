@@ -35,6 +35,7 @@ ADMIN_COMMANDS: tuple[tuple[str, LazyProxy], ...] = (
     *CUSTOMER_COMMANDS,
     ("status", __("Bot status (admins)")),
     ("broadcast", __("Send a broadcast (admins)")),
+    ("broadcasts", __("Broadcasts and their results (admins)")),
     ("bonus", __("Add or remove a customer's points (admins)")),
     ("customer", __("A customer's profile (admins)")),
     ("gift", __("A holiday gift to members (admins)")),

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from typing import Any, Protocol
 from urllib.parse import urlparse
@@ -15,6 +17,7 @@ from scenarios.delivery import MAX_TEXT
 from scenarios.rules import Rules
 from scenarios.segments import Segment, SegmentKind
 from scenarios.tiers import TierLadder
+from storage.broadcasts import BroadcastRecord
 from storage.segments import SegmentQuery
 
 
@@ -146,6 +149,120 @@ def conversion_window(sent_at: datetime, days: int) -> tuple[datetime, datetime]
     return sent_at, sent_at + timedelta(days=days)
 
 
+# An A/B difference is called significant below this two-sided p-value.
+SIGNIFICANCE = 0.05
+
+
+def fisher_exact_p(a_converted: int, a_delivered: int, b_converted: int, b_delivered: int) -> float:
+    """Two-sided p-value of Fisher's exact test on the 2×2 table converted / not per variant.
+
+    Exact for any size (a broadcast to 40 people is too small for the z-test's normal
+    approximation): the probability, with the margins fixed, of a split at least as uneven
+    as the one seen. Summed over the hypergeometric distribution in log space.
+    """
+    converted = a_converted + b_converted
+    total = a_delivered + b_delivered
+    if not 0 < converted < total:
+        return 1.0
+
+    def log_comb(n: int, k: int) -> float:
+        return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+
+    def log_p(x: int) -> float:
+        return (
+            log_comb(converted, x)
+            + log_comb(total - converted, a_delivered - x)
+            - log_comb(total, a_delivered)
+        )
+
+    seen = log_p(a_converted)
+    low, high = max(0, converted - b_delivered), min(converted, a_delivered)
+    # A relative tolerance keeps tables exactly as likely as the seen one (ties) in the sum.
+    p = sum(math.exp(log_p(x)) for x in range(low, high + 1) if log_p(x) <= seen + 1e-7 * abs(seen))
+    return min(1.0, p)
+
+
+@dataclass(frozen=True, slots=True)
+class AbVerdict:
+    """Which variant converted better, and whether chance alone could explain it."""
+
+    leader: str | None  # None: both converted at the same rate
+    other: str | None
+    p_value: float  # Fisher's exact test, two-sided
+
+    p_floor = Decimal("0.001")  # smaller p-values are shown as "< 0.001"
+
+    @property
+    def significant(self) -> bool:
+        return self.leader is not None and self.p_value < SIGNIFICANCE
+
+    @property
+    def p_rounded(self) -> Decimal:
+        return Decimal(self.p_value).quantize(self.p_floor, rounding=ROUND_HALF_UP)
+
+
+def ab_verdict(results: Sequence[VariantResult]) -> AbVerdict | None:
+    """The A/B result, when there are two variants and both reached someone."""
+    if len(results) != 2 or not all(result.delivered for result in results):
+        return None
+    a, b = results
+    p_value = fisher_exact_p(a.converted, a.delivered, b.converted, b.delivered)
+    # Compare a.converted / a.delivered with b's without floats: cross-multiplied.
+    left, right = a.converted * b.delivered, b.converted * a.delivered
+    if left == right:
+        return AbVerdict(None, None, p_value)
+    leader, other = (a, b) if left > right else (b, a)
+    return AbVerdict(leader.variant, other.variant, p_value)
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastReport:
+    """A broadcast's figures: final once the conversion window after its end has closed."""
+
+    broadcast_id: int
+    results: list[VariantResult]
+    days: int
+    closes_at: datetime | None  # None while it is still being sent
+    final: bool
+    verdict: AbVerdict | None
+
+
+class ReportSource(Protocol):
+    async def get(self, *, broadcast_id: int) -> BroadcastRecord | None: ...
+
+    async def results(
+        self, *, broadcast_id: int, conversion_days: int
+    ) -> list[tuple[str, int, int, int, int]]: ...
+
+
+def report_due_at(record: BroadcastRecord, *, days: int) -> datetime | None:
+    """When the conversion window of the last delivery closes: the final report's moment."""
+    return record.finished_at + timedelta(days=days) if record.finished_at else None
+
+
+async def broadcast_report(
+    store: ReportSource, *, broadcast_id: int, days: int, clock: Clock
+) -> BroadcastReport | None:
+    """The figures now: deliveries, and the orders each recipient placed within ``days`` after
+    their message went out (so far, until the window closes)."""
+    record = await store.get(broadcast_id=broadcast_id)
+    if record is None:
+        return None
+    results = [
+        VariantResult(*row)
+        for row in await store.results(broadcast_id=broadcast_id, conversion_days=days)
+    ]
+    closes_at = report_due_at(record, days=days)
+    return BroadcastReport(
+        broadcast_id=broadcast_id,
+        results=results,
+        days=days,
+        closes_at=closes_at,
+        final=closes_at is not None and clock.now() >= closes_at,
+        verdict=ab_verdict(results),
+    )
+
+
 class SegmentSource(Protocol):
     async def count(self, query: SegmentQuery, *, marketing_per_week: int) -> tuple[int, int]: ...
 
@@ -186,6 +303,7 @@ def segment_query(segment: Segment, *, rules: Rules, now: datetime) -> SegmentQu
         now=now,
         sleeping_days=rules.segments.sleeping_days,
         lost_days=rules.segments.lost_days,
+        new_days=rules.segments.new_days,
         point_value=rules.bonus.point_value,
         sku=segment.sku,
         category=segment.category,

@@ -230,7 +230,7 @@ class BatchUnitOfWork(Protocol):
 
 
 class OrderReporter(Protocol):
-    async def report(self, raw: RawOrder) -> Reported: ...
+    async def report(self, raw: RawOrder, *, history: bool = False) -> Reported: ...
 
 
 def describe(problem: OrderProblem) -> str:
@@ -254,7 +254,8 @@ async def import_orders(
             for parsed in orders[start : start + BATCH]:
                 try:
                     async with uow.savepoint():
-                        reported = await desk.report(parsed.order)
+                        # History: a shop's export has cancelled and refunded orders too.
+                        reported = await desk.report(parsed.order, history=True)
                 except OrderProblem as problem:
                     summary.rejected.append(
                         Rejection(parsed.line, parsed.order.order_id, describe(problem))

@@ -38,6 +38,8 @@ MAX_ITEMS = 500
 ORDER_STATUSES = ("paid", "delivered")  # what a new order may be reported as
 STATUS_CHANGES = ("delivered", "cancelled", "refunded")
 FINAL_STATUSES = frozenset({"cancelled", "refunded"})
+# What an imported history line may say: a shop's export has its cancelled and refunded orders.
+HISTORY_STATUSES = (*ORDER_STATUSES, "cancelled", "refunded")
 _REGIONS = {"RUB": "RU", "UAH": "UA"}
 _PRINTABLE_ID = re.compile(r"^[\x21-\x7e]+$")
 _USERNAME = re.compile(r"^[A-Za-z0-9_]{4,32}$")
@@ -172,8 +174,17 @@ class ValidOrder:
     fingerprint: str
 
 
-def validate_order(raw: RawOrder, *, shop_currency: str, now: datetime) -> ValidOrder:
-    """Every semantic rule of a reported order; the first broken one is refused."""
+def validate_order(
+    raw: RawOrder,
+    *,
+    shop_currency: str,
+    now: datetime,
+    statuses: Sequence[str] = ORDER_STATUSES,
+) -> ValidOrder:
+    """Every semantic rule of a reported order; the first broken one is refused.
+
+    ``statuses``: what the order may be reported as (history imports also take the final
+    ones)."""
     order_ref = raw.order_id.strip()
     if not 0 < len(order_ref) <= MAX_ORDER_ID or not _PRINTABLE_ID.match(order_ref):
         raise _invalid(
@@ -222,10 +233,10 @@ def validate_order(raw: RawOrder, *, shop_currency: str, now: datetime) -> Valid
     if total <= 0:
         raise _invalid("invalid_amount", "an order total is more than 0", "total")
     status = raw.status.strip().lower()
-    if status not in ORDER_STATUSES:
+    if status not in statuses:
         raise _invalid(
             "unknown_status",
-            f"a new order's status is one of {', '.join(ORDER_STATUSES)}",
+            f"a new order's status is one of {', '.join(statuses)}",
             "status",
         )
     if raw.created_at is not None and raw.created_at.utcoffset() is None:
@@ -465,14 +476,22 @@ class OrderDesk:
         self._clock = clock
         self._share_bp = percent_to_basis_points(bonus.max_redeem_share)
 
-    async def report(self, raw: RawOrder) -> Reported:
+    async def report(self, raw: RawOrder, *, history: bool = False) -> Reported:
         """Record a paid or delivered order; a member redeems and earns points with it.
 
         The same order again is a replay (the first receipt); a different body under the same
         order id is a conflict. A refused redemption writes nothing, not even the order.
+        ``history`` (the CSV import) also takes orders already cancelled or refunded: they are
+        recorded with that status for the customer's history and nothing else (no points, no
+        follow-up, and they teach reminders no interval).
         """
         now = self._clock.now()
-        order = validate_order(raw, shop_currency=self._currency, now=now)
+        order = validate_order(
+            raw,
+            shop_currency=self._currency,
+            now=now,
+            statuses=HISTORY_STATUSES if history else ORDER_STATUSES,
+        )
         async with self._uow.transaction():
             stored = await self._orders.by_ref(order_ref=order.order_ref)
             if stored is not None:
@@ -509,6 +528,17 @@ class OrderDesk:
                 stored = await self._orders.by_ref(order_ref=order.order_ref)
                 assert stored is not None, "ON CONFLICT found the row"
                 return Reported(receipt=await self._replay(stored, order), created=False)
+            if order.status in FINAL_STATUSES:  # closed history: recorded, nothing follows
+                receipt = Receipt(
+                    order_id=order.order_ref,
+                    customer_id=member,
+                    points_accrued=0,
+                    pending_until=None,
+                    balance=await self._balance(member)
+                    if member is not None
+                    else Points(available=0, pending=0),
+                )
+                return Reported(receipt=receipt, created=True)
             if member is None:
                 receipt = Receipt(
                     order_id=order.order_ref,
@@ -607,6 +637,14 @@ class OrderDesk:
                 points_accrued=0,
                 pending_until=None,
                 balance=Points(available=0, pending=0),
+            )
+        if order.status in FINAL_STATUSES:  # imported closed history never earned anything
+            return Receipt(
+                order_id=stored.order_ref,
+                customer_id=stored.customer_id,
+                points_accrued=0,
+                pending_until=None,
+                balance=await self._balance(stored.customer_id),
             )
         points, pending_until = 0, None
         try:  # a replay of an accrual returns the original and writes nothing

@@ -20,6 +20,7 @@ from scenarios.replenishment import (
     converts,
     learned_for_customer,
     learned_for_product,
+    merged_purchases,
     plan,
     snoozed_until,
 )
@@ -209,6 +210,7 @@ class ReplenishmentFollower:
                 history[purchase.sku].append(Purchase(purchase.ordered_at, purchase.quantity))
         zone_name = await self._store.customer_zone(customer_id=event.customer_id)
         zone = ZoneInfo(zone_name) if zone_name else self._shop_zone
+        window = timedelta(days=self._rules.same_purchase_days)
         for sku in candidates:
             product = catalog[sku]
             learned = (
@@ -217,16 +219,20 @@ class ReplenishmentFollower:
                 else None
             )
             interval = choose_interval(
-                own=learned_for_customer(history[sku]),
+                own=learned_for_customer(history[sku], window=window),
                 catalog_days=product.consumption_days,
                 learned=learned,
             )
             if interval is None:
                 continue  # not a consumable, or nothing known yet
+            # This order may complete a purchase begun shortly before (a split basket): the
+            # units of both last from the first one, and its reminder gives way to this one.
+            merged = merged_purchases(history[sku], window=window)
+            latest = merged[-1] if merged else Purchase(event.ordered_at, bought[sku].quantity)
             lead = product.lead_days if product.lead_days is not None else self._rules.lead_days
             timing = plan(
-                ordered_at=event.ordered_at,
-                quantity=bought[sku].quantity,
+                ordered_at=latest.at,
+                quantity=latest.quantity,
                 interval=interval,
                 lead_days=lead,
                 zone=zone,
@@ -238,7 +244,7 @@ class ReplenishmentFollower:
                     sku=sku,
                     order_ref=event.order_id,
                     ordered_at=event.ordered_at,
-                    quantity=bought[sku].quantity,
+                    quantity=latest.quantity,
                     basis=timing.basis.value,
                     runs_out_at=timing.runs_out_at,
                     remind_at=timing.remind_at,
@@ -471,16 +477,21 @@ class IntervalLearner(Protocol):
 
 
 async def refresh_learned_intervals(
-    store: IntervalLearner, *, min_purchases: int, clock: Clock
+    store: IntervalLearner,
+    *,
+    min_purchases: int,
+    clock: Clock,
+    same_purchase: timedelta = timedelta(0),
 ) -> int:
     """The daily refresh: per catalog product without consumption_days, the median interval of
-    customers who bought it at least ``min_purchases`` times. Returns how many were learned."""
+    customers who bought it at least ``min_purchases`` times (orders ``same_purchase`` apart
+    or closer are one purchase). Returns how many were learned."""
     histories: dict[str, dict[int, list[Purchase]]] = defaultdict(lambda: defaultdict(list))
     for sku, customer_id, at, quantity in await store.uncatalogued_histories():
         histories[sku][customer_id].append(Purchase(at, quantity))
     learned: dict[str, tuple[int, int]] = {}
     for sku, per_customer in histories.items():
-        found = learned_for_product(per_customer, min_purchases=min_purchases)
+        found = learned_for_product(per_customer, min_purchases=min_purchases, window=same_purchase)
         if found is not None:
             interval, customers = found
             learned[sku] = (int(interval.total_seconds()), customers)

@@ -17,7 +17,7 @@ from scenarios.rules import QuietHours
 class Basis(StrEnum):
     """Where the time one unit lasts came from, strongest first."""
 
-    CUSTOMER = "customer"  # the customer's own median interval (two or more purchases)
+    CUSTOMER = "customer"  # the customer's own median interval (two or more real intervals)
     CATALOG = "catalog"  # the product's consumption_days
     PRODUCT = "product"  # learned from every customer who buys it often
 
@@ -43,19 +43,39 @@ class Timing:
     basis: Basis
 
 
-def per_unit_intervals(purchases: Iterable[Purchase]) -> list[timedelta]:
+# A customer's own interval is believed only when it is at least this share of the catalog's
+# (or the learned) figure: a week for a 21-day bag is a real habit, a day is a data slip.
+PLAUSIBLE_SHARE = 1 / 3
+# Real intervals a customer's own rhythm needs: one gap is a coincidence, two are a habit.
+MIN_OWN_INTERVALS = 2
+
+
+def merged_purchases(purchases: Iterable[Purchase], *, window: timedelta) -> list[Purchase]:
+    """Purchases within ``window`` after the one that opened them are one purchase of the
+    summed quantity, at its moment (a split basket, a second bag added the next day); oldest
+    first. Purchases at the same moment always merge."""
+    merged: list[Purchase] = []
+    for purchase in sorted(purchases, key=lambda p: p.at):
+        if merged and purchase.at - merged[-1].at <= window:
+            merged[-1] = Purchase(merged[-1].at, merged[-1].quantity + purchase.quantity)
+        else:
+            merged.append(purchase)
+    return merged
+
+
+def per_unit_intervals(
+    purchases: Iterable[Purchase], *, window: timedelta = timedelta(0)
+) -> list[timedelta]:
     """The time each purchase lasted, per unit: gap to the next purchase / its quantity.
 
-    Purchases at the same moment are one purchase of their summed quantity.
+    Purchases within ``window`` of each other (at the same moment, at least) are one purchase
+    of their summed quantity.
     """
-    merged: dict[datetime, int] = {}
-    for purchase in purchases:
-        merged[purchase.at] = merged.get(purchase.at, 0) + purchase.quantity
-    moments = sorted(merged)
+    merged = merged_purchases(purchases, window=window)
     return [
-        (later - earlier) / merged[earlier]
-        for earlier, later in itertools.pairwise(moments)
-        if merged[earlier] > 0
+        (later.at - earlier.at) / earlier.quantity
+        for earlier, later in itertools.pairwise(merged)
+        if earlier.quantity > 0
     ]
 
 
@@ -64,22 +84,32 @@ def median(intervals: Sequence[timedelta]) -> timedelta:
     return timedelta(seconds=round(seconds))
 
 
-def learned_for_customer(purchases: Iterable[Purchase]) -> timedelta | None:
-    """The customer's own per-unit interval, once they bought the sku at least twice."""
-    intervals = [gap for gap in per_unit_intervals(purchases) if gap > timedelta(0)]
-    return median(intervals) if intervals else None
+def learned_for_customer(
+    purchases: Iterable[Purchase],
+    *,
+    window: timedelta = timedelta(0),
+    min_intervals: int = MIN_OWN_INTERVALS,
+) -> timedelta | None:
+    """The customer's own per-unit interval, once at least ``min_intervals`` real intervals
+    (purchases apart by more than ``window``) are known."""
+    intervals = [gap for gap in per_unit_intervals(purchases, window=window) if gap > timedelta(0)]
+    return median(intervals) if len(intervals) >= max(min_intervals, 1) else None
 
 
 def learned_for_product(
-    histories: Mapping[int, Sequence[Purchase]], *, min_purchases: int
+    histories: Mapping[int, Sequence[Purchase]],
+    *,
+    min_purchases: int,
+    window: timedelta = timedelta(0),
 ) -> tuple[timedelta, int] | None:
     """The median of the per-customer medians over customers with ``min_purchases`` or more
-    purchases (each customer counts once, however often they buy); with how many customers."""
+    purchases (each customer counts once, however often they buy); with how many customers.
+    Purchases within ``window`` of each other count as one."""
     own = []
     for purchases in histories.values():
-        if len({purchase.at for purchase in purchases}) < min_purchases:
+        if len(merged_purchases(purchases, window=window)) < min_purchases:
             continue
-        interval = learned_for_customer(purchases)
+        interval = learned_for_customer(purchases, window=window, min_intervals=1)
         if interval is not None:
             own.append(interval)
     if not own:
@@ -90,11 +120,18 @@ def learned_for_product(
 def choose_interval(
     *, own: timedelta | None, catalog_days: int | None, learned: timedelta | None
 ) -> Interval | None:
-    """The customer's own rhythm beats the catalog; the catalog beats what others do."""
-    if own is not None:
+    """The customer's own rhythm beats the catalog; the catalog beats what others do.
+
+    An own rhythm far shorter than the reference figure (the catalog's, else the learned one)
+    is not believed: a third of it at least."""
+    catalog = (
+        timedelta(days=catalog_days) if catalog_days is not None and catalog_days > 0 else None
+    )
+    reference = catalog or learned
+    if own is not None and (reference is None or own >= reference * PLAUSIBLE_SHARE):
         return Interval(own, Basis.CUSTOMER)
-    if catalog_days is not None and catalog_days > 0:
-        return Interval(timedelta(days=catalog_days), Basis.CATALOG)
+    if catalog is not None:
+        return Interval(catalog, Basis.CATALOG)
     if learned is not None:
         return Interval(learned, Basis.PRODUCT)
     return None

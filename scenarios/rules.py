@@ -58,6 +58,8 @@ class Segments(_Section):
     # several orders already after twice their own usual interval.
     sleeping_days: int = Field(default=90, ge=1)
     lost_days: int = Field(default=365, ge=1)
+    # "New": the first order came within this many days (whenever the member joined).
+    new_days: int = Field(default=30, ge=1)
 
 
 class Broadcasts(_Section):
@@ -83,6 +85,9 @@ class Reminders(_Section):
     group_window_days: int = Field(default=3, ge=0, le=60)
     # An order of the product within this many days after the reminder counts as its conversion.
     conversion_days: int = Field(default=14, ge=1, le=365)
+    # Orders of the same product within this many days of each other are one purchase of the
+    # summed quantity (a split basket, a bag added later): they teach no interval of their own.
+    same_purchase_days: int = Field(default=2, ge=0, le=30)
     # A product without a catalog figure learns one from customers with this many purchases.
     min_purchases: int = Field(default=3, ge=2, le=100)
     # "Remind me in N days" buttons.

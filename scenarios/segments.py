@@ -10,13 +10,13 @@ from typing import Any
 class SegmentKind(StrEnum):
     ALL = "all"  # every member of the program
     TIER = "tier"  # members whose paid spend puts them in one tier
-    NEW = "new"  # exactly one order
+    NEW = "new"  # the first order within segments.new_days
     REGULAR = "regular"  # two or more orders, the last one recent
     SLEEPING = "sleeping"  # overdue for their next order, not yet lost
     LOST = "lost"  # no order for lost_days
     SKU = "sku"  # bought this product
     CATEGORY = "category"  # bought something in this category
-    INACTIVE = "inactive"  # no order for at least N days
+    INACTIVE = "inactive"  # no order for at least N days (order history, not the join date)
 
 
 # Kinds that need one more value from the admin, and what it is.

@@ -31,6 +31,7 @@ class BroadcastRecord:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    progress_final_at: datetime | None
     reported_at: datetime | None
 
 
@@ -174,6 +175,22 @@ class SqlBroadcasts:
             )
         return bool(result.rowcount)
 
+    async def mark_progress_final(self, *, broadcast_id: int, now: datetime) -> None:
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                update(broadcasts)
+                .where(broadcasts.c.id == broadcast_id)
+                .values(progress_final_at=now)
+            )
+
+    async def recent(self, *, limit: int) -> list[BroadcastRecord]:
+        """The latest broadcasts, newest first (for /broadcasts)."""
+        async with self._db.read() as conn:
+            rows = await conn.execute(
+                select(broadcasts).order_by(broadcasts.c.id.desc()).limit(limit)
+            )
+            return [BroadcastRecord(**row._mapping) for row in rows]
+
     async def mark_reported(self, *, broadcast_id: int, now: datetime) -> None:
         async with self._db.transaction() as conn:
             await conn.execute(
@@ -181,7 +198,8 @@ class SqlBroadcasts:
             )
 
     async def unreported(self) -> list[BroadcastRecord]:
-        """Broadcasts whose admin still expects progress or a final report."""
+        """Broadcasts whose admin still expects progress or the final report (which waits for
+        the conversion window to close)."""
         async with self._db.read() as conn:
             rows = await conn.execute(
                 select(broadcasts)

@@ -193,6 +193,9 @@ broadcasts = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("started_at", UtcDateTime, nullable=True),
     Column("finished_at", UtcDateTime, nullable=True),
+    # The progress message shows the end (finished or cancelled); the report waits for the
+    # conversion window after finished_at to close, then reported_at is set.
+    Column("progress_final_at", UtcDateTime, nullable=True),
     Column("reported_at", UtcDateTime, nullable=True),
 )
 

@@ -17,7 +17,8 @@ from sqlalchemy import (
 )
 
 from storage.database import Database
-from storage.schema import customers, order_items, orders, outbox
+from storage.ratings import UNRESOLVED
+from storage.schema import customers, order_items, orders, outbox, products, rating_alerts
 from storage.sql import epoch_seconds
 
 # Orders that no longer count as purchases.
@@ -34,6 +35,7 @@ class SegmentQuery:
     sleeping_days: int
     lost_days: int
     point_value: int  # minor units one redeemed point paid for
+    new_days: int = 30  # "new": the first counted order within this many days
     spend_from: int | None = None  # tier: paid spend in [spend_from, spend_to)
     spend_to: int | None = None
     spend_since: datetime | None = None  # tier window start (None: lifetime)
@@ -70,14 +72,18 @@ def segment_members(query: SegmentQuery) -> Select[tuple[int]]:
     if kind == "all":
         return base
     if kind in {"sku", "category"}:
+        # A line's category is what the order said, else the catalog's: shops rarely send one.
         match = (
             order_items.c.sku == query.sku
             if kind == "sku"
-            else (order_items.c.category == query.category)
+            else (func.coalesce(order_items.c.category, products.c.category) == query.category)
         )
+        lines = order_items.join(orders, order_items.c.order_id == orders.c.id)
+        if kind == "category":
+            lines = lines.outerjoin(products, products.c.sku == order_items.c.sku)
         bought = exists(
             select(literal(1))
-            .select_from(order_items.join(orders, order_items.c.order_id == orders.c.id))
+            .select_from(lines)
             .where(
                 orders.c.customer_id == customers.c.id,
                 orders.c.status.not_in(VOID_STATUSES),
@@ -117,7 +123,9 @@ def segment_members(query: SegmentQuery) -> Select[tuple[int]]:
         .where(_members())
     )
     if kind == "new":
-        return with_orders.where(stats.c.n == 1)
+        # By the first order, not the join date: an imported one-time buyer of last year is
+        # not new, a member whose history starts this month is.
+        return with_orders.where(stats.c.first_at >= query.now - timedelta(days=query.new_days))
     if kind == "regular":
         return with_orders.where(stats.c.n >= 2, ~overdue)
     if kind == "sleeping":
@@ -134,15 +142,30 @@ def segment_members(query: SegmentQuery) -> Select[tuple[int]]:
                 orders.c.ordered_at >= cutoff,
             )
         )
-        return base.where(~recent, customers.c.joined_at <= cutoff)
+        # Order history counts whenever it was made (imported history included); a member
+        # who never ordered counts once they have been a member that long.
+        ordered = exists(
+            select(literal(1)).where(
+                orders.c.customer_id == customers.c.id,
+                orders.c.status.not_in(VOID_STATUSES),
+            )
+        )
+        return base.where(~recent, or_(ordered, customers.c.joined_at <= cutoff))
     raise ValueError(f"unknown segment kind {kind!r}")
 
 
 def reachable(
     members: Select[tuple[int]], *, now: datetime, marketing_per_week: int
 ) -> Select[tuple[int]]:
-    """Of these members, those a marketing message may reach: consent, not blocked, under cap."""
+    """Of these members, those a marketing message may reach: consent, not blocked, under cap,
+    no open complaint (the delivery policy skips marketing to them until staff resolve it)."""
     ids = members.subquery()
+    complaining = exists(
+        select(literal(1)).where(
+            rating_alerts.c.customer_id == customers.c.id,
+            rating_alerts.c.state.in_(UNRESOLVED),
+        )
+    )
     recent_marketing = (
         select(func.count())
         .select_from(outbox)
@@ -161,6 +184,7 @@ def reachable(
             customers.c.marketing_opt_in.is_(True),
             customers.c.blocked_at.is_(None),
             recent_marketing < marketing_per_week,
+            ~complaining,
         )
     )
 

@@ -11,7 +11,11 @@ from scenarios.broadcasts import (
     InvalidBroadcastError,
     Progress,
     Variant,
+    VariantResult,
+    ab_verdict,
     audience,
+    broadcast_report,
+    fisher_exact_p,
     launch,
     parse_button,
     split_variants,
@@ -21,7 +25,7 @@ from scenarios.rules import Rules
 from scenarios.segments import Segment, SegmentKind
 from storage.broadcasts import SqlBroadcasts
 from storage.database import Database
-from storage.outbox import SqlOutbox
+from storage.outbox import Sent, SqlOutbox
 from storage.segments import SqlSegments
 from tests.support.seed import NOW, member, order
 
@@ -125,8 +129,6 @@ async def test_the_report_counts_orders_after_delivery_per_variant(
     await outbox.start_sending(
         ids=[r.id for r in rows], worker="w", now=NOW, lease_until=NOW + timedelta(1)
     )
-    from storage.outbox import Sent
-
     await outbox.record(outcomes=[Sent(r.id, 1) for r in rows], worker="w", now=NOW)
     variant_of = dict(split_variants(customers, seed=7, ab=True))
     buyer_a = next(c for c in customers if variant_of[c] == "A")
@@ -138,6 +140,66 @@ async def test_the_report_counts_orders_after_delivery_per_variant(
     await order(db, "before-b", buyer_b, days=1, total=999_000)
     results = await store.results(broadcast_id=broadcast_id, conversion_days=14)
     assert results == [("A", 3, 3, 1, 400_000), ("B", 3, 3, 0, 0)]
+
+
+def test_i16_2_fisher_exact_test_and_the_ab_verdict() -> None:
+    # Fisher's own tea-tasting table gives the textbook two-sided p of 0.00276.
+    assert fisher_exact_p(1, 10, 11, 14) == pytest.approx(0.0027595, rel=1e-4)
+    assert fisher_exact_p(0, 5, 5, 5) == pytest.approx(2 / 252)
+    assert fisher_exact_p(0, 5, 0, 5) == 1.0
+    won = ab_verdict([VariantResult("A", 100, 100, 10, 0), VariantResult("B", 100, 100, 30, 0)])
+    assert won is not None
+    assert (won.leader, won.other, won.significant) == ("B", "A", True)
+    assert won.p_value == pytest.approx(0.00065, rel=1e-2)
+    close = ab_verdict([VariantResult("A", 40, 40, 12, 0), VariantResult("B", 40, 40, 5, 0)])
+    assert close is not None
+    assert (close.leader, close.significant, str(close.p_rounded)) == ("A", False, "0.099")
+    tie = ab_verdict([VariantResult("A", 9, 8, 2, 0), VariantResult("B", 9, 4, 1, 0)])
+    assert tie is not None
+    assert (tie.leader, tie.significant) == (None, False)
+    assert ab_verdict([VariantResult("A", 9, 8, 2, 0)]) is None  # no B: no verdict
+    assert ab_verdict([VariantResult("A", 9, 8, 2, 0), VariantResult("B", 9, 0, 0, 0)]) is None
+
+
+async def test_i16_2_figures_so_far_until_the_window_closes_then_final(
+    db: Database, now_clock: FixedClock
+) -> None:
+    buyer = await member(db, 500)
+    await member(db, 501)
+    store = SqlBroadcasts(db)
+    broadcast_id, _ = await launch(
+        SqlSegments(db),
+        store,
+        admin_id=1,
+        segment=Segment(SegmentKind.ALL),
+        variants={"A": OFFER},
+        rules=RULES,
+        clock=now_clock,
+        seed=3,
+    )
+    outbox = SqlOutbox(db)
+    rows = await outbox.claim_due(now=NOW, limit=10, worker="w", lease_until=NOW + timedelta(1))
+    await outbox.start_sending(
+        ids=[r.id for r in rows], worker="w", now=NOW, lease_until=NOW + timedelta(1)
+    )
+    await outbox.record(outcomes=[Sent(r.id, 1) for r in rows], worker="w", now=NOW)
+    assert await store.finish(broadcast_id=broadcast_id, now=NOW)
+    # The report the old code sent at this moment: nobody could have ordered yet.
+    early = await broadcast_report(store, broadcast_id=broadcast_id, days=14, clock=now_clock)
+    assert early is not None
+    assert (early.final, early.closes_at) == (False, NOW + timedelta(days=14))
+    assert [(r.delivered, r.converted) for r in early.results] == [(2, 0)]
+    await order(db, "after", buyer, days=-10, total=250_000)  # ten days after delivery
+    later = FixedClock(NOW + timedelta(days=14))
+    final = await broadcast_report(store, broadcast_id=broadcast_id, days=14, clock=later)
+    assert final is not None
+    assert final.final
+    assert [(r.delivered, r.converted, r.revenue) for r in final.results] == [(2, 1, 250_000)]
+    [listed] = await store.recent(limit=5)
+    assert (listed.id, listed.state, listed.progress_final_at) == (broadcast_id, "done", None)
+    await store.mark_progress_final(broadcast_id=broadcast_id, now=NOW)
+    [waiting] = await store.unreported()
+    assert waiting.progress_final_at == NOW
 
 
 def test_buttons_and_texts_are_checked() -> None:

@@ -100,6 +100,7 @@ async def test_the_bot_answers_start_in_each_users_language_and_stops_cleanly(
             "delete_me",
             "status",
             "broadcast",
+            "broadcasts",
             "bonus",
             "customer",
             "gift",

@@ -29,12 +29,21 @@ from scenarios.importing import (
     read_rows,
 )
 from scenarios.ledger import balance
-from scenarios.orders import OrderEvent
+from scenarios.orders import OrderEvent, OrderProblem, RawCustomer, RawItem, RawOrder
 from scenarios.rules import Rules
 from storage.database import Database
 from storage.ledger import SqlLedger
-from storage.products import SqlProducts
-from storage.schema import customers, ledger_entries, order_items, orders, outbox, products
+from storage.products import ProductRecord, SqlProducts
+from storage.reminders import SqlReminders
+from storage.schema import (
+    customers,
+    ledger_entries,
+    order_items,
+    orders,
+    outbox,
+    products,
+    reminders,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 MOSCOW = ZoneInfo("Europe/Moscow")
@@ -112,6 +121,75 @@ async def test_history_is_imported_order_by_order_with_points_for_members(
     assert lines == 4  # A-2's two lines were apart in the file and still one order
     points = await balance(SqlLedger(db), customer_id=member, clock=clock)
     assert points.pending == 129 + 150  # 5 % of 2580.00 and of 3000.00, in whole points
+
+
+async def test_i16_6_cancelled_and_refunded_history_is_imported_with_that_status(
+    db: Database, clock: FixedClock
+) -> None:
+    member = await add_member(db)
+    desk = create_order_desk(
+        db=db,
+        rules=Rules(),
+        clock=clock,
+        followers=order_followers(db=db, rules=Rules(), clock=clock, zone=MOSCOW),
+    )
+    await SqlProducts(db).save(
+        ProductRecord(
+            sku="CAT-2KG",
+            name="Cat food 2 kg",
+            url=None,
+            category="food",
+            consumption_days=30,
+            lead_days=None,
+            related=(),
+        ),
+        now=clock.now(),
+    )
+    # A shop's normal export: one paid order, one cancelled, one refunded, all recent.
+    text = (
+        "order_id,created_at,status,phone,total,sku,quantity,price\n"
+        "P-0,2026-09-01,delivered,+79991234567,1290.00,CAT-2KG,1,1290.00\n"
+        "C-1,2026-09-11,cancelled,+79991234567,1290.00,CAT-2KG,1,1290.00\n"
+        "P-1,2026-10-20,delivered,+79991234567,1290.00,CAT-2KG,1,1290.00\n"
+        "R-1,2026-10-28,refunded,+79991234567,2580.00,CAT-2KG,2,1290.00\n"
+    )
+    summary = await import_orders(rows_of(text), desk=desk, uow=db, zone=MOSCOW, currency="RUB")
+    assert (summary.imported, summary.duplicates, summary.rejected) == (4, 0, [])
+    async with db.read() as conn:
+        stored = dict((await conn.execute(select(orders.c.order_ref, orders.c.status))).all())
+        keys = (await conn.execute(select(outbox.c.dedupe_key))).scalars().all()
+        entries = (await conn.execute(select(ledger_entries.c.kind, ledger_entries.c.source))).all()
+        planned = (await conn.execute(select(reminders.c.order_ref))).scalars().all()
+    assert stored == {
+        "P-0": "delivered",
+        "C-1": "cancelled",
+        "P-1": "delivered",
+        "R-1": "refunded",
+    }
+    # Points for the paid orders only; no rating request or reminder for the closed ones.
+    assert sorted(source for _kind, source in entries) == ["order:P-0", "order:P-1"]
+    assert not any(key.endswith(("C-1", "R-1")) for key in keys)
+    assert "C-1" not in planned and "R-1" not in planned
+    # The cancelled order between the two teaches no interval: with one real interval (49
+    # days) the customer has no rhythm of their own yet, and the catalog's 30 days hold.
+    [reminder] = await SqlReminders(db).of_customer(customer_id=member)
+    assert (reminder.order_ref, reminder.basis) == ("P-1", "catalog")
+    # The same file again is a duplicate and writes nothing, not even points.
+    again = await import_orders(rows_of(text), desk=desk, uow=db, zone=MOSCOW, currency="RUB")
+    assert (again.imported, again.duplicates, again.rejected) == (0, 4, [])
+    assert await count(db, ledger_entries) == 2
+    # The API still takes only paid or delivered new orders.
+    with pytest.raises(OrderProblem, match="paid, delivered"):
+        await desk.report(
+            RawOrder(
+                order_id="C-2",
+                customer=RawCustomer(phone=PHONE),
+                items=[RawItem(sku="X", name="X", quantity=1, price="1.00")],
+                total="1.00",
+                currency="RUB",
+                status="cancelled",
+            )
+        )
 
 
 async def test_importing_the_same_file_again_changes_nothing(

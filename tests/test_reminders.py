@@ -23,6 +23,7 @@ from tests.support.reminders import Shop, add_member, add_product, open_shop, re
 
 DAY = timedelta(days=1)
 HOUR = timedelta(hours=1)
+MINUTE = timedelta(minutes=1)
 T0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)  # the fixed clock's start
 
 
@@ -104,6 +105,43 @@ async def test_a_customers_own_rhythm_replaces_the_catalog_figure(shop: Shop, db
     assert row["basis"] == "customer"
     assert row["runs_out_at"] == T0 + 20 * DAY  # median of 20, 20, 22 days per bag
     assert row["remind_at"] == T0 + 17 * DAY
+
+
+async def test_i16_1_a_second_bag_minutes_later_is_one_purchase_not_a_reminder_now(
+    shop: Shop, db: Database, clock: FixedClock, i18n: CatalogI18n
+) -> None:
+    await add_product(db, "FOOD-5", name="Cat food 5 kg", at=T0, days=75)
+    await add_member(db, 501, at=T0)
+    await shop.order(501, [("FOOD-5", 1)], at=T0, ref="A-1")
+    await shop.order(501, [("FOOD-5", 1)], at=T0 + 10 * MINUTE, ref="A-2")  # a split basket
+    rows = {r["order_ref"]: r for r in await reminder_rows(db)}
+    assert (rows["A-1"]["state"], rows["A-1"]["reason"]) == ("cancelled", "reordered")
+    second = rows["A-2"]
+    assert (second["state"], second["basis"], second["quantity"]) == ("scheduled", "catalog", 2)
+    # Two bags of 75 days from the first order, the reminder 3 days before.
+    assert second["runs_out_at"] == T0 + 150 * DAY
+    assert second["remind_at"] == T0 + 147 * DAY
+    clock.set(T0 + HOUR)
+    assert await sweeper(db, i18n, clock).tick() == 0
+    assert await outbox_rows(db) == []
+
+
+async def test_i16_1_an_own_rhythm_needs_two_plausible_intervals(shop: Shop, db: Database) -> None:
+    await add_product(db, "FOOD-5", name="Cat food 5 kg", at=T0, days=75)
+    await add_member(db, 501, at=T0 - 400 * DAY)
+    # One real interval (60 days) teaches nothing yet: the catalog's 75 days hold.
+    await shop.order(501, [("FOOD-5", 1)], at=T0 - 60 * DAY, ref="H-1")
+    await shop.order(501, [("FOOD-5", 1)], at=T0, ref="N-1")
+    [row] = [r for r in await reminder_rows(db) if r["state"] == "scheduled"]
+    assert (row["order_ref"], row["basis"]) == ("N-1", "catalog")
+    assert row["runs_out_at"] == T0 + 75 * DAY
+    # A second one (58 days, then a bag added an hour later: one purchase of two) does.
+    await shop.order(501, [("FOOD-5", 1)], at=T0 + 58 * DAY, ref="N-2")
+    await shop.order(501, [("FOOD-5", 1)], at=T0 + 58 * DAY + HOUR, ref="N-3")
+    [row] = [r for r in await reminder_rows(db) if r["state"] == "scheduled"]
+    assert (row["order_ref"], row["basis"], row["quantity"]) == ("N-3", "customer", 2)
+    # Gaps of 60 and 58 days a bag: 59 days each, two bags from the first of the two orders.
+    assert row["runs_out_at"] == T0 + 58 * DAY + 2 * 59 * DAY
 
 
 async def test_a_product_without_a_figure_learns_one_from_frequent_buyers(

@@ -16,6 +16,7 @@ from scenarios.replenishment import (
     converts,
     learned_for_customer,
     learned_for_product,
+    merged_purchases,
     per_unit_intervals,
     plan,
     snoozed_until,
@@ -87,7 +88,37 @@ def test_the_customers_own_rhythm_normalised_by_quantity() -> None:
     assert per_unit_intervals(purchases) == [20 * DAY, 22 * DAY, 24 * DAY]
     assert learned_for_customer(purchases) == 22 * DAY
     assert learned_for_customer(purchases[:1]) is None  # one purchase teaches nothing
-    assert learned_for_customer(purchases[:2]) == 20 * DAY  # two purchases do
+    assert learned_for_customer(purchases[:2]) is None  # one interval is a coincidence
+    assert learned_for_customer(purchases[:3]) == 21 * DAY  # two are a habit
+
+
+def test_i16_1_orders_minutes_apart_are_one_purchase_and_teach_no_interval() -> None:
+    minutes = timedelta(minutes=10)
+    split = [Purchase(T0, 1), Purchase(T0 + minutes, 1)]
+    # Without the window the second bag "lasted" ten minutes; within it, one purchase of two.
+    assert per_unit_intervals(split) == [minutes]
+    assert merged_purchases(split, window=2 * DAY) == [Purchase(T0, 2)]
+    assert per_unit_intervals(split, window=2 * DAY) == []
+    assert learned_for_customer(split, window=2 * DAY) is None
+    later = [*split, Purchase(T0 + 150 * DAY, 1), Purchase(T0 + 150 * DAY + DAY, 1)]
+    assert per_unit_intervals(later, window=2 * DAY) == [75 * DAY]
+
+
+def test_i16_1_an_implausibly_short_own_rhythm_gives_way_to_the_catalog() -> None:
+    # A third of the catalog's 75 days is 25: 24 days is not believed, 25 is.
+    assert choose_interval(own=24 * DAY, catalog_days=75, learned=None) == Interval(
+        75 * DAY, Basis.CATALOG
+    )
+    assert choose_interval(own=25 * DAY, catalog_days=75, learned=None) == Interval(
+        25 * DAY, Basis.CUSTOMER
+    )
+    # Without a catalog figure the learned one is the reference.
+    assert choose_interval(own=DAY, catalog_days=None, learned=30 * DAY) == Interval(
+        30 * DAY, Basis.PRODUCT
+    )
+    assert choose_interval(own=DAY, catalog_days=None, learned=None) == Interval(
+        DAY, Basis.CUSTOMER
+    )
 
 
 def test_the_strongest_known_figure_wins() -> None:
@@ -171,7 +202,7 @@ def test_the_reminder_never_falls_in_quiet_hours_nor_before_half_the_time(
 
 
 @given(
-    gaps=st.lists(st.integers(1, 400), min_size=1, max_size=12),
+    gaps=st.lists(st.integers(1, 400), min_size=2, max_size=12),
     quantities=st.lists(st.integers(1, 5), min_size=13, max_size=13),
 )
 def test_the_learned_interval_lies_within_the_customers_own_intervals(

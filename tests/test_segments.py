@@ -6,8 +6,9 @@ import pytest
 
 from scenarios.segments import InvalidSegmentError, Segment, SegmentKind, segment_with_value
 from storage.database import Database
+from storage.products import ProductRecord, SqlProducts
 from storage.segments import SegmentQuery, SqlSegments
-from tests.support.seed import NOW, days_ago, member, order
+from tests.support.seed import NOW, complaint, days_ago, member, order
 
 
 def query(kind: str, **extra: object) -> SegmentQuery:
@@ -45,7 +46,7 @@ async def test_recency_segments(db: Database) -> None:
     await order(db, "x1", outsider, days=3)
 
     assert await ids(db, "all") == {newbie, regular, overdue, one_old, gone, cancelled_only, never}
-    assert await ids(db, "new") == {newbie, one_old, gone}
+    assert await ids(db, "new") == {newbie}  # the first order within new_days (30)
     assert await ids(db, "regular") == {regular}
     assert await ids(db, "sleeping") == {overdue, one_old}
     assert await ids(db, "lost") == {gone}
@@ -71,6 +72,76 @@ async def test_purchase_and_tier_segments(db: Database) -> None:
     # With a rolling window the old big order no longer counts.
     windowed = await ids(db, "tier", spend_from=0, spend_to=1_000_000, spend_since=days_ago(365))
     assert windowed == {dog, refunded, nothing}
+
+
+async def test_i16_3_a_category_counts_from_the_catalog_when_lines_carry_none(
+    db: Database,
+) -> None:
+    for sku, category in (("CAT-2KG", "food"), ("SAND", "litter")):
+        await SqlProducts(db).save(
+            ProductRecord(
+                sku=sku,
+                name=sku,
+                url=None,
+                category=category,
+                consumption_days=None,
+                lead_days=None,
+                related=(),
+            ),
+            now=NOW,
+        )
+    from_catalog = await member(db, 31)
+    await order(db, "p1", from_catalog, days=5, sku="CAT-2KG", category=None)
+    said_so = await member(db, 32)  # the line's own category wins over the catalog's
+    await order(db, "p2", said_so, days=5, sku="SAND", category="food")
+    litter = await member(db, 33)
+    await order(db, "p3", litter, days=5, sku="SAND", category=None)
+    unknown = await member(db, 34)  # neither the line nor the catalog knows
+    await order(db, "p4", unknown, days=5, sku="MYSTERY", category=None)
+    void = await member(db, 35)
+    await order(db, "p5", void, days=5, sku="CAT-2KG", category=None, status="cancelled")
+
+    assert await ids(db, "category", category="food") == {from_catalog, said_so}
+    assert await ids(db, "category", category="litter") == {litter}
+
+
+async def test_i16_7_members_with_an_open_complaint_are_not_counted_as_reachable(
+    db: Database,
+) -> None:
+    calm = await member(db, 41)
+    unhappy = await member(db, 42)
+    await complaint(db, unhappy)
+    being_handled = await member(db, 43)
+    await complaint(db, being_handled, state="taken")
+    settled = await member(db, 44)
+    await complaint(db, settled, state="resolved")
+    segments = SqlSegments(db)
+    assert await segments.count(query("all"), marketing_per_week=2) == (4, 2)
+    assert await segments.reachable_ids(query("all"), marketing_per_week=2) == [calm, settled]
+
+
+async def test_i16_11_new_and_inactive_follow_order_history_not_the_join_date(
+    db: Database,
+) -> None:
+    # Everyone joined at launch, a week ago; their history was imported.
+    last_year = await member(db, 51, joined_days_ago=7)
+    await order(db, "y1", last_year, days=300)
+    this_month = await member(db, 52, joined_days_ago=7)
+    await order(db, "m1", this_month, days=20)
+    await order(db, "m2", this_month, days=3)  # a second order: still new this month
+    old_regular = await member(db, 53, joined_days_ago=7)
+    await order(db, "o1", old_regular, days=200)
+    await order(db, "o2", old_regular, days=2)
+    fresh_no_orders = await member(db, 54, joined_days_ago=7)
+    old_no_orders = await member(db, 55, joined_days_ago=90)
+
+    assert await ids(db, "new", new_days=30) == {this_month}
+    assert await ids(db, "new", new_days=365) == {last_year, this_month, old_regular}
+    # No order for 60 days: last year's buyer, whenever they joined; a member without orders
+    # only once they have been one for 60 days.
+    assert await ids(db, "inactive", days=60) == {last_year, old_no_orders}
+    assert await ids(db, "inactive", days=5) == {last_year, fresh_no_orders, old_no_orders}
+    assert await ids(db, "inactive", days=10) == {last_year, old_no_orders}
 
 
 async def test_counts_apply_consent_blocks_and_the_weekly_cap(db: Database) -> None:

@@ -16,7 +16,7 @@ from babel.messages.pofile import read_po
 from locales import LOCALES_DIR, CatalogI18n
 from locales.formatting import fill, format_date, format_money, format_points
 from locales.rendering import Renderer
-from scenarios.broadcasts import Progress, VariantResult
+from scenarios.broadcasts import AbVerdict, BroadcastReport, Progress, VariantResult
 from scenarios.customers import SUPPORTED_LOCALES
 from scenarios.reminders import ReminderStats
 from scenarios.status import BotStatus
@@ -193,11 +193,28 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
         "state": "paused",
         "progress": Progress(total=10, sent=5, failed=1, blocked=1, skipped=1, remaining=2),
         "eta_minutes": 1,
+        "report_on": None,
     },
     "broadcast_report.html": {
-        "broadcast_id": 7,
-        "days": 14,
-        "results": [VariantResult("A", 5, 4, 1, 129000), VariantResult("B", 5, 5, 2, 0)],
+        "report": BroadcastReport(
+            broadcast_id=7,
+            days=14,
+            results=[VariantResult("A", 5, 4, 1, 129000), VariantResult("B", 5, 5, 2, 0)],
+            closes_at=datetime(2026, 11, 15, 10, 0, tzinfo=UTC),
+            final=True,
+            verdict=AbVerdict("B", "A", 1.0),
+        ),
+    },
+    "broadcasts_list.html": {
+        "broadcasts": [
+            {
+                "id": 7,
+                "created_at": datetime(2026, 11, 1, 10, 0, tzinfo=UTC),
+                "segment": "Cat & Dog buyers",
+                "state": "done",
+                "total": 21,
+            }
+        ]
     },
     "welcome.html": {"name": "Anna", "shop": "Cat & Dog"},
     "welcome_back.html": {"name": "Anna", "card": "2 900000 000018", "offers_on": False},

@@ -8,7 +8,7 @@ from sqlalchemy import insert
 
 from storage.database import Database
 from storage.orders import NewOrder, OrderLine, SqlOrders
-from storage.schema import customers
+from storage.schema import customers, rating_alerts, ratings
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -50,7 +50,7 @@ async def order(
     *,
     total: int = 100_000,
     sku: str = "CAT-2KG",
-    category: str = "food",
+    category: str | None = "food",
     status: str = "delivered",
     redeemed: int = 0,
 ) -> None:
@@ -67,3 +67,32 @@ async def order(
         ),
         now=NOW,
     )
+
+
+async def complaint(db: Database, customer_id: int, *, state: str = "open") -> None:
+    """A ★1 rating of an order with its staff alert in ``state`` (open, taken, resolved)."""
+    async with db.transaction() as conn:
+        rating_id = (
+            await conn.execute(
+                insert(ratings)
+                .values(
+                    order_ref=f"rated-{customer_id}-{state}",
+                    customer_id=customer_id,
+                    requested_at=days_ago(2),
+                    expires_at=days_ago(-5),
+                    score=1,
+                    first_rated_at=days_ago(1),
+                    rated_at=days_ago(1),
+                )
+                .returning(ratings.c.id)
+            )
+        ).scalar_one()
+        await conn.execute(
+            insert(rating_alerts).values(
+                rating_id=rating_id,
+                customer_id=customer_id,
+                state=state,
+                snapshot={},
+                created_at=days_ago(1),
+            )
+        )
