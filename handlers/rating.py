@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from aiogram import Bot, F, Router
+from aiogram import F, Router
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
@@ -95,7 +95,6 @@ async def rate(
     callback: CallbackQuery,
     callback_data: RateOrder,
     customer: CustomerRecord,
-    bot: Bot,
     db: Database,
     rules: Rules,
     clock: Clock,
@@ -135,18 +134,16 @@ async def rate(
     assert rating.score is not None
     if desk.is_negative(rating.score):
         await callback.answer(_("Thank you for your honesty."))
-        await _escalate(
-            callback, answer, bot, db, rules, clock, renderer, i18n, state, staff_chat_id
-        )
+        await _escalate(callback, answer, db, rules, clock, renderer, i18n, state, staff_chat_id)
         return
     await callback.answer(_("Thank you for your rating!"))
     await state.clear()
-    alert = await ratings.alert_for_rating(rating_id=rating.id)
-    if alert is not None:  # changed from a negative score: the staff see the new one
+    # Changed from a negative score: the complaint is over, and the staff see why.
+    alert = await escalation(db, rules, clock).score_raised(rating)
+    if alert is not None:
         await refresh_alert(
             alert=alert,
             rating=rating,
-            bot=bot,
             outbox=SqlOutbox(db),
             renderer=renderer,
             i18n=i18n,
@@ -167,7 +164,6 @@ async def rate(
 async def _escalate(
     callback: CallbackQuery,
     answer: Answer,
-    bot: Bot,
     db: Database,
     rules: Rules,
     clock: Clock,
@@ -182,7 +178,7 @@ async def _escalate(
         # Nobody could resolve an alert, and an open one would mute the customer for good.
         log.warning("negative rating of %s: STAFF_CHAT_ID is not set, no alert", rating.order_ref)
     else:
-        await _alert_staff(rating, bot, db, rules, clock, renderer, i18n, staff_chat_id)
+        await _alert_staff(rating, db, rules, clock, renderer, i18n, staff_chat_id)
     if rating.comment is not None or not isinstance(callback.message, Message):
         return
     await state.set_state(RatingComment.waiting)
@@ -200,7 +196,6 @@ async def _escalate(
 
 async def _alert_staff(
     rating: RatingRecord,
-    bot: Bot,
     db: Database,
     rules: Rules,
     clock: Clock,
@@ -225,7 +220,6 @@ async def _alert_staff(
         await refresh_alert(
             alert=alert,
             rating=rating,
-            bot=bot,
             outbox=outbox,
             renderer=renderer,
             i18n=i18n,
@@ -237,7 +231,6 @@ async def take_comment(
     message: Message,
     customer: CustomerRecord,
     state: FSMContext,
-    bot: Bot,
     db: Database,
     rules: Rules,
     clock: Clock,
@@ -260,7 +253,6 @@ async def take_comment(
         await refresh_alert(
             alert=alert,
             rating=rating,
-            bot=bot,
             outbox=SqlOutbox(db),
             renderer=renderer,
             i18n=i18n,
@@ -273,7 +265,6 @@ async def skip_comment(
     callback_data: SkipComment,
     customer: CustomerRecord,
     state: FSMContext,
-    bot: Bot,
     db: Database,
     clock: Clock,
     renderer: Renderer,
@@ -297,7 +288,6 @@ async def skip_comment(
         await refresh_alert(
             alert=alert,
             rating=rating,
-            bot=bot,
             outbox=SqlOutbox(db),
             renderer=renderer,
             i18n=i18n,

@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 from aiogram import Bot, F, Router
-from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
+from aiogram.exceptions import TelegramAPIError
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
@@ -33,12 +33,13 @@ from scenarios.tiers import TierLadder
 from storage.audit import SqlAuditLog
 from storage.database import Database
 from storage.ledger import SqlLedger
-from storage.outbox import OutboxState, SqlOutbox
+from storage.outbox import SqlOutbox
 from storage.ratings import AlertRecord, RatingRecord, SqlRatings
 
 log = logging.getLogger(__name__)
 
 STAFF_STATUSES = frozenset({"creator", "administrator", "member"})
+STAFF_ALERT_EDIT_KIND = "staff_alert_edit"
 
 
 class AlertPress(CallbackData, prefix="alert"):
@@ -181,16 +182,17 @@ async def refresh_alert(
     *,
     alert: AlertRecord,
     rating: RatingRecord,
-    bot: Bot,
     outbox: SqlOutbox,
     renderer: Renderer,
     i18n: I18n,
     clock: Clock,
 ) -> None:
-    """Show a late comment or a changed score in the alert, wherever the alert is by now:
-    still queued (its content is replaced), sent (edited in place), or in flight (a follow-up
-    copy is queued, so nothing is lost)."""
-    queued = await outbox.by_key(dedupe_key=alert_key(alert.id))
+    """Show a late comment, a changed score or a closed complaint in the alert, wherever the
+    alert is by now: still queued (its content is replaced), or sent or on its way (an edit is
+    queued behind it, paced by the group limit like any message to the staff chat; should the
+    alert never have arrived, the edit goes as a message of its own, so nothing is lost)."""
+    key = alert_key(alert.id)
+    queued = await outbox.by_key(dedupe_key=key)
     if queued is None:
         return
     locale = i18n.default_locale
@@ -198,31 +200,20 @@ async def refresh_alert(
     rows = alert_buttons(i18n, locale, alert)
     payload: dict[str, Any] = {"text": text, "buttons": rows, "locale": locale}
     now = clock.now()
-    key = alert_key(alert.id)
     if await outbox.replace_waiting_payload(dedupe_key=key, payload=payload, now=now):
         return
-    if queued.state is OutboxState.SENT and queued.telegram_message_id is not None:
-        try:
-            await bot.edit_message_text(
-                text=text,
-                chat_id=queued.chat_id,
-                message_id=queued.telegram_message_id,
-                reply_markup=markup(rows),
-            )
-            return
-        except TelegramBadRequest as error:
-            if "not modified" in error.message:
-                return
-            log.warning("alert %s cannot be edited (%s); sending a copy", alert.id, error.message)
+    # Only the newest content matters: an edit still waiting is replaced by this one.
+    edits = f"{key}:edit:"
+    await outbox.supersede(key_prefix=edits, reason="superseded by a newer edit", now=now)
+    digest = hashlib.sha256(f"{now.isoformat()}\n{text}".encode()).hexdigest()[:16]
     await enqueue(
         outbox,
         Outgoing(
-            # Keyed by content: the same update twice is one message, a newer one another.
-            dedupe_key=f"{key}:update:{hashlib.sha256(text.encode()).hexdigest()[:16]}",
+            dedupe_key=f"{edits}{digest}",
             chat_id=queued.chat_id,
             category=Category.TRANSACTIONAL,
-            kind=STAFF_ALERT_KIND,
-            content=payload,
+            kind=STAFF_ALERT_EDIT_KIND,
+            content={**payload, "edit_of": key},
         ),
         clock=clock,
     )
@@ -393,7 +384,6 @@ async def press_compensate(
 async def relay_reply(
     message: Message,
     state: FSMContext,
-    bot: Bot,
     db: Database,
     rules: Rules,
     clock: Clock,
@@ -425,7 +415,6 @@ async def relay_reply(
         await refresh_alert(
             alert=alert,
             rating=rating,
-            bot=bot,
             outbox=SqlOutbox(db),
             renderer=renderer,
             i18n=i18n,

@@ -18,6 +18,8 @@ MAX_DEDUPE_KEY = 200
 # asking again or nudging to reorder before staff sorted it out would add insult to injury.
 HELD_DURING_COMPLAINT = frozenset({"rating_request", "reminder"})
 COMPLAINT_RECHECK = timedelta(hours=6)
+# How a message held back by a complaint is marked, so that resolving it releases exactly those.
+COMPLAINT_HOLD = "open complaint:"
 
 
 class Category(StrEnum):
@@ -39,7 +41,11 @@ class Outgoing:
     """A proactive message to queue. ``content`` is ``{"text": ...}`` (rendered HTML),
     ``{"texts": {"default": ..., "ru": ...}}`` (one per language, e.g. a broadcast) or
     ``{"template": name, "context": {...}}`` (rendered in the recipient's language when sent),
-    plus optional ``buttons``: rows of ``{"text", "url"}`` or ``{"text", "callback_data"}``."""
+    plus optional ``buttons``: rows of ``{"text", "url"}`` or ``{"text", "callback_data"}``.
+
+    ``edit_of`` (a dedupe key) makes it an edit of the message that key sent, paced like any
+    message to that chat; if that one never arrived, it goes as a new message. ``reply_to``
+    (a dedupe key) sends it as a reply to that message, when there is one."""
 
     dedupe_key: str
     chat_id: int
@@ -75,6 +81,10 @@ def validate(message: Outgoing) -> None:
     texts = [content["text"]] if "text" in content else list(content.get("texts", {}).values())
     if any(not 0 < len(text) <= MAX_TEXT for text in texts):
         raise InvalidMessageError(f"text must be 1..{MAX_TEXT} characters")
+    for reference in ("edit_of", "reply_to"):
+        key = content.get(reference)
+        if key is not None and not (isinstance(key, str) and 0 < len(key) <= MAX_DEDUPE_KEY):
+            raise InvalidMessageError(f"{reference} must be a dedupe key")
     if "texts" in content and "default" not in content["texts"]:
         raise InvalidMessageError("'texts' needs a 'default' entry for other languages")
     for row in content.get("buttons", []):
@@ -194,7 +204,9 @@ def decide(
         if category is Category.MARKETING:
             return Skip("open complaint: no marketing until staff resolve it")
         if kind in HELD_DURING_COMPLAINT:
-            return Postpone(now + COMPLAINT_RECHECK, f"open complaint: {kind} waits until resolved")
+            return Postpone(
+                now + COMPLAINT_RECHECK, f"{COMPLAINT_HOLD} {kind} waits until resolved"
+            )
     if category is Category.MARKETING:
         if not recipient.marketing_opt_in:
             return Skip("no consent to marketing")

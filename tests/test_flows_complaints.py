@@ -1,0 +1,187 @@
+"""Issue 16: a complaint the customer withdraws by raising the score, and what its end releases
+(on SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from locales import CatalogI18n
+from locales.rendering import Renderer
+from scenarios.clock import FixedClock
+from scenarios.delivery import Category, Outgoing, enqueue
+from storage.database import Database
+from storage.outbox import SqlOutbox
+from storage.ratings import SqlRatings
+from tests.support.flow import Flow, build_flow
+from tests.support.seed import NOW
+from tests.test_flows_ratings import (
+    ADMIN,
+    ANNA,
+    OLGA,
+    RULES,
+    STAFF_CHAT,
+    Shop,
+    answer_of,
+    as_message,
+    deliver,
+    edits,
+    labels,
+    row,
+    sent,
+)
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(NOW)
+
+
+@pytest.fixture
+def flow(db: Database, clock: FixedClock, i18n: CatalogI18n, renderer: Renderer) -> Flow:
+    return build_flow(
+        db=db,
+        clock=clock,
+        i18n=i18n,
+        renderer=renderer,
+        admin_ids=(ADMIN.id,),
+        rules=RULES,
+        staff_chat_id=STAFF_CHAT,
+    )
+
+
+@pytest.fixture
+def shop(flow: Flow, clock: FixedClock, renderer: Renderer) -> Shop:
+    return Shop(flow, clock, renderer)
+
+
+async def queue_for(flow: Flow, clock: FixedClock, customer_id: int, kind: str) -> str:
+    """A reminder (service) or an offer (marketing) for the customer, due now."""
+    category = Category.MARKETING if kind == "broadcast" else Category.SERVICE
+    key = f"{kind}:{clock.now().isoformat()}"
+    await enqueue(
+        SqlOutbox(flow.db),
+        Outgoing(
+            dedupe_key=key,
+            chat_id=ANNA.id,
+            category=category,
+            kind=kind,
+            content={"text": f"{kind} for Anna"},
+            customer_id=customer_id,
+        ),
+        clock=clock,
+    )
+    return key
+
+
+async def complaint_posted(shop: Shop, flow: Flow, clock: FixedClock) -> tuple[int, int, str]:
+    """Anna rates ★1, skips the comment; the alert reaches the staff chat and a reminder is
+    held back by the complaint. (customer id, the alert's message id, the reminder's key)."""
+    customer_id = await shop.ordered(ANNA, "A-1001")
+    clock.advance(timedelta(minutes=60))
+    [request] = sent(await deliver(flow, clock))
+    assert request.text.startswith("How was your order <b>A-1001</b>?")
+    [ask] = sent(await shop.press_star(ANNA, "A-1001", 1))
+    skip = ask.reply_markup.inline_keyboard[0][0].callback_data  # type: ignore[union-attr]
+    await flow.press(ANNA, str(skip), message=as_message(ANNA.id, ask.text, None))
+    reminder = await queue_for(flow, clock, customer_id, "reminder")
+    [alert] = [m for m in sent(await deliver(flow, clock)) if m.chat_id == STAFF_CHAT]
+    assert "Open: nobody has taken it yet" in alert.text
+    held = await row(flow.db, reminder)
+    assert (held.state, held.last_error) == (
+        "pending",
+        "open complaint: reminder waits until resolved",
+    )
+    assert held.not_before == clock.now() + timedelta(hours=6)
+    message_id = (await SqlOutbox(flow.db).by_key(dedupe_key="staff-alert:1")).telegram_message_id  # type: ignore[union-attr]
+    assert message_id is not None
+    return customer_id, message_id, reminder
+
+
+async def test_i16_4_raising_the_score_closes_the_complaint_as_resolved_by_the_customer(
+    shop: Shop, flow: Flow, clock: FixedClock
+) -> None:
+    customer_id, message_id, reminder = await complaint_posted(shop, flow, clock)
+    clock.advance(timedelta(hours=2))
+
+    calls = await shop.press_star(ANNA, "A-1001", 5)
+
+    assert answer_of(calls).text == "Thank you for your rating!"
+    ratings = SqlRatings(flow.db)
+    alert = await ratings.alert(alert_id=1)
+    assert alert is not None
+    assert (alert.state, alert.resolved_by, alert.resolved_at) == ("resolved", None, clock.now())
+    assert not await ratings.has_open_alert(customer_id=customer_id)
+    # The staff chat's alert is edited through the outbox; the held reminder and new offers go.
+    offer = await queue_for(flow, clock, customer_id, "broadcast")
+    delivered = await deliver(flow, clock)
+    [edit] = [e for e in edits(delivered) if e.chat_id == STAFF_CHAT]
+    assert edit.message_id == message_id
+    assert "Score: ★★★★★ (5/5)" in str(edit.text)
+    assert "✅ Resolved by the customer: they raised the score" in str(edit.text)
+    assert labels(edit) == ["Compensate", "Reply"]
+    to_anna = [m.text for m in sent(delivered) if m.chat_id == ANNA.id]
+    assert to_anna == ["reminder for Anna", "broadcast for Anna"]
+    assert (await row(flow.db, reminder)).state == "sent"
+    assert (await row(flow.db, offer)).state == "sent"
+
+    # Lowered again within the 24 hours: the complaint is open again, and staff see it.
+    clock.advance(timedelta(hours=1))
+    await shop.press_star(ANNA, "A-1001", 2)
+    reopened = await ratings.alert(alert_id=1)
+    assert reopened is not None and reopened.state == "open"
+    [edit] = [e for e in edits(await deliver(flow, clock)) if e.chat_id == STAFF_CHAT]
+    assert "Score: ★★☆☆☆ (2/5)" in str(edit.text)
+    assert "Open: nobody has taken it yet" in str(edit.text)
+    assert labels(edit) == ["Take", "Resolved", "Compensate", "Reply"]
+
+
+async def test_i16_4_a_complaint_staff_resolved_stays_theirs_when_the_score_changes(
+    shop: Shop, flow: Flow, clock: FixedClock
+) -> None:
+    await complaint_posted(shop, flow, clock)
+    alert = await shop.alert()
+    await shop.staff_press(OLGA, "alert:1:resolve", message=alert)
+
+    await shop.press_star(ANNA, "A-1001", 5)
+    await shop.press_star(ANNA, "A-1001", 1)
+
+    stored = await SqlRatings(flow.db).alert(alert_id=1)
+    assert stored is not None
+    assert (stored.state, stored.resolved_by, stored.resolved_by_name) == (
+        "resolved",
+        OLGA.id,
+        "Olga (@olga)",
+    )
+
+
+async def test_i16_5_resolving_a_complaint_releases_held_messages_at_once(
+    shop: Shop, flow: Flow, clock: FixedClock
+) -> None:
+    _, _, reminder = await complaint_posted(shop, flow, clock)
+    clock.advance(timedelta(minutes=30))
+    alert = await shop.alert()
+
+    calls = await shop.staff_press(OLGA, "alert:1:resolve", message=alert)
+
+    assert answer_of(calls).text == "Marked as resolved."
+    assert (await row(flow.db, reminder)).not_before == clock.now()
+    delivered = await deliver(flow, clock)
+    assert [m.text for m in sent(delivered) if m.chat_id == ANNA.id] == ["reminder for Anna"]
+    assert (await row(flow.db, reminder)).state == "sent"
+
+
+async def test_i16_5_a_released_message_still_waits_out_quiet_hours(
+    shop: Shop, flow: Flow, clock: FixedClock
+) -> None:
+    _, _, reminder = await complaint_posted(shop, flow, clock)
+    clock.set(datetime(2026, 11, 20, 22, 0, tzinfo=UTC))  # 22:00 in the shop's zone (UTC)
+    await shop.staff_press(OLGA, "alert:1:resolve", message=await shop.alert())
+
+    delivered = await deliver(flow, clock)
+
+    assert [m for m in sent(delivered) if m.chat_id == ANNA.id] == []
+    held = await row(flow.db, reminder)
+    assert (held.state, held.last_error) == ("pending", "quiet hours")
+    assert held.not_before == datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
