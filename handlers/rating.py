@@ -13,7 +13,7 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
 from handlers.editing import unless_unchanged
-from handlers.staff_alerts import escalation, markup, post_alert, refresh_alert
+from handlers.staff_alerts import escalation, markup, post_alert, refresh_alert, staff_locale
 from locales.rendering import Renderer
 from scenarios.clock import Clock
 from scenarios.ratings import SCORES, Answer, RatingDesk, Verdict, request_context
@@ -147,6 +147,7 @@ async def rate(
             outbox=SqlOutbox(db),
             renderer=renderer,
             i18n=i18n,
+            locale=staff_locale(rules, i18n),
             clock=clock,
         )
     if answer.previous is not None or not isinstance(callback.message, Message):
@@ -214,6 +215,7 @@ async def _alert_staff(
             outbox=outbox,
             renderer=renderer,
             i18n=i18n,
+            locale=staff_locale(rules, i18n),
             clock=clock,
         )
     else:
@@ -223,6 +225,7 @@ async def _alert_staff(
             outbox=outbox,
             renderer=renderer,
             i18n=i18n,
+            locale=staff_locale(rules, i18n),
             clock=clock,
         )
 
@@ -256,6 +259,7 @@ async def take_comment(
             outbox=SqlOutbox(db),
             renderer=renderer,
             i18n=i18n,
+            locale=staff_locale(rules, i18n),
             clock=clock,
         )
 
@@ -266,6 +270,7 @@ async def skip_comment(
     customer: CustomerRecord,
     state: FSMContext,
     db: Database,
+    rules: Rules,
     clock: Clock,
     renderer: Renderer,
     i18n: I18n,
@@ -291,5 +296,6 @@ async def skip_comment(
             outbox=SqlOutbox(db),
             renderer=renderer,
             i18n=i18n,
+            locale=staff_locale(rules, i18n),
             clock=clock,
         )

@@ -64,6 +64,11 @@ def create_router() -> Router:
     return router
 
 
+def staff_locale(rules: Rules, i18n: I18n) -> str:
+    """The staff chat's one language: ``staff.locale``, else DEFAULT_LOCALE."""
+    return rules.staff.locale_or(i18n.default_locale)
+
+
 def escalation(db: Database, rules: Rules, clock: Clock) -> Escalation:
     ledger = SqlLedger(db)
     return Escalation(
@@ -153,14 +158,15 @@ async def post_alert(
     outbox: SqlOutbox,
     renderer: Renderer,
     i18n: I18n,
+    locale: str,
     clock: Clock,
 ) -> None:
     """Queue the alert for the staff chat: transactional, so it goes at once, paced by the
-    group limit (20 a minute); a burst waits in the queue, nothing is dropped."""
+    group limit (20 a minute); a burst waits in the queue, nothing is dropped. In the staff
+    chat's language (``staff_locale``), whatever the customer's."""
     if staff_chat_id is None:
         log.warning("negative rating of %s: STAFF_CHAT_ID is not set, no alert", rating.order_ref)
         return
-    locale = i18n.default_locale
     await enqueue(
         outbox,
         Outgoing(
@@ -185,6 +191,7 @@ async def refresh_alert(
     outbox: SqlOutbox,
     renderer: Renderer,
     i18n: I18n,
+    locale: str,
     clock: Clock,
 ) -> None:
     """Show a late comment, a changed score or a closed complaint in the alert, wherever the
@@ -195,7 +202,6 @@ async def refresh_alert(
     queued = await outbox.by_key(dedupe_key=key)
     if queued is None:
         return
-    locale = i18n.default_locale
     text = alert_text(renderer, locale, alert, rating, waiting=False)
     rows = alert_buttons(i18n, locale, alert)
     payload: dict[str, Any] = {"text": text, "buttons": rows, "locale": locale}
@@ -249,6 +255,7 @@ async def _edit_alert(
     ratings: SqlRatings,
     renderer: Renderer,
     i18n: I18n,
+    locale: str,
     rows: list[list[dict[str, str]]] | None = None,
 ) -> None:
     if not isinstance(callback.message, Message):
@@ -256,7 +263,6 @@ async def _edit_alert(
     rating = await ratings.by_id(rating_id=alert.rating_id)
     if rating is None:
         return
-    locale = i18n.default_locale
     text = alert_text(renderer, locale, alert, rating, waiting=False)
     buttons = rows if rows is not None else alert_buttons(i18n, locale, alert)
     with unless_unchanged():
@@ -312,9 +318,11 @@ async def press_alert(
         else:
             await callback.answer(_("How many points?"))
             presets = compensation_buttons(
-                i18n, i18n.default_locale, alert, rules.ratings.compensation_points
+                i18n, staff_locale(rules, i18n), alert, rules.ratings.compensation_points
             )
-            await _edit_alert(callback, alert, ratings, renderer, i18n, presets)
+            await _edit_alert(
+                callback, alert, ratings, renderer, i18n, staff_locale(rules, i18n), presets
+            )
             return
     elif action == "reply":
         await state.set_state(StaffReply.waiting)
@@ -331,7 +339,7 @@ async def press_alert(
         return
     changed = await ratings.alert(alert_id=alert.id)
     if changed is not None:
-        await _edit_alert(callback, changed, ratings, renderer, i18n)
+        await _edit_alert(callback, changed, ratings, renderer, i18n, staff_locale(rules, i18n))
 
 
 async def press_compensate(
@@ -364,7 +372,7 @@ async def press_compensate(
         ledger=points_ledger,
         audit=SqlAuditLog(db),
     )
-    shown = format_points(outcome.points, i18n, i18n.default_locale)
+    shown = format_points(outcome.points, i18n, staff_locale(rules, i18n))
     if outcome.result is CompensationResult.GRANTED:
         await callback.answer(_("Granted {points}; the customer is told.").format(points=shown))
     elif outcome.result is CompensationResult.ALREADY:
@@ -378,7 +386,7 @@ async def press_compensate(
     ratings = SqlRatings(db)
     alert = await ratings.alert(alert_id=callback_data.alert)
     if alert is not None:
-        await _edit_alert(callback, alert, ratings, renderer, i18n)
+        await _edit_alert(callback, alert, ratings, renderer, i18n, staff_locale(rules, i18n))
 
 
 async def relay_reply(
@@ -418,5 +426,6 @@ async def relay_reply(
             outbox=SqlOutbox(db),
             renderer=renderer,
             i18n=i18n,
+            locale=staff_locale(rules, i18n),
             clock=clock,
         )

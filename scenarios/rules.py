@@ -118,6 +118,16 @@ class Ratings(_Section):
         return self
 
 
+class Staff(_Section):
+    """The staff chat (STAFF_CHAT_ID): one team, one language, whatever each customer speaks."""
+
+    # Alerts, their buttons and the bot's answers in the staff chat; unset: DEFAULT_LOCALE.
+    locale: Literal["ru", "uk", "en"] | None = None
+
+    def locale_or(self, default: str) -> str:
+        return self.locale or default
+
+
 class Conversations(_Section):
     wizard_idle_days: int = Field(default=7, ge=1)
 
@@ -242,6 +252,7 @@ class Rules(_Section):
     birthday: Birthday = Birthday()
     reminders: Reminders = Reminders()
     ratings: Ratings = Ratings()
+    staff: Staff = Staff()
 
     @model_validator(mode="after")
     def _known_tiers(self) -> Rules:

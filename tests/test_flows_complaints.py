@@ -11,6 +11,7 @@ from locales import CatalogI18n
 from locales.rendering import Renderer
 from scenarios.clock import FixedClock
 from scenarios.delivery import Category, Outgoing, enqueue
+from scenarios.rules import Staff
 from storage.database import Database
 from storage.outbox import SqlOutbox
 from storage.ratings import SqlRatings
@@ -19,6 +20,7 @@ from tests.support.seed import NOW
 from tests.test_flows_ratings import (
     ADMIN,
     ANNA,
+    BORIS,
     OLGA,
     RULES,
     STAFF_CHAT,
@@ -185,3 +187,47 @@ async def test_i16_5_a_released_message_still_waits_out_quiet_hours(
     held = await row(flow.db, reminder)
     assert (held.state, held.last_error) == ("pending", "quiet hours")
     assert held.not_before == datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
+
+
+async def test_i16_13_the_staff_chat_reads_alerts_in_its_own_language(
+    db: Database, clock: FixedClock, i18n: CatalogI18n, renderer: Renderer
+) -> None:
+    rules = RULES.model_copy(update={"staff": Staff(locale="uk")})
+    flow = build_flow(
+        db=db,
+        clock=clock,
+        i18n=i18n,  # DEFAULT_LOCALE is en
+        renderer=renderer,
+        admin_ids=(ADMIN.id,),
+        rules=rules,
+        staff_chat_id=STAFF_CHAT,
+    )
+    shop = Shop(flow, clock, renderer)
+    await shop.ordered(BORIS, "B-1")
+
+    [ask] = sent(await shop.press_star(BORIS, "B-1", 1))
+
+    assert ask.text.startswith("Нам очень жаль."), "the customer is served in Russian"
+    queued = await row(flow.db, "staff-alert:1")
+    assert queued.payload["locale"] == "uk"
+    assert "Негативна оцінка замовлення B-1" in queued.payload["text"]
+    assert "Відкрито: ніхто ще не взяв" in queued.payload["text"]
+    assert [b["text"] for line in queued.payload["buttons"] for b in line] == [
+        "Взяти",
+        "Вирішено",
+        "Компенсувати",
+        "Відповісти",
+    ]
+    # An English-speaking staff member's press is answered in the staff chat's language too.
+    calls = await shop.staff_press(OLGA, "alert:1:take", message=await shop.alert())
+    assert answer_of(calls).text == "Тепер це ваше звернення."
+    [taken] = edits(calls)
+    assert "🛠 Взяв(ла) Olga (@olga)" in str(taken.text)
+    assert "Негативна оцінка замовлення B-1" in str(taken.text)
+    assert labels(taken) == ["Взяти", "Вирішено", "Компенсувати", "Відповісти"]
+    calls = await shop.staff_press(OLGA, "comp:1:300", message=await shop.alert())
+    assert answer_of(calls).text == "Нараховано 300 балів; клієнт отримає повідомлення."
+    # What the customer gets is still in theirs.
+    told = await row(flow.db, "compensation:1")
+    assert told.payload["template"] == "rating_compensation.html"
+    assert "locale" not in told.payload
