@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from aiogram import Bot, F, Router
@@ -19,7 +20,7 @@ from handlers.editing import unless_unchanged
 from locales.formatting import format_points
 from locales.rendering import Renderer
 from scenarios.clock import Clock
-from scenarios.delivery import Category, Outgoing, enqueue
+from scenarios.delivery import Category, Outgoing, enqueue, fits
 from scenarios.ledger import PointsLedger
 from scenarios.ratings import (
     STAFF_ALERT_KIND,
@@ -40,6 +41,10 @@ log = logging.getLogger(__name__)
 
 STAFF_STATUSES = frozenset({"creator", "administrator", "member"})
 STAFF_ALERT_EDIT_KIND = "staff_alert_edit"
+STAFF_ALERT_COMMENT_KIND = "staff_alert_comment"
+# An alert keeps at least this many order lines (if it has them) before its comment is moved
+# to a reply of its own: who bought what matters to staff too.
+MIN_LINES_WITH_COMMENT = 3
 
 
 class AlertPress(CallbackData, prefix="alert"):
@@ -83,18 +88,104 @@ def escalation(db: Database, rules: Rules, clock: Clock) -> Escalation:
 # ---- what the alert looks like -----------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class AlertText:
+    text: str
+    comment_apart: bool  # the comment would not fit: it goes as a reply to the alert
+
+
 def alert_text(
     renderer: Renderer, locale: str, alert: AlertRecord, rating: RatingRecord, *, waiting: bool
-) -> str:
-    return renderer.render(
-        "rating_alert.html",
+) -> AlertText:
+    """The alert as it fits one Telegram message: all of it if it can; else fewer order lines
+    ("…and 21 more items"); and should even a few lines leave no room for the comment, the
+    comment goes apart, as a reply to the alert (see ``comment_text``)."""
+
+    def render(shown: int, apart: bool) -> str:
+        return renderer.render(
+            "rating_alert.html",
+            locale=locale,
+            alert=alert,
+            # The rating's own order: an erased customer's alert keeps no snapshot to read.
+            order_id=rating.order_ref,
+            score=rating.score or 1,
+            comment=rating.comment,
+            awaiting_comment=waiting and rating.comment is None,
+            items_shown=shown,
+            comment_apart=apart,
+        )
+
+    def most_lines(apart: bool) -> tuple[int, str]:
+        """The most order lines that fit (fitting shrinks as lines grow: a binary search)."""
+        low, high = 0, lines
+        while low < high:
+            middle = (low + high + 1) // 2
+            if fits(render(middle, apart)):
+                low = middle
+            else:
+                high = middle - 1
+        return low, render(low, apart)
+
+    lines = len(alert.snapshot.get("items") or ())
+    whole = render(lines, False)
+    if fits(whole):
+        return AlertText(whole, comment_apart=False)
+    shown, text = most_lines(apart=False)
+    if fits(text) and (not rating.comment or shown >= min(lines, MIN_LINES_WITH_COMMENT)):
+        return AlertText(text, comment_apart=False)
+    return AlertText(most_lines(apart=True)[1], comment_apart=bool(rating.comment))
+
+
+def comment_text(renderer: Renderer, locale: str, rating: RatingRecord) -> str:
+    """The reply that carries a comment too long for its alert: with a heading if it fits (the
+    reply's link to the alert says which order it is about anyway)."""
+    with_heading = renderer.render(
+        "rating_comment.html",
         locale=locale,
-        alert=alert,
-        # The rating's own order: an erased customer's alert keeps no snapshot to read it from.
         order_id=rating.order_ref,
-        score=rating.score or 1,
         comment=rating.comment,
-        awaiting_comment=waiting and rating.comment is None,
+        heading=True,
+    )
+    if fits(with_heading):
+        return with_heading
+    return renderer.render(
+        "rating_comment.html",
+        locale=locale,
+        order_id=rating.order_ref,
+        comment=rating.comment,
+        heading=False,
+    )
+
+
+async def _comment_apart(
+    *,
+    shown: AlertText,
+    alert: AlertRecord,
+    rating: RatingRecord,
+    chat_id: int,
+    outbox: SqlOutbox,
+    renderer: Renderer,
+    locale: str,
+    clock: Clock,
+) -> None:
+    """Queue the comment as a reply to the alert, once, when the alert has no room for it."""
+    if not shown.comment_apart or not rating.comment:
+        return
+    key = alert_key(alert.id)
+    await enqueue(
+        outbox,
+        Outgoing(
+            dedupe_key=f"{key}:comment",
+            chat_id=chat_id,
+            category=Category.TRANSACTIONAL,
+            kind=STAFF_ALERT_COMMENT_KIND,
+            content={
+                "text": comment_text(renderer, locale, rating),
+                "reply_to": key,
+                "locale": locale,
+            },
+        ),
+        clock=clock,
     )
 
 
@@ -167,6 +258,7 @@ async def post_alert(
     if staff_chat_id is None:
         log.warning("negative rating of %s: STAFF_CHAT_ID is not set, no alert", rating.order_ref)
         return
+    shown = alert_text(renderer, locale, alert, rating, waiting=True)
     await enqueue(
         outbox,
         Outgoing(
@@ -175,11 +267,21 @@ async def post_alert(
             category=Category.TRANSACTIONAL,
             kind=STAFF_ALERT_KIND,
             content={
-                "text": alert_text(renderer, locale, alert, rating, waiting=True),
+                "text": shown.text,
                 "buttons": alert_buttons(i18n, locale, alert),
                 "locale": locale,
             },
         ),
+        clock=clock,
+    )
+    await _comment_apart(
+        shown=shown,
+        alert=alert,
+        rating=rating,
+        chat_id=staff_chat_id,
+        outbox=outbox,
+        renderer=renderer,
+        locale=locale,
         clock=clock,
     )
 
@@ -202,7 +304,18 @@ async def refresh_alert(
     queued = await outbox.by_key(dedupe_key=key)
     if queued is None:
         return
-    text = alert_text(renderer, locale, alert, rating, waiting=False)
+    shown = alert_text(renderer, locale, alert, rating, waiting=False)
+    await _comment_apart(
+        shown=shown,
+        alert=alert,
+        rating=rating,
+        chat_id=queued.chat_id,
+        outbox=outbox,
+        renderer=renderer,
+        locale=locale,
+        clock=clock,
+    )
+    text = shown.text
     rows = alert_buttons(i18n, locale, alert)
     payload: dict[str, Any] = {"text": text, "buttons": rows, "locale": locale}
     now = clock.now()
@@ -252,7 +365,8 @@ def staff_name(user: User) -> str:
 async def _edit_alert(
     callback: CallbackQuery,
     alert: AlertRecord,
-    ratings: SqlRatings,
+    db: Database,
+    clock: Clock,
     renderer: Renderer,
     i18n: I18n,
     locale: str,
@@ -260,13 +374,24 @@ async def _edit_alert(
 ) -> None:
     if not isinstance(callback.message, Message):
         return
-    rating = await ratings.by_id(rating_id=alert.rating_id)
+    rating = await SqlRatings(db).by_id(rating_id=alert.rating_id)
     if rating is None:
         return
-    text = alert_text(renderer, locale, alert, rating, waiting=False)
+    shown = alert_text(renderer, locale, alert, rating, waiting=False)
+    # A longer staff name may have pushed the comment out: it must not be lost then either.
+    await _comment_apart(
+        shown=shown,
+        alert=alert,
+        rating=rating,
+        chat_id=callback.message.chat.id,
+        outbox=SqlOutbox(db),
+        renderer=renderer,
+        locale=locale,
+        clock=clock,
+    )
     buttons = rows if rows is not None else alert_buttons(i18n, locale, alert)
     with unless_unchanged():
-        await callback.message.edit_text(text, reply_markup=markup(buttons))
+        await callback.message.edit_text(shown.text, reply_markup=markup(buttons))
 
 
 async def _refused_unless_staff(
@@ -321,7 +446,7 @@ async def press_alert(
                 i18n, staff_locale(rules, i18n), alert, rules.ratings.compensation_points
             )
             await _edit_alert(
-                callback, alert, ratings, renderer, i18n, staff_locale(rules, i18n), presets
+                callback, alert, db, clock, renderer, i18n, staff_locale(rules, i18n), presets
             )
             return
     elif action == "reply":
@@ -339,7 +464,7 @@ async def press_alert(
         return
     changed = await ratings.alert(alert_id=alert.id)
     if changed is not None:
-        await _edit_alert(callback, changed, ratings, renderer, i18n, staff_locale(rules, i18n))
+        await _edit_alert(callback, changed, db, clock, renderer, i18n, staff_locale(rules, i18n))
 
 
 async def press_compensate(
@@ -386,7 +511,7 @@ async def press_compensate(
     ratings = SqlRatings(db)
     alert = await ratings.alert(alert_id=callback_data.alert)
     if alert is not None:
-        await _edit_alert(callback, alert, ratings, renderer, i18n, staff_locale(rules, i18n))
+        await _edit_alert(callback, alert, db, clock, renderer, i18n, staff_locale(rules, i18n))
 
 
 async def relay_reply(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
@@ -20,6 +22,20 @@ HELD_DURING_COMPLAINT = frozenset({"rating_request", "reminder"})
 COMPLAINT_RECHECK = timedelta(hours=6)
 # How a message held back by a complaint is marked, so that resolving it releases exactly those.
 COMPLAINT_HOLD = "open complaint:"
+
+
+_TAG = re.compile(r"<[^>]*>")
+
+
+def visible_length(text: str) -> int:
+    """A message's length as Telegram counts it against MAX_TEXT: after HTML parsing (tags are
+    markup, ``&amp;`` is one character). Our texts are built with every customer's word escaped,
+    so a ``<`` in them always opens a tag."""
+    return len(html.unescape(_TAG.sub("", text)))
+
+
+def fits(text: str) -> bool:
+    return 0 < visible_length(text) <= MAX_TEXT
 
 
 class Category(StrEnum):
@@ -79,7 +95,7 @@ def validate(message: Outgoing) -> None:
     if sum(key in content for key in ("text", "template", "texts")) != 1:
         raise InvalidMessageError("content needs exactly one of 'text', 'texts' or 'template'")
     texts = [content["text"]] if "text" in content else list(content.get("texts", {}).values())
-    if any(not 0 < len(text) <= MAX_TEXT for text in texts):
+    if not all(fits(text) for text in texts):
         raise InvalidMessageError(f"text must be 1..{MAX_TEXT} characters")
     for reference in ("edit_of", "reply_to"):
         key = content.get(reference)

@@ -36,7 +36,9 @@ STAFF_ALERT_KIND = "staff_alert"
 SCORES = range(1, 6)
 # After the first answer the customer may change their mind for this long; then it is final.
 CHANGE_WINDOW = timedelta(hours=24)
-MAX_COMMENT = 1000
+# A customer's whole message (Telegram's own limit): a long comment goes to staff as a reply of
+# its own when the alert has no room for it, so none of it is cut off.
+MAX_COMMENT = 4096
 
 # Rows of buttons for a rating request, given the rating's id (callback data is the handlers'
 # business: scenarios know no Telegram).

@@ -3,20 +3,27 @@
 
 from __future__ import annotations
 
+import html
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from handlers.rating import rating_buttons
 from locales import CatalogI18n
 from locales.rendering import Renderer
 from scenarios.clock import FixedClock
-from scenarios.delivery import Category, Outgoing, enqueue
+from scenarios.delivery import MAX_TEXT, Category, Outgoing, enqueue, visible_length
 from scenarios.rules import Staff
+from storage.customers import SqlCustomers
 from storage.database import Database
+from storage.orders import NewOrder, OrderLine, SqlOrders
 from storage.outbox import SqlOutbox
 from storage.ratings import SqlRatings
+from storage.schema import customers
 from tests.support.flow import Flow, build_flow
 from tests.support.seed import NOW
+from tests.support.updates import TgUser
 from tests.test_flows_ratings import (
     ADMIN,
     ANNA,
@@ -29,6 +36,8 @@ from tests.test_flows_ratings import (
     as_message,
     deliver,
     edits,
+    event,
+    follower,
     labels,
     row,
     sent,
@@ -231,3 +240,101 @@ async def test_i16_13_the_staff_chat_reads_alerts_in_its_own_language(
     told = await row(flow.db, "compensation:1")
     assert told.payload["template"] == "rating_compensation.html"
     assert "locale" not in told.payload
+
+
+LONG_NAMED = TgUser(
+    1003,
+    first_name="Анна-Мария " + "Константинопольская-" * 3,
+    language_code="ru",
+    username="a" * 32,
+)
+LONG_NAMES = [
+    f"{n:02d} " + "Корм для кошек беззерновой с индейкой и уткой, " * 5 for n in range(24)
+]
+
+
+async def big_order(flow: Flow, clock: FixedClock, user: TgUser, ref: str) -> None:
+    """A member whose order has 24 lines of ~240 characters (over 5 000 between them)."""
+    await flow.send(user, "/start")  # a customer record with the user's long name
+    record = await SqlCustomers(flow.db).by_telegram_id(telegram_id=user.id)
+    assert record is not None
+    async with flow.db.transaction() as conn:
+        await conn.execute(
+            customers.update().where(customers.c.id == record.id).values(joined_at=NOW)
+        )
+    await SqlOrders(flow.db).add(
+        NewOrder(
+            order_ref=ref,
+            total=2_400_000,
+            currency="RUB",
+            status="delivered",
+            ordered_at=NOW,
+            customer_id=record.id,
+            lines=[
+                OrderLine(sku=f"SKU-{n}", name=name, quantity=1, price=100_000)
+                for n, name in enumerate(LONG_NAMES)
+            ],
+        ),
+        now=NOW,
+    )
+    await follower(flow.db, clock).after_order(event(ref, record.id, "delivered"))
+
+
+async def test_i16_14_a_long_alert_keeps_its_comment_and_fits_one_message(
+    shop: Shop, flow: Flow, clock: FixedClock
+) -> None:
+    await big_order(flow, clock, LONG_NAMED, "BIG-1")
+    clock.advance(timedelta(minutes=60))
+    [request] = sent(await deliver(flow, clock))
+    # The customer's own request fits too: ten lines, then how many more.
+    assert visible_length(request.text) <= MAX_TEXT
+    assert LONG_NAMES[9].strip() in request.text and LONG_NAMES[10].strip() not in request.text
+    assert "…и ещё 14 товаров" in request.text
+    rating = await SqlRatings(flow.db).by_order(order_ref="BIG-1")
+    assert rating is not None
+    message = as_message(LONG_NAMED.id, request.text, rating_buttons(rating.id))
+    await flow.press(LONG_NAMED, rating_buttons(rating.id)[0][0]["callback_data"], message=message)
+    [alert] = [m for m in sent(await deliver(flow, clock)) if m.chat_id == STAFF_CHAT]
+    assert visible_length(alert.text) <= MAX_TEXT
+
+    comment = ("Половина пакетов порвана, корм рассыпан по всей коробке & мокрый. " * 15)[:990]
+    calls = await flow.send(LONG_NAMED, comment)
+
+    assert [m.text for m in sent(calls)] == [
+        "Спасибо. Ваше сообщение у нашей команды, мы с вами свяжемся."
+    ], "thanks, and nothing went wrong"
+    assert (await SqlRatings(flow.db).by_id(rating_id=rating.id)).comment == comment.strip()  # type: ignore[union-attr]
+    [edit] = [e for e in edits(await deliver(flow, clock)) if e.chat_id == STAFF_CHAT]
+    text = str(edit.text)
+    assert visible_length(text) <= MAX_TEXT
+    assert html.escape(comment.strip(), quote=False) in text.replace("&#39;", "'")
+    assert "Customer: Анна-Мария" in text and LONG_NAMES[0].strip() in text
+    assert re.search(r"…and \d+ more items", text), "the staff chat's default language is en"
+
+
+async def test_i16_14_a_comment_too_long_for_its_alert_goes_as_a_reply_to_it(
+    shop: Shop, flow: Flow, clock: FixedClock
+) -> None:
+    await big_order(flow, clock, LONG_NAMED, "BIG-2")
+    rating = await SqlRatings(flow.db).by_order(order_ref="BIG-2")
+    assert rating is not None
+    message = as_message(LONG_NAMED.id, "How was your order BIG-2?", rating_buttons(rating.id))
+    await flow.press(LONG_NAMED, rating_buttons(rating.id)[0][0]["callback_data"], message=message)
+    assert [m.chat_id for m in sent(await deliver(flow, clock))] == [STAFF_CHAT]
+    alert_id = (await SqlOutbox(flow.db).by_key(dedupe_key="staff-alert:1")).telegram_message_id  # type: ignore[union-attr]
+    comment = ("Всё пришло не то и не так, & поддержка не отвечает третий день. " * 70)[:4000]
+
+    await flow.send(LONG_NAMED, comment)
+
+    delivered = await deliver(flow, clock)
+    [edit] = [e for e in edits(delivered) if e.chat_id == STAFF_CHAT]
+    assert "Comment: in the reply below" in str(edit.text)
+    # Without the comment, as many lines as fit.
+    assert "…and 9 more items" in str(edit.text)
+    assert visible_length(str(edit.text)) <= MAX_TEXT
+    [reply] = [m for m in sent(delivered) if m.chat_id == STAFF_CHAT]
+    assert reply.reply_parameters is not None
+    assert reply.reply_parameters.message_id == alert_id
+    assert visible_length(reply.text) <= MAX_TEXT
+    assert html.escape(comment.strip(), quote=False) in reply.text
+    assert reply.text.startswith("<b>Comment on the negative rating of order BIG-2:</b>")
