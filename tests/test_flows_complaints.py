@@ -19,8 +19,9 @@ from storage.customers import SqlCustomers
 from storage.database import Database
 from storage.orders import NewOrder, OrderLine, SqlOrders
 from storage.outbox import SqlOutbox
-from storage.ratings import SqlRatings
+from storage.ratings import CustomerRating, SqlRatings
 from storage.schema import customers
+from tests.support.account_samples import ACCOUNT_SAMPLES
 from tests.support.flow import Flow, build_flow
 from tests.support.seed import NOW
 from tests.support.updates import TgUser
@@ -338,3 +339,18 @@ async def test_i16_14_a_comment_too_long_for_its_alert_goes_as_a_reply_to_it(
     assert visible_length(reply.text) <= MAX_TEXT
     assert html.escape(comment.strip(), quote=False) in reply.text
     assert reply.text.startswith("<b>Comment on the negative rating of order BIG-2:</b>")
+
+
+def test_i16_14_the_customer_profile_shortens_long_comments(renderer: Renderer) -> None:
+    context = dict(ACCOUNT_SAMPLES["customer_profile.html"])
+    long = "Пакет порван & корм мокрый. " * 150  # a whole message's worth, 4 000+ characters
+    context["ratings"] = [
+        CustomerRating(f"A-{n}", 1, long, NOW, "open")
+        for n in range(5)  # what /customer shows
+    ]
+
+    text = renderer.render("customer_profile.html", locale="ru", **context)
+
+    assert visible_length(text) <= MAX_TEXT
+    assert "«Пакет порван &amp; корм мокрый. Пакет порван" in text
+    assert text.count("…»") == 5
