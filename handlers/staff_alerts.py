@@ -378,6 +378,13 @@ async def _edit_alert(
     if rating is None:
         return
     shown = alert_text(renderer, locale, alert, rating, waiting=False)
+    # This edit shows the alert as it is now: a queued edit with older content must not land
+    # after it and undo it.
+    await SqlOutbox(db).supersede(
+        key_prefix=f"{alert_key(alert.id)}:edit:",
+        reason="superseded by a staff press",
+        now=clock.now(),
+    )
     # A longer staff name may have pushed the comment out: it must not be lost then either.
     await _comment_apart(
         shown=shown,

@@ -41,6 +41,7 @@ from tests.test_flows_ratings import (
     follower,
     labels,
     row,
+    rows,
     sent,
 )
 
@@ -354,3 +355,22 @@ def test_i16_14_the_customer_profile_shortens_long_comments(renderer: Renderer) 
     assert visible_length(text) <= MAX_TEXT
     assert "«Пакет порван &amp; корм мокрый. Пакет порван" in text
     assert text.count("…»") == 5
+
+
+async def test_i16_4_a_staff_press_is_not_undone_by_an_older_queued_edit(
+    shop: Shop, flow: Flow, clock: FixedClock
+) -> None:
+    await shop.ordered(ANNA, "A-1001")
+    await shop.press_star(ANNA, "A-1001", 1)
+    assert [m.chat_id for m in sent(await deliver(flow, clock))] == [STAFF_CHAT]
+    await flow.send(ANNA, "Cold food")  # an edit with the comment is queued
+    [queued] = [r for r in await rows(flow.db) if r.kind == "staff_alert_edit"]
+
+    calls = await shop.staff_press(OLGA, "alert:1:take", message=await shop.alert())
+
+    [taken] = edits(calls)
+    assert "Comment: <i>Cold food</i>" in str(taken.text)
+    assert "🛠 Taken by Olga (@olga)" in str(taken.text)
+    stale = await row(flow.db, queued.dedupe_key)
+    assert (stale.state, stale.last_error) == ("cancelled", "superseded by a staff press")
+    assert [e for e in edits(await deliver(flow, clock)) if e.chat_id == STAFF_CHAT] == []
