@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from aiogram import Bot, F, Router
+from aiogram import F, Router
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
@@ -13,7 +13,7 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
 from handlers.editing import unless_unchanged
-from handlers.staff_alerts import escalation, markup, post_alert, refresh_alert
+from handlers.staff_alerts import escalation, markup, post_alert, refresh_alert, staff_locale
 from locales.rendering import Renderer
 from scenarios.clock import Clock
 from scenarios.ratings import SCORES, Answer, RatingDesk, Verdict, request_context
@@ -95,7 +95,6 @@ async def rate(
     callback: CallbackQuery,
     callback_data: RateOrder,
     customer: CustomerRecord,
-    bot: Bot,
     db: Database,
     rules: Rules,
     clock: Clock,
@@ -135,21 +134,20 @@ async def rate(
     assert rating.score is not None
     if desk.is_negative(rating.score):
         await callback.answer(_("Thank you for your honesty."))
-        await _escalate(
-            callback, answer, bot, db, rules, clock, renderer, i18n, state, staff_chat_id
-        )
+        await _escalate(callback, answer, db, rules, clock, renderer, i18n, state, staff_chat_id)
         return
     await callback.answer(_("Thank you for your rating!"))
     await state.clear()
-    alert = await ratings.alert_for_rating(rating_id=rating.id)
-    if alert is not None:  # changed from a negative score: the staff see the new one
+    # Changed from a negative score: the complaint is over, and the staff see why.
+    alert = await escalation(db, rules, clock).score_raised(rating)
+    if alert is not None:
         await refresh_alert(
             alert=alert,
             rating=rating,
-            bot=bot,
             outbox=SqlOutbox(db),
             renderer=renderer,
             i18n=i18n,
+            locale=staff_locale(rules, i18n),
             clock=clock,
         )
     if answer.previous is not None or not isinstance(callback.message, Message):
@@ -167,7 +165,6 @@ async def rate(
 async def _escalate(
     callback: CallbackQuery,
     answer: Answer,
-    bot: Bot,
     db: Database,
     rules: Rules,
     clock: Clock,
@@ -182,7 +179,7 @@ async def _escalate(
         # Nobody could resolve an alert, and an open one would mute the customer for good.
         log.warning("negative rating of %s: STAFF_CHAT_ID is not set, no alert", rating.order_ref)
     else:
-        await _alert_staff(rating, bot, db, rules, clock, renderer, i18n, staff_chat_id)
+        await _alert_staff(rating, db, rules, clock, renderer, i18n, staff_chat_id)
     if rating.comment is not None or not isinstance(callback.message, Message):
         return
     await state.set_state(RatingComment.waiting)
@@ -200,7 +197,6 @@ async def _escalate(
 
 async def _alert_staff(
     rating: RatingRecord,
-    bot: Bot,
     db: Database,
     rules: Rules,
     clock: Clock,
@@ -219,16 +215,17 @@ async def _alert_staff(
             outbox=outbox,
             renderer=renderer,
             i18n=i18n,
+            locale=staff_locale(rules, i18n),
             clock=clock,
         )
     else:
         await refresh_alert(
             alert=alert,
             rating=rating,
-            bot=bot,
             outbox=outbox,
             renderer=renderer,
             i18n=i18n,
+            locale=staff_locale(rules, i18n),
             clock=clock,
         )
 
@@ -237,7 +234,6 @@ async def take_comment(
     message: Message,
     customer: CustomerRecord,
     state: FSMContext,
-    bot: Bot,
     db: Database,
     rules: Rules,
     clock: Clock,
@@ -260,10 +256,10 @@ async def take_comment(
         await refresh_alert(
             alert=alert,
             rating=rating,
-            bot=bot,
             outbox=SqlOutbox(db),
             renderer=renderer,
             i18n=i18n,
+            locale=staff_locale(rules, i18n),
             clock=clock,
         )
 
@@ -273,8 +269,8 @@ async def skip_comment(
     callback_data: SkipComment,
     customer: CustomerRecord,
     state: FSMContext,
-    bot: Bot,
     db: Database,
+    rules: Rules,
     clock: Clock,
     renderer: Renderer,
     i18n: I18n,
@@ -297,9 +293,9 @@ async def skip_comment(
         await refresh_alert(
             alert=alert,
             rating=rating,
-            bot=bot,
             outbox=SqlOutbox(db),
             renderer=renderer,
             i18n=i18n,
+            locale=staff_locale(rules, i18n),
             clock=clock,
         )

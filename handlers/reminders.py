@@ -155,7 +155,8 @@ async def act(
         def render(reminder: ReminderRecord) -> str:
             return renderer.render(
                 "reorder_request.html",
-                locale=renderer.i18n.default_locale,
+                # For the staff chat, in its one language.
+                locale=rules.staff.locale_or(renderer.i18n.default_locale),
                 name=customer.first_name or "",
                 username=customer.username,
                 phone=customer.phone,

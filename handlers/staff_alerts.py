@@ -6,10 +6,11 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiogram import Bot, F, Router
-from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
+from aiogram.exceptions import TelegramAPIError
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
@@ -21,7 +22,7 @@ from handlers.editing import unless_unchanged
 from locales.formatting import format_points
 from locales.rendering import Renderer
 from scenarios.clock import Clock
-from scenarios.delivery import Category, Outgoing, enqueue
+from scenarios.delivery import Category, Outgoing, enqueue, fits
 from scenarios.ledger import PointsLedger
 from scenarios.ratings import (
     STAFF_ALERT_KIND,
@@ -35,12 +36,17 @@ from scenarios.tiers import TierLadder
 from storage.audit import SqlAuditLog
 from storage.database import Database
 from storage.ledger import SqlLedger
-from storage.outbox import OutboxState, SqlOutbox
+from storage.outbox import SqlOutbox
 from storage.ratings import AlertRecord, RatingRecord, SqlRatings
 
 log = logging.getLogger(__name__)
 
 STAFF_STATUSES = frozenset({"creator", "administrator", "member"})
+STAFF_ALERT_EDIT_KIND = "staff_alert_edit"
+STAFF_ALERT_COMMENT_KIND = "staff_alert_comment"
+# An alert keeps at least this many order lines (if it has them) before its comment is moved
+# to a reply of its own: who bought what matters to staff too.
+MIN_LINES_WITH_COMMENT = 3
 
 
 class AlertPress(CallbackData, prefix="alert"):
@@ -65,6 +71,11 @@ def create_router() -> Router:
     return router
 
 
+def staff_locale(rules: Rules, i18n: I18n) -> str:
+    """The staff chat's one language: ``staff.locale``, else DEFAULT_LOCALE."""
+    return rules.staff.locale_or(i18n.default_locale)
+
+
 def escalation(db: Database, rules: Rules, clock: Clock) -> Escalation:
     ledger = SqlLedger(db)
     return Escalation(
@@ -79,18 +90,104 @@ def escalation(db: Database, rules: Rules, clock: Clock) -> Escalation:
 # ---- what the alert looks like -----------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class AlertText:
+    text: str
+    comment_apart: bool  # the comment would not fit: it goes as a reply to the alert
+
+
 def alert_text(
     renderer: Renderer, locale: str, alert: AlertRecord, rating: RatingRecord, *, waiting: bool
-) -> str:
-    return renderer.render(
-        "rating_alert.html",
+) -> AlertText:
+    """The alert as it fits one Telegram message: all of it if it can; else fewer order lines
+    ("…and 21 more items"); and should even a few lines leave no room for the comment, the
+    comment goes apart, as a reply to the alert (see ``comment_text``)."""
+
+    def render(shown: int, apart: bool) -> str:
+        return renderer.render(
+            "rating_alert.html",
+            locale=locale,
+            alert=alert,
+            # The rating's own order: an erased customer's alert keeps no snapshot to read.
+            order_id=rating.order_ref,
+            score=rating.score or 1,
+            comment=rating.comment,
+            awaiting_comment=waiting and rating.comment is None,
+            items_shown=shown,
+            comment_apart=apart,
+        )
+
+    def most_lines(apart: bool) -> tuple[int, str]:
+        """The most order lines that fit (fitting shrinks as lines grow: a binary search)."""
+        low, high = 0, lines
+        while low < high:
+            middle = (low + high + 1) // 2
+            if fits(render(middle, apart)):
+                low = middle
+            else:
+                high = middle - 1
+        return low, render(low, apart)
+
+    lines = len(alert.snapshot.get("items") or ())
+    whole = render(lines, False)
+    if fits(whole):
+        return AlertText(whole, comment_apart=False)
+    shown, text = most_lines(apart=False)
+    if fits(text) and (not rating.comment or shown >= min(lines, MIN_LINES_WITH_COMMENT)):
+        return AlertText(text, comment_apart=False)
+    return AlertText(most_lines(apart=True)[1], comment_apart=bool(rating.comment))
+
+
+def comment_text(renderer: Renderer, locale: str, rating: RatingRecord) -> str:
+    """The reply that carries a comment too long for its alert: with a heading if it fits (the
+    reply's link to the alert says which order it is about anyway)."""
+    with_heading = renderer.render(
+        "rating_comment.html",
         locale=locale,
-        alert=alert,
-        # The rating's own order: an erased customer's alert keeps no snapshot to read it from.
         order_id=rating.order_ref,
-        score=rating.score or 1,
         comment=rating.comment,
-        awaiting_comment=waiting and rating.comment is None,
+        heading=True,
+    )
+    if fits(with_heading):
+        return with_heading
+    return renderer.render(
+        "rating_comment.html",
+        locale=locale,
+        order_id=rating.order_ref,
+        comment=rating.comment,
+        heading=False,
+    )
+
+
+async def _comment_apart(
+    *,
+    shown: AlertText,
+    alert: AlertRecord,
+    rating: RatingRecord,
+    chat_id: int,
+    outbox: SqlOutbox,
+    renderer: Renderer,
+    locale: str,
+    clock: Clock,
+) -> None:
+    """Queue the comment as a reply to the alert, once, when the alert has no room for it."""
+    if not shown.comment_apart or not rating.comment:
+        return
+    key = alert_key(alert.id)
+    await enqueue(
+        outbox,
+        Outgoing(
+            dedupe_key=f"{key}:comment",
+            chat_id=chat_id,
+            category=Category.TRANSACTIONAL,
+            kind=STAFF_ALERT_COMMENT_KIND,
+            content={
+                "text": comment_text(renderer, locale, rating),
+                "reply_to": key,
+                "locale": locale,
+            },
+        ),
+        clock=clock,
     )
 
 
@@ -154,14 +251,16 @@ async def post_alert(
     outbox: SqlOutbox,
     renderer: Renderer,
     i18n: I18n,
+    locale: str,
     clock: Clock,
 ) -> None:
     """Queue the alert for the staff chat: transactional, so it goes at once, paced by the
-    group limit (20 a minute); a burst waits in the queue, nothing is dropped."""
+    group limit (20 a minute); a burst waits in the queue, nothing is dropped. In the staff
+    chat's language (``staff_locale``), whatever the customer's."""
     if staff_chat_id is None:
         log.warning("negative rating of %s: STAFF_CHAT_ID is not set, no alert", rating.order_ref)
         return
-    locale = i18n.default_locale
+    shown = alert_text(renderer, locale, alert, rating, waiting=True)
     await enqueue(
         outbox,
         Outgoing(
@@ -170,11 +269,21 @@ async def post_alert(
             category=Category.TRANSACTIONAL,
             kind=STAFF_ALERT_KIND,
             content={
-                "text": alert_text(renderer, locale, alert, rating, waiting=True),
+                "text": shown.text,
                 "buttons": alert_buttons(i18n, locale, alert),
                 "locale": locale,
             },
         ),
+        clock=clock,
+    )
+    await _comment_apart(
+        shown=shown,
+        alert=alert,
+        rating=rating,
+        chat_id=staff_chat_id,
+        outbox=outbox,
+        renderer=renderer,
+        locale=locale,
         clock=clock,
     )
 
@@ -183,48 +292,49 @@ async def refresh_alert(
     *,
     alert: AlertRecord,
     rating: RatingRecord,
-    bot: Bot,
     outbox: SqlOutbox,
     renderer: Renderer,
     i18n: I18n,
+    locale: str,
     clock: Clock,
 ) -> None:
-    """Show a late comment or a changed score in the alert, wherever the alert is by now:
-    still queued (its content is replaced), sent (edited in place), or in flight (a follow-up
-    copy is queued, so nothing is lost)."""
-    queued = await outbox.by_key(dedupe_key=alert_key(alert.id))
+    """Show a late comment, a changed score or a closed complaint in the alert, wherever the
+    alert is by now: still queued (its content is replaced), or sent or on its way (an edit is
+    queued behind it, paced by the group limit like any message to the staff chat; should the
+    alert never have arrived, the edit goes as a message of its own, so nothing is lost)."""
+    key = alert_key(alert.id)
+    queued = await outbox.by_key(dedupe_key=key)
     if queued is None:
         return
-    locale = i18n.default_locale
-    text = alert_text(renderer, locale, alert, rating, waiting=False)
+    shown = alert_text(renderer, locale, alert, rating, waiting=False)
+    await _comment_apart(
+        shown=shown,
+        alert=alert,
+        rating=rating,
+        chat_id=queued.chat_id,
+        outbox=outbox,
+        renderer=renderer,
+        locale=locale,
+        clock=clock,
+    )
+    text = shown.text
     rows = alert_buttons(i18n, locale, alert)
     payload: dict[str, Any] = {"text": text, "buttons": rows, "locale": locale}
     now = clock.now()
-    key = alert_key(alert.id)
     if await outbox.replace_waiting_payload(dedupe_key=key, payload=payload, now=now):
         return
-    if queued.state is OutboxState.SENT and queued.telegram_message_id is not None:
-        try:
-            await bot.edit_message_text(
-                text=text,
-                chat_id=queued.chat_id,
-                message_id=queued.telegram_message_id,
-                reply_markup=markup(rows),
-            )
-            return
-        except TelegramBadRequest as error:
-            if "not modified" in error.message:
-                return
-            log.warning("alert %s cannot be edited (%s); sending a copy", alert.id, error.message)
+    # Only the newest content matters: an edit still waiting is replaced by this one.
+    edits = f"{key}:edit:"
+    await outbox.supersede(key_prefix=edits, reason="superseded by a newer edit", now=now)
+    digest = hashlib.sha256(f"{now.isoformat()}\n{text}".encode()).hexdigest()[:16]
     await enqueue(
         outbox,
         Outgoing(
-            # Keyed by content: the same update twice is one message, a newer one another.
-            dedupe_key=f"{key}:update:{hashlib.sha256(text.encode()).hexdigest()[:16]}",
+            dedupe_key=f"{edits}{digest}",
             chat_id=queued.chat_id,
             category=Category.TRANSACTIONAL,
-            kind=STAFF_ALERT_KIND,
-            content=payload,
+            kind=STAFF_ALERT_EDIT_KIND,
+            content={**payload, "edit_of": key},
         ),
         clock=clock,
     )
@@ -291,21 +401,40 @@ def staff_name(user: User) -> str:
 async def _edit_alert(
     callback: CallbackQuery,
     alert: AlertRecord,
-    ratings: SqlRatings,
+    db: Database,
+    clock: Clock,
     renderer: Renderer,
     i18n: I18n,
+    locale: str,
     rows: list[list[dict[str, str]]] | None = None,
 ) -> None:
     if not isinstance(callback.message, Message):
         return
-    rating = await ratings.by_id(rating_id=alert.rating_id)
+    rating = await SqlRatings(db).by_id(rating_id=alert.rating_id)
     if rating is None:
         return
-    locale = i18n.default_locale
-    text = alert_text(renderer, locale, alert, rating, waiting=False)
+    shown = alert_text(renderer, locale, alert, rating, waiting=False)
+    # This edit shows the alert as it is now: a queued edit with older content must not land
+    # after it and undo it.
+    await SqlOutbox(db).supersede(
+        key_prefix=f"{alert_key(alert.id)}:edit:",
+        reason="superseded by a staff press",
+        now=clock.now(),
+    )
+    # A longer staff name may have pushed the comment out: it must not be lost then either.
+    await _comment_apart(
+        shown=shown,
+        alert=alert,
+        rating=rating,
+        chat_id=callback.message.chat.id,
+        outbox=SqlOutbox(db),
+        renderer=renderer,
+        locale=locale,
+        clock=clock,
+    )
     buttons = rows if rows is not None else alert_buttons(i18n, locale, alert)
     with unless_unchanged():
-        await callback.message.edit_text(text, reply_markup=markup(buttons))
+        await callback.message.edit_text(shown.text, reply_markup=markup(buttons))
 
 
 async def _refused_unless_staff(
@@ -356,9 +485,11 @@ async def press_alert(
         else:
             await callback.answer(_("How many points?"))
             presets = compensation_buttons(
-                i18n, i18n.default_locale, alert, rules.ratings.compensation_points
+                i18n, staff_locale(rules, i18n), alert, rules.ratings.compensation_points
             )
-            await _edit_alert(callback, alert, ratings, renderer, i18n, presets)
+            await _edit_alert(
+                callback, alert, db, clock, renderer, i18n, staff_locale(rules, i18n), presets
+            )
             return
     elif action == "reply":
         await state.set_state(StaffReply.waiting)
@@ -375,7 +506,7 @@ async def press_alert(
         return
     changed = await ratings.alert(alert_id=alert.id)
     if changed is not None:
-        await _edit_alert(callback, changed, ratings, renderer, i18n)
+        await _edit_alert(callback, changed, db, clock, renderer, i18n, staff_locale(rules, i18n))
 
 
 async def press_compensate(
@@ -407,8 +538,7 @@ async def press_compensate(
         ledger=points_ledger,
         audit=SqlAuditLog(db),
     )
-    # The answer goes to the presser, in their language, so the number's words must match it.
-    shown = format_points(outcome.points, i18n, str(i18n.current_locale))
+    shown = format_points(outcome.points, i18n, staff_locale(rules, i18n))
     if outcome.result is CompensationResult.GRANTED:
         await callback.answer(_("Granted {points}; the customer is told.").format(points=shown))
     elif outcome.result is CompensationResult.ALREADY:
@@ -422,13 +552,12 @@ async def press_compensate(
     ratings = SqlRatings(db)
     alert = await ratings.alert(alert_id=callback_data.alert)
     if alert is not None:
-        await _edit_alert(callback, alert, ratings, renderer, i18n)
+        await _edit_alert(callback, alert, db, clock, renderer, i18n, staff_locale(rules, i18n))
 
 
 async def relay_reply(
     message: Message,
     state: FSMContext,
-    bot: Bot,
     db: Database,
     rules: Rules,
     clock: Clock,
@@ -460,9 +589,9 @@ async def relay_reply(
         await refresh_alert(
             alert=alert,
             rating=rating,
-            bot=bot,
             outbox=SqlOutbox(db),
             renderer=renderer,
             i18n=i18n,
+            locale=staff_locale(rules, i18n),
             clock=clock,
         )

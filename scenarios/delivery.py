@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
@@ -21,6 +23,22 @@ COMPLAINT_RECHECK = timedelta(hours=6)
 # Service kinds the daily cap does not move: a birthday greeting carries the day's gift, and on
 # the next day it would be late (it still waits for the end of quiet hours).
 CAP_EXEMPT = frozenset({"birthday"})
+# How a message held back by a complaint is marked, so that resolving it releases exactly those.
+COMPLAINT_HOLD = "open complaint:"
+
+
+_TAG = re.compile(r"<[^>]*>")
+
+
+def visible_length(text: str) -> int:
+    """A message's length as Telegram counts it against MAX_TEXT: after HTML parsing (tags are
+    markup, ``&amp;`` is one character). Our texts are built with every customer's word escaped,
+    so a ``<`` in them always opens a tag."""
+    return len(html.unescape(_TAG.sub("", text)))
+
+
+def fits(text: str) -> bool:
+    return 0 < visible_length(text) <= MAX_TEXT
 
 
 class Category(StrEnum):
@@ -42,7 +60,11 @@ class Outgoing:
     """A proactive message to queue. ``content`` is ``{"text": ...}`` (rendered HTML),
     ``{"texts": {"default": ..., "ru": ...}}`` (one per language, e.g. a broadcast) or
     ``{"template": name, "context": {...}}`` (rendered in the recipient's language when sent),
-    plus optional ``buttons``: rows of ``{"text", "url"}`` or ``{"text", "callback_data"}``."""
+    plus optional ``buttons``: rows of ``{"text", "url"}`` or ``{"text", "callback_data"}``.
+
+    ``edit_of`` (a dedupe key) makes it an edit of the message that key sent, paced like any
+    message to that chat; if that one never arrived, it goes as a new message. ``reply_to``
+    (a dedupe key) sends it as a reply to that message, when there is one."""
 
     dedupe_key: str
     chat_id: int
@@ -76,8 +98,12 @@ def validate(message: Outgoing) -> None:
     if sum(key in content for key in ("text", "template", "texts")) != 1:
         raise InvalidMessageError("content needs exactly one of 'text', 'texts' or 'template'")
     texts = [content["text"]] if "text" in content else list(content.get("texts", {}).values())
-    if any(not 0 < len(text) <= MAX_TEXT for text in texts):
+    if not all(fits(text) for text in texts):
         raise InvalidMessageError(f"text must be 1..{MAX_TEXT} characters")
+    for reference in ("edit_of", "reply_to"):
+        key = content.get(reference)
+        if key is not None and not (isinstance(key, str) and 0 < len(key) <= MAX_DEDUPE_KEY):
+            raise InvalidMessageError(f"{reference} must be a dedupe key")
     if "texts" in content and "default" not in content["texts"]:
         raise InvalidMessageError("'texts' needs a 'default' entry for other languages")
     for row in content.get("buttons", []):
@@ -197,7 +223,9 @@ def decide(
         if category is Category.MARKETING:
             return Skip("open complaint: no marketing until staff resolve it")
         if kind in HELD_DURING_COMPLAINT:
-            return Postpone(now + COMPLAINT_RECHECK, f"open complaint: {kind} waits until resolved")
+            return Postpone(
+                now + COMPLAINT_RECHECK, f"{COMPLAINT_HOLD} {kind} waits until resolved"
+            )
     if category is Category.MARKETING:
         if not recipient.marketing_opt_in:
             return Skip("no consent to marketing")

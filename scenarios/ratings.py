@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -10,7 +10,14 @@ from typing import Any, Protocol
 
 from scenarios.audit import AuditEntry, AuditLog
 from scenarios.clock import Clock
-from scenarios.delivery import Category, OutboxWriter, Outgoing, enqueue
+from scenarios.delivery import (
+    COMPLAINT_HOLD,
+    HELD_DURING_COMPLAINT,
+    Category,
+    OutboxWriter,
+    Outgoing,
+    enqueue,
+)
 from scenarios.ledger import LedgerReader, LedgerRefusal, PointsLedger, tier_status
 from scenarios.orders import FINAL_STATUSES, OrderEvent
 from scenarios.rules import Ratings
@@ -29,7 +36,9 @@ STAFF_ALERT_KIND = "staff_alert"
 SCORES = range(1, 6)
 # After the first answer the customer may change their mind for this long; then it is final.
 CHANGE_WINDOW = timedelta(hours=24)
-MAX_COMMENT = 1000
+# A customer's whole message (Telegram's own limit): a long comment goes to staff as a reply of
+# its own when the alert has no room for it, so none of it is cut off.
+MAX_COMMENT = 4096
 
 # Rows of buttons for a rating request, given the rating's id (callback data is the handlers'
 # business: scenarios know no Telegram).
@@ -84,6 +93,12 @@ class RatingStore(Protocol):
 
     async def resolve(self, *, alert_id: int, by: int, name: str, now: datetime) -> bool: ...
 
+    async def resolve_by_customer(self, *, alert_id: int, now: datetime) -> bool: ...
+
+    async def reopen(self, *, alert_id: int) -> bool: ...
+
+    async def has_open_alert(self, *, customer_id: int) -> bool: ...
+
     async def record_compensation(
         self, *, alert_id: int, points: int, name: str, now: datetime
     ) -> bool: ...
@@ -93,6 +108,12 @@ class RatingStore(Protocol):
 
 class Withdrawer(OutboxWriter, Protocol):
     async def cancel(self, *, dedupe_key: str, reason: str, now: datetime) -> bool: ...
+
+
+class HoldReleaser(OutboxWriter, Protocol):
+    async def release_held(
+        self, *, customer_id: int, kinds: Iterable[str], hold_reason: str, now: datetime
+    ) -> int: ...
 
 
 # ---- the request -------------------------------------------------------------------------
@@ -241,7 +262,7 @@ class Escalation:
         self,
         *,
         store: RatingStore,
-        outbox: OutboxWriter,
+        outbox: HoldReleaser,
         reader: LedgerReader,
         ladder: TierLadder,
         clock: Clock,
@@ -256,6 +277,9 @@ class Escalation:
         """The rating's alert, raised once; a snapshot of who and what staff need to see."""
         existing = await self._store.alert_for_rating(rating_id=rating.id)
         if existing is not None:
+            if await self._store.reopen(alert_id=existing.id):  # lowered again after raising
+                reopened = await self._store.alert(alert_id=existing.id)
+                return reopened or existing, False
             return existing, False
         member = await self._store.member(customer_id=rating.customer_id)
         summary = await self._store.order_summary(order_ref=rating.order_ref)
@@ -284,7 +308,35 @@ class Escalation:
         return await self._store.take(alert_id=alert_id, by=by, name=name, now=self._clock.now())
 
     async def resolve(self, *, alert_id: int, by: int, name: str) -> bool:
-        return await self._store.resolve(alert_id=alert_id, by=by, name=name, now=self._clock.now())
+        now = self._clock.now()
+        if not await self._store.resolve(alert_id=alert_id, by=by, name=name, now=now):
+            return False
+        await self._released(alert_id)
+        return True
+
+    async def score_raised(self, rating: RatingRecord) -> AlertRecord | None:
+        """The customer changed a negative score to a good one: their complaint is over, closed
+        as resolved by the customer. The rating's alert as it is now (None: it had none)."""
+        alert = await self._store.alert_for_rating(rating_id=rating.id)
+        if alert is None:
+            return None
+        if await self._store.resolve_by_customer(alert_id=alert.id, now=self._clock.now()):
+            await self._released(alert.id)
+            return await self._store.alert(alert_id=alert.id)
+        return alert
+
+    async def _released(self, alert_id: int) -> None:
+        """With the customer's last complaint resolved, what it held back goes now (marketing
+        is paused only while one is open, so it resumes by itself)."""
+        alert = await self._store.alert(alert_id=alert_id)
+        if alert is None or await self._store.has_open_alert(customer_id=alert.customer_id):
+            return
+        await self._outbox.release_held(
+            customer_id=alert.customer_id,
+            kinds=HELD_DURING_COMPLAINT,
+            hold_reason=COMPLAINT_HOLD,
+            now=self._clock.now(),
+        )
 
     async def compensate(
         self,

@@ -124,11 +124,16 @@ class Ratings(_Section):
 
 
 class Staff(_Section):
-    """The shop's staff chat (STAFF_CHAT_ID) as the bot sees it."""
+    """The staff chat (STAFF_CHAT_ID): one team, one language, whatever each customer speaks."""
 
     # How long the bot trusts Telegram's word that someone is (or is not) in the staff chat
     # before asking again when they press an alert button; 0 asks on every press.
     membership_cache_seconds: float = Field(default=60, ge=0, le=3600)
+    # Alerts, their buttons and the bot's answers in the staff chat; unset: DEFAULT_LOCALE.
+    locale: Literal["ru", "uk", "en"] | None = None
+
+    def locale_or(self, default: str) -> str:
+        return self.locale or default
 
 
 class Conversations(_Section):

@@ -348,6 +348,62 @@ class SqlOutbox:
             telegram_message_id=row.telegram_message_id,
         )
 
+    async def by_keys(self, *, dedupe_keys: Iterable[str]) -> dict[str, QueuedMessage]:
+        """Several messages' states and Telegram ids at once (what edits and replies refer to)."""
+        wanted = sorted(set(dedupe_keys))
+        if not wanted:
+            return {}
+        async with self._db.read() as conn:
+            rows = await conn.execute(
+                select(
+                    outbox.c.dedupe_key,
+                    outbox.c.chat_id,
+                    outbox.c.state,
+                    outbox.c.telegram_message_id,
+                ).where(outbox.c.dedupe_key.in_(wanted))
+            )
+            return {
+                row.dedupe_key: QueuedMessage(
+                    chat_id=row.chat_id,
+                    state=OutboxState(row.state),
+                    telegram_message_id=row.telegram_message_id,
+                )
+                for row in rows
+            }
+
+    async def supersede(self, *, key_prefix: str, reason: str, now: datetime) -> int:
+        """Withdraw the queued messages whose key starts with the prefix (an edit that a newer
+        edit of the same message makes pointless)."""
+        async with self._db.transaction() as conn:
+            result = await conn.execute(
+                update(outbox)
+                .where(
+                    outbox.c.dedupe_key.startswith(key_prefix, autoescape=True),
+                    outbox.c.state.in_(QUEUED),
+                )
+                .values(state=OutboxState.CANCELLED, last_error=reason, updated_at=now)
+            )
+        return int(result.rowcount)
+
+    async def release_held(
+        self, *, customer_id: int, kinds: Iterable[str], hold_reason: str, now: datetime
+    ) -> int:
+        """Messages the policy held back for a reason (a complaint) are due again at once; the
+        policy decides anew when they are claimed (quiet hours, caps)."""
+        async with self._db.transaction() as conn:
+            result = await conn.execute(
+                update(outbox)
+                .where(
+                    outbox.c.customer_id == customer_id,
+                    outbox.c.state == OutboxState.PENDING,
+                    outbox.c.kind.in_(sorted(set(kinds))),
+                    outbox.c.last_error.startswith(hold_reason, autoescape=True),
+                    outbox.c.not_before > now,
+                )
+                .values(not_before=now, updated_at=now)
+            )
+        return int(result.rowcount)
+
     async def replace_waiting_payload(
         self, *, dedupe_key: str, payload: dict[str, Any], now: datetime
     ) -> bool:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from storage.database import Database
-from storage.schema import notification_mutes
+from storage.schema import customers, notification_mutes
 from storage.sql import insert
 
 
@@ -39,3 +39,10 @@ class SqlPreferences:
                         notification_mutes.c.kind == kind,
                     )
                 )
+
+    async def set_time_zone(self, *, customer_id: int, zone: str | None) -> None:
+        """The customer's IANA zone for quiet hours and daily caps; None: the shop's."""
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                update(customers).where(customers.c.id == customer_id).values(timezone=zone)
+            )

@@ -376,6 +376,33 @@ class SqlRatings:
             resolved_at=now,
         )
 
+    async def resolve_by_customer(self, *, alert_id: int, now: datetime) -> bool:
+        """The customer raised their score: the complaint is closed with nobody's name on it
+        (``resolved_by`` stays empty: that is how "resolved by the customer" reads)."""
+        return await self._change(
+            alert_id,
+            rating_alerts.c.state.in_(UNRESOLVED),
+            state=AlertState.RESOLVED,
+            resolved_by=None,
+            resolved_by_name=None,
+            resolved_at=now,
+        )
+
+    async def reopen(self, *, alert_id: int) -> bool:
+        """An alert the customer closed by raising the score opens again when they lower it
+        (one staff resolved stays resolved); it goes back to whoever had taken it."""
+        return await self._change(
+            alert_id,
+            and_(
+                rating_alerts.c.state == AlertState.RESOLVED,
+                rating_alerts.c.resolved_by.is_(None),
+            ),
+            state=case(
+                (rating_alerts.c.taken_by.is_not(None), AlertState.TAKEN), else_=AlertState.OPEN
+            ),
+            resolved_at=None,
+        )
+
     async def record_compensation(
         self, *, alert_id: int, points: int, name: str, now: datetime
     ) -> bool:

@@ -377,3 +377,31 @@ async def test_a_burst_of_50_negative_ratings_reaches_the_staff_chat_without_429
     # 20 per window: the burst had to wait its turn, it was not sent at once.
     first, last = alerts[0].date, alerts[-1].date
     assert last - first >= 2 * GROUP_WINDOW - 1
+
+
+async def test_i16_4_a_raised_score_closes_the_alert_in_the_staff_chat(
+    shop: Shop, db: Database
+) -> None:
+    tg = shop.tg
+    anna_id = await member(db, 1001)
+    anna = tg.user(1001, "Anna", known=True)
+    await shop.order("A-1001", anna.id, status="delivered")
+    rated = await rate(shop, anna, 1)
+    [alert] = await tg.wait_for(shop.staff, 1, timeout=10)
+    assert "Open: nobody has taken it yet" in (alert.text or "")
+    assert await SqlRatings(db).has_open_alert(customer_id=anna_id)
+
+    press = await anna.press_button(rated, text="★5")
+    await tg.wait_callback_answer(press, timeout=10)
+
+    async def closed() -> bool:
+        shown = tg.message(shop.staff, alert.message_id).text or ""
+        return "✅ Resolved by the customer: they raised the score" in shown
+
+    await eventually(closed)
+    final = tg.message(shop.staff, alert.message_id)
+    assert "Score: ★★★★★ (5/5)" in (final.text or "")
+    assert [b["text"] for b in final.buttons] == ["Compensate", "Reply"]
+    assert len(shop.staff.sent) == 1, "edited in place, no second message"
+    assert not await SqlRatings(db).has_open_alert(customer_id=anna_id)
+    assert not [c for c in tg.calls if c.status == 429]

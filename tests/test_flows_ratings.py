@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from aiogram.methods import AnswerCallbackQuery, EditMessageText, SendMessage
 from aiogram.types import ChatMemberLeft, ChatMemberMember, Message, User
 from sqlalchemy import select
 
+from bot.delivery.sender import OutboxSender
 from handlers.rating import rating_buttons
-from locales import CatalogI18n
+from locales import CatalogI18n, create_i18n
 from locales.rendering import Renderer
 from scenarios.clock import FixedClock
 from scenarios.ledger import balance
 from scenarios.orders import OrderEvent
 from scenarios.ratings import RatingRequests
-from scenarios.rules import Ratings, Rules, Staff
+from scenarios.rules import Delivery, Ratings, Rules, Staff
 from storage.audit import SqlAuditLog
 from storage.database import Database
 from storage.ledger import SqlLedger
@@ -40,6 +43,8 @@ RULES = Rules(
     ratings=Ratings(review_url="https://example.com/reviews"),
     staff=Staff(membership_cache_seconds=0),
 )
+# The day's service cap leaves room for a reminder after the rating request.
+FAST = Delivery(private_interval_seconds=0.0, rate_per_second=1000.0, service_per_day=3)
 
 
 @pytest.fixture
@@ -140,6 +145,30 @@ def data_of(method: SendMessage | EditMessageText, text: str) -> str:
             if button.text == text:
                 return str(button.callback_data)
     raise AssertionError(f"no button {text!r} in {labels(method)}")
+
+
+@functools.cache
+def _texts() -> tuple[CatalogI18n, Renderer]:
+    texts = create_i18n("en")
+    return texts, Renderer(texts, currency="RUB", zone=ZoneInfo("UTC"))
+
+
+async def deliver(flow: Flow, clock: FixedClock, rules: Rules = RULES) -> list[Any]:
+    """Run the outbox sender over the flow's recording session; the calls it made."""
+    start = len(flow.session.requests)
+    texts, renderer = _texts()
+    sender = OutboxSender(
+        db=flow.db,
+        bot=flow.bot,
+        renderer=renderer,
+        i18n=texts,
+        rules=rules.model_copy(update={"delivery": FAST}),
+        clock=clock,
+        shop_zone=ZoneInfo("UTC"),
+        worker_id="flow",
+    )
+    await sender.drain_until_empty()
+    return flow.session.requests[start:]
 
 
 def staff_member(user: TgUser) -> ChatMemberMember:
@@ -382,7 +411,7 @@ async def test_a_negative_rating_asks_what_went_wrong_and_alerts_the_staff(
 
 
 async def test_a_comment_after_the_alert_went_out_edits_it_and_skip_ends_the_question(
-    shop: Shop, flow: Flow
+    shop: Shop, flow: Flow, clock: FixedClock
 ) -> None:
     await shop.ordered(ANNA, "A-1001")
     await shop.press_star(ANNA, "A-1001", 1)
@@ -398,11 +427,20 @@ async def test_a_comment_after_the_alert_went_out_edits_it_and_skip_ends_the_que
 
     calls = await flow.send(ANNA, "Cold food")
 
-    [edit] = [e for e in edits(calls) if e.chat_id == STAFF_CHAT]
+    # The edit is queued, paced by the group limit like any message to the staff chat.
+    assert edits(calls) == []
+    [queued_edit] = [r for r in await rows(flow.db) if r.kind == "staff_alert_edit"]
+    assert queued_edit.dedupe_key.startswith("staff-alert:1:edit:")
+    assert (queued_edit.chat_id, queued_edit.category) == (STAFF_CHAT, "transactional")
+    assert queued_edit.payload["edit_of"] == "staff-alert:1"
+    delivered = await deliver(flow, clock)
+    [edit] = [e for e in edits(delivered) if e.chat_id == STAFF_CHAT]
     assert edit.message_id == 777
     assert "Comment: <i>Cold food</i>" in str(edit.text)
+    assert (await row(flow.db, queued_edit.dedupe_key)).state == "sent"
 
-    # An alert caught in flight (a sender has it) cannot be edited yet: a copy follows it.
+    # An alert caught in flight (a sender has it) cannot be edited yet: the edit waits for it,
+    # and goes as a message of its own if the alert never arrived.
     await shop.ordered(OLGA, "C-1")
     await shop.press_star(OLGA, "C-1", 2)
     async with flow.db.transaction() as conn:
@@ -410,9 +448,24 @@ async def test_a_comment_after_the_alert_went_out_edits_it_and_skip_ends_the_que
             outbox.update().where(outbox.c.dedupe_key == "staff-alert:2").values(state="sending")
         )
     await flow.send(OLGA, "Late & cold")
-    [copy] = [r for r in await rows(flow.db) if r.dedupe_key.startswith("staff-alert:2:update:")]
-    assert (copy.chat_id, copy.category, copy.kind) == (STAFF_CHAT, "transactional", "staff_alert")
+    [copy] = [r for r in await rows(flow.db) if r.dedupe_key.startswith("staff-alert:2:edit:")]
+    assert (copy.chat_id, copy.category, copy.kind) == (
+        STAFF_CHAT,
+        "transactional",
+        "staff_alert_edit",
+    )
     assert "Comment: <i>Late &amp; cold</i>" in copy.payload["text"]
+    assert [c for c in await deliver(flow, clock) if getattr(c, "chat_id", 0) == STAFF_CHAT] == []
+    assert (await row(flow.db, copy.dedupe_key)).last_error == (
+        "waiting for the message it refers to"
+    )
+    async with flow.db.transaction() as conn:
+        await conn.execute(
+            outbox.update().where(outbox.c.dedupe_key == "staff-alert:2").values(state="unknown")
+        )
+    clock.advance(timedelta(minutes=1))
+    [fallback] = [m for m in sent(await deliver(flow, clock)) if m.chat_id == STAFF_CHAT]
+    assert "Comment: <i>Late &amp; cold</i>" in fallback.text
 
     await shop.ordered(BORIS, "B-1")
     calls = await shop.press_star(BORIS, "B-1", 3)

@@ -15,7 +15,7 @@ from bot.reminders import ReminderSweeper
 from locales import CatalogI18n
 from locales.rendering import Renderer
 from scenarios.clock import FixedClock
-from scenarios.rules import Rules
+from scenarios.rules import Rules, Staff
 from storage.database import Database
 from storage.schema import outbox, reminder_stops
 from tests.support.flow import Flow, build_flow
@@ -216,3 +216,26 @@ async def test_help_and_the_menu_list_reminders(flow: Flow) -> None:
     assert "/reminders — Your reminders to reorder" in help_text.text
     [admin_help] = [c for c in await flow.send(ADMIN, "/help") if isinstance(c, SendMessage)]
     assert "/stats — Statistics (admins)" in admin_help.text
+
+
+async def test_i16_13_a_reorder_request_reaches_staff_in_the_staff_chats_language(
+    shop: Shop, sqlite_db: Database, clock: FixedClock, i18n: CatalogI18n, renderer: Renderer
+) -> None:
+    flow = build_flow(
+        db=sqlite_db,
+        clock=clock,
+        i18n=i18n,
+        renderer=renderer,
+        rules=Rules(staff=Staff(locale="uk")),
+        staff_chat_id=STAFF_CHAT,
+    )
+    buttons = await remind(shop, sqlite_db, clock, i18n, user=ANNA)
+
+    answer = answer_of(await flow.press(ANNA, buttons[0][0]["callback_data"]))
+
+    assert answer.text == "Thank you! The shop will contact you about your order."
+    async with sqlite_db.read() as conn:
+        [request] = (
+            await conn.execute(select(outbox).where(outbox.c.kind == "reorder_request"))
+        ).mappings()
+    assert request["payload"]["text"].startswith("<b>🛒 Заявка на повторне замовлення</b>")

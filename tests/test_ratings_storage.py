@@ -89,10 +89,12 @@ async def test_the_desk_keeps_the_first_answer_time_and_locks_after_a_day(db: Da
     assert locked.rating.score == 4
 
     assert await desk.comment(rating_id=rating_id, customer_id=boris, text="not mine") is None
-    commented = await desk.comment(rating_id=rating_id, customer_id=anna, text="  x" * 600)
+    commented = await desk.comment(rating_id=rating_id, customer_id=anna, text="  x" * 2000)
     assert commented is not None
     assert commented.comment is not None
-    assert len(commented.comment) == 1000
+    # A customer's whole message is kept (Telegram's own 4096), stripped.
+    assert len(commented.comment) == 4096
+    assert commented.comment.startswith("x  x")
 
 
 async def test_alerts_are_raised_once_and_move_from_open_to_resolved(db: Database) -> None:

@@ -286,7 +286,11 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
         "score": 2,
         "comment": "<b>late</b> & cold",
         "awaiting_comment": False,
+        "items_shown": 10,
+        "comment_apart": False,
     },
+    "_items.html": {"items": [["Cat & Dog food 2 kg", 2]] * 12, "limit": 10},
+    "rating_comment.html": {"order_id": "A-1001", "comment": "Cat & Dog <3", "heading": True},
     "rating_compensation.html": {"points": 300, "order_id": "A-1001"},
     "rating_staff_reply.html": {"shop": "Cat & Dog", "order_id": "A-1001", "text": "Sorry <3"},
     "stats.html": {

@@ -7,7 +7,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from scenarios.delivery import Category, Recipient, local_day_start, week_start
-from storage.outbox import OutboxRow, RecipientRecord
+from storage.outbox import OutboxRow, QueuedMessage, RecipientRecord
 
 
 @dataclass
@@ -24,6 +24,8 @@ class SendBatch:
     # The part of ``history`` this batch is sending itself (what the next batch carries over).
     planned: dict[int, dict[int, tuple[str, datetime]]] = field(default_factory=dict)
     full: bool = False  # as many rows as were asked for: more are probably waiting
+    # The messages that rows of this batch edit or reply to, by dedupe key, as claimed.
+    targets: dict[str, QueuedMessage] = field(default_factory=dict)
 
     def recipient(self, record: RecipientRecord, zone: ZoneInfo, now: datetime) -> Recipient:
         sends = self.history.get(record.customer_id, {}).values()

@@ -14,7 +14,7 @@ import heapq
 import itertools
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -49,6 +49,7 @@ from scenarios.rules import Rules
 from storage.customers import SqlCustomers
 from storage.database import Database
 from storage.outbox import (
+    QUEUED,
     Finished,
     OutboxRow,
     OutboxState,
@@ -91,6 +92,13 @@ class _Ready:
     photo: str | None
     paid: bool
     edit_message_id: int | None = None  # set: edit this message of ours instead of sending
+    reply_to_message_id: int | None = None
+
+
+# A row's edit or reply target that is still on its way: the row waits for it, looking again
+# this often (seconds; the target is usually a message a moment ahead of it in the queue).
+_NOT_YET = object()
+_TARGET_WAIT = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,6 +262,7 @@ class OutboxSender:
         )
         batch.rows += rows
         await self._read_recipients(batch, rows)
+        await self._read_targets(batch, rows)
         return rows
 
     def _claim_ahead_at(self, size: int) -> int:
@@ -401,6 +410,17 @@ class OutboxSender:
         for customer_id, sends in history.items():
             batch.history.setdefault(customer_id, {}).update(sends)
 
+    async def _read_targets(self, batch: SendBatch, rows: list[OutboxRow]) -> None:
+        """Where the messages that rows edit or reply to are now: one query per claim."""
+        keys = {
+            str(row.payload[reference])
+            for row in rows
+            for reference in ("edit_of", "reply_to")
+            if row.payload.get(reference)
+        }
+        if keys:
+            batch.targets.update(await self.outbox.by_keys(dedupe_keys=keys))
+
     def _prepare(self, row: OutboxRow, batch: SendBatch) -> _Ready | None:
         """Apply the policy and render; None when the message was skipped or postponed."""
         try:
@@ -438,13 +458,43 @@ class OutboxSender:
         if isinstance(decision, Postpone):
             self.recorder.add(Rescheduled(row.id, decision.until, decision.reason))
             return None
+        edit_of = self._target(row, batch, "edit_of")
+        reply_to = self._target(row, batch, "reply_to")
+        if edit_of is _NOT_YET or reply_to is _NOT_YET:
+            # The message it refers to has not gone yet: an edit sent now would be a copy.
+            wait = timedelta(seconds=_TARGET_WAIT)
+            self.recorder.add(
+                Rescheduled(row.id, now + wait, "waiting for the message it refers to")
+            )
+            return None
         return _Ready(
             text=self._render(row.payload, locale),
             buttons=row.payload.get("buttons"),
             photo=row.payload.get("photo"),
             paid=category is Category.MARKETING and self.delivery.allow_paid_broadcast,
-            edit_message_id=row.payload.get("edit_message_id"),
+            # An edit names its target by dedupe key (edit_of) or, for a message sent long ago
+            # (an erasure's redaction), by its Telegram id (edit_message_id).
+            edit_message_id=edit_of
+            if isinstance(edit_of, int)
+            else _message_id(row.payload.get("edit_message_id")),
+            reply_to_message_id=reply_to if isinstance(reply_to, int) else None,
         )
+
+    @staticmethod
+    def _target(row: OutboxRow, batch: SendBatch, reference: str) -> int | object | None:
+        """The Telegram id of the message a row edits or replies to; ``_NOT_YET`` while that
+        one is still queued or in flight; None when there is none (never sent, failed...)."""
+        key = row.payload.get(reference)
+        if not key:
+            return None
+        target = batch.targets.get(str(key))
+        if target is None:
+            return None
+        if target.state in (*QUEUED, OutboxState.SENDING):
+            return _NOT_YET
+        if target.state is OutboxState.SENT and target.telegram_message_id is not None:
+            return target.telegram_message_id
+        return None
 
     def _render(self, payload: dict[str, Any], locale: str) -> str:
         if "texts" in payload:
@@ -517,23 +567,28 @@ class OutboxSender:
         return Sent(row.id, sent)
 
     async def _call_telegram(self, row: OutboxRow, ready: _Ready) -> int:
-        if ready.edit_message_id is not None:
-            await self.transport.edit(
-                chat_id=row.chat_id,
-                message_id=ready.edit_message_id,
-                text=ready.text,
-                buttons=ready.buttons,
-            )
-            return ready.edit_message_id
-        return await self.transport.send(
-            Outgoing(
-                chat_id=row.chat_id,
-                text=ready.text,
-                buttons=ready.buttons,
-                photo=ready.photo,
-                paid=ready.paid,
-            )
+        message = Outgoing(
+            chat_id=row.chat_id,
+            text=ready.text,
+            buttons=ready.buttons,
+            photo=ready.photo,
+            paid=ready.paid,
+            edit_message_id=ready.edit_message_id,
+            reply_to_message_id=ready.reply_to_message_id,
         )
+        if ready.edit_message_id is None:
+            return await self.transport.send(message)
+        try:
+            return await self.transport.send(message)
+        except TelegramBadRequest as error:
+            text = error.message.lower()
+            if "not modified" in text:
+                return ready.edit_message_id
+            if any(sign in text for sign in _CHAT_GONE):
+                raise
+            # Deleted, too old to edit...: the new content goes as a message of its own.
+            log.warning("outbox edit %s refused (%s); sending it anew", row.dedupe_key, text)
+            return await self.transport.send(replace(message, edit_message_id=None))
 
     def _retry_or_fail(self, row: OutboxRow, reason: str) -> Outcome:
         attempts = row.attempts + 1
@@ -558,3 +613,7 @@ class OutboxSender:
         who = f"chat {row.chat_id}" if row.chat_id < 0 else f"customer {row.customer_id}"
         log.info("%s unreachable (%s); %d queued message(s) dropped", who, reason, dropped)
         return Finished(row.id, OutboxState.DROPPED, reason)
+
+
+def _message_id(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -17,8 +17,8 @@ from typing import Any, cast
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.exceptions import TelegramNetworkError
-from aiogram.methods import SendMessage, SendPhoto, TelegramMethod
-from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, MessageId
+from aiogram.methods import EditMessageText, SendMessage, SendPhoto, TelegramMethod
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, MessageId, ReplyParameters
 from aiohttp import ClientError, ClientTimeout
 
 # How long a send may take before it counts as a network error (and is retried with backoff).
@@ -32,6 +32,8 @@ class Outgoing:
     buttons: list[list[dict[str, str]]] | None
     photo: str | None
     paid: bool
+    edit_message_id: int | None = None  # set: edit that message instead of sending one
+    reply_to_message_id: int | None = None
 
 
 class _SendMessage(SendMessage):
@@ -54,28 +56,32 @@ class Transport:
 
     async def send(self, message: Outgoing) -> int:
         """The message id Telegram gave the message; aiogram's exceptions on failure."""
+        if message.edit_message_id is not None:
+            await self.bot(
+                EditMessageText(
+                    chat_id=message.chat_id,
+                    message_id=message.edit_message_id,
+                    text=message.text,
+                    reply_markup=_keyboard(message.buttons),
+                )
+            )
+            return message.edit_message_id
         if message.photo is None and self._lean:
             return await self._post_json(message)
         method = self._method(message)
         result = await self.bot(cast("TelegramMethod[MessageId]", method))
         return result.message_id
 
-    async def edit(
-        self,
-        *,
-        chat_id: int,
-        message_id: int,
-        text: str,
-        buttons: list[list[dict[str, str]]] | None,
-    ) -> None:
-        """Replace the text (and buttons) of a message the bot sent; aiogram's exceptions."""
-        await self.bot.edit_message_text(
-            chat_id=chat_id, message_id=message_id, text=text, reply_markup=_keyboard(buttons)
-        )
-
     def _method(self, message: Outgoing) -> SendMessage | SendPhoto:
         paid = True if message.paid else None
         markup = _keyboard(message.buttons)
+        reply = (
+            ReplyParameters(
+                message_id=message.reply_to_message_id, allow_sending_without_reply=True
+            )
+            if message.reply_to_message_id is not None
+            else None
+        )
         if message.photo is not None:
             return _SendPhoto(
                 chat_id=message.chat_id,
@@ -83,12 +89,14 @@ class Transport:
                 caption=message.text,
                 reply_markup=markup,
                 allow_paid_broadcast=paid,
+                reply_parameters=reply,
             )
         return _SendMessage(
             chat_id=message.chat_id,
             text=message.text,
             reply_markup=markup,
             allow_paid_broadcast=paid,
+            reply_parameters=reply,
         )
 
     async def _post_json(self, message: Outgoing) -> int:
@@ -103,6 +111,11 @@ class Transport:
             body["reply_markup"] = {"inline_keyboard": message.buttons}
         if message.paid:
             body["allow_paid_broadcast"] = True
+        if message.reply_to_message_id is not None:
+            body["reply_parameters"] = {
+                "message_id": message.reply_to_message_id,
+                "allow_sending_without_reply": True,
+            }
         url = session.api.api_url(token=self.bot.token, method="sendMessage")
         client = await session.create_session()
         try:
