@@ -14,6 +14,7 @@ from scenarios.broadcasts import Progress, VariantResult
 from scenarios.clock import Clock
 from scenarios.customers import resolve_locale
 from scenarios.rules import Rules
+from storage.availability import is_unavailable
 from storage.broadcasts import BroadcastRecord, SqlBroadcasts
 from storage.customers import SqlCustomers
 
@@ -45,7 +46,9 @@ class BroadcastProgress:
         for broadcast in await self.broadcasts.unreported():
             try:
                 await self._update(broadcast)
-            except Exception:  # one broken report must not stop the others
+            except Exception as error:  # one broken report must not stop the others
+                if is_unavailable(error):
+                    raise  # the scheduler waits for the database and runs the tick again
                 log.exception("progress of broadcast %s could not be updated", broadcast.id)
 
     async def _update(self, broadcast: BroadcastRecord) -> None:

@@ -16,6 +16,8 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from storage.availability import Availability
+
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/bot.sqlite3"
 
 _SCHEMES = {
@@ -81,6 +83,8 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(self.url, **options)
         self._ambient: ContextVar[_Transaction | None] = ContextVar("ambient_tx", default=None)
         self._sqlite_writer = asyncio.Lock()
+        # Shared by everything on this handle, so an outage is reported once for the process.
+        self.availability = Availability()
         if self.backend == "sqlite":
             _ensure_sqlite_directory(self.url)
             _tune_sqlite(self.engine, busy_timeout_ms, foreign_keys=foreign_keys)

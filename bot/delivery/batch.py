@@ -24,6 +24,7 @@ class SendBatch:
     # The part of ``history`` this batch is sending itself (what the next batch carries over).
     planned: dict[int, dict[int, tuple[str, datetime]]] = field(default_factory=dict)
     full: bool = False  # as many rows as were asked for: more are probably waiting
+    started: set[int] = field(default_factory=set)  # marked "sending" and handed to a request
 
     def recipient(self, record: RecipientRecord, zone: ZoneInfo, now: datetime) -> Recipient:
         sends = self.history.get(record.customer_id, {}).values()
