@@ -138,6 +138,11 @@ class Database:
         """A read-only transaction; on SQLite it takes no write lock."""
         return self.transaction("read")
 
+    def writers_waiting(self) -> bool:
+        """Whether another task of this process waits for SQLite's write lock: a long writer
+        (an import) commits its chunk early so that it waits one statement, not a chunk."""
+        return self.is_sqlite and bool(getattr(self._sqlite_writer, "_waiters", None))
+
     @property
     def in_transaction(self) -> bool:
         current = self._ambient.get()
