@@ -14,6 +14,7 @@ from scenarios.rules import Rules
 from scenarios.tier_watch import TierWatch
 from scenarios.tiers import TierLadder
 from storage.account import SqlAccount
+from storage.availability import is_unavailable
 from storage.database import Database
 from storage.gifts import SqlGifts
 from storage.ledger import SqlLedger
@@ -37,7 +38,9 @@ class AccountJobs:
         ):
             try:
                 done = await step()
-            except Exception:
+            except Exception as error:
+                if is_unavailable(error):
+                    raise  # the scheduler waits for the database and runs the tick again
                 log.exception("account job %s failed; it runs again on the next tick", name)
                 continue
             if done:

@@ -179,6 +179,7 @@ def build_application(
                 i18n=i18n,
                 clock=clock,
             ),
+            availability=db.availability,
         ),
         fsm_storage=fsm_storage,
         sender=sender,

@@ -14,6 +14,7 @@ from scenarios.broadcasts import Progress, broadcast_report, report_due_at
 from scenarios.clock import Clock
 from scenarios.customers import resolve_locale
 from scenarios.rules import Rules
+from storage.availability import is_unavailable
 from storage.broadcasts import BroadcastRecord, SqlBroadcasts
 from storage.customers import SqlCustomers
 
@@ -52,7 +53,9 @@ class BroadcastProgress:
                 due = report_due_at(broadcast, days=days)
                 if due is not None and now >= due:
                     await self._report(broadcast)
-            except Exception:  # one broken report must not stop the others
+            except Exception as error:  # one broken report must not stop the others
+                if is_unavailable(error):
+                    raise  # the scheduler waits for the database and runs the tick again
                 log.exception("progress of broadcast %s could not be updated", broadcast.id)
 
     async def _update(self, broadcast: BroadcastRecord) -> None:

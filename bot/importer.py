@@ -30,6 +30,8 @@ Kind = Literal["orders", "products"]
 SHOWN_REJECTIONS = 50  # the rest are counted; a file with thousands of bad lines is one problem
 EXIT_REJECTED = 1
 EXIT_UNREADABLE = 2
+# After each committed chunk of an import on SQLite, this long for the bot's writers.
+SQLITE_PAUSE = 0.05
 IMPORT_COLUMNS: dict[Kind, tuple[str, ...]] = {"orders": ORDER_COLUMNS, "products": PRODUCT_COLUMNS}
 
 
@@ -121,6 +123,8 @@ async def run_import(
                 zone=settings.zone,
                 currency=rules.shop.currency,
                 progress=progress,
+                # SQLite's lock is not fair between processes: a running bot gets a turn.
+                pause=SQLITE_PAUSE if db.is_sqlite else 0.0,
             )
         else:
             summary = await import_products(

@@ -2,13 +2,17 @@
 
 Orders go through the same order desk as the HTTP API, so an import is exactly as idempotent:
 the same order again is a duplicate, a different body under a known order id is refused.
-Orders are committed in batches (one savepoint each), so a refused order undoes only itself.
+Orders are committed in chunks (one savepoint each), so a refused order undoes only itself. A
+chunk ends after BATCH orders or CHUNK_SECONDS of work, whichever comes first: on SQLite a chunk
+holds the one write lock, and an API order or a job beside the import waits no longer than that.
 """
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import re
+import time as timer
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -59,6 +63,8 @@ PRODUCT_COLUMNS = (
 )
 REQUIRED_PRODUCT_COLUMNS = frozenset({"sku", "name"})
 BATCH = 200
+# How long one chunk may hold the write lock (on SQLite, the whole database's) before it commits.
+CHUNK_SECONDS = 0.05
 _COMMA_DECIMAL = re.compile(r"^\s*\d+,\d{1,2}\s*$")
 _LIST_SEPARATORS = re.compile(r"[\s|;,]+")
 
@@ -228,6 +234,8 @@ class BatchUnitOfWork(Protocol):
 
     def savepoint(self) -> AbstractAsyncContextManager[object]: ...
 
+    def writers_waiting(self) -> bool: ...
+
 
 class OrderReporter(Protocol):
     async def report(self, raw: RawOrder, *, history: bool = False) -> Reported: ...
@@ -245,13 +253,22 @@ async def import_orders(
     zone: ZoneInfo,
     currency: str,
     progress: Progress | None = None,
+    pause: float = 0.0,
 ) -> ImportSummary:
-    """Report every order of the file to the desk, BATCH orders per commit."""
+    """Report every order of the file to the desk, in short chunks, one commit each.
+
+    ``pause``: seconds to wait after each chunk, so that writers of another process (the bot
+    beside a command-line import on SQLite) get the lock between chunks.
+    """
     orders, rejected = group_orders(rows, zone=zone, default_currency=currency)
     summary = ImportSummary(rejected=rejected)
-    for start in range(0, len(orders), BATCH):
+    done = 0
+    while done < len(orders):
         async with uow.transaction():
-            for parsed in orders[start : start + BATCH]:
+            chunk = _Chunk(done, uow)
+            while done < len(orders) and chunk.has_room(done):
+                parsed = orders[done]
+                done += 1
                 try:
                     async with uow.savepoint():
                         # History: a shop's export has cancelled and refunded orders too.
@@ -266,9 +283,28 @@ async def import_orders(
                 else:
                     summary.duplicates += 1
         if progress is not None:
-            progress(min(start + BATCH, len(orders)), len(orders))
+            progress(done, len(orders))
+        # Committed: whoever waits for the write lock goes before the next chunk.
+        await asyncio.sleep(pause)
     summary.rejected.sort(key=lambda rejection: rejection.line)
     return summary
+
+
+class _Chunk:
+    """Room for more in the open transaction: fewer than BATCH items, under CHUNK_SECONDS, and
+    nobody else of this process waiting to write (then it commits at once and lets them in)."""
+
+    def __init__(self, first: int, uow: BatchUnitOfWork) -> None:
+        self._first = first
+        self._uow = uow
+        self._started = timer.monotonic()
+
+    def has_room(self, position: int) -> bool:
+        if position == self._first:
+            return True
+        if position - self._first >= BATCH or self._uow.writers_waiting():
+            return False
+        return timer.monotonic() - self._started < CHUNK_SECONDS
 
 
 async def import_products(
@@ -281,9 +317,13 @@ async def import_products(
 ) -> ImportSummary:
     """Create or replace every product of the file; a product is "duplicate" when it existed."""
     summary = ImportSummary()
-    for start in range(0, len(rows), BATCH):
+    done = 0
+    while done < len(rows):
         async with uow.transaction():
-            for row in rows[start : start + BATCH]:
+            chunk = _Chunk(done, uow)
+            while done < len(rows) and chunk.has_room(done):
+                row = rows[done]
+                done += 1
                 values = row.values
                 try:
                     product = checked_product(
@@ -306,7 +346,8 @@ async def import_products(
                 else:
                     summary.duplicates += 1
         if progress is not None:
-            progress(min(start + BATCH, len(rows)), len(rows))
+            progress(done, len(rows))
+        await asyncio.sleep(0)  # committed: a waiting writer goes first
     return summary
 
 

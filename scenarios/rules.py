@@ -47,6 +47,8 @@ class Delivery(_Section):
     backoff_seconds: float = Field(default=5.0, gt=0)
     lease_seconds: float = Field(default=120.0, gt=0)
     idle_poll_seconds: float = Field(default=1.0, gt=0)
+    # A send unanswered this long counts as possibly delivered ("unknown"), never resent.
+    request_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
     processes: int = Field(default=1, ge=1)
     marketing_per_week: int = Field(default=2, ge=0)
     marketing_per_day: int = Field(default=1, ge=0)

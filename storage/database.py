@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from storage.urls import DEFAULT_DATABASE_URL, DatabaseUrlError, normalize_database_url
+from storage.availability import Availability
 
 PRIVATE_DIRECTORY = 0o700
 PRIVATE_FILE = 0o600
@@ -255,6 +256,8 @@ class Database:
         self._unit: ContextVar[_Unit | None] = ContextVar("unit_of_work", default=None)
         self._sqlite_writer = WriterLock()
         self._maintenance: set[asyncio.Task[None]] = set()
+        # Shared by everything on this handle, so an outage is reported once for the process.
+        self.availability = Availability()
         if self.backend == "sqlite":
             _ensure_sqlite_directory(self.url)
             _tune_sqlite(self.engine, busy_timeout_ms, foreign_keys=foreign_keys)
@@ -367,6 +370,11 @@ class Database:
     def read(self) -> Any:
         """A read-only transaction; on SQLite it takes no write lock."""
         return self.transaction("read")
+
+    def writers_waiting(self) -> bool:
+        """Whether another task of this process waits for SQLite's write lock: a long writer
+        (an import) commits its chunk early so that it waits one statement, not a chunk."""
+        return self.is_sqlite and bool(getattr(self._sqlite_writer, "_waiters", None))
 
     @property
     def in_transaction(self) -> bool:

@@ -8,7 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, func, or_, select, true, update
+from sqlalchemy import ColumnElement, and_, bindparam, case, func, or_, select, true, update
 
 from storage.database import Database
 from storage.ratings import UNRESOLVED
@@ -258,6 +258,33 @@ class SqlOutbox:
     async def release(self, *, ids: Iterable[int], now: datetime) -> None:
         """Hand claimed, unattempted messages back (a sender stopping cleanly)."""
         await self._set(ids, {"state": OutboxState.PENDING}, now, only=OutboxState.CLAIMED)
+
+    async def give_back(self, *, ids: Iterable[int], worker: str, now: datetime) -> int:
+        """Back to the queue: messages this worker claimed, or marked "sending", but did not
+        send (a database write failed on the way). A "sending" mark taken back takes its
+        attempt back too. Rows another worker holds now are left alone."""
+        id_list = list(ids)
+        if not id_list:
+            return 0
+        async with self._db.transaction() as conn:
+            result = await conn.execute(
+                update(outbox)
+                .where(
+                    outbox.c.id.in_(id_list),
+                    outbox.c.claimed_by == worker,
+                    outbox.c.state.in_((OutboxState.CLAIMED, OutboxState.SENDING)),
+                )
+                .values(
+                    state=OutboxState.PENDING,
+                    attempts=outbox.c.attempts
+                    - case((outbox.c.state == OutboxState.SENDING, 1), else_=0),
+                    sent_at=None,
+                    claimed_by=None,
+                    claimed_until=None,
+                    updated_at=now,
+                )
+            )
+        return int(result.rowcount)
 
     async def drop_queued_for_chat(self, *, chat_id: int, reason: str, now: datetime) -> int:
         async with self._db.transaction() as conn:

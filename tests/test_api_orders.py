@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -171,6 +172,26 @@ async def test_healthz_is_503_when_the_database_does_not_answer(clock: FixedCloc
             assert (await response.json())["error"]["code"] == "database_unavailable"
     finally:
         await gone.close()
+
+
+async def test_i17_7_an_order_while_the_database_is_away_is_a_503_to_retry_logged_once(
+    clock: FixedClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    gone = Database("postgresql://nobody@127.0.0.1:1/nothing")
+    app = create_api_app(db=gone, rules=Rules(), clock=clock, api_token=TOKEN)
+    try:
+        async with TestClient(TestServer(app)) as client:
+            for _ in range(2):
+                response = await client.post("/api/v1/orders", json=order_body(), headers=AUTH)
+                assert response.status == 503
+                assert response.headers["Retry-After"] == "2"
+                error = (await response.json())["error"]
+                assert error["code"] == "database_unavailable"
+    finally:
+        await gone.close()
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len([m for m in said if m.startswith("database unavailable (api: ")]) == 1, said
+    assert not [m for m in said if "API request" in m], "not an error with a traceback"
 
 
 async def test_unknown_routes_answer_json(api: Client) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -11,6 +12,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from aiogram import Bot
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from sqlalchemy import select
 
 from bot.delivery.sender import OutboxSender
 from locales import CatalogI18n
@@ -21,6 +25,7 @@ from scenarios.rules import Delivery, QuietHours, Rules
 from storage.customers import SqlCustomers
 from storage.database import Database
 from storage.outbox import SqlOutbox
+from storage.schema import outbox
 from tests.fake_telegram import FakeTelegram, RateLimits
 
 pytestmark = pytest.mark.e2e
@@ -185,3 +190,77 @@ async def test_a_user_who_blocked_the_bot_is_marked_and_gets_nothing_more(
     assert stored.blocked_at is not None
     attempts = [c for c in line.tg.calls if c.method == "sendMessage" and c.status == 403]
     assert len(attempts) == 1, "one refusal is enough to stop writing to her"
+
+
+async def test_i17_8_an_answer_later_than_the_timeout_is_unknown_and_never_sent_again(
+    line_factory: object,
+) -> None:
+    line = await line_factory(  # type: ignore[operator]
+        Delivery(
+            rate_per_second=200,
+            private_interval_seconds=0.0,
+            backoff_seconds=0.05,
+            max_attempts=3,
+            request_timeout_seconds=0.3,
+        )
+    )
+    chats = [41_001, 41_002, 41_003]
+    for chat in chats:
+        line.tg.user(chat, known=True)
+        await line.queue(f"slow{chat}", chat)
+    # Telegram takes each message but answers after the bot stopped waiting.
+    line.tg.slow_next("sendMessage", 1.0, times=3 * 3)
+
+    counts = await line.settle(timeout=30)
+    await asyncio.sleep(1.5)  # the slow answers land
+
+    assert counts == {"unknown": 3}
+    assert received(line.tg, chats) == Counter(dict.fromkeys(chats, 1))
+    async with line.db.read() as conn:
+        errors = (await conn.execute(select(outbox.c.last_error))).scalars().all()
+    assert all(e.startswith("no answer, may have arrived: TelegramNetworkError") for e in errors)
+
+
+async def test_i17_8_a_connection_refused_before_the_request_left_is_retried(
+    db: Database, renderer: Renderer, i18n: CatalogI18n
+) -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    bot = Bot(
+        "123:REFUSED",
+        session=AiohttpSession(api=TelegramAPIServer.from_base(f"http://127.0.0.1:{closed}")),
+    )
+    sender = OutboxSender(
+        db=db,
+        bot=bot,
+        renderer=renderer,
+        i18n=i18n,
+        rules=Rules(delivery=Delivery(backoff_seconds=60), quiet_hours=ALWAYS),
+        clock=SystemClock(),
+        shop_zone=ZoneInfo("UTC"),
+        worker_id="refused",
+    )
+    queue = SqlOutbox(db)
+    await enqueue(
+        queue,
+        Outgoing(
+            dedupe_key="refused",
+            chat_id=42_001,
+            category=Category.TRANSACTIONAL,
+            kind="test",
+            content={"text": "hello"},
+        ),
+        clock=SystemClock(),
+    )
+    try:
+        await sender.drain_until_empty()
+    finally:
+        await bot.session.close()
+    async with db.read() as conn:
+        state, attempts, error = (
+            await conn.execute(select(outbox.c.state, outbox.c.attempts, outbox.c.last_error))
+        ).one()
+    # Nothing left the process: it is tried again later, as any failure to connect.
+    assert (state, attempts) == ("pending", 1)
+    assert "ClientConnectorError: Cannot connect to host 127.0.0.1" in error

@@ -34,6 +34,7 @@ from scenarios.orders import (
 )
 from scenarios.products import checked_product, save_product
 from scenarios.rules import Rules
+from storage.availability import is_unavailable
 from storage.database import Database
 from storage.products import SqlProducts
 
@@ -134,8 +135,9 @@ async def start_api(app: web.Application, host: str, port: int) -> web.AppRunner
 @web.middleware
 async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every error an integrator sees is JSON with a code, a message and the field."""
+    availability = request.app[DATABASE].availability
     try:
-        return await handler(request)
+        response = await handler(request)
     except OrderProblem as problem:
         return error_response(_STATUS[problem.kind], problem.code, problem.message, problem.field)
     except BodyProblem as problem:
@@ -145,13 +147,24 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
             raise
         code = (http.reason or "error").lower().replace(" ", "_")
         return error_response(http.status, code, http.reason or "error")
-    except Exception:
+    except Exception as error:
+        if is_unavailable(error):
+            # Logged once for the process (not per request); the client retries the same
+            # request (its order_id makes that safe) once the database is back.
+            availability.failed("api", error, retries=False)
+            unavailable = error_response(
+                503, "database_unavailable", "the database does not answer; retry shortly"
+            )
+            unavailable.headers["Retry-After"] = "2"
+            return unavailable
         log.exception(
             "API request %s %s failed",
             request.method,
             mask_target(request.path, request.query_string),
         )
         return error_response(500, "internal_error", "something went wrong on our side")
+    availability.ok("api")
+    return response
 
 
 def _bearer_auth(token: str) -> Middleware:

@@ -26,6 +26,7 @@ class SendBatch:
     full: bool = False  # as many rows as were asked for: more are probably waiting
     # The messages that rows of this batch edit or reply to, by dedupe key, as claimed.
     targets: dict[str, QueuedMessage] = field(default_factory=dict)
+    started: set[int] = field(default_factory=set)  # marked "sending" and handed to a request
 
     def recipient(self, record: RecipientRecord, zone: ZoneInfo, now: datetime) -> Recipient:
         sends = self.history.get(record.customer_id, {}).values()

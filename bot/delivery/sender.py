@@ -3,7 +3,12 @@
 Exactly-once is not possible over Telegram's API, so the engine chooses at-most-once for the
 moment of a crash: a message is marked ``sending`` (committed) before its request leaves, and
 after a crash such messages become ``unknown`` instead of being sent again. At most
-``delivery.concurrency`` messages can be in that state at once.
+``delivery.concurrency`` messages can be in that state at once. A request that may have reached
+Telegram without an answer (a timeout, a connection lost after sending) is treated the same way.
+
+When the database refuses a write (restarted, connections killed, locked), the round in hand is
+given up: its in-flight slots and chats are freed at once, the rows it held go back to the
+queue as soon as the database answers again, and delivery resumes by itself.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from aiogram.utils.i18n import I18n
 from bot.delivery.batch import SendBatch
 from bot.delivery.limiter import Limits, RateLimiter
 from bot.delivery.recorder import OutcomeRecorder
-from bot.delivery.transport import Outgoing, Transport
+from bot.delivery.transport import Outgoing, Transport, may_have_arrived
 from locales.rendering import Renderer
 from scenarios.clock import Clock
 from scenarios.customers import resolve_locale
@@ -46,6 +51,7 @@ from scenarios.delivery import (
     week_start,
 )
 from scenarios.rules import Rules
+from storage.availability import Backoff, is_database_error
 from storage.customers import SqlCustomers
 from storage.database import Database
 from storage.outbox import (
@@ -72,6 +78,10 @@ _CLAIM_CHUNK = 200
 _EXPRESS_EVERY = 1.0
 # Bad requests that mean the chat itself is gone, not that this one message was wrong.
 _CHAT_GONE = ("chat not found", "user is deactivated", "peer_id_invalid", "bot was kicked")
+_WHO = "outbox sender"
+# Stopping while the database is away: outcomes still unwritten wait this long, then their
+# messages stay "sending" and are reported unknown at the next start.
+_GIVE_UP_ON_STOP = 10.0
 
 
 def limits_from(rules: Rules) -> Limits:
@@ -149,8 +159,13 @@ class OutboxSender:
         # Planned messages hold in-flight slots while they wait: at most half of them, so
         # the other half is there for requests in flight and outcomes being written.
         self._lookahead = min(_LOOKAHEAD, delivery.concurrency / 2 / self._fastest_rate)
-        self.recorder = OutcomeRecorder(self.outbox, clock, worker_id)
-        self.transport = Transport(bot)
+        self.health = db.availability
+        self._backoff = Backoff()
+        # Rows of ours that were claimed (or marked "sending" but never sent) when a database
+        # write failed: back to the queue as soon as the database answers.
+        self._give_back: set[int] = set()
+        self.recorder = OutcomeRecorder(self.outbox, clock, worker_id, availability=db.availability)
+        self.transport = Transport(bot, timeout=delivery.request_timeout_seconds)
 
     # -- running -------------------------------------------------------------------------------
 
@@ -168,7 +183,14 @@ class OutboxSender:
             )
 
     async def run(self) -> None:
-        await self.recover()
+        while not self._stopping.is_set():
+            try:
+                await self.recover()
+            except Exception as error:
+                await self._after_failure(error)
+                continue
+            self.health.ok(_WHO)
+            break
         log.info(
             "delivery: %.0f msg/s, %d in flight, worker %s",
             self.limiter.limits.rate_per_second,
@@ -178,15 +200,51 @@ class OutboxSender:
         while not self._stopping.is_set():
             try:
                 handled = await self.drain_once()
-            except Exception:  # a failing round must not end delivery for good
-                log.exception("delivery round failed; retrying shortly")
-                handled = 0
+            except Exception as error:  # a failing round must not end delivery for good
+                await self._after_failure(error)
+                continue
             if handled == 0:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.delivery.idle_poll_seconds)
-        await self._give_back_claimed_ahead()
-        await self._settle()
+        self.recorder.give_up_after(_GIVE_UP_ON_STOP)
+        try:
+            await self._give_back_claimed_ahead()
+            await self._settle()
+            await self._return_given_back()
+        except Exception as error:  # stopping while the database is away: leases settle it
+            log.warning("delivery stopped with the database away: %s", error)
+
+    async def _after_failure(self, error: Exception) -> None:
+        """A round failed: free what it held, wait a little, hand its rows back, go on."""
+        if is_database_error(error):
+            self.health.failed(_WHO, error)
+        else:
+            log.exception("delivery round failed; retrying shortly", exc_info=error)
+        task, self._claimed_ahead = self._claimed_ahead, None
+        if task is not None:
+            try:
+                batch = await task
+            except Exception:  # its rows are in _give_back already
+                batch = None
+            if batch is not None:
+                self._give_back.update(row.id for row in batch.rows)
+        self._previous = None
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._backoff.step())
+            try:
+                await self._return_given_back()
+            except Exception as again:
+                self.health.failed(_WHO, again)
+                continue
+            return
+
+    async def _return_given_back(self) -> None:
+        if self._give_back:
+            ids = sorted(self._give_back)
+            await self.outbox.give_back(ids=ids, worker=self.worker_id, now=self.clock.now())
+            self._give_back.difference_update(ids)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -240,7 +298,8 @@ class OutboxSender:
                     break
             batch.full = len(batch.rows) >= size
         except Exception:
-            await self.outbox.release(ids=[row.id for row in batch.rows], now=self.clock.now())
+            # No write now (the database is probably away): the rows go back once it answers.
+            self._give_back.update(row.id for row in batch.rows)
             raise
         if batch.rows:
             elapsed = time.monotonic() - claimed_at
@@ -261,8 +320,12 @@ class OutboxSender:
             most_urgent=most_urgent,
         )
         batch.rows += rows
-        await self._read_recipients(batch, rows)
-        await self._read_targets(batch, rows)
+        try:
+            await self._read_recipients(batch, rows)
+            await self._read_targets(batch, rows)
+        except Exception:
+            self._give_back.update(row.id for row in rows)
+            raise
         return rows
 
     def _claim_ahead_at(self, size: int) -> int:
@@ -275,7 +338,8 @@ class OutboxSender:
         task, self._claimed_ahead = self._claimed_ahead, None
         batch = await task if task is not None else None
         if batch is not None:
-            await self.outbox.release(ids=[row.id for row in batch.rows], now=self.clock.now())
+            self._give_back.update(row.id for row in batch.rows)
+            await self._return_given_back()
 
     async def _dispatch(self, batch: SendBatch) -> None:
         rows, deadline = batch.rows, batch.deadline
@@ -295,66 +359,75 @@ class OutboxSender:
         less_urgent_inside = any(row.priority > urgent for row in rows)
         express_at = time.monotonic() + _EXPRESS_EVERY
         arrival = itertools.count(len(rows))
-        while heap:
-            if less_urgent_inside and time.monotonic() >= express_at:
-                express_at = time.monotonic() + _EXPRESS_EVERY
-                express = await self._claim_into(batch, _CLAIM_CHUNK, most_urgent=urgent)
-                for row in express:
-                    ready_at = self.limiter.chat_ready_at(row.chat_id)
-                    heapq.heappush(heap, (ready_at, row.priority, next(arrival), row))
-            if batch.full and self._claimed_ahead is None and len(heap) <= claim_ahead_at:
-                # More is probably waiting: claim it now so there is no gap after this batch.
-                self._claimed_ahead = asyncio.create_task(
-                    self._claim_batch(next_size), name="outbox-claim-ahead"
-                )
-            if self._stopping.is_set():
-                await self._start(starting)
-                await self.outbox.release(ids=[item[3].id for item in heap], now=self.clock.now())
-                break
-            ready, priority, order, row = heapq.heappop(heap)
-            current = self.limiter.chat_ready_at(row.chat_id)
-            if current > ready:  # an earlier message to the same chat moved its slot
-                heapq.heappush(heap, (current, priority, order, row))
-                continue
-            if ready > deadline:
-                # This chat cannot take it before our lease ends: give it back for later.
-                wait = timedelta(seconds=ready - time.monotonic())
-                self.recorder.add(
-                    Rescheduled(row.id, self.clock.now() + wait, "waiting for the chat's limit")
-                )
-                continue
-            if ready > time.monotonic():
-                await self._start(starting)  # nothing may wait in "starting" while we sleep
-                await asyncio.sleep(ready - time.monotonic())
-                # While we slept the chat's previous message may have come back and filled a
-                # group's window: look again before sending.
-                heapq.heappush(
-                    heap, (self.limiter.chat_ready_at(row.chat_id), priority, order, row)
-                )
-                continue
-            prepared = self._prepare(row, batch)
-            if prepared is None:
-                continue
-            if credits == 0:
-                # In-flight slots are taken before marking "sending": at most ``concurrency``
-                # messages are ever in that state, which bounds what a crash leaves "unknown".
-                # They are taken a few at a time so that "sending" marks go out in groups.
-                await self._start(starting)  # the slots we wait for may be held by "starting"
-                credits = await self._take_slots()
-            delay = self.limiter.global_delay(paid=prepared.paid)
-            if delay > self._lookahead:
-                await self._start(starting)
-                await asyncio.sleep(delay - self._lookahead)
-            leaving_at = self.limiter.take_global(paid=prepared.paid)
-            credits -= 1
-            self.limiter.reserve_chat(row.chat_id, leaving_at=leaving_at)
-            batch.note_sent(row, self.clock.now())
-            starting.append(_Planned(row, prepared, leaving_at, batch))
-            if len(starting) >= _START_GROUP:
-                await self._start(starting)
-        await self._start(starting)
-        for _ in range(credits):
-            self._slots.release()
+        try:
+            while heap:
+                if less_urgent_inside and time.monotonic() >= express_at:
+                    express_at = time.monotonic() + _EXPRESS_EVERY
+                    express = await self._claim_into(batch, _CLAIM_CHUNK, most_urgent=urgent)
+                    for row in express:
+                        ready_at = self.limiter.chat_ready_at(row.chat_id)
+                        heapq.heappush(heap, (ready_at, row.priority, next(arrival), row))
+                if batch.full and self._claimed_ahead is None and len(heap) <= claim_ahead_at:
+                    # More is probably waiting: claim it now so there is no gap after this batch.
+                    self._claimed_ahead = asyncio.create_task(
+                        self._claim_batch(next_size), name="outbox-claim-ahead"
+                    )
+                if self._stopping.is_set():
+                    await self._start(starting)
+                    waiting = [item[3].id for item in heap]
+                    await self.outbox.release(ids=waiting, now=self.clock.now())
+                    break
+                ready, priority, order, row = heapq.heappop(heap)
+                current = self.limiter.chat_ready_at(row.chat_id)
+                if current > ready:  # an earlier message to the same chat moved its slot
+                    heapq.heappush(heap, (current, priority, order, row))
+                    continue
+                if ready > deadline:
+                    # This chat cannot take it before our lease ends: give it back for later.
+                    wait = timedelta(seconds=ready - time.monotonic())
+                    self.recorder.add(
+                        Rescheduled(row.id, self.clock.now() + wait, "waiting for the chat's limit")
+                    )
+                    continue
+                if ready > time.monotonic():
+                    await self._start(starting)  # nothing may wait in "starting" while we sleep
+                    await asyncio.sleep(ready - time.monotonic())
+                    # While we slept the chat's previous message may have come back and filled a
+                    # group's window: look again before sending.
+                    heapq.heappush(
+                        heap, (self.limiter.chat_ready_at(row.chat_id), priority, order, row)
+                    )
+                    continue
+                prepared = self._prepare(row, batch)
+                if prepared is None:
+                    continue
+                if credits == 0:
+                    # In-flight slots are taken before marking "sending": at most ``concurrency``
+                    # messages are ever in that state, which bounds what a crash leaves "unknown".
+                    # They are taken a few at a time so that "sending" marks go out in groups.
+                    await self._start(starting)  # the slots we wait for may be held by "starting"
+                    credits = await self._take_slots()
+                delay = self.limiter.global_delay(paid=prepared.paid)
+                if delay > self._lookahead:
+                    await self._start(starting)
+                    await asyncio.sleep(delay - self._lookahead)
+                leaving_at = self.limiter.take_global(paid=prepared.paid)
+                credits -= 1
+                self.limiter.reserve_chat(row.chat_id, leaving_at=leaving_at)
+                batch.note_sent(row, self.clock.now())
+                starting.append(_Planned(row, prepared, leaving_at, batch))
+                if len(starting) >= _START_GROUP:
+                    await self._start(starting)
+            await self._start(starting)
+        except Exception:
+            # A database write failed: whatever of the batch did not start goes back (rows
+            # whose outcome the recorder still holds too: its write then finds them not ours).
+            self._abandon(starting)
+            self._give_back.update(row.id for row in batch.rows if row.id not in batch.started)
+            raise
+        finally:
+            for _ in range(credits):
+                self._slots.release()
 
     async def _take_slots(self) -> int:
         """Wait for a quarter of the in-flight slots (at least one) and take them."""
@@ -370,12 +443,21 @@ class OutboxSender:
         group = list(starting)
         starting.clear()
         now = self.clock.now()
-        allowed = await self.outbox.start_sending(
-            ids=[planned.row.id for planned in group],
-            worker=self.worker_id,
-            now=now,
-            lease_until=now + timedelta(seconds=self.delivery.lease_seconds),
-        )
+        try:
+            allowed = await self.outbox.start_sending(
+                ids=[planned.row.id for planned in group],
+                worker=self.worker_id,
+                now=now,
+                lease_until=now + timedelta(seconds=self.delivery.lease_seconds),
+            )
+        except Exception:
+            # Nothing of the group left: free its slots and chats now, or each failure would
+            # leak them until nothing at all could be sent. Whether or not the mark committed,
+            # these rows were never sent, so they can go back to the queue.
+            self._abandon(group)
+            raise
+        self.health.ok(_WHO)
+        self._backoff.reset()
         for planned in group:
             row = planned.row
             if row.id not in allowed:
@@ -385,9 +467,19 @@ class OutboxSender:
                 self.limiter.chat_done(row.chat_id, sent=False)
                 planned.batch.forget(row)
                 continue
+            planned.batch.started.add(row.id)
             task = asyncio.create_task(self._send(planned), name=f"send-{row.id}")
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
+
+    def _abandon(self, planned: list[_Planned]) -> None:
+        """Planned messages that will not go now: slots and chats freed, rows to give back."""
+        for item in planned:
+            self._slots.release()
+            self.limiter.chat_done(item.row.chat_id, sent=False)
+            item.batch.forget(item.row)
+            self._give_back.add(item.row.id)
+        planned.clear()
 
     async def _settle(self) -> None:
         """Wait for the requests in flight to come back and every outcome to be written."""
@@ -558,7 +650,13 @@ class OutboxSender:
             if any(sign in error.message.lower() for sign in _CHAT_GONE):
                 return await self._chat_gone(row, error.message)
             return self._failed(row, f"Telegram refused it: {error.message}")
-        except (TelegramNetworkError, TelegramServerError, TimeoutError) as error:
+        except TelegramNetworkError as error:
+            if may_have_arrived(error):
+                return self._maybe_arrived(row, f"{type(error).__name__}: {error}")
+            return self._retry_or_fail(row, f"{type(error).__name__}: {error}")
+        except TimeoutError as error:
+            return self._maybe_arrived(row, f"{type(error).__name__}: {error}")
+        except TelegramServerError as error:  # Telegram answered: it did not take the message
             return self._retry_or_fail(row, f"{type(error).__name__}: {error}")
         except Exception as error:  # never let one message stop the queue
             log.exception("sending outbox message %s failed unexpectedly", row.dedupe_key)
@@ -597,6 +695,16 @@ class OutboxSender:
         backoff = self.delivery.backoff_seconds * 2 ** (attempts - 1)
         return Rescheduled(row.id, self.clock.now() + timedelta(seconds=backoff), reason)
 
+    def _maybe_arrived(self, row: OutboxRow, reason: str) -> Outcome:
+        """No answer, but the request left: at most once means it is not sent again."""
+        log.warning(
+            "outbox message %s may have reached Telegram without an answer (%s); marked "
+            "unknown, not resent",
+            row.dedupe_key,
+            reason,
+        )
+        return Finished(row.id, OutboxState.UNKNOWN, f"no answer, may have arrived: {reason}")
+
     def _failed(self, row: OutboxRow, reason: str) -> Outcome:
         log.warning("outbox message %s failed: %s", row.dedupe_key, reason)
         return Finished(row.id, OutboxState.FAILED, reason)
@@ -604,11 +712,15 @@ class OutboxSender:
     async def _chat_gone(self, row: OutboxRow, reason: str) -> Outcome:
         """The recipient blocked the bot (or the chat is gone): stop writing until they return."""
         now = self.clock.now()
-        if row.chat_id > 0:
-            await self.customers.mark_blocked(telegram_id=row.chat_id, now=now)
-        dropped = await self.outbox.drop_queued_for_chat(
-            chat_id=row.chat_id, reason=f"recipient unreachable: {reason}", now=now
-        )
+        try:
+            if row.chat_id > 0:
+                await self.customers.mark_blocked(telegram_id=row.chat_id, now=now)
+            dropped = await self.outbox.drop_queued_for_chat(
+                chat_id=row.chat_id, reason=f"recipient unreachable: {reason}", now=now
+            )
+        except Exception as error:  # the next message to this chat will find out again
+            self.health.failed(_WHO, error)
+            return Finished(row.id, OutboxState.DROPPED, reason)
         # A private chat's id is the person's Telegram id: at INFO only the customer id.
         who = f"chat {row.chat_id}" if row.chat_id < 0 else f"customer {row.customer_id}"
         log.info("%s unreachable (%s); %d queued message(s) dropped", who, reason, dropped)

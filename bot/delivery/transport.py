@@ -10,6 +10,7 @@ the same way.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, cast
@@ -19,10 +20,20 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.exceptions import TelegramNetworkError
 from aiogram.methods import EditMessageText, SendMessage, SendPhoto, TelegramMethod
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, MessageId, ReplyParameters
-from aiohttp import ClientError, ClientTimeout
+from aiohttp import ClientConnectorError, ClientError, ClientTimeout, ConnectionTimeoutError
 
-# How long a send may take before it counts as a network error (and is retried with backoff).
-REQUEST_TIMEOUT = ClientTimeout(total=30)
+# How long a send may take before we stop waiting for its answer (it may still have arrived).
+REQUEST_TIMEOUT_SECONDS = 30.0
+
+
+def may_have_arrived(error: TelegramNetworkError) -> bool:
+    """Whether a failed request may have reached Telegram (and so must not be sent again).
+
+    Only a failure to connect (refused, DNS, TLS, a connect timeout) proves the request never
+    left; a timeout waiting for the answer or a connection lost after sending does not.
+    """
+    cause = error.__cause__
+    return not isinstance(cause, ClientConnectorError | ConnectionTimeoutError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,9 +61,11 @@ class _SendPhoto(SendPhoto):
 
 
 class Transport:
-    def __init__(self, bot: Bot) -> None:
+    def __init__(self, bot: Bot, *, timeout: float = REQUEST_TIMEOUT_SECONDS) -> None:
         self.bot = bot
         self._lean = isinstance(bot.session, AiohttpSession)
+        self._timeout_seconds = timeout
+        self._timeout = ClientTimeout(total=timeout)
 
     async def send(self, message: Outgoing) -> int:
         """The message id Telegram gave the message; aiogram's exceptions on failure."""
@@ -69,7 +82,10 @@ class Transport:
         if message.photo is None and self._lean:
             return await self._post_json(message)
         method = self._method(message)
-        result = await self.bot(cast("TelegramMethod[MessageId]", method))
+        result = await self.bot(
+            cast("TelegramMethod[MessageId]", method),
+            request_timeout=math.ceil(self._timeout_seconds),
+        )
         return result.message_id
 
     def _method(self, message: Outgoing) -> SendMessage | SendPhoto:
@@ -123,7 +139,7 @@ class Transport:
                 url,
                 data=json.dumps(body, ensure_ascii=False),
                 headers={"Content-Type": "application/json"},
-                timeout=REQUEST_TIMEOUT,
+                timeout=self._timeout,
             ) as response:
                 status, content = response.status, await response.text()
         except (TimeoutError, ClientError) as error:
