@@ -12,10 +12,10 @@ from bot.signup import signup_services
 from handlers.rating import rating_buttons
 from scenarios.clock import Clock
 from scenarios.ledger import PointsLedger
-from scenarios.orders import OrderDesk, OrderFollower
+from scenarios.orders import OrderDesk, OrderFollower, OrderLimits
 from scenarios.ratings import RatingRequests
 from scenarios.rules import Rules
-from scenarios.tiers import TierLadder
+from scenarios.tiers import TierLadder, minor_units_per_major
 from storage.database import Database
 from storage.ledger import SqlLedger
 from storage.orders import SqlOrders
@@ -58,4 +58,14 @@ def create_order_desk(
         clock=clock,
         followers=followers,
         follow_up_horizon=timedelta(days=rules.orders.follow_up_horizon_days),
+        limits=order_limits(rules),
+    )
+
+
+def order_limits(rules: Rules) -> OrderLimits:
+    """orders.max_total (major units of the shop's currency) and orders.clock_skew_minutes."""
+    per_major = minor_units_per_major(rules.shop.currency)
+    return OrderLimits(
+        max_total=int(rules.orders.max_total * per_major),
+        clock_skew=timedelta(minutes=rules.orders.clock_skew_minutes),
     )

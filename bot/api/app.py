@@ -5,15 +5,31 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 from pydantic import BaseModel, ValidationError
 
-from bot.api.models import BodyProblem, OrderBody, ProductBody, StatusBody, body_problem
+from bot.api.models import (
+    AMOUNT_PATTERN,
+    Balance,
+    BodyProblem,
+    CustomerAnswer,
+    OrderBody,
+    ProductAnswer,
+    ProductBody,
+    StatusAnswer,
+    StatusBody,
+    body_problem,
+    path_problem,
+)
+from bot.api.models import (
+    Receipt as ReceiptAnswer,
+)
 from bot.api.openapi import openapi_document
 from bot.order_desk import create_order_desk
 from scenarios.clock import Clock
@@ -113,7 +129,11 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
         if http.status < 400:
             raise
         code = (http.reason or "error").lower().replace(" ", "_")
-        return error_response(http.status, code, http.reason or "error")
+        response = error_response(http.status, code, http.reason or "error")
+        # RFC 9110: a 405 says which methods the resource does take.
+        if "Allow" in http.headers:
+            response.headers["Allow"] = http.headers["Allow"]
+        return response
     except Exception:
         log.exception("API request %s %s failed", request.method, request.path)
         return error_response(500, "internal_error", "something went wrong on our side")
@@ -140,14 +160,14 @@ def _bearer_auth(token: str) -> Middleware:
 
 
 async def put_product(request: web.Request) -> web.Response:
+    sku = _path(request, "sku")
     body = await _parse(request, ProductBody)
-    product = checked_product(sku=request.match_info["sku"], **body.model_dump())
+    product = checked_product(sku=sku, **body.model_dump())
     created = await save_product(
         SqlProducts(request.app[DATABASE]), product, clock=request.app[CLOCK]
     )
-    return web.json_response(
-        {**asdict(product), "related": list(product.related)}, status=201 if created else 200
-    )
+    answer = ProductAnswer(**{**asdict(product), "related": list(product.related)})
+    return _answer(answer, status=201 if created else 200)
 
 
 async def openapi(request: web.Request) -> web.Response:
@@ -167,24 +187,39 @@ async def healthz(request: web.Request) -> web.Response:
 async def report_order(request: web.Request) -> web.Response:
     body = await _parse(request, OrderBody)
     reported = await request.app[DESK].report(body.to_raw())
-    return web.json_response(
-        receipt_json(reported.receipt), status=201 if reported.created else 200
-    )
+    return _answer(receipt_json(reported.receipt), status=201 if reported.created else 200)
 
 
 async def change_status(request: web.Request) -> web.Response:
+    order_id = _path(request, "order_id")
     body = await _parse(request, StatusBody)
-    change = await request.app[DESK].change_status(
-        order_id=request.match_info["order_id"], status=body.status
-    )
-    return web.json_response(status_json(change))
+    change = await request.app[DESK].change_status(order_id=order_id, status=body.status)
+    return _answer(status_json(change))
 
 
 async def customer_card(request: web.Request) -> web.Response:
-    card = await request.app[DESK].customer_card(
-        ref=request.match_info["ref"], total=request.query.get("total")
-    )
-    return web.json_response(card_json(card))
+    card = await request.app[DESK].customer_card(ref=_path(request, "ref"), total=_total(request))
+    return _answer(card_json(card))
+
+
+def _path(request: web.Request, name: str) -> str:
+    """A path parameter within the document's bounds (a NUL or 300 characters name nothing)."""
+    value = request.match_info[name]
+    problem = path_problem(name, value)
+    if problem is not None:
+        raise problem
+    return value
+
+
+def _total(request: web.Request) -> str | None:
+    total = request.query.get("total")
+    if total is not None and (len(total) > 32 or not re.fullmatch(AMOUNT_PATTERN, total)):
+        raise BodyProblem(422, "invalid_amount", "total is an amount like 2580.00", "total")
+    return total
+
+
+def _answer(answer: BaseModel, *, status: int = 200) -> web.Response:
+    return web.json_response(answer.model_dump(mode="json"), status=status)
 
 
 async def _parse(request: web.Request, model: type[M]) -> M:
@@ -198,39 +233,39 @@ async def _parse(request: web.Request, model: type[M]) -> M:
 # ---- serialisation -----------------------------------------------------------------------
 
 
-def points_json(points: Points) -> dict[str, int]:
-    return {"available": points.available, "pending": points.pending}
+def points_json(points: Points) -> Balance:
+    return Balance(available=points.available, pending=points.pending)
 
 
-def receipt_json(receipt: Receipt) -> dict[str, Any]:
-    return {
-        "order_id": receipt.order_id,
-        "customer_id": receipt.customer_id,
-        "points_accrued": receipt.points_accrued,
-        "pending_until": receipt.pending_until.isoformat() if receipt.pending_until else None,
-        "balance": points_json(receipt.balance),
-    }
+def receipt_json(receipt: Receipt) -> ReceiptAnswer:
+    return ReceiptAnswer(
+        order_id=receipt.order_id,
+        customer_id=receipt.customer_id,
+        points_accrued=receipt.points_accrued,
+        pending_until=receipt.pending_until,
+        balance=points_json(receipt.balance),
+    )
 
 
-def status_json(change: StatusChange) -> dict[str, Any]:
+def status_json(change: StatusChange) -> StatusAnswer:
     cancellation = change.cancellation
-    return {
-        "order_id": change.order_id,
-        "status": change.after,
-        "previous_status": change.before,
-        "changed": change.changed,
-        "customer_id": change.customer_id,
-        "points_reversed": cancellation.reversed_points if cancellation else 0,
-        "points_restored": cancellation.restored_points if cancellation else 0,
-        "balance": points_json(change.balance) if change.balance else None,
-    }
+    return StatusAnswer(
+        order_id=change.order_id,
+        status=change.after,
+        previous_status=change.before,
+        changed=change.changed,
+        customer_id=change.customer_id,
+        points_reversed=cancellation.reversed_points if cancellation else 0,
+        points_restored=cancellation.restored_points if cancellation else 0,
+        balance=points_json(change.balance) if change.balance else None,
+    )
 
 
-def card_json(card: CustomerCard) -> dict[str, Any]:
-    return {
-        "customer_id": card.customer_id,
-        "tier": card.tier,
-        "cashback_percent": str(card.cashback_percent),
-        "balance": points_json(card.balance),
-        "redeemable": card.redeemable,
-    }
+def card_json(card: CustomerCard) -> CustomerAnswer:
+    return CustomerAnswer(
+        customer_id=card.customer_id,
+        tier=card.tier,
+        cashback_percent=str(card.cashback_percent),
+        balance=points_json(card.balance),
+        redeemable=card.redeemable,
+    )
