@@ -12,6 +12,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import select
 
 from bot.api import create_api_app
 from scenarios.clock import FixedClock
@@ -19,6 +20,7 @@ from scenarios.rules import Rules
 from storage.database import Database
 from storage.schema import ledger_entries, order_items, orders
 from tests.test_api_orders import AUTH, TOKEN, add_customer, count, item, order_body, post_order
+from tests.test_import import run as run_import
 
 Client = TestClient[web.Request, web.Application]
 
@@ -306,3 +308,27 @@ async def test_i15_7_any_json_and_any_path_get_a_json_answer_below_500(
         assert response.status < 500, (response.method, response.url, await response.text())
         if response.status >= 400:
             error_of(await response.json())
+
+
+# ---- the CSV import follows the same rule ----------------------------------------------------
+
+
+async def test_i15_7_an_imported_total_must_add_up_with_discount_and_shipping(
+    db: Database, clock: FixedClock
+) -> None:
+    text = (
+        "order_id,created_at,phone,total,discount,shipping,sku,quantity,price\n"
+        "OK-1,2026-10-20,+79991234567,2780.00,100.00,300.00,CAT,2,1290.00\n"
+        "OFF-1,2026-10-20,+79991234567,2580.00,,300.00,CAT,2,1290.00\n"
+        "FUTURE,2027-10-20,+79991234567,1290.00,,,CAT,1,1290.00\n"
+    )
+    summary = await run_import(db, clock, text)
+    assert summary.imported == 1
+    messages = {r.key: r.message for r in summary.rejected}
+    assert messages["OFF-1"] == (
+        "total: the total should be 2880.00 "
+        "(the items' quantity × price, minus discount, plus shipping)"
+    )
+    assert messages["FUTURE"].startswith("created_at: created_at is in the future")
+    async with db.read() as conn:
+        assert (await conn.execute(select(orders.c.order_ref))).scalars().all() == ["OK-1"]
