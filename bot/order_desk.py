@@ -13,11 +13,11 @@ from handlers.rating import rating_buttons
 from scenarios.clock import Clock
 from scenarios.ledger import PointsLedger
 from scenarios.order_notices import OrderPointsNotices
-from scenarios.orders import OrderDesk, OrderFollower
+from scenarios.orders import OrderDesk, OrderFollower, OrderLimits
 from scenarios.ratings import RatingRequests
 from scenarios.redeem_codes import RedeemCodes
 from scenarios.rules import Rules
-from scenarios.tiers import TierLadder
+from scenarios.tiers import TierLadder, minor_units_per_major
 from storage.account import SqlAccount
 from storage.database import Database
 from storage.ledger import SqlLedger
@@ -83,4 +83,14 @@ def create_order_desk(
         followers=followers,
         follow_up_horizon=timedelta(days=rules.orders.follow_up_horizon_days),
         redeem_codes=codes,
+        limits=order_limits(rules),
+    )
+
+
+def order_limits(rules: Rules) -> OrderLimits:
+    """orders.max_total (major units of the shop's currency) and orders.clock_skew_minutes."""
+    per_major = minor_units_per_major(rules.shop.currency)
+    return OrderLimits(
+        max_total=int(rules.orders.max_total * per_major),
+        clock_skew=timedelta(minutes=rules.orders.clock_skew_minutes),
     )

@@ -9,6 +9,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from handlers.filters import ButtonNumber
 from handlers.flags import READS_ONLY
 from locales.rendering import Renderer
 from scenarios.clock import Clock
@@ -21,7 +22,7 @@ HISTORY_PAGE = 10
 
 
 class HistoryButton(CallbackData, prefix="hist"):
-    before: int  # show entries older than this id; 0: the newest page
+    before: ButtonNumber  # show entries older than this id; 0: the newest page
 
 
 def create_router() -> Router:

@@ -13,6 +13,7 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
 from handlers.editing import unless_unchanged
+from handlers.filters import ButtonNumber
 from handlers.staff_alerts import escalation, markup, post_alert, refresh_alert, staff_locale
 from locales.rendering import Renderer
 from scenarios.clock import Clock
@@ -27,12 +28,12 @@ log = logging.getLogger(__name__)
 
 
 class RateOrder(CallbackData, prefix="rate"):
-    rating: int
-    score: int
+    rating: ButtonNumber
+    score: ButtonNumber
 
 
 class SkipComment(CallbackData, prefix="rskip"):
-    rating: int
+    rating: ButtonNumber
 
 
 class RatingComment(StatesGroup):

@@ -14,6 +14,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from handlers.filters import ButtonNumber
 from handlers.flags import READS_ONLY
 from locales.rendering import Renderer
 from scenarios.cards import display_card_number, member_card
@@ -37,14 +38,14 @@ class ReminderAction(CallbackData, prefix="rmd"):
     """A button under a reminder: reorder (no link), snooze N days, stop this product."""
 
     action: str  # "order" | "snooze" | "stop"
-    id: int
-    days: int = 0
+    id: ButtonNumber
+    days: ButtonNumber = 0
 
 
 class ReminderCancel(CallbackData, prefix="rmc"):
     """/reminders: cancel one scheduled reminder."""
 
-    id: int
+    id: ButtonNumber
 
 
 def create_router() -> Router:

@@ -19,6 +19,7 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
 from handlers.editing import unless_unchanged
+from handlers.filters import ButtonNumber
 from locales.formatting import format_points
 from locales.rendering import Renderer
 from scenarios.clock import Clock
@@ -50,13 +51,13 @@ MIN_LINES_WITH_COMMENT = 3
 
 
 class AlertPress(CallbackData, prefix="alert"):
-    alert: int
+    alert: ButtonNumber
     action: str  # take, resolve, comp, reply, back
 
 
 class CompensatePress(CallbackData, prefix="comp"):
-    alert: int
-    points: int
+    alert: ButtonNumber
+    points: ButtonNumber
 
 
 class StaffReply(StatesGroup):

@@ -33,6 +33,8 @@ ORDER_COLUMNS = (
     "customer_name",
     "currency",
     "total",
+    "discount",
+    "shipping",
     "bonus_redeemed",
     "sku",
     "item_name",
@@ -50,6 +52,8 @@ ORDER_LEVEL = (
     "customer_name",
     "currency",
     "total",
+    "discount",
+    "shipping",
     "bonus_redeemed",
 )
 PRODUCT_COLUMNS = (
@@ -226,6 +230,8 @@ def _order(order_id: str, lines: list[CsvRow], *, zone: ZoneInfo, currency: str)
         status=first.get("status") or "paid",
         created_at=parse_created_at(first.get("created_at", ""), zone=zone),
         bonus_redeemed=money_text(first.get("bonus_redeemed") or "0"),
+        discount=money_text(first.get("discount") or "0"),
+        shipping=money_text(first.get("shipping") or "0"),
     )
 
 

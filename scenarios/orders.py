@@ -35,6 +35,12 @@ from storage.redeem_codes import CodeCheck
 MAX_ORDER_ID = 64  # orders.order_ref
 MAX_MONEY = 10**13  # minor units; far above any real order, far below BIGINT
 MAX_ITEMS = 500
+MAX_QUANTITY = 100_000  # of one line; order_items.quantity is a 32-bit INTEGER
+# Telegram user ids have at most 52 significant bits (Bot API docs); a longer number is no id.
+MAX_TELEGRAM_ID = 2**52 - 1
+MAX_REF = 64  # a customer reference: card number, phone, @username or tg:<id>
+# No shop had orders before this; older dates are typos (year 1) and break date arithmetic.
+EARLIEST_ORDER = datetime(2000, 1, 1, tzinfo=UTC)
 ORDER_STATUSES = ("paid", "delivered")  # what a new order may be reported as
 STATUS_CHANGES = ("delivered", "cancelled", "refunded")
 FINAL_STATUSES = frozenset({"cancelled", "refunded"})
@@ -43,6 +49,19 @@ HISTORY_STATUSES = (*ORDER_STATUSES, "cancelled", "refunded")
 _REGIONS = {"RUB": "RU", "UAH": "UA"}
 _PRINTABLE_ID = re.compile(r"^[\x21-\x7e]+$")
 _USERNAME = re.compile(r"^[A-Za-z0-9_]{4,32}$")
+# ASCII digits only: Decimal() also reads "1_000" and Arabic-Indic "١٢٣", which no shop means.
+MONEY_PATTERN = r"^[0-9]{1,13}(\.[0-9]{1,2})?$"
+_MONEY = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+_DIGITS = re.compile(r"[0-9]+")
+
+
+@dataclass(frozen=True, slots=True)
+class OrderLimits:
+    """What a reported order may be at most: its total (minor units) and how far ahead of our
+    clock its created_at may lie."""
+
+    max_total: int = 100_000_000
+    clock_skew: timedelta = timedelta(minutes=5)
 
 
 class ProblemKind(StrEnum):
@@ -103,6 +122,9 @@ class RawOrder:
     # The member's one-time code (/code) that lets bonus_redeemed spend their points. Proof,
     # not order content: it is no part of the fingerprint, so a retry may repeat or omit it.
     redeem_code: str | None = None
+    # total = sum(quantity × price) − discount + shipping (see the README for the tolerance)
+    discount: str = "0"
+    shipping: str = "0"
 
 
 # ---- pure rules --------------------------------------------------------------------------
@@ -126,6 +148,10 @@ def normalize_phone(text: str, *, region: str | None, field: str = "phone") -> s
 
 def parse_money(text: str, *, currency: str, field: str) -> int:
     """A decimal string of major units ("1290.00") as integer minor units (129000)."""
+    if not _MONEY.fullmatch(text.strip()):
+        raise _invalid(
+            "invalid_amount", f"{text!r} is not a decimal number like 1290.00", field
+        ) from None
     try:
         amount = Decimal(text.strip())
     except InvalidOperation:
@@ -147,6 +173,8 @@ def parse_money(text: str, *, currency: str, field: str) -> int:
 
 def parse_points(value: int | str, *, field: str) -> int:
     """Whole points, given as a number or a string ("100")."""
+    if isinstance(value, str) and not _MONEY.fullmatch(value.strip()):
+        raise _invalid("invalid_points", f"{value!r} is not a number of points", field)
     try:
         points = Decimal(value.strip()) if isinstance(value, str) else Decimal(value)
     except InvalidOperation:
@@ -174,17 +202,74 @@ class ValidOrder:
     fingerprint: str
 
 
+def telegram_id_problem(value: int) -> str | None:
+    """Why ``value`` cannot be a Telegram user id, or None when it can."""
+    if value <= 0:
+        return "a Telegram id is a positive number"
+    if value > MAX_TELEGRAM_ID:
+        return "a Telegram id has at most 16 digits"
+    return None
+
+
+def _ordered_at(
+    created_at: datetime | None, *, now: datetime, limits: OrderLimits
+) -> datetime | None:
+    if created_at is None:
+        return None
+    if created_at.utcoffset() is None:
+        raise _invalid(
+            "naive_datetime", "created_at needs a time zone (e.g. +03:00 or Z)", "created_at"
+        )
+    moment: datetime | None
+    try:
+        moment = created_at.astimezone(UTC)
+    except OverflowError:  # year 1 east of Greenwich, year 9999 west of it
+        moment = datetime.max.replace(tzinfo=UTC) if created_at.year > now.year else None
+    if moment is None or moment < EARLIEST_ORDER:
+        raise _invalid(
+            "created_at_out_of_range",
+            f"created_at must not be before {EARLIEST_ORDER.date().isoformat()}",
+            "created_at",
+        )
+    if moment > now + limits.clock_skew:
+        minutes = int(limits.clock_skew.total_seconds() // 60)
+        raise _invalid(
+            "created_at_in_future",
+            f"created_at is in the future (more than {minutes} minutes ahead of our clock)",
+            "created_at",
+        )
+    return moment
+
+
+def _check_total(
+    total: int, lines: Sequence[OrderLine], *, discount: int, shipping: int, currency: str
+) -> None:
+    """total = Σ quantity × price − discount + shipping, give or take one minor unit per line
+    (a shop that rounds each line's share of a discount may be off by that much)."""
+    expected = sum(line.quantity * line.price for line in lines) - discount + shipping
+    if abs(total - expected) > len(lines):
+        per_major = minor_units_per_major(currency)
+        raise _invalid(
+            "total_mismatch",
+            f"the total should be {Decimal(expected) / per_major:.2f} "
+            "(the items' quantity × price, minus discount, plus shipping)",
+            "total",
+        )
+
+
 def validate_order(
     raw: RawOrder,
     *,
     shop_currency: str,
     now: datetime,
     statuses: Sequence[str] = ORDER_STATUSES,
+    limits: OrderLimits | None = None,
 ) -> ValidOrder:
     """Every semantic rule of a reported order; the first broken one is refused.
 
     ``statuses``: what the order may be reported as (history imports also take the final
     ones)."""
+    limits = limits or OrderLimits()
     order_ref = raw.order_id.strip()
     if not 0 < len(order_ref) <= MAX_ORDER_ID or not _PRINTABLE_ID.match(order_ref):
         raise _invalid(
@@ -207,17 +292,24 @@ def validate_order(
         if customer.phone is not None
         else None
     )
-    if customer.telegram_id is not None and customer.telegram_id <= 0:
-        raise _invalid(
-            "invalid_telegram_id", "a Telegram id is a positive number", "customer.telegram_id"
-        )
+    id_problem = (
+        telegram_id_problem(customer.telegram_id) if customer.telegram_id is not None else None
+    )
+    if id_problem is not None:
+        raise _invalid("invalid_telegram_id", id_problem, "customer.telegram_id")
+    if not raw.items:
+        raise _invalid("no_items", "an order has at least one item", "items")
     if len(raw.items) > MAX_ITEMS:
         raise _invalid("too_many_items", f"at most {MAX_ITEMS} items per order", "items")
     lines = []
     for index, item in enumerate(raw.items):
         where = f"items.{index}"
-        if item.quantity < 1:
-            raise _invalid("invalid_quantity", "a quantity is at least 1", f"{where}.quantity")
+        if not 1 <= item.quantity <= MAX_QUANTITY:
+            raise _invalid(
+                "invalid_quantity",
+                f"a quantity is a whole number from 1 to {MAX_QUANTITY}",
+                f"{where}.quantity",
+            )
         if not item.sku.strip():
             raise _invalid("invalid_sku", "an item needs its SKU", f"{where}.sku")
         lines.append(
@@ -232,6 +324,17 @@ def validate_order(
     total = parse_money(raw.total, currency=currency, field="total")
     if total <= 0:
         raise _invalid("invalid_amount", "an order total is more than 0", "total")
+    if total > limits.max_total:
+        per_major = minor_units_per_major(currency)
+        raise _invalid(
+            "total_too_large",
+            f"an order total is at most {Decimal(limits.max_total) / per_major:.2f} "
+            "(orders.max_total)",
+            "total",
+        )
+    discount = parse_money(raw.discount, currency=currency, field="discount")
+    shipping = parse_money(raw.shipping, currency=currency, field="shipping")
+    _check_total(total, lines, discount=discount, shipping=shipping, currency=currency)
     status = raw.status.strip().lower()
     if status not in statuses:
         raise _invalid(
@@ -239,13 +342,9 @@ def validate_order(
             f"a new order's status is one of {', '.join(statuses)}",
             "status",
         )
-    if raw.created_at is not None and raw.created_at.utcoffset() is None:
-        raise _invalid(
-            "naive_datetime", "created_at needs a time zone (e.g. +03:00 or Z)", "created_at"
-        )
-    created_at = raw.created_at.astimezone(UTC) if raw.created_at is not None else None
+    created_at = _ordered_at(raw.created_at, now=now, limits=limits)
     redeemed = parse_points(raw.bonus_redeemed, field="bonus_redeemed")
-    canonical = {
+    canonical: dict[str, object] = {
         "order_id": order_ref,
         "customer": {"phone": phone, "telegram_id": customer.telegram_id, "name": customer.name},
         "items": [
@@ -265,6 +364,11 @@ def validate_order(
         "created_at": created_at.isoformat() if created_at is not None else None,
         "bonus_redeemed": redeemed,
     }
+    # Only when given, so that orders stored before these fields keep their fingerprints.
+    if discount:
+        canonical["discount"] = discount
+    if shipping:
+        canonical["shipping"] = shipping
     return ValidOrder(
         order_ref=order_ref,
         phone=phone,
@@ -302,6 +406,12 @@ def parse_customer_ref(ref: str, *, region: str | None) -> CustomerRef:
     Card numbers (13 digits from 29, with a check digit) are neither.
     """
     text = ref.strip()
+    if not text or len(text) > MAX_REF or not text.isprintable():
+        raise _invalid(
+            "invalid_customer_ref",
+            f"a customer reference is 1..{MAX_REF} printable characters",
+            "ref",
+        )
     card = valid_card(text)
     if card is not None:
         return CustomerRef(card=card)
@@ -313,16 +423,24 @@ def parse_customer_ref(ref: str, *, region: str | None) -> CustomerRef:
         return CustomerRef(username=text[1:])
     if text.lower().startswith("tg:"):
         digits = text[3:].strip()
-        if not digits.isdigit() or int(digits) <= 0:
-            raise _invalid("invalid_customer_ref", "tg: is followed by a Telegram id", "ref")
+        if not _DIGITS.fullmatch(digits) or telegram_id_problem(int(digits)) is not None:
+            raise _invalid(
+                "invalid_customer_ref", "tg: is followed by a Telegram id (1-16 digits)", "ref"
+            )
         return CustomerRef(telegram_id=int(digits))
-    if text.isdigit():
+    if _DIGITS.fullmatch(text):
         if len(text) >= 11:
             for candidate, where in ((text, region), ("+" + text, None)):
                 try:
                     return CustomerRef(phone=normalize_phone(candidate, region=where))
                 except OrderProblem:
                     continue
+        if telegram_id_problem(int(text)) is not None:
+            raise _invalid(
+                "invalid_customer_ref",
+                "expected a phone, a card number or a Telegram id (1-16 digits)",
+                "ref",
+            )
         return CustomerRef(telegram_id=int(text))
     try:
         return CustomerRef(phone=normalize_phone(text, region=region, field="ref"))
@@ -460,11 +578,13 @@ class OrderDesk:
         followers: Sequence[OrderFollower] = (),
         follow_up_horizon: timedelta = timedelta(days=30),
         redeem_codes: RedeemProof | None = None,
+        limits: OrderLimits | None = None,
     ) -> None:
         """``redeem_codes``: spending points needs the member's one-time code (None: it does
         not, for a shop whose own system signs the customer in, and for imported history)."""
         self._codes = redeem_codes
         self._uow = uow
+        self._limits = limits or OrderLimits()
         self._followers = tuple(followers)
         self._horizon = follow_up_horizon
         self._orders = orders
@@ -491,6 +611,7 @@ class OrderDesk:
             shop_currency=self._currency,
             now=now,
             statuses=HISTORY_STATUSES if history else ORDER_STATUSES,
+            limits=self._limits,
         )
         async with self._uow.transaction():
             stored = await self._orders.by_ref(order_ref=order.order_ref)

@@ -75,6 +75,11 @@ class Orders(_Section):
     # Orders older than this when they reach the bot (imported history, late reports) get no
     # rating request and no replenishment reminder: the moment for those has passed.
     follow_up_horizon_days: int = Field(default=30, ge=0)
+    # The largest order total (major units) the API and the import accept: a typo of a few
+    # extra digits must not accrue billions of points.
+    max_total: Decimal = Field(default=Decimal("1000000"), gt=0, le=Decimal("10000000000"))
+    # How far in the future an order's created_at may lie: the shop's clock may run ahead.
+    clock_skew_minutes: int = Field(default=5, ge=0, le=24 * 60)
 
 
 class Reminders(_Section):

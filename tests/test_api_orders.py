@@ -99,6 +99,10 @@ async def spend_code(db: Database, clock: FixedClock, customer_id: int) -> str:
     return (await codes.issue(customer_id=customer_id)).code
 
 
+def item(price: str, quantity: int = 1) -> dict[str, Any]:
+    return {"sku": "CAT-2KG", "name": "Cat food 2 kg", "quantity": quantity, "price": price}
+
+
 def order_body(**changes: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "order_id": "A-1001",
@@ -241,7 +245,7 @@ async def test_a_members_order_earns_pending_cashback(api: Client, db: Database)
 
 async def test_cashback_is_rounded_down(api: Client, db: Database) -> None:
     await add_customer(db)
-    status, body = await post_order(api, order_body(total="99.99", items=[]))
+    status, body = await post_order(api, order_body(total="99.99", items=[item("99.99")]))
     assert status == 201
     assert body["points_accrued"] == 4  # 5 % of 99.99 = 4.9995
 
@@ -281,7 +285,7 @@ async def test_a_different_body_under_the_same_order_id_is_a_conflict(
 ) -> None:
     await add_customer(db)
     await post_order(api, order_body())
-    status, body = await post_order(api, order_body(total="3000.00", items=[]))
+    status, body = await post_order(api, order_body(total="3000.00", items=[item("3000.00")]))
     assert status == 409
     assert body["error"] == {
         "code": "order_conflict",

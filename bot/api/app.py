@@ -6,18 +6,34 @@ import asyncio
 import hmac
 import logging
 import math
+import re
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 from pydantic import BaseModel, ValidationError
 
 from bot.api.access_log import MaskedAccessLogger, mask_target
-from bot.api.models import BodyProblem, OrderBody, ProductBody, StatusBody, body_problem
+from bot.api.models import (
+    AMOUNT_PATTERN,
+    Balance,
+    BodyProblem,
+    CustomerAnswer,
+    OrderBody,
+    ProductAnswer,
+    ProductBody,
+    StatusAnswer,
+    StatusBody,
+    body_problem,
+    path_problem,
+)
+from bot.api.models import (
+    Receipt as ReceiptAnswer,
+)
 from bot.api.openapi import openapi_document
 from bot.order_desk import create_order_desk
 from scenarios.cards import looks_like_card
@@ -146,7 +162,11 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
         if http.status < 400:
             raise
         code = (http.reason or "error").lower().replace(" ", "_")
-        return error_response(http.status, code, http.reason or "error")
+        response = error_response(http.status, code, http.reason or "error")
+        # RFC 9110: a 405 says which methods the resource does take.
+        if "Allow" in http.headers:
+            response.headers["Allow"] = http.headers["Allow"]
+        return response
     except Exception as error:
         if is_unavailable(error):
             # Logged once for the process (not per request); the client retries the same
@@ -188,14 +208,14 @@ def _bearer_auth(token: str) -> Middleware:
 
 
 async def put_product(request: web.Request) -> web.Response:
+    sku = _path(request, "sku")
     body = await _parse(request, ProductBody)
-    product = checked_product(sku=request.match_info["sku"], **body.model_dump())
+    product = checked_product(sku=sku, **body.model_dump())
     created = await save_product(
         SqlProducts(request.app[DATABASE]), product, clock=request.app[CLOCK]
     )
-    return web.json_response(
-        {**asdict(product), "related": list(product.related)}, status=201 if created else 200
-    )
+    answer = ProductAnswer(**{**asdict(product), "related": list(product.related)})
+    return _answer(answer, status=201 if created else 200)
 
 
 async def openapi(request: web.Request) -> web.Response:
@@ -215,17 +235,14 @@ async def healthz(request: web.Request) -> web.Response:
 async def report_order(request: web.Request) -> web.Response:
     body = await _parse(request, OrderBody)
     reported = await request.app[DESK].report(body.to_raw())
-    return web.json_response(
-        receipt_json(reported.receipt), status=201 if reported.created else 200
-    )
+    return _answer(receipt_json(reported.receipt), status=201 if reported.created else 200)
 
 
 async def change_status(request: web.Request) -> web.Response:
+    order_id = _path(request, "order_id")
     body = await _parse(request, StatusBody)
-    change = await request.app[DESK].change_status(
-        order_id=request.match_info["order_id"], status=body.status
-    )
-    return web.json_response(status_json(change))
+    change = await request.app[DESK].change_status(order_id=order_id, status=body.status)
+    return _answer(status_json(change))
 
 
 async def customer_card(request: web.Request) -> web.Response:
@@ -237,10 +254,28 @@ async def customer_card(request: web.Request) -> web.Response:
             )
             response.headers["Retry-After"] = str(wait)
             return response
-    card = await request.app[DESK].customer_card(
-        ref=request.match_info["ref"], total=request.query.get("total")
-    )
-    return web.json_response(card_json(card))
+    card = await request.app[DESK].customer_card(ref=_path(request, "ref"), total=_total(request))
+    return _answer(card_json(card))
+
+
+def _path(request: web.Request, name: str) -> str:
+    """A path parameter within the document's bounds (a NUL or 300 characters name nothing)."""
+    value = request.match_info[name]
+    problem = path_problem(name, value)
+    if problem is not None:
+        raise problem
+    return value
+
+
+def _total(request: web.Request) -> str | None:
+    total = request.query.get("total")
+    if total is not None and (len(total) > 32 or not re.fullmatch(AMOUNT_PATTERN, total)):
+        raise BodyProblem(422, "invalid_amount", "total is an amount like 2580.00", "total")
+    return total
+
+
+def _answer(answer: BaseModel, *, status: int = 200) -> web.Response:
+    return web.json_response(answer.model_dump(mode="json"), status=status)
 
 
 async def _parse(request: web.Request, model: type[M]) -> M:
@@ -254,44 +289,44 @@ async def _parse(request: web.Request, model: type[M]) -> M:
 # ---- serialisation -----------------------------------------------------------------------
 
 
-def points_json(points: Points) -> dict[str, int]:
-    return {"available": points.available, "pending": points.pending}
+def points_json(points: Points) -> Balance:
+    return Balance(available=points.available, pending=points.pending)
 
 
-def receipt_json(receipt: Receipt) -> dict[str, Any]:
-    return {
-        "order_id": receipt.order_id,
-        "customer_id": receipt.customer_id,
-        "points_accrued": receipt.points_accrued,
-        "pending_until": receipt.pending_until.isoformat() if receipt.pending_until else None,
-        "balance": points_json(receipt.balance),
-    }
+def receipt_json(receipt: Receipt) -> ReceiptAnswer:
+    return ReceiptAnswer(
+        order_id=receipt.order_id,
+        customer_id=receipt.customer_id,
+        points_accrued=receipt.points_accrued,
+        pending_until=receipt.pending_until,
+        balance=points_json(receipt.balance),
+    )
 
 
-def status_json(change: StatusChange) -> dict[str, Any]:
+def status_json(change: StatusChange) -> StatusAnswer:
     cancellation = change.cancellation
-    return {
-        "order_id": change.order_id,
-        "status": change.after,
-        "previous_status": change.before,
-        "changed": change.changed,
-        "customer_id": change.customer_id,
+    return StatusAnswer(
+        order_id=change.order_id,
+        status=change.after,
+        previous_status=change.before,
+        changed=change.changed,
+        customer_id=change.customer_id,
         # Every earned point the refund took back: from the order's own points, and from
         # other points where those were already spent; what nothing covered is the new debt.
-        "points_reversed": cancellation.reversed_points + cancellation.corrected_points
+        points_reversed=cancellation.reversed_points + cancellation.corrected_points
         if cancellation
         else 0,
-        "points_restored": cancellation.restored_points if cancellation else 0,
-        "debt": cancellation.owed_points if cancellation else 0,
-        "balance": points_json(change.balance) if change.balance else None,
-    }
+        points_restored=cancellation.restored_points if cancellation else 0,
+        debt=cancellation.owed_points if cancellation else 0,
+        balance=points_json(change.balance) if change.balance else None,
+    )
 
 
-def card_json(card: CustomerCard) -> dict[str, Any]:
-    return {
-        "customer_id": card.customer_id,
-        "tier": card.tier,
-        "cashback_percent": str(card.cashback_percent),
-        "balance": points_json(card.balance),
-        "redeemable": card.redeemable,
-    }
+def card_json(card: CustomerCard) -> CustomerAnswer:
+    return CustomerAnswer(
+        customer_id=card.customer_id,
+        tier=card.tier,
+        cashback_percent=str(card.cashback_percent),
+        balance=points_json(card.balance),
+        redeemable=card.redeemable,
+    )

@@ -1,90 +1,109 @@
-"""The API's OpenAPI 3.1 document, built from the same pydantic models that validate requests."""
+"""The API's OpenAPI 3.1 document, built from the same pydantic models that validate requests
+and serialise answers, and from the same patterns that check path and query parameters."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
 
-from bot.api.models import OrderBody, ProductBody, StatusBody
+from bot.api.models import (
+    AMOUNT_PATTERN,
+    ANSWERS,
+    ID_PATTERN,
+    MAX_SKU,
+    REQUESTS,
+    TEXT_PATTERN,
+    CustomerAnswer,
+    ErrorAnswer,
+    Health,
+    OrderBody,
+    ProductAnswer,
+    ProductBody,
+    Receipt,
+    StatusAnswer,
+    StatusBody,
+)
+from scenarios.orders import MAX_ORDER_ID, MAX_REF
 
 _REF = "#/components/schemas/{model}"
+_REASONS = {
+    400: "The body is not the shape this document gives (JSON types, unknown or missing fields)",
+    401: "Missing or wrong bearer token",
+    404: "No such order or customer",
+    409: "Conflicts with what is stored",
+    413: "The body is larger than 1 MiB",
+    422: "The shape is right but a value breaks a rule (bounds and patterns of this document, "
+    "or a rule it cannot express: a valid phone, the total, the date, the points)",
+    503: "The database does not answer",
+}
 
-_ERROR = {
-    "type": "object",
-    "required": ["error"],
-    "properties": {
-        "error": {
-            "type": "object",
-            "required": ["code", "message"],
-            "properties": {
-                "code": {"type": "string", "example": "invalid_phone"},
-                "message": {"type": "string"},
-                "field": {"type": ["string", "null"], "example": "customer.phone"},
-            },
-        }
-    },
-}
-_BALANCE = {
-    "type": "object",
-    "properties": {"available": {"type": "integer"}, "pending": {"type": "integer"}},
-}
-_RECEIPT = {
-    "type": "object",
-    "properties": {
-        "order_id": {"type": "string"},
-        "customer_id": {"type": ["integer", "null"]},
-        "points_accrued": {"type": "integer"},
-        "pending_until": {"type": ["string", "null"], "format": "date-time"},
-        "balance": {"$ref": _REF.format(model="Balance")},
-    },
-}
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": _REF.format(model=model.__name__)}
+
+
+def _json(model: type[BaseModel], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ref(model)}}}
 
 
 def _errors(*statuses: int) -> dict[str, Any]:
-    reasons = {
-        400: "The body is not the expected JSON shape",
-        401: "Missing or wrong bearer token",
-        404: "No such order or customer",
-        409: "Conflicts with what is stored",
-        422: "Well-formed but breaks a rule",
-    }
-    return {
-        str(status): {
-            "description": reasons[status],
-            "content": {"application/json": {"schema": {"$ref": _REF.format(model="Error")}}},
-        }
-        for status in statuses
-    }
-
-
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
+    return {str(status): _json(ErrorAnswer, _REASONS[status]) for status in statuses}
 
 
 def _body(model: type[BaseModel]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": _ref(model)}}}
+
+
+def _path(name: str, description: str, *, max_length: int, pattern: str) -> dict[str, Any]:
     return {
+        "name": name,
+        "in": "path",
         "required": True,
-        "content": {"application/json": {"schema": {"$ref": _REF.format(model=model.__name__)}}},
+        "description": description,
+        "schema": {"type": "string", "minLength": 1, "maxLength": max_length, "pattern": pattern},
     }
 
 
+# The path and query parameters, as bot.api.models.path_problem checks them.
+ORDER_ID_PARAMETER = _path(
+    "order_id", "The shop's order number", max_length=MAX_ORDER_ID, pattern=ID_PATTERN
+)
+SKU_PARAMETER = _path("sku", "The product's SKU", max_length=MAX_SKU, pattern=ID_PATTERN)
+REF_PARAMETER = _path(
+    "ref",
+    "Card number, phone, @username, Telegram id or tg:<id>",
+    max_length=MAX_REF,
+    pattern=TEXT_PATTERN,
+)
+TOTAL_PARAMETER = {
+    "name": "total",
+    "in": "query",
+    "required": False,
+    "description": "An order total: the answer says how many points may pay for it",
+    "schema": {"type": "string", "maxLength": 32, "pattern": AMOUNT_PATTERN, "example": "2580.00"},
+}
+
+
 def _components() -> dict[str, Any]:
-    schemas: dict[str, Any] = {"Error": _ERROR, "Balance": _BALANCE, "Receipt": _RECEIPT}
-    for model in (OrderBody, StatusBody, ProductBody):
-        schema = model.model_json_schema(ref_template=_REF)
-        schemas.update(schema.pop("$defs", {}))
-        schemas[model.__name__] = schema
-    return schemas
+    models = [(model, "validation") for model in REQUESTS]
+    models += [(model, "serialization") for model in ANSWERS]
+    _, schema = models_json_schema(models, ref_template=_REF)  # type: ignore[arg-type]
+    return dict(schema["$defs"])
 
 
 def openapi_document() -> dict[str, Any]:
     """Every route the API serves, with its request and response shapes."""
     secured: list[dict[str, list[str]]] = [{"bearer": []}]
-    receipt = {"$ref": _REF.format(model="Receipt")}
     return {
         "openapi": "3.1.0",
-        "info": {"title": "Repeat-sales bot: shop API", "version": "1"},
+        "info": {
+            "title": "Repeat-sales bot: shop API",
+            "version": "1",
+            "description": "Errors are JSON {error: {code, message, field}}. 400: the request is "
+            "not the shape given here; 422: a value breaks a rule. Nothing is written then.",
+        },
         "components": {
             "schemas": _components(),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
@@ -93,36 +112,33 @@ def openapi_document() -> dict[str, Any]:
             "/healthz": {
                 "get": {
                     "summary": "Liveness and database reachability (no token needed)",
-                    "responses": {
-                        "200": _json({"type": "object"}, "Up"),
-                        "503": _json({"type": "object"}, "The database does not answer"),
-                    },
+                    "security": [],
+                    "responses": {"200": _json(Health, "Up"), **_errors(503)},
                 }
             },
             "/api/v1/products/{sku}": {
                 "put": {
                     "summary": "Create or replace a product (name, link, consumption, related)",
                     "security": secured,
-                    "parameters": [
-                        {
-                            "name": "sku",
-                            "in": "path",
-                            "required": True,
-                            "schema": {"type": "string"},
-                        },
-                    ],
+                    "parameters": [SKU_PARAMETER],
                     "requestBody": _body(ProductBody),
                     "responses": {
-                        "201": _json({"type": "object"}, "Created"),
-                        "200": _json({"type": "object"}, "Replaced"),
-                        **_errors(400, 401, 422),
+                        "201": _json(ProductAnswer, "Created"),
+                        "200": _json(ProductAnswer, "Replaced"),
+                        **_errors(400, 401, 413, 422),
                     },
                 }
             },
             "/api/v1/openapi.json": {
                 "get": {
                     "summary": "This document (no token needed)",
-                    "responses": {"200": _json({"type": "object"}, "The OpenAPI document")},
+                    "security": [],
+                    "responses": {
+                        "200": {
+                            "description": "The OpenAPI document",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        }
+                    },
                 }
             },
             "/api/v1/orders": {
@@ -131,9 +147,9 @@ def openapi_document() -> dict[str, Any]:
                     "security": secured,
                     "requestBody": _body(OrderBody),
                     "responses": {
-                        "201": _json(receipt, "Stored"),
-                        "200": _json(receipt, "The same order again: the first answer"),
-                        **_errors(400, 401, 409, 422),
+                        "201": _json(Receipt, "Stored"),
+                        "200": _json(Receipt, "The same order again: the first answer"),
+                        **_errors(400, 401, 409, 413, 422),
                     },
                 }
             },
@@ -141,18 +157,11 @@ def openapi_document() -> dict[str, Any]:
                 "post": {
                     "summary": "Delivered, cancelled or refunded (points reversed)",
                     "security": secured,
-                    "parameters": [
-                        {
-                            "name": "order_id",
-                            "in": "path",
-                            "required": True,
-                            "schema": {"type": "string"},
-                        },
-                    ],
+                    "parameters": [ORDER_ID_PARAMETER],
                     "requestBody": _body(StatusBody),
                     "responses": {
-                        "200": _json({"type": "object"}, "The change and the balance"),
-                        **_errors(400, 401, 404, 409, 422),
+                        "200": _json(StatusAnswer, "The change and the balance"),
+                        **_errors(400, 401, 404, 409, 413, 422),
                     },
                 }
             },
@@ -160,22 +169,9 @@ def openapi_document() -> dict[str, Any]:
                 "get": {
                     "summary": "A member by card number, phone, @username, Telegram id or tg:<id>",
                     "security": secured,
-                    "parameters": [
-                        {
-                            "name": "ref",
-                            "in": "path",
-                            "required": True,
-                            "schema": {"type": "string"},
-                        },
-                        {
-                            "name": "total",
-                            "in": "query",
-                            "required": False,
-                            "schema": {"type": "string", "example": "2580.00"},
-                        },
-                    ],
+                    "parameters": [REF_PARAMETER, TOTAL_PARAMETER],
                     "responses": {
-                        "200": _json({"type": "object"}, "Tier, cashback and points"),
+                        "200": _json(CustomerAnswer, "Tier, cashback and points"),
                         **_errors(401, 404, 422),
                     },
                 }

@@ -16,7 +16,7 @@ from sqlalchemy import insert, select
 
 from bot.api import create_api_app
 from bot.reminders import replenishment_follower
-from scenarios.clock import Clock
+from scenarios.clock import Clock, FixedClock
 from scenarios.rules import Rules
 from storage.database import Database
 from storage.products import ProductRecord, SqlProducts
@@ -90,6 +90,7 @@ async def reminder_rows(db: Database) -> list[Any]:
 class Shop:
     api: Client
     db: Database
+    clock: Clock | None = None
     _refs: Any = None
 
     def __post_init__(self) -> None:
@@ -105,6 +106,10 @@ class Shop:
         price: str = "100.00",
     ) -> str:
         ref = ref or f"A-{next(self._refs)}"
+        # The shop reports an order when it happens: an order dated ahead of the bot's clock
+        # would be refused as one from the future.
+        if isinstance(self.clock, FixedClock) and at > self.clock.now():
+            self.clock.set(at)
         quantity_total = sum(quantity for _sku, quantity in items)
         body = {
             "order_id": ref,
@@ -142,4 +147,4 @@ async def open_shop(
         followers=[replenishment_follower(db, rules=rules, clock=clock, shop_zone=ZoneInfo(zone))],
     )
     async with TestClient(TestServer(app)) as client:
-        yield Shop(api=client, db=db)
+        yield Shop(api=client, db=db, clock=clock)
