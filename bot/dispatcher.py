@@ -14,7 +14,7 @@ from bot.i18n import CustomerLocaleMiddleware
 from bot.middlewares import CustomerMiddleware, HandlerModeMiddleware, UnitOfWorkMiddleware
 from bot.signup import signup_services
 from handlers import create_routers
-from handlers.staff_alerts import StaffMembership
+from handlers.staff_alerts import StaffMembership, staff_locale
 from locales.rendering import Renderer
 from scenarios.clock import Clock
 from scenarios.ledger import PointsLedger
@@ -31,8 +31,8 @@ from storage.ledger import SqlLedger
 from storage.orders import SqlOrders
 from storage.outbox import SqlOutbox
 from storage.preferences import SqlPreferences
-from storage.redeem_codes import SqlRedeemCodes
 from storage.privacy import SqlPersonalData
+from storage.redeem_codes import SqlRedeemCodes
 from storage.reminders import SqlReminders
 from storage.segments import SqlSegments
 
@@ -61,7 +61,9 @@ def create_dispatcher(
         clock=clock,
         zone=renderer.zone,
         fraud_hash_secret=fraud_hash_secret,
-        redactor=StaffRedactor(db=db, renderer=renderer, i18n=i18n),
+        redactor=StaffRedactor(
+            db=db, renderer=renderer, i18n=i18n, locale=staff_locale(rules, i18n)
+        ),
     )
     dispatcher = Dispatcher(
         storage=fsm_storage,

@@ -21,17 +21,19 @@ _GONE_ACTIONS = (":comp", ":reply")
 
 
 class StaffRedactor:
-    def __init__(self, *, db: Database, renderer: Renderer, i18n: I18n) -> None:
+    def __init__(self, *, db: Database, renderer: Renderer, i18n: I18n, locale: str) -> None:
+        """``locale``: the staff chat's language (staff.locale)."""
         self._ratings = SqlRatings(db)
         self._reminders = SqlReminders(db)
         self._renderer = renderer
         self._i18n = i18n
+        self._locale = locale
 
     async def redacted(
         self, *, alert_ids: Sequence[int], reminder_ids: Sequence[int]
     ) -> list[StaffText]:
         """Read after the erasure wrote: the alert's snapshot and comment are already gone."""
-        locale = self._i18n.default_locale
+        locale = self._locale
         texts: list[StaffText] = []
         for alert_id in alert_ids:
             alert = await self._ratings.alert(alert_id=alert_id)
@@ -45,7 +47,7 @@ class StaffRedactor:
             texts.append(
                 StaffText(
                     key=alert_key(alert_id),
-                    text=alert_text(self._renderer, locale, alert, rating, waiting=False),
+                    text=alert_text(self._renderer, locale, alert, rating, waiting=False).text,
                     buttons=[row for row in rows if row] or None,
                 )
             )

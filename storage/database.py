@@ -20,8 +20,8 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from storage.urls import DEFAULT_DATABASE_URL, DatabaseUrlError, normalize_database_url
 from storage.availability import Availability
+from storage.urls import DEFAULT_DATABASE_URL, DatabaseUrlError, normalize_database_url
 
 PRIVATE_DIRECTORY = 0o700
 PRIVATE_FILE = 0o600
@@ -183,6 +183,10 @@ class WriterLock:
 
     def locked(self) -> bool:
         return self._held
+
+    def waiting(self) -> int:
+        """How many tasks wait for the lock now."""
+        return sum(not waiter.done() for waiter in (*self._first, *self._behind))
 
     async def acquire(self, *, behind_others: bool = False) -> bool:
         queue = self._behind if behind_others else self._first
@@ -374,7 +378,7 @@ class Database:
     def writers_waiting(self) -> bool:
         """Whether another task of this process waits for SQLite's write lock: a long writer
         (an import) commits its chunk early so that it waits one statement, not a chunk."""
-        return self.is_sqlite and bool(getattr(self._sqlite_writer, "_waiters", None))
+        return self.is_sqlite and self._sqlite_writer.waiting() > 0
 
     @property
     def in_transaction(self) -> bool:

@@ -1,7 +1,7 @@
 """Erasure that erases: fraud-check hashes, the bot's own secrets, random card numbers.
 
 Revision ID: 0017
-Revises: 0012
+Revises: 0015
 Create Date: 2026-12-01
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 from storage.types import UtcDateTime
 
 revision = "0017"
-down_revision = "0012"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
