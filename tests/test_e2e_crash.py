@@ -108,8 +108,8 @@ async def test_a_killed_bot_resumes_delivery_and_sends_nothing_twice(tmp_path: P
                         if set(counts) <= {"sent", "unknown"}:
                             break
                         await asyncio.sleep(0.2)
-                # The admin gets the final report once the run is over.
-                [report] = await tg.wait_for(ADMIN, timeout=30)
+                # The admin's report waits for the conversion window to close (days: see
+                # test_flows_broadcast); here what counts is what reached the recipients.
                 async with db.read() as conn:
                     rows = (await conn.execute(select(outbox.c.chat_id, outbox.c.state))).all()
         finally:
@@ -127,6 +127,4 @@ async def test_a_killed_bot_resumes_delivery_and_sends_nothing_twice(tmp_path: P
         # Unknown ones were in flight at the crash: each arrived once or not at all.
         assert sum(got.values()) >= len(RECIPIENTS) - len(unknown)
         assert tg.violations == {"global": 0, "private": 0, "group": 0}
-        assert report.text is not None
-        assert report.text.startswith("Broadcast #1: report")
-        assert f"Delivered: {counts['sent']} of {len(RECIPIENTS)}" in report.text
+        assert counts["sent"] + len(unknown) == len(RECIPIENTS)

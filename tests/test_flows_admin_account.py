@@ -349,7 +349,7 @@ async def test_i15_9_the_bonus_preview_shows_what_pays_off_the_debt(
     ) in text
     calls = await flow.press(ADMIN, button(preview, 0), message=flow.message_from(preview))
     [done] = edits(calls)
-    assert plain(done.text).startswith("Done: +10 for Anna. Available now: 0.")
+    assert plain(done.text).startswith("Done: +10 points for Anna. Available now: 0 points.")
     assert await available(flow, clock, customer_id) == 0
     view = await balance(SqlLedger(flow.db), customer_id=customer_id, clock=clock)
     assert view.debt == 90

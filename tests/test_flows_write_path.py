@@ -308,7 +308,7 @@ async def test_i17_8_a_502_on_the_final_edit_of_a_bonus_confirmation_keeps_the_a
     done = [edit.text for edit in edits(calls)]
     assert len(done) == 2
     assert done[0] == done[1]
-    assert "Done: +100 for Anna" in str(done[1])
+    assert "Done: +100 points for Anna" in str(done[1])
     assert await available(flow, clock, customer_id) == 400
 
 

@@ -66,7 +66,8 @@ async def anna(db: Database, locale: str = "ru") -> int:
 async def test_i15_8_points_earned_spent_and_refunded_are_told_once_per_order_event(
     db: Database, clock: FixedClock, renderer: Renderer
 ) -> None:
-    rules = Rules(bonus=Bonus(hold_days=14))
+    # Spending without a one-time code: the shop's own system signs the customer in.
+    rules = Rules(bonus=Bonus(hold_days=14, redeem_requires_code=False))
     customer_id = await anna(db)
     await ledger_for(db, clock, rules).grant(
         customer_id=customer_id, kind=EntryKind.WELCOME, source="w", points=1000, reason="w"
@@ -124,7 +125,7 @@ async def test_i15_8_points_earned_spent_and_refunded_are_told_once_per_order_ev
 async def test_i15_8_a_new_debt_and_its_repayment_are_told(
     db: Database, clock: FixedClock, renderer: Renderer
 ) -> None:
-    rules = Rules(bonus=Bonus(hold_days=0))
+    rules = Rules(bonus=Bonus(hold_days=0, redeem_requires_code=False))
     await anna(db, locale="en")
     followers = order_followers(db=db, rules=rules, clock=clock, zone=MOSCOW)
     app = create_api_app(db=db, rules=rules, clock=clock, api_token="t", followers=followers)
