@@ -136,6 +136,15 @@ async def spend_code(
     )
 
 
+def code_refusal(customer: CustomerRecord, rules: Rules) -> str | None:
+    """Why no spending code is given (not a member; the shop needs none), or None."""
+    if customer.joined_at is None:
+        return not_a_member()
+    if not rules.bonus.redeem_requires_code:
+        return _("This shop needs no code: your points are spent when you pay.")
+    return None
+
+
 async def code_command(
     message: Message,
     bot: Bot,
@@ -145,11 +154,9 @@ async def code_command(
     locale: str,
     rules: Rules,
 ) -> None:
-    if customer.joined_at is None:
-        await message.answer(not_a_member())
-        return
-    if not rules.bonus.redeem_requires_code:
-        await message.answer(_("This shop needs no code: your points are spent when you pay."))
+    refusal = code_refusal(customer, rules)
+    if refusal is not None:
+        await message.answer(refusal)
         return
     await spend_code(
         bot,
@@ -172,13 +179,9 @@ async def code_pressed(
     rules: Rules,
 ) -> None:
     """Always a code for the presser, in their own chat: the button names nobody."""
-    if customer.joined_at is None:
-        await callback.answer(not_a_member(), show_alert=True)
-        return
-    if not rules.bonus.redeem_requires_code:
-        await callback.answer(
-            _("This shop needs no code: your points are spent when you pay."), show_alert=True
-        )
+    refusal = code_refusal(customer, rules)
+    if refusal is not None:
+        await callback.answer(refusal, show_alert=True)
         return
     await callback.answer()
     await spend_code(
