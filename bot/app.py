@@ -34,10 +34,19 @@ from bot.reminders import ReminderSweeper
 from bot.scheduler import create_scheduler
 from bot.settings import Settings
 from bot.signup import signup_services
+from bot.webapp import (
+    build_webapp_services,
+    create_webapp,
+    create_webapp_server,
+    mount_webapp,
+)
+from bot.webapp.services import WebappServices
 from handlers.menu import register_commands
+from handlers.webapp import set_menu_button
 from locales import create_i18n
 from locales.rendering import Renderer
 from scenarios.clock import Clock, SystemClock
+from scenarios.orders import OrderFollower
 from scenarios.rules import Rules
 from storage.broadcasts import SqlBroadcasts
 from storage.customers import SqlCustomers
@@ -140,6 +149,7 @@ def build_application(
         worker_id=f"{socket.gethostname()}:{os.getpid()}",
     )
     dispatcher["sender"] = sender
+    dispatcher["webapp_url"] = settings.webapp_url  # None: no Mini App buttons
     account_jobs = create_account_jobs(db=db, rules=rules, clock=clock, shop_zone=settings.zone)
     joining = signup_services(db=db, rules=rules, clock=clock, zone=settings.zone)
     return Application(
@@ -199,6 +209,13 @@ async def run_polling(app: Application) -> None:
             admin_ids=app.settings.admin_ids,
             default_locale=app.settings.default_locale,
         )
+        if app.settings.webapp_url:
+            await set_menu_button(
+                app.bot,
+                webapp_url=app.settings.webapp_url,
+                i18n=app.i18n,
+                locale=app.settings.default_locale,
+            )
         # What is loaded by now lives as long as the process: keep it out of the collector's
         # full passes, whose pauses (a fifth of a second on a big heap) stall paced sending.
         gc.collect()
@@ -230,26 +247,52 @@ async def run_polling(app: Application) -> None:
 
 
 async def start_shop_api(app: Application) -> web.AppRunner | None:
-    """The shop-facing HTTP API, when API_TOKEN is set; the log says which."""
+    """The shop-facing HTTP API, when API_TOKEN is set, and the Mini App under /app/ when
+    WEBAPP_URL is set (alone, with /healthz, if the API is off); the log says which."""
     settings = app.settings
+    followers = order_followers(db=app.db, rules=app.rules, clock=app.clock, zone=settings.zone)
+    webapp = await start_webapp(app, followers) if settings.webapp_url else None
     if settings.api_token is None or not settings.api_token.get_secret_value():
         log.warning("API_TOKEN is not set: the shop's HTTP API is off")
-        return None
-    runner = await start_api(
-        create_api_app(
+        if webapp is None:
+            return None
+        server = create_webapp_server(*webapp)
+    else:
+        server = create_api_app(
             db=app.db,
             rules=app.rules,
             clock=app.clock,
             api_token=settings.api_token.get_secret_value(),
-            followers=order_followers(
-                db=app.db, rules=app.rules, clock=app.clock, zone=app.settings.zone
-            ),
-        ),
-        settings.api_host,
-        settings.api_port,
-    )
-    log.info("shop HTTP API on http://%s:%s", settings.api_host, settings.api_port)
+            followers=followers,
+        )
+        if webapp is not None:
+            mount_webapp(server, webapp[0])
+    runner = await start_api(server, settings.api_host, settings.api_port)
+    log.info("HTTP server on http://%s:%s", settings.api_host, settings.api_port)
     return runner
+
+
+async def start_webapp(
+    app: Application, followers: list[OrderFollower]
+) -> tuple[web.Application, WebappServices]:
+    settings = app.settings
+    assert settings.bot_token is not None
+    services = await build_webapp_services(
+        db=app.db,
+        rules=app.rules,
+        clock=app.clock,
+        i18n=app.i18n,
+        renderer=app.renderer,
+        bot=app.bot,
+        bot_token=settings.bot_token.get_secret_value(),
+        shop_zone=settings.zone,
+        admin_ids=settings.admin_ids,
+        cashier_ids=settings.cashier_ids,
+        staff_chat_id=settings.staff_chat_id,
+        followers=followers,
+    )
+    log.info("Mini App at %s (served under /app/)", settings.webapp_url)
+    return create_webapp(services), services
 
 
 async def shutdown(app: Application) -> None:

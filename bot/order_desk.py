@@ -13,7 +13,7 @@ from handlers.rating import rating_buttons
 from scenarios.clock import Clock
 from scenarios.ledger import PointsLedger
 from scenarios.order_notices import OrderPointsNotices
-from scenarios.orders import OrderDesk, OrderFollower, OrderLimits
+from scenarios.orders import OrderDesk, OrderFollower, OrderLimits, RedeemProof
 from scenarios.ratings import RatingRequests
 from scenarios.redeem_codes import RedeemCodes
 from scenarios.rules import Rules
@@ -61,11 +61,13 @@ def create_order_desk(
     clock: Clock,
     followers: Sequence[OrderFollower] = (),
     history: bool = False,
+    redeem_proof: RedeemProof | None = None,
 ) -> OrderDesk:
     """``history``: the CSV import, whose orders record points spent at the till long ago;
-    they need no one-time code (the API's orders do, with ``bonus.redeem_requires_code``)."""
-    codes = (
-        RedeemCodes(SqlRedeemCodes(db), bonus=rules.bonus, clock=clock)
+    they need no one-time code (the API's orders do, with ``bonus.redeem_requires_code``).
+    ``redeem_proof``: another proof of presence than /code (the Mini App's scanned QR code)."""
+    codes: RedeemProof | None = (
+        (redeem_proof or RedeemCodes(SqlRedeemCodes(db), bonus=rules.bonus, clock=clock))
         if rules.bonus.redeem_requires_code and not history
         else None
     )

@@ -51,6 +51,16 @@ class Settings(BaseSettings):
             "(unset: a random key kept in the database)"
         ),
     )
+    webapp_url: str | None = Field(
+        default=None,
+        description=(
+            "public https:// address of the Mini App (a proxy to API_HOST:API_PORT/app/); "
+            "unset: no Mini App"
+        ),
+    )
+    cashier_ids: Annotated[tuple[int, ...], NoDecode] = Field(
+        default=(), description="comma-separated Telegram user ids who may use the Mini App's till"
+    )
     api_host: str = Field(default="127.0.0.1", description="address the HTTP API listens on")
     api_port: int = Field(default=8080, ge=1, le=65535, description="port of the HTTP API")
     timezone: str = Field(default="UTC", description="the shop's IANA time zone, e.g. Europe/Kyiv")
@@ -64,7 +74,7 @@ class Settings(BaseSettings):
         default="INFO", description="DEBUG, INFO, WARNING or ERROR"
     )
 
-    @field_validator("admin_ids", mode="before")
+    @field_validator("admin_ids", "cashier_ids", mode="before")
     @classmethod
     def _split_ids(cls, value: object) -> object:
         if isinstance(value, str):
@@ -99,6 +109,16 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("expected an http:// or https:// URL")
         return value.rstrip("/")
+
+    @field_validator("webapp_url")
+    @classmethod
+    def _https_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        # Telegram opens Mini Apps over HTTPS only.
+        if not value.startswith("https://"):
+            raise ValueError("expected an https:// URL (Telegram opens Mini Apps over HTTPS)")
+        return value.strip()
 
     @property
     def zone(self) -> ZoneInfo:

@@ -11,6 +11,7 @@ from aiogram.utils.i18n import gettext as _
 
 from handlers.filters import IsAdmin
 from handlers.flags import READS_ONLY
+from handlers.webapp import till_keyboard
 from locales.rendering import Renderer
 from scenarios.clock import Clock
 from scenarios.status import collect_status
@@ -40,6 +41,7 @@ async def show_status(
     version: str,
     started_at: datetime,
     clock: Clock,
+    webapp_url: str | None = None,
 ) -> None:
     status = await collect_status(
         customers=customers,
@@ -50,7 +52,10 @@ async def show_status(
         started_at=started_at,
         clock=clock,
     )
-    await message.answer(renderer.render("status.html", locale=locale, status=status))
+    await message.answer(
+        renderer.render("status.html", locale=locale, status=status),
+        reply_markup=till_keyboard(webapp_url),
+    )
 
 
 async def refuse_non_admin(message: Message) -> None:

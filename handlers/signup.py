@@ -23,6 +23,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from handlers.flags import READS_ONLY
 from handlers.start import Signup, accepted_at, phone_keyboard
+from handlers.webapp import card_button
 from locales.formatting import format_points
 from locales.rendering import Renderer
 from scenarios.birthdays import parse_birthday
@@ -88,6 +89,15 @@ def code_keyboard() -> InlineKeyboardMarkup:
     return builder.as_markup()
 
 
+def card_keyboard(*, codes: bool, webapp_url: str | None) -> InlineKeyboardMarkup | None:
+    """Under the card: the spending code (when the shop asks for one), the Mini App's card."""
+    rows = code_keyboard().inline_keyboard if codes else []
+    button = card_button(webapp_url)
+    if button is not None:
+        rows = [*rows, [button]]
+    return InlineKeyboardMarkup(inline_keyboard=rows) if rows else None
+
+
 async def send_card(
     bot: Bot,
     *,
@@ -97,6 +107,7 @@ async def send_card(
     locale: str,
     welcome: int,
     rules: Rules,
+    webapp_url: str | None = None,
 ) -> None:
     """The card earns by itself; spending takes a one-time code when the shop asks for one."""
     codes = rules.bonus.redeem_requires_code
@@ -110,7 +121,7 @@ async def send_card(
             welcome=welcome,
             spend_code=codes,
         ),
-        reply_markup=code_keyboard() if codes else None,
+        reply_markup=card_keyboard(codes=codes, webapp_url=webapp_url),
     )
 
 
@@ -379,6 +390,7 @@ async def show_card(
     renderer: Renderer,
     locale: str,
     rules: Rules,
+    webapp_url: str | None = None,
 ) -> None:
     if customer.joined_at is None:
         await message.answer(not_a_member())
@@ -391,6 +403,7 @@ async def show_card(
         locale=locale,
         welcome=0,
         rules=rules,
+        webapp_url=webapp_url,
     )
 
 

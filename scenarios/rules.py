@@ -261,6 +261,15 @@ class Birthday(_Section):
         return self
 
 
+class Webapp(_Section):
+    """The Mini App (bot/webapp): how old a signed initData may be, how long a card's QR code
+    lives, and how long after a scan the cashier may spend the member's points."""
+
+    max_age_seconds: int = Field(default=3600, ge=60, le=86_400)
+    qr_seconds: int = Field(default=60, ge=15, le=600)
+    visit_minutes: int = Field(default=15, ge=1, le=240)
+
+
 class Rules(_Section):
     shop: Shop = Shop()
     scheduler: Scheduler = Scheduler()
@@ -278,6 +287,7 @@ class Rules(_Section):
     reminders: Reminders = Reminders()
     ratings: Ratings = Ratings()
     staff: Staff = Staff()
+    webapp: Webapp = Webapp()
 
     @model_validator(mode="after")
     def _known_tiers(self) -> Rules:

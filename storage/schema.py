@@ -566,3 +566,18 @@ app_secrets = Table(
     Column("value", String(128), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
 )
+
+# Card QR codes scanned at the till (bot/webapp): one row per code, so a code works once. The
+# cashier who scanned it may spend the member's points on one purchase (order_ref) while the
+# visit lasts (webapp.visit_minutes).
+qr_scans = Table(
+    "qr_scans",
+    metadata,
+    Column("nonce", String(32), primary_key=True),
+    Column(
+        "customer_id", BigInteger, ForeignKey("customers.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("cashier_id", BigInteger, nullable=False),
+    Column("scanned_at", UtcDateTime, nullable=False),
+    Column("order_ref", String(64), nullable=True),
+)

@@ -11,7 +11,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -66,6 +66,10 @@ MAX_BODY = 1024 * 1024
 CARD_LOOKUPS_PER_MINUTE = 60
 HEALTH_TIMEOUT = 5.0
 OPEN_PATHS = frozenset({"/healthz", "/api/v1/openapi.json"})
+# The Mini App (bot/webapp) under /app/ signs its callers in with Telegram's initData instead.
+OWN_AUTH_PREFIX = "/app/"
+# Paths, schemas and tags another part of the server adds to the OpenAPI document.
+OPENAPI_EXTRA = web.AppKey("openapi_extra", dict[str, Any])
 
 _STATUS = {
     ProblemKind.MALFORMED: 400,
@@ -192,7 +196,7 @@ def _bearer_auth(token: str) -> Middleware:
 
     @web.middleware
     async def bearer_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path in OPEN_PATHS:
+        if request.path in OPEN_PATHS or request.path.startswith(OWN_AUTH_PREFIX):
             return await handler(request)
         given = request.headers.get("Authorization", "").encode()
         if not hmac.compare_digest(given, expected):
@@ -219,7 +223,7 @@ async def put_product(request: web.Request) -> web.Response:
 
 
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(openapi_document())
+    return web.json_response(openapi_document(request.app.get(OPENAPI_EXTRA)))
 
 
 async def healthz(request: web.Request) -> web.Response:

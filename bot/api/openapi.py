@@ -93,8 +93,19 @@ def _components() -> dict[str, Any]:
     return dict(schema["$defs"])
 
 
-def openapi_document() -> dict[str, Any]:
-    """Every route the API serves, with its request and response shapes."""
+def openapi_document(extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every route the API serves, with its request and response shapes; ``extra`` adds the
+    paths, schemas, security schemes and tags of another part of the server (the Mini App)."""
+    document = _shop_document()
+    if extra:
+        document["paths"].update(extra.get("paths", {}))
+        document["components"]["schemas"].update(extra.get("schemas", {}))
+        document["components"]["securitySchemes"].update(extra.get("securitySchemes", {}))
+        document["tags"] = [*document.get("tags", []), *extra.get("tags", [])]
+    return document
+
+
+def _shop_document() -> dict[str, Any]:
     secured: list[dict[str, list[str]]] = [{"bearer": []}]
     return {
         "openapi": "3.1.0",
