@@ -57,7 +57,7 @@ class Caller:
         return self.init.user.id
 
 
-CALLER = "webapp_caller"
+CALLER = web.RequestKey("webapp_caller", Caller)
 
 
 def error_response(status: int, code: str, message: str, field: str | None = None) -> web.Response:

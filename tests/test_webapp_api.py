@@ -1,0 +1,355 @@
+"""The Mini App's JSON API over both databases: QR codes that work once, the till's purchases
+through the order desk, staff rights, initData on every call, and its OpenAPI part."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+import pytest
+from aiogram import Bot
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import func, select, update
+
+from bot.api import create_api_app
+from bot.order_desk import order_followers
+from bot.webapp import build_webapp_services, create_webapp, create_webapp_server, mount_webapp
+from bot.webapp.auth import sign
+from bot.webapp.services import FAILED_SIGN_INS_PER_MINUTE
+from locales import CatalogI18n
+from locales.rendering import Renderer
+from scenarios.cards import card_number, display_card_number
+from scenarios.clock import FixedClock
+from scenarios.rules import Bonus, Rules
+from storage.customers import SqlCustomers
+from storage.database import Database
+from storage.schema import audit_log, customers, ledger_entries, orders, outbox, qr_scans
+from tests.test_api_orders import add_customer
+
+Client = TestClient[web.Request, web.Application]
+TOKEN = "123456:WEBAPP-TOKEN"
+CASHIER = 9001
+MEMBER = 5001
+RULES = Rules(bonus=Bonus(hold_days=0))
+
+
+def signed(user_id: int, clock: FixedClock, *, token: str = TOKEN, age: int = 0) -> str:
+    fields = {
+        "auth_date": str(int(clock.now().timestamp()) - age),
+        "user": json.dumps({"id": user_id, "first_name": "Olga", "language_code": "en"}),
+    }
+    fields["hash"] = sign(fields, token)
+    return urlencode(fields)
+
+
+def auth(user_id: int, clock: FixedClock, **kwargs: Any) -> dict[str, str]:
+    return {"Authorization": f"tma {signed(user_id, clock, **kwargs)}"}
+
+
+async def count(db: Database, table: Any, *where: Any) -> int:
+    async with db.read() as conn:
+        query = select(func.count()).select_from(table)
+        for condition in where:
+            query = query.where(condition)
+        return int((await conn.execute(query)).scalar_one())
+
+
+async def points(db: Database, customer_id: int) -> int:
+    async with db.read() as conn:
+        total = await conn.execute(
+            select(func.coalesce(func.sum(ledger_entries.c.amount), 0)).where(
+                ledger_entries.c.customer_id == customer_id
+            )
+        )
+        return int(total.scalar_one())
+
+
+@pytest.fixture
+async def member(db: Database) -> int:
+    customer_id = await add_customer(db, telegram_id=MEMBER)
+    async with db.transaction() as conn:
+        await conn.execute(
+            update(customers)
+            .where(customers.c.id == customer_id)
+            .values(card_number=card_number(customer_id), first_name="Anna")
+        )
+    return customer_id
+
+
+async def make_client(
+    db: Database, clock: FixedClock, i18n: CatalogI18n, rules: Rules = RULES
+) -> AsyncIterator[Client]:
+    zone = ZoneInfo("Europe/Moscow")
+    bot = Bot(token=TOKEN)  # never called: no staff chat is set
+    services = await build_webapp_services(
+        db=db,
+        rules=rules,
+        clock=clock,
+        i18n=i18n,
+        renderer=Renderer(i18n, currency="RUB", zone=zone),
+        bot=bot,
+        bot_token=TOKEN,
+        shop_zone=zone,
+        admin_ids=(CASHIER,),
+        cashier_ids=(),
+        staff_chat_id=None,
+        followers=order_followers(db=db, rules=rules, clock=clock, zone=zone),
+    )
+    server = create_webapp_server(create_webapp(services), services)
+    async with TestClient(TestServer(server)) as client:
+        yield client
+    await bot.session.close()
+
+
+@pytest.fixture
+async def client(
+    db: Database, clock: FixedClock, i18n: CatalogI18n, member: int
+) -> AsyncIterator[Client]:
+    async for each in make_client(db, clock, i18n):
+        yield each
+
+
+async def qr_of(client: Client, clock: FixedClock) -> str:
+    answer = await client.get("/app/api/me/qr", headers=auth(MEMBER, clock))
+    assert answer.status == 200
+    body = await answer.json()
+    assert body["expires_in"] == 60
+    assert body["svg"].startswith("data:image/svg+xml")
+    return str(body["text"])
+
+
+async def test_a_scan_and_a_purchase_with_points_recorded_once_audited_and_told(
+    client: Client, db: Database, clock: FixedClock, member: int
+) -> None:
+    # 1000.00 earns 50 points at Bronze's 5 % (hold_days 0: available at once).
+    first = await client.post(
+        "/app/api/till/lookup", json={"ref": display_card_number(card_number(member))}, headers=auth(CASHIER, clock)
+    )
+    found = await first.json()
+    assert (first.status, found["name"], found["can_redeem"]) == (200, "Anna", False)
+    earn = await client.post(
+        "/app/api/till/purchases",
+        json={"id": "purchase-0001", "customer_id": member, "total": "1000.00"},
+        headers=auth(CASHIER, clock),
+    )
+    assert earn.status == 201, await earn.text()
+    assert (await earn.json())["available_text"] == "50 points"
+
+    scan = await client.post(
+        "/app/api/till/scan", json={"qr": await qr_of(client, clock)}, headers=auth(CASHIER, clock)
+    )
+    assert scan.status == 200, await scan.text()
+    seen = await scan.json()
+    assert (seen["available"], seen["can_redeem"], seen["tier_text"]) == (50, True, "Bronze")
+    capped = await client.post(
+        "/app/api/till/lookup",
+        json={"customer_id": member, "visit": seen["visit"], "total": "100.00"},
+        headers=auth(CASHIER, clock),
+    )
+    assert (await capped.json())["redeemable_text"] == "30 points"  # max_redeem_share 30 %
+
+    body = {
+        "id": "purchase-0002",
+        "customer_id": member,
+        "total": "100.00",
+        "redeem": 20,
+        "visit": seen["visit"],
+    }
+    paid = await client.post("/app/api/till/purchases", json=body, headers=auth(CASHIER, clock))
+    assert paid.status == 201, await paid.text()
+    receipt = await paid.json()
+    assert (receipt["points_redeemed"], receipt["points_accrued"], receipt["available"]) == (
+        20,
+        4,
+        34,
+    )
+    # A double tap: the same purchase id is the same order, recorded once.
+    again = await client.post("/app/api/till/purchases", json=body, headers=auth(CASHIER, clock))
+    assert again.status == 200
+    assert (await again.json())["recorded"] is False
+    assert await points(db, member) == 34
+    assert await count(db, orders) == 2
+    assert await count(db, audit_log, audit_log.c.actor_id == CASHIER) == 2
+    # The member gets the usual "points for your order" message from the bot.
+    assert await count(db, outbox, outbox.c.dedupe_key.like("order-points:till-purchase-0002%"))
+
+    # The scan spent points once: another purchase cannot spend them with it.
+    other = {**body, "id": "purchase-0003"}
+    refused = await client.post("/app/api/till/purchases", json=other, headers=auth(CASHIER, clock))
+    assert refused.status == 422
+    assert (await refused.json())["error"]["code"] == "redeem_code_used"
+    assert await points(db, member) == 34
+    assert await count(db, orders) == 2
+
+
+async def test_a_used_or_expired_qr_code_is_refused_and_changes_nothing(
+    client: Client, db: Database, clock: FixedClock
+) -> None:
+    code = await qr_of(client, clock)
+    headers = auth(CASHIER, clock)
+    assert (await client.post("/app/api/till/scan", json={"qr": code}, headers=headers)).status == 200
+    reused = await client.post("/app/api/till/scan", json={"qr": code}, headers=headers)
+    assert reused.status == 409
+    assert (await reused.json())["error"]["code"] == "qr_used"
+    late = await qr_of(client, clock)
+    clock.advance(timedelta(seconds=60))
+    expired = await client.post("/app/api/till/scan", json={"qr": late}, headers=auth(CASHIER, clock))
+    assert expired.status == 409
+    assert (await expired.json())["error"]["code"] == "qr_expired"
+    forged = code.rsplit(".", 1)[0] + ".AAAA"
+    bad = await client.post("/app/api/till/scan", json={"qr": forged}, headers=auth(CASHIER, clock))
+    assert (bad.status, (await bad.json())["error"]["code"]) == (422, "qr_invalid")
+    assert await count(db, qr_scans) == 1
+
+
+async def test_spending_points_needs_the_scan_when_the_shop_asks_for_proof(
+    client: Client, db: Database, clock: FixedClock, member: int
+) -> None:
+    await client.post(
+        "/app/api/till/purchases",
+        json={"id": "purchase-0001", "customer_id": member, "total": "1000.00"},
+        headers=auth(CASHIER, clock),
+    )
+    typed = await client.post(
+        "/app/api/till/purchases",
+        json={"id": "purchase-0002", "customer_id": member, "total": "100.00", "redeem": 10},
+        headers=auth(CASHIER, clock),
+    )
+    assert typed.status == 422
+    assert (await typed.json())["error"]["code"] == "redeem_code_required"
+    assert await points(db, member) == 50
+    assert await count(db, orders) == 1
+
+
+async def test_customers_get_403_at_the_till_and_bad_init_data_401(
+    client: Client, db: Database, clock: FixedClock, member: int
+) -> None:
+    code = await qr_of(client, clock)
+    mine = await client.post("/app/api/till/scan", json={"qr": code}, headers=auth(MEMBER, clock))
+    assert mine.status == 403
+    assert set((await mine.json())["error"]) == {"code", "message", "field"}
+    for headers in (
+        {},
+        {"Authorization": "Bearer x"},
+        auth(MEMBER, clock, token="999:OTHER"),
+        auth(MEMBER, clock, age=3601),
+    ):
+        answer = await client.get("/app/api/me", headers=headers)
+        assert answer.status == 401
+        assert (await answer.json())["error"]["code"] == "unauthorized"
+    assert await count(db, qr_scans) == 0
+    session = await (await client.get("/app/api/session", headers=auth(MEMBER, clock))).json()
+    assert (session["member"], session["cashier"]) == (True, False)
+    assert session["texts"]["card_title"] == "My member card"
+
+
+async def test_failed_sign_ins_make_the_address_wait(client: Client, clock: FixedClock) -> None:
+    forged = auth(MEMBER, clock, token="999:OTHER")
+    for _ in range(FAILED_SIGN_INS_PER_MINUTE):
+        assert (await client.get("/app/api/me", headers=forged)).status == 401
+    # Now even genuine initData from this address waits: the limit is per address.
+    limited = await client.get("/app/api/me", headers=auth(MEMBER, clock))
+    assert limited.status == 429
+    assert int(limited.headers["Retry-After"]) > 0
+
+
+async def test_the_card_shows_the_ledger_and_records_the_devices_zone(
+    client: Client, db: Database, clock: FixedClock, member: int
+) -> None:
+    me = await (await client.get("/app/api/me", headers=auth(MEMBER, clock))).json()
+    assert (me["card"], me["available"], me["tier"]) == (card_number(member), 0, "bronze")
+    assert "Available: 0 points" in me["balance_html"]
+    zone = await client.put(
+        "/app/api/me/time-zone", json={"zone": "Asia/Yekaterinburg"}, headers=auth(MEMBER, clock)
+    )
+    assert (await zone.json()) == {"recorded": True, "zone": "Asia/Yekaterinburg"}
+    record = await SqlCustomers(db).by_telegram_id(telegram_id=MEMBER)
+    assert record is not None and record.timezone == "Asia/Yekaterinburg"
+    abroad = await client.put(
+        "/app/api/me/time-zone", json={"zone": "America/Lima"}, headers=auth(MEMBER, clock)
+    )
+    assert (await abroad.json())["recorded"] is False
+    history = await (await client.get("/app/api/me/history", headers=auth(MEMBER, clock))).json()
+    assert "No movements yet" in history["html"]
+    assert history["next_before"] is None
+
+
+async def test_only_app_and_healthz_are_served_without_the_shop_api(client: Client) -> None:
+    assert (await client.get("/healthz")).status == 200
+    page = await client.get("/app/")
+    assert page.status == 200
+    html = await page.text()
+    assert "https://telegram.org/js/telegram-web-app.js" in html
+    assert "__BOOT_TEXTS__" not in html
+    assert "Не удалось войти" in html or "Could not sign you in" in html
+    missing = await client.get("/api/v1/customers/tg:1")
+    assert missing.status == 404
+    assert "error" in await missing.json()
+    script = await client.get("/app/static/app.js")
+    assert script.status == 200
+
+
+async def test_with_the_shop_api_the_document_has_the_mini_app_under_its_own_tag(
+    sqlite_db: Database, clock: FixedClock, i18n: CatalogI18n
+) -> None:
+    api = create_api_app(db=sqlite_db, rules=RULES, clock=clock, api_token="t0ken")
+    zone = ZoneInfo("UTC")
+    bot = Bot(token=TOKEN)
+    services = await build_webapp_services(
+        db=sqlite_db,
+        rules=RULES,
+        clock=clock,
+        i18n=i18n,
+        renderer=Renderer(i18n, currency="RUB", zone=zone),
+        bot=bot,
+        bot_token=TOKEN,
+        shop_zone=zone,
+        admin_ids=(CASHIER,),
+        cashier_ids=(),
+        staff_chat_id=None,
+        followers=(),
+    )
+    mount_webapp(api, create_webapp(services))
+    async with TestClient(TestServer(api)) as client:
+        document = await (await client.get("/api/v1/openapi.json")).json()
+        served = {
+            (route.method.lower(), route.resource.canonical)
+            for route in client.app.router.routes()
+            if route.method != "HEAD" and route.resource is not None
+        }
+        # The sub-application's routes, under /app, except the page and its static files.
+        for resource in client.app.router.resources():
+            inner = getattr(resource, "_app", None)
+            if inner is None:
+                continue
+            for route in inner.router.routes():
+                path = "/app" + route.resource.canonical
+                if path.startswith("/app/api/") and route.method != "HEAD":
+                    served.add((route.method.lower(), path))
+        documented = {
+            (method, path)
+            for path, operations in document["paths"].items()
+            for method in operations
+        }
+        assert {entry for entry in served if "/app" not in entry[1]} <= documented
+        assert {entry for entry in served if entry[1].startswith("/app/api/")} == {
+            entry for entry in documented if entry[1].startswith("/app/")
+        }
+        tagged = {
+            path
+            for path, operations in document["paths"].items()
+            for operation in operations.values()
+            if operation.get("tags") == ["Mini App"]
+        }
+        assert tagged == {path for path in document["paths"] if path.startswith("/app/")}
+        assert document["components"]["schemas"]["ErrorAnswer"]
+        # The Mini App signs in by initData, not the API token; the shop API still wants it.
+        forged = await client.get("/app/api/me", headers={"Authorization": "tma x=1"})
+        assert forged.status == 401
+        assert (await client.get("/api/v1/customers/tg:1")).status == 401
+    await bot.session.close()
