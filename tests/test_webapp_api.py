@@ -128,7 +128,9 @@ async def test_a_scan_and_a_purchase_with_points_recorded_once_audited_and_told(
 ) -> None:
     # 1000.00 earns 50 points at Bronze's 5 % (hold_days 0: available at once).
     first = await client.post(
-        "/app/api/till/lookup", json={"ref": display_card_number(card_number(member))}, headers=auth(CASHIER, clock)
+        "/app/api/till/lookup",
+        json={"ref": display_card_number(card_number(member))},
+        headers=auth(CASHIER, clock),
     )
     found = await first.json()
     assert (first.status, found["name"], found["can_redeem"]) == (200, "Anna", False)
@@ -192,13 +194,17 @@ async def test_a_used_or_expired_qr_code_is_refused_and_changes_nothing(
 ) -> None:
     code = await qr_of(client, clock)
     headers = auth(CASHIER, clock)
-    assert (await client.post("/app/api/till/scan", json={"qr": code}, headers=headers)).status == 200
+    assert (
+        await client.post("/app/api/till/scan", json={"qr": code}, headers=headers)
+    ).status == 200
     reused = await client.post("/app/api/till/scan", json={"qr": code}, headers=headers)
     assert reused.status == 409
     assert (await reused.json())["error"]["code"] == "qr_used"
     late = await qr_of(client, clock)
     clock.advance(timedelta(seconds=60))
-    expired = await client.post("/app/api/till/scan", json={"qr": late}, headers=auth(CASHIER, clock))
+    expired = await client.post(
+        "/app/api/till/scan", json={"qr": late}, headers=auth(CASHIER, clock)
+    )
     assert expired.status == 409
     assert (await expired.json())["error"]["code"] == "qr_expired"
     forged = code.rsplit(".", 1)[0] + ".AAAA"

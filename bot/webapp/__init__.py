@@ -112,8 +112,6 @@ async def build_webapp_services(
         ledger=ledger,
         reminders=SqlReminders(db),
         preferences=SqlPreferences(db),
-        is_staff=staff_check(
-            bot=bot, admin_ids=admin_ids, cashier_ids=cashier_ids, staff=staff
-        ),
+        is_staff=staff_check(bot=bot, admin_ids=admin_ids, cashier_ids=cashier_ids, staff=staff),
         failures=failed_sign_ins(),
     )

@@ -69,8 +69,9 @@ async def _json_not_found(request: web.Request, handler: routes.Handler) -> web.
     except web.HTTPException as http:
         if http.status < 400:
             raise
-        return error_response(http.status, (http.reason or "error").lower().replace(" ", "_"),
-                              http.reason or "error")
+        return error_response(
+            http.status, (http.reason or "error").lower().replace(" ", "_"), http.reason or "error"
+        )
 
 
 async def _to_page(request: web.Request) -> web.Response:

@@ -91,7 +91,12 @@ def webapp_openapi() -> dict[str, Any]:
     purchase = _operation(
         "Record an in-store purchase (and spend points)",
         _json(_ref(PurchaseAnswer), "Recorded"),
-        400, 403, 404, 409, 413, 422,
+        400,
+        403,
+        404,
+        409,
+        413,
+        422,
         body=CashierPurchaseBody,
         status=201,
     )
@@ -117,42 +122,74 @@ def webapp_openapi() -> dict[str, Any]:
         "schemas": dict(schema["$defs"]),
         "paths": {
             "/app/api/session": {
-                "get": _operation("Language, texts and views of the signed-in user",
-                                  _json(_OBJECT, "The session"))
+                "get": _operation(
+                    "Language, texts and views of the signed-in user", _json(_OBJECT, "The session")
+                )
             },
             "/app/api/me": {
-                "get": _operation("The member's card, points and tier",
-                                  _json(_OBJECT, "The card"), 404)
+                "get": _operation(
+                    "The member's card, points and tier", _json(_OBJECT, "The card"), 404
+                )
             },
             "/app/api/me/qr": {
-                "get": _operation("A one-time QR code of the card (60 s)",
-                                  _json(_OBJECT, "The code"), 404)
+                "get": _operation(
+                    "A one-time QR code of the card (60 s)", _json(_OBJECT, "The code"), 404
+                )
             },
             "/app/api/me/history": {
-                "get": _operation("A page of the points history",
-                                  _json(_OBJECT, "The page"), 404, 422, parameters=[before])
+                "get": _operation(
+                    "A page of the points history",
+                    _json(_OBJECT, "The page"),
+                    404,
+                    422,
+                    parameters=[before],
+                )
             },
             "/app/api/me/reminders": {
                 "get": _operation("Waiting reminders", _json(_OBJECT, "The reminders"), 404)
             },
             "/app/api/me/reminders/{reminder_id}/cancel": {
-                "post": _operation("Cancel a waiting reminder", _json(_OBJECT, "The reminders"),
-                                   404, parameters=[reminder])
+                "post": _operation(
+                    "Cancel a waiting reminder",
+                    _json(_OBJECT, "The reminders"),
+                    404,
+                    parameters=[reminder],
+                )
             },
             "/app/api/me/time-zone": {
-                "put": _operation("The device's time zone, for quiet hours",
-                                  _json(_OBJECT, "Whether it was recorded"), 400, 404, 413,
-                                  body=TimeZoneBody)
+                "put": _operation(
+                    "The device's time zone, for quiet hours",
+                    _json(_OBJECT, "Whether it was recorded"),
+                    400,
+                    404,
+                    413,
+                    body=TimeZoneBody,
+                )
             },
             "/app/api/till/scan": {
-                "post": _operation("Scan a member's QR code (it works once)",
-                                   _json(_ref(TillMember), "The member"), 400, 403, 404, 409,
-                                   413, 422, body=ScanBody)
+                "post": _operation(
+                    "Scan a member's QR code (it works once)",
+                    _json(_ref(TillMember), "The member"),
+                    400,
+                    403,
+                    404,
+                    409,
+                    413,
+                    422,
+                    body=ScanBody,
+                )
             },
             "/app/api/till/lookup": {
-                "post": _operation("A member by card number or phone",
-                                   _json(_ref(TillMember), "The member"), 400, 403, 404, 413,
-                                   422, body=LookupBody)
+                "post": _operation(
+                    "A member by card number or phone",
+                    _json(_ref(TillMember), "The member"),
+                    400,
+                    403,
+                    404,
+                    413,
+                    422,
+                    body=LookupBody,
+                )
             },
             "/app/api/till/purchases": {"post": purchase},
         },

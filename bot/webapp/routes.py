@@ -293,7 +293,9 @@ async def _reminders_answer(
     items = await services.reminders.of_customer(customer_id=customer.id)
     return web.json_response(
         {
-            "html": _html(services, "reminders_list.html", _caller(request).locale, reminders=items),
+            "html": _html(
+                services, "reminders_list.html", _caller(request).locale, reminders=items
+            ),
             "items": [{"id": item.id, "name": item.name} for item in items],
             "notice": notice,
         }
@@ -419,9 +421,7 @@ async def till_purchase(request: web.Request) -> web.Response:
         earned_text=_points(services, receipt.points_accrued, locale),
         spent_text=_points(services, done.redeemed, locale),
         available_text=_points(services, receipt.balance.available, locale),
-        total_text=format_money(
-            _minor(body.total, services), services.rules.shop.currency, locale
-        ),
+        total_text=format_money(_minor(body.total, services), services.rules.shop.currency, locale),
     )
     return _json(answer, status=201 if done.recorded else 200)
 
