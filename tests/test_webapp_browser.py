@@ -175,6 +175,8 @@ async def test_the_card_and_the_till_in_a_browser(
         assert await anna_page.text_content("#available") == "50 points"
         assert "Available: 50 points" in (await anna_page.text_content("#balance") or "")
         assert "welcome bonus" in (await anna_page.text_content("#history") or "")
+        assert await anna_page.is_hidden("#more")  # one page of history
+        assert await anna_page.is_hidden("#to-till")  # a customer has no till
         await anna_page.wait_for_selector("#qr[data-code]")
         qr = await anna_page.get_attribute("#qr", "data-code")
         assert qr is not None and qr.startswith("QR1.")
@@ -184,6 +186,7 @@ async def test_the_card_and_the_till_in_a_browser(
         cashier_user = {"id": CASHIER, "first_name": "Olga", "language_code": "en"}
         till = await open_app(browser, base, cashier_user, init_data(cashier_user))
         assert await till.is_visible("#till")
+        assert await till.is_hidden("#to-card")  # the cashier is no member
         await till.evaluate("code => { window.__qrAnswer = code; }", qr)
         await till.click("#scan")
         await till.wait_for_selector("#member:not([hidden])")
