@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -338,10 +338,12 @@ class Till:
         redeem: int = 0,
         visit: str | None = None,
         note: str | None = None,
+        items: Sequence[RawItem] = (),
     ) -> Purchase:
         """An in-store purchase through the order desk (points earned, the member told as after
         any order); with ``redeem`` points paying for part of it, within the cap. Audited with
-        the cashier's id in the same transaction."""
+        the cashier's id in the same transaction. ``items`` (optional) must add up to the total;
+        their SKUs plan replenishment reminders as an online order's do."""
         order_id = purchase_order_id(purchase_id)
         self._money(total)
         if redeem < 0:
@@ -352,7 +354,8 @@ class Till:
         raw = RawOrder(
             order_id=order_id,
             customer=RawCustomer(telegram_id=member.telegram_id),
-            items=[
+            items=list(items)
+            or [
                 RawItem(
                     sku=IN_STORE_SKU,
                     name=(note or "").strip()[:120] or "In-store purchase",

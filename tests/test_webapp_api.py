@@ -12,22 +12,32 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from aiogram import Bot
+from aiogram.types import User
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select, update
 
 from bot.api import create_api_app
 from bot.order_desk import order_followers
-from bot.webapp import build_webapp_services, create_webapp, create_webapp_server, mount_webapp
+from bot.webapp import (
+    build_webapp_services,
+    create_webapp,
+    create_webapp_server,
+    mount_webapp,
+    staff_check,
+)
 from bot.webapp.auth import sign
 from bot.webapp.services import FAILED_SIGN_INS_PER_MINUTE
+from handlers.staff_alerts import StaffMembership
 from locales import CatalogI18n
 from locales.rendering import Renderer
 from scenarios.cards import card_number, display_card_number
 from scenarios.clock import FixedClock
+from scenarios.products import checked_product, save_product
 from scenarios.rules import Bonus, Rules
 from storage.customers import SqlCustomers
 from storage.database import Database
+from storage.products import SqlProducts
 from storage.schema import audit_log, customers, ledger_entries, orders, outbox, qr_scans
 from tests.test_api_orders import add_customer
 
@@ -358,4 +368,87 @@ async def test_with_the_shop_api_the_document_has_the_mini_app_under_its_own_tag
         forged = await client.get("/app/api/me", headers={"Authorization": "tma x=1"})
         assert forged.status == 401
         assert (await client.get("/api/v1/customers/tg:1")).status == 401
+    await bot.session.close()
+
+
+async def test_items_plan_reminders_which_the_card_lists_and_cancels_and_history_pages(
+    client: Client, db: Database, clock: FixedClock, member: int
+) -> None:
+    product = checked_product(
+        sku="CAT-2KG",
+        name="Cat food 2 kg",
+        url=None,
+        category="food",
+        consumption_days=30,
+        lead_days=3,
+        related=[],
+    )
+    await save_product(SqlProducts(db), product, clock=clock)
+    mismatch = await client.post(
+        "/app/api/till/purchases",
+        json={
+            "id": "purchase-0001",
+            "customer_id": member,
+            "total": "500.00",
+            "items": [{"sku": "CAT-2KG", "name": "Cat food 2 kg", "quantity": 2, "price": "1.00"}],
+        },
+        headers=auth(CASHIER, clock),
+    )
+    assert (mismatch.status, (await mismatch.json())["error"]["code"]) == (422, "total_mismatch")
+    for number in range(1, 13):  # twelve purchases: twelve history entries, two pages
+        answer = await client.post(
+            "/app/api/till/purchases",
+            json={
+                "id": f"purchase-{number:04d}",
+                "customer_id": member,
+                "total": "1290.00",
+                "items": [{"sku": "CAT-2KG", "name": "Cat food 2 kg", "price": "1290.00"}],
+            },
+            headers=auth(CASHIER, clock),
+        )
+        assert answer.status == 201, await answer.text()
+    first = await (await client.get("/app/api/me/history", headers=auth(MEMBER, clock))).json()
+    assert first["html"].count("cashback for order till-purchase-") == 10
+    older = await client.get(
+        f"/app/api/me/history?before={first['next_before']}", headers=auth(MEMBER, clock)
+    )
+    second = await older.json()
+    assert second["html"].count("cashback for order till-purchase-") == 2
+    assert second["next_before"] is None
+
+    listed = await (await client.get("/app/api/me/reminders", headers=auth(MEMBER, clock))).json()
+    assert [item["name"] for item in listed["items"]] == ["Cat food 2 kg"]
+    assert "Cat food 2 kg" in listed["html"]
+    reminder_id = listed["items"][0]["id"]
+    cancelled = await client.post(
+        f"/app/api/me/reminders/{reminder_id}/cancel", headers=auth(MEMBER, clock)
+    )
+    after = await cancelled.json()
+    assert (cancelled.status, after["items"], after["notice"]) == (200, [], "reminder_cancelled")
+    assert "No reminders are scheduled" in after["html"]
+    # Another member's reminder, or a made-up id, is no one's to cancel here.
+    other = await client.post("/app/api/me/reminders/999999/cancel", headers=auth(MEMBER, clock))
+    assert other.status == 404
+
+
+async def test_cashier_ids_and_the_staff_chats_members_open_the_till(
+    db: Database, clock: FixedClock, i18n: CatalogI18n, member: int
+) -> None:
+    asked: list[int] = []
+
+    class StaffChat(StaffMembership):
+        async def is_staff(self, bot: Bot, user: User) -> bool:
+            asked.append(user.id)
+            return user.id == 7007  # what getChatMember would say of the staff chat
+
+    bot = Bot(token=TOKEN)
+    check = staff_check(
+        bot=bot,
+        admin_ids=(CASHIER,),
+        cashier_ids=(8008,),
+        staff=StaffChat(staff_chat_id=-100, admin_ids=(CASHIER,), ttl=60),
+    )
+    assert await check(CASHIER, None) and await check(8008, None) and await check(7007, "Ira")
+    assert not await check(MEMBER, "Anna")
+    assert asked == [7007, MEMBER]  # admins and CASHIER_IDS need no question to Telegram
     await bot.session.close()

@@ -235,9 +235,10 @@ async def test_the_card_and_the_till_in_a_browser(
             "Could not sign you in. Close this page and open it again from the bot's menu."
         )
         assert await forged_page.is_hidden("#customer")
-        async with aiohttp.ClientSession() as http, http.get(
-            f"{base}/app/api/me", headers={"Authorization": f"tma {forged}"}
-        ) as answer:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"{base}/app/api/me", headers={"Authorization": f"tma {forged}"}) as answer,
+        ):
             assert answer.status == 401
             body = await answer.json()
             assert body["error"]["code"] == "unauthorized"

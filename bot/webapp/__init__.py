@@ -32,7 +32,13 @@ from storage.privacy import SqlSecrets
 from storage.qr_tokens import SqlQrScans
 from storage.reminders import SqlReminders
 
-__all__ = ["build_webapp_services", "create_webapp", "create_webapp_server", "mount_webapp"]
+__all__ = [
+    "build_webapp_services",
+    "create_webapp",
+    "create_webapp_server",
+    "mount_webapp",
+    "staff_check",
+]
 
 QR_KEY_NAME = "webapp_qr_key"
 

@@ -40,6 +40,20 @@ class LookupBody(BaseModel):
     )
 
 
+class TillItem(BaseModel):
+    model_config = _STRICT
+    sku: str = Field(
+        default="in-store",
+        min_length=1,
+        max_length=64,
+        pattern=r"^[\x21-\x7e]+$",
+        description="The product's SKU (plans its replenishment reminders)",
+    )
+    name: str = Field(min_length=1, max_length=200, pattern=TEXT_PATTERN, description="Name")
+    quantity: int = Field(default=1, ge=1, le=100_000, description="How many")
+    price: str = Field(max_length=32, pattern=AMOUNT_PATTERN, description="Price of one")
+
+
 class CashierPurchaseBody(BaseModel):
     model_config = _STRICT
     id: str = Field(
@@ -56,6 +70,11 @@ class CashierPurchaseBody(BaseModel):
     )
     note: str | None = Field(
         default=None, max_length=120, pattern=TEXT_PATTERN, description="What was bought"
+    )
+    items: list[TillItem] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Optional lines; they must add up to the total (none: one in-store line)",
     )
 
 

@@ -27,7 +27,7 @@ from scenarios.cards import display_card_number
 from scenarios.cashier import MemberAtTill, TillProblem
 from scenarios.customers import resolve_locale
 from scenarios.ledger import balance, history, tier_status
-from scenarios.orders import parse_money
+from scenarios.orders import RawItem, parse_money
 from scenarios.preferences import UnknownZoneError, set_time_zone
 from scenarios.reminders import Answer, cancel_one
 from scenarios.tiers import TierLadder
@@ -408,6 +408,10 @@ async def till_purchase(request: web.Request) -> web.Response:
         redeem=body.redeem,
         visit=body.visit,
         note=body.note,
+        items=[
+            RawItem(sku=item.sku, name=item.name, quantity=item.quantity, price=item.price)
+            for item in body.items
+        ],
     )
     locale = caller.locale
     receipt = done.receipt
