@@ -16,9 +16,11 @@ from bot.webapp.auth import (
     validate_init_data,
 )
 
-# The example initData of Telegram's Mini Apps documentation (bot id 7342037359, the user
-# "Vladislav + - ? /" with a photo URL and the newer Ed25519 "signature" field), with the
-# token it was signed with as published alongside it.
+# The worked example of the Telegram Mini Apps documentation (docs.telegram-mini-apps.com,
+# "init data" validation; bot id 7342037359, the user "Vladislav + - ? /", a photo URL and the
+# newer Ed25519 "signature" field, which the HMAC covers too) with the bot token published with
+# it. core.telegram.org's own example (bot id 7342037359 as well) only shows third-party
+# validation by Ed25519, whose bot token is not published, so it cannot check an HMAC.
 EXAMPLE_TOKEN = "7342037359:AAHI25ES9xCOMPokpYoz-p8XVrZUdygo2J4"
 EXAMPLE = (
     "user=%7B%22id%22%3A279058397%2C%22first_name%22%3A%22Vladislav%20%2B%20-%20%3F%20%5C%2F"

@@ -1,0 +1,1 @@
+"""The composition root and Telegram plumbing: settings, dispatcher, middlewares, rendering."""

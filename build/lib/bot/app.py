@@ -1,0 +1,304 @@
+"""The application: builds every part from settings and runs the bot until it is stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
+from aiogram.fsm.storage.redis import RedisEventIsolation, RedisStorage
+from aiogram.utils.i18n import I18n
+from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bot.account_jobs import AccountJobs, create_account_jobs
+from bot.api import create_api_app, start_api
+from bot.broadcast_progress import BroadcastProgress
+from bot.delivery.sender import OutboxSender
+from bot.dispatcher import create_dispatcher
+from bot.fsm_storage import DatabaseFsmStorage
+from bot.order_desk import order_followers
+from bot.rating_expiry import RatingExpiry
+from bot.reminders import ReminderSweeper
+from bot.scheduler import create_scheduler
+from bot.settings import Settings
+from bot.signup import signup_services
+from bot.webapp import (
+    build_webapp_services,
+    create_webapp,
+    create_webapp_server,
+    mount_webapp,
+)
+from bot.webapp.services import WebappServices
+from handlers.menu import register_commands
+from handlers.webapp import set_menu_button
+from locales import create_i18n
+from locales.rendering import Renderer
+from scenarios.clock import Clock, SystemClock
+from scenarios.orders import OrderFollower
+from scenarios.rules import Rules
+from storage.broadcasts import SqlBroadcasts
+from storage.customers import SqlCustomers
+from storage.database import Database
+from storage.fsm import SqlFsmStates
+from storage.migrate import migrate
+from storage.outbox import SqlOutbox
+from storage.ratings import SqlRatings
+
+log = logging.getLogger(__name__)
+
+# Updates handled at once. A burst (button presses after a broadcast) then waits in Telegram's
+# queue instead of in the database pool (20 connections on PostgreSQL), where a wait of 30 s
+# fails the update; the HTTP API, the outbox and the jobs keep connections of their own.
+# Transactions are never held while Telegram answers, so 16 in flight still keep up with
+# 100 ms round trips.
+UPDATES_IN_FLIGHT = 16
+
+
+def app_version() -> str:
+    try:
+        return package_version("repeat-sales-bot")
+    except PackageNotFoundError:  # running from a checkout that was never installed
+        return "dev"
+
+
+@dataclass
+class Application:
+    settings: Settings
+    rules: Rules
+    clock: Clock
+    db: Database
+    i18n: I18n
+    renderer: Renderer
+    bot: Bot
+    dispatcher: Dispatcher
+    scheduler: AsyncIOScheduler
+    fsm_storage: BaseStorage
+    sender: OutboxSender
+    account_jobs: AccountJobs
+
+
+def create_bot(settings: Settings) -> Bot:
+    if settings.bot_token is None:
+        raise ValueError("BOT_TOKEN is not set")
+    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_base))
+    return Bot(
+        token=settings.bot_token.get_secret_value(),
+        session=session,
+        default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
+    )
+
+
+def fraud_secret(settings: Settings) -> str | None:
+    secret = settings.fraud_hash_secret
+    return secret.get_secret_value() if secret is not None and secret.get_secret_value() else None
+
+
+def build_application(
+    settings: Settings, rules: Rules, *, clock: Clock | None = None
+) -> Application:
+    clock = clock or SystemClock()
+    db = Database(settings.database_url)
+    i18n = create_i18n(settings.default_locale)
+    renderer = Renderer(i18n, currency=rules.shop.currency, zone=settings.zone)
+    fsm_states: SqlFsmStates | None = None
+    fsm_storage: BaseStorage
+    isolation: BaseEventIsolation | None = None
+    if settings.redis_url:
+        redis_storage = RedisStorage.from_url(settings.redis_url)
+        fsm_storage = redis_storage
+        # Several bot processes share one per-user lock through Redis.
+        isolation = RedisEventIsolation(redis=redis_storage.redis)
+    else:
+        fsm_states = SqlFsmStates(db)
+        fsm_storage = DatabaseFsmStorage(fsm_states, clock)
+    dispatcher = create_dispatcher(
+        db=db,
+        clock=clock,
+        i18n=i18n,
+        renderer=renderer,
+        rules=rules,
+        fsm_storage=fsm_storage,
+        admin_ids=settings.admin_ids,
+        staff_chat_id=settings.staff_chat_id,
+        version=app_version(),
+        started_at=clock.now(),
+        events_isolation=isolation,
+        fraud_hash_secret=fraud_secret(settings),
+    )
+    bot = create_bot(settings)
+    sender = OutboxSender(
+        db=db,
+        bot=bot,
+        renderer=renderer,
+        i18n=i18n,
+        rules=rules,
+        clock=clock,
+        shop_zone=settings.zone,
+        worker_id=f"{socket.gethostname()}:{os.getpid()}",
+    )
+    dispatcher["sender"] = sender
+    dispatcher["webapp_url"] = settings.webapp_url  # None: no Mini App buttons
+    account_jobs = create_account_jobs(db=db, rules=rules, clock=clock, shop_zone=settings.zone)
+    joining = signup_services(db=db, rules=rules, clock=clock, zone=settings.zone)
+    return Application(
+        settings=settings,
+        rules=rules,
+        clock=clock,
+        db=db,
+        i18n=i18n,
+        renderer=renderer,
+        bot=bot,
+        dispatcher=dispatcher,
+        scheduler=create_scheduler(
+            rules=rules,
+            clock=clock,
+            fsm_states=fsm_states,
+            outbox=SqlOutbox(db),
+            broadcast_progress=BroadcastProgress(
+                broadcasts=SqlBroadcasts(db),
+                customers=SqlCustomers(db),
+                bot=bot,
+                renderer=renderer,
+                i18n=i18n,
+                rules=rules,
+                clock=clock,
+            ),
+            account_jobs=account_jobs,
+            referrals=joining.referrals,
+            birthdays=joining.birthdays,
+            reminders=ReminderSweeper(
+                db=db, i18n=i18n, rules=rules, clock=clock, shop_zone=settings.zone
+            ),
+            rating_expiry=RatingExpiry(
+                ratings=SqlRatings(db),
+                outbox=SqlOutbox(db),
+                bot=bot,
+                renderer=renderer,
+                i18n=i18n,
+                clock=clock,
+            ),
+            availability=db.availability,
+        ),
+        fsm_storage=fsm_storage,
+        sender=sender,
+        account_jobs=account_jobs,
+    )
+
+
+async def run_polling(app: Application) -> None:
+    """Migrate, announce the menus, start the periodic jobs and poll until a signal stops us."""
+    try:
+        revision = await migrate(app.db)
+        log.info("database %s at schema %s", app.db.safe_url, revision)
+        me = await app.bot.get_me()
+        await register_commands(
+            app.bot,
+            i18n=app.i18n,
+            admin_ids=app.settings.admin_ids,
+            default_locale=app.settings.default_locale,
+        )
+        if app.settings.webapp_url:
+            await set_menu_button(
+                app.bot,
+                webapp_url=app.settings.webapp_url,
+                i18n=app.i18n,
+                locale=app.settings.default_locale,
+            )
+        # What is loaded by now lives as long as the process: keep it out of the collector's
+        # full passes, whose pauses (a fifth of a second on a big heap) stall paced sending.
+        gc.collect()
+        gc.freeze()
+        app.scheduler.start()
+        delivery = asyncio.create_task(app.sender.run(), name="outbox-sender")
+        api = await start_shop_api(app)
+        log.info(
+            "bot @%s (id %s) is polling %s; admins: %s; staff chat: %s",
+            me.username,
+            me.id,
+            app.settings.telegram_api_base,
+            ", ".join(map(str, app.settings.admin_ids)) or "none",
+            app.settings.staff_chat_id or "not set",
+        )
+        try:
+            await app.dispatcher.start_polling(
+                app.bot,
+                allowed_updates=app.dispatcher.resolve_used_update_types(),
+                tasks_concurrency_limit=UPDATES_IN_FLIGHT,
+            )
+        finally:
+            app.sender.stop()
+            await delivery
+            if api is not None:
+                await api.cleanup()
+    finally:
+        await shutdown(app)
+
+
+async def start_shop_api(app: Application) -> web.AppRunner | None:
+    """The shop-facing HTTP API, when API_TOKEN is set, and the Mini App under /app/ when
+    WEBAPP_URL is set (alone, with /healthz, if the API is off); the log says which."""
+    settings = app.settings
+    followers = order_followers(db=app.db, rules=app.rules, clock=app.clock, zone=settings.zone)
+    webapp = await start_webapp(app, followers) if settings.webapp_url else None
+    if settings.api_token is None or not settings.api_token.get_secret_value():
+        log.warning("API_TOKEN is not set: the shop's HTTP API is off")
+        if webapp is None:
+            return None
+        server = create_webapp_server(*webapp)
+    else:
+        server = create_api_app(
+            db=app.db,
+            rules=app.rules,
+            clock=app.clock,
+            api_token=settings.api_token.get_secret_value(),
+            followers=followers,
+        )
+        if webapp is not None:
+            mount_webapp(server, webapp[0])
+    runner = await start_api(server, settings.api_host, settings.api_port)
+    log.info("HTTP server on http://%s:%s", settings.api_host, settings.api_port)
+    return runner
+
+
+async def start_webapp(
+    app: Application, followers: list[OrderFollower]
+) -> tuple[web.Application, WebappServices]:
+    settings = app.settings
+    assert settings.bot_token is not None
+    services = await build_webapp_services(
+        db=app.db,
+        rules=app.rules,
+        clock=app.clock,
+        i18n=app.i18n,
+        renderer=app.renderer,
+        bot=app.bot,
+        bot_token=settings.bot_token.get_secret_value(),
+        shop_zone=settings.zone,
+        admin_ids=settings.admin_ids,
+        cashier_ids=settings.cashier_ids,
+        staff_chat_id=settings.staff_chat_id,
+        followers=followers,
+    )
+    log.info("Mini App at %s (served under /app/)", settings.webapp_url)
+    return create_webapp(services), services
+
+
+async def shutdown(app: Application) -> None:
+    if app.scheduler.running:
+        app.scheduler.shutdown(wait=False)
+    await app.fsm_storage.close()
+    await app.bot.session.close()
+    await app.db.close()
+    log.info("stopped")

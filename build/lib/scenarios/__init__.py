@@ -1,0 +1,1 @@
+"""Scenarios: the engagement logic, free of Telegram, templates and database drivers."""

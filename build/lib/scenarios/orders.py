@@ -1,0 +1,874 @@
+"""Orders the shop reports over its API: validation, points for members, status changes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Protocol
+
+import phonenumbers
+
+from scenarios.cards import looks_like_card, valid_card
+from scenarios.clock import Clock
+from scenarios.ledger import (
+    Cancellation,
+    LedgerReader,
+    LedgerRefusal,
+    PointsLedger,
+    RefusalCode,
+    balance,
+    redeem_limit,
+    tier_status,
+)
+from scenarios.rules import Bonus
+from scenarios.tiers import TierLadder, minor_units_per_major, percent_to_basis_points
+from storage.orders import CustomerMatch, NewOrder, OrderLine, StoredOrder
+from storage.redeem_codes import CodeCheck
+
+MAX_ORDER_ID = 64  # orders.order_ref
+MAX_MONEY = 10**13  # minor units; far above any real order, far below BIGINT
+MAX_ITEMS = 500
+MAX_QUANTITY = 100_000  # of one line; order_items.quantity is a 32-bit INTEGER
+# Telegram user ids have at most 52 significant bits (Bot API docs); a longer number is no id.
+MAX_TELEGRAM_ID = 2**52 - 1
+MAX_REF = 64  # a customer reference: card number, phone, @username or tg:<id>
+# No shop had orders before this; older dates are typos (year 1) and break date arithmetic.
+EARLIEST_ORDER = datetime(2000, 1, 1, tzinfo=UTC)
+ORDER_STATUSES = ("paid", "delivered")  # what a new order may be reported as
+STATUS_CHANGES = ("delivered", "cancelled", "refunded")
+FINAL_STATUSES = frozenset({"cancelled", "refunded"})
+# What an imported history line may say: a shop's export has its cancelled and refunded orders.
+HISTORY_STATUSES = (*ORDER_STATUSES, "cancelled", "refunded")
+_REGIONS = {"RUB": "RU", "UAH": "UA"}
+_PRINTABLE_ID = re.compile(r"^[\x21-\x7e]+$")
+_USERNAME = re.compile(r"^[A-Za-z0-9_]{4,32}$")
+# ASCII digits only: Decimal() also reads "1_000" and Arabic-Indic "١٢٣", which no shop means.
+MONEY_PATTERN = r"^[0-9]{1,13}(\.[0-9]{1,2})?$"
+_MONEY = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+_DIGITS = re.compile(r"[0-9]+")
+
+
+@dataclass(frozen=True, slots=True)
+class OrderLimits:
+    """What a reported order may be at most: its total (minor units) and how far ahead of our
+    clock its created_at may lie."""
+
+    max_total: int = 100_000_000
+    clock_skew: timedelta = timedelta(minutes=5)
+
+
+class ProblemKind(StrEnum):
+    """What went wrong, for the transport to choose its status code."""
+
+    MALFORMED = "malformed"  # the request's shape or types (HTTP 400)
+    INVALID = "invalid"  # well-formed but breaks a rule (422)
+    NOT_FOUND = "not_found"  # 404
+    CONFLICT = "conflict"  # 409
+
+
+class OrderProblem(Exception):
+    """A request the order desk refuses; nothing has been written when it is raised."""
+
+    def __init__(
+        self, kind: ProblemKind, code: str, message: str, field: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.code = code
+        self.message = message
+        self.field = field
+
+
+def _invalid(code: str, message: str, field: str) -> OrderProblem:
+    return OrderProblem(ProblemKind.INVALID, code, message, field)
+
+
+# ---- the request as the transport parsed it (shape and types already checked) ------------
+
+
+@dataclass(frozen=True, slots=True)
+class RawCustomer:
+    phone: str | None = None
+    telegram_id: int | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RawItem:
+    sku: str
+    name: str
+    quantity: int
+    price: str
+    category: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RawOrder:
+    order_id: str
+    customer: RawCustomer
+    items: Sequence[RawItem]
+    total: str
+    currency: str
+    status: str = "paid"
+    created_at: datetime | None = None
+    bonus_redeemed: int | str = 0
+    # The member's one-time code (/code) that lets bonus_redeemed spend their points. Proof,
+    # not order content: it is no part of the fingerprint, so a retry may repeat or omit it.
+    redeem_code: str | None = None
+    # total = sum(quantity × price) − discount + shipping (see the README for the tolerance)
+    discount: str = "0"
+    shipping: str = "0"
+
+
+# ---- pure rules --------------------------------------------------------------------------
+
+
+def region_for(currency: str) -> str | None:
+    """The region a phone without a country code is read in: the shop's currency's country."""
+    return _REGIONS.get(currency.upper())
+
+
+def normalize_phone(text: str, *, region: str | None, field: str = "phone") -> str:
+    """A phone in any common spelling as E.164 (+79991234567); refused unless it is valid."""
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        number = None
+    if number is None or not phonenumbers.is_valid_number(number):
+        raise _invalid("invalid_phone", f"{text!r} is not a valid phone number", field)
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def parse_money(text: str, *, currency: str, field: str) -> int:
+    """A decimal string of major units ("1290.00") as integer minor units (129000)."""
+    if not _MONEY.fullmatch(text.strip()):
+        raise _invalid(
+            "invalid_amount", f"{text!r} is not a decimal number like 1290.00", field
+        ) from None
+    try:
+        amount = Decimal(text.strip())
+    except InvalidOperation:
+        raise _invalid("invalid_amount", f"{text!r} is not a decimal number", field) from None
+    if not amount.is_finite() or amount < 0:
+        raise _invalid("invalid_amount", "an amount is a finite number of at least 0", field)
+    exponent = amount.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -2:
+        raise _invalid(
+            "too_many_fraction_digits", f"{text!r} has more than two fraction digits", field
+        )
+    minor = amount * minor_units_per_major(currency)
+    if minor != minor.to_integral_value():
+        raise _invalid("too_many_fraction_digits", f"{currency} has no such fraction", field)
+    if minor > MAX_MONEY:
+        raise _invalid("invalid_amount", f"{text!r} is too large", field)
+    return int(minor)
+
+
+def parse_points(value: int | str, *, field: str) -> int:
+    """Whole points, given as a number or a string ("100")."""
+    if isinstance(value, str) and not _MONEY.fullmatch(value.strip()):
+        raise _invalid("invalid_points", f"{value!r} is not a number of points", field)
+    try:
+        points = Decimal(value.strip()) if isinstance(value, str) else Decimal(value)
+    except InvalidOperation:
+        raise _invalid("invalid_points", f"{value!r} is not a number of points", field) from None
+    if not points.is_finite() or points < 0 or points != points.to_integral_value():
+        raise _invalid("invalid_points", "points are a whole number of at least 0", field)
+    if points > MAX_MONEY:
+        raise _invalid("invalid_points", "too many points", field)
+    return int(points)
+
+
+@dataclass(frozen=True, slots=True)
+class ValidOrder:
+    """A reported order after every rule: amounts in minor units, phone in E.164, UTC time."""
+
+    order_ref: str
+    phone: str | None
+    telegram_id: int | None
+    total: int
+    currency: str
+    status: str
+    ordered_at: datetime
+    lines: tuple[OrderLine, ...]
+    bonus_redeemed: int
+    fingerprint: str
+
+
+def telegram_id_problem(value: int) -> str | None:
+    """Why ``value`` cannot be a Telegram user id, or None when it can."""
+    if value <= 0:
+        return "a Telegram id is a positive number"
+    if value > MAX_TELEGRAM_ID:
+        return "a Telegram id has at most 16 digits"
+    return None
+
+
+def _ordered_at(
+    created_at: datetime | None, *, now: datetime, limits: OrderLimits
+) -> datetime | None:
+    if created_at is None:
+        return None
+    if created_at.utcoffset() is None:
+        raise _invalid(
+            "naive_datetime", "created_at needs a time zone (e.g. +03:00 or Z)", "created_at"
+        )
+    moment: datetime | None
+    try:
+        moment = created_at.astimezone(UTC)
+    except OverflowError:  # year 1 east of Greenwich, year 9999 west of it
+        moment = datetime.max.replace(tzinfo=UTC) if created_at.year > now.year else None
+    if moment is None or moment < EARLIEST_ORDER:
+        raise _invalid(
+            "created_at_out_of_range",
+            f"created_at must not be before {EARLIEST_ORDER.date().isoformat()}",
+            "created_at",
+        )
+    if moment > now + limits.clock_skew:
+        minutes = int(limits.clock_skew.total_seconds() // 60)
+        raise _invalid(
+            "created_at_in_future",
+            f"created_at is in the future (more than {minutes} minutes ahead of our clock)",
+            "created_at",
+        )
+    return moment
+
+
+def _check_total(
+    total: int, lines: Sequence[OrderLine], *, discount: int, shipping: int, currency: str
+) -> None:
+    """total = Σ quantity × price − discount + shipping, give or take one minor unit per line
+    (a shop that rounds each line's share of a discount may be off by that much)."""
+    expected = sum(line.quantity * line.price for line in lines) - discount + shipping
+    if abs(total - expected) > len(lines):
+        per_major = minor_units_per_major(currency)
+        raise _invalid(
+            "total_mismatch",
+            f"the total should be {Decimal(expected) / per_major:.2f} "
+            "(the items' quantity × price, minus discount, plus shipping)",
+            "total",
+        )
+
+
+def validate_order(
+    raw: RawOrder,
+    *,
+    shop_currency: str,
+    now: datetime,
+    statuses: Sequence[str] = ORDER_STATUSES,
+    limits: OrderLimits | None = None,
+) -> ValidOrder:
+    """Every semantic rule of a reported order; the first broken one is refused.
+
+    ``statuses``: what the order may be reported as (history imports also take the final
+    ones)."""
+    limits = limits or OrderLimits()
+    order_ref = raw.order_id.strip()
+    if not 0 < len(order_ref) <= MAX_ORDER_ID or not _PRINTABLE_ID.match(order_ref):
+        raise _invalid(
+            "invalid_order_id",
+            f"an order id is 1..{MAX_ORDER_ID} printable characters without spaces",
+            "order_id",
+        )
+    currency = raw.currency.strip().upper()
+    if currency != shop_currency:
+        raise _invalid(
+            "currency_mismatch", f"the shop keeps its points in {shop_currency}", "currency"
+        )
+    customer = raw.customer
+    if customer.phone is None and customer.telegram_id is None:
+        raise _invalid(
+            "customer_unidentified", "the customer needs a phone or a telegram_id", "customer"
+        )
+    phone = (
+        normalize_phone(customer.phone, region=region_for(currency), field="customer.phone")
+        if customer.phone is not None
+        else None
+    )
+    id_problem = (
+        telegram_id_problem(customer.telegram_id) if customer.telegram_id is not None else None
+    )
+    if id_problem is not None:
+        raise _invalid("invalid_telegram_id", id_problem, "customer.telegram_id")
+    if not raw.items:
+        raise _invalid("no_items", "an order has at least one item", "items")
+    if len(raw.items) > MAX_ITEMS:
+        raise _invalid("too_many_items", f"at most {MAX_ITEMS} items per order", "items")
+    lines = []
+    for index, item in enumerate(raw.items):
+        where = f"items.{index}"
+        if not 1 <= item.quantity <= MAX_QUANTITY:
+            raise _invalid(
+                "invalid_quantity",
+                f"a quantity is a whole number from 1 to {MAX_QUANTITY}",
+                f"{where}.quantity",
+            )
+        if not item.sku.strip():
+            raise _invalid("invalid_sku", "an item needs its SKU", f"{where}.sku")
+        lines.append(
+            OrderLine(
+                sku=item.sku.strip(),
+                name=item.name.strip(),
+                quantity=item.quantity,
+                price=parse_money(item.price, currency=currency, field=f"{where}.price"),
+                category=item.category.strip() if item.category else None,
+            )
+        )
+    total = parse_money(raw.total, currency=currency, field="total")
+    if total <= 0:
+        raise _invalid("invalid_amount", "an order total is more than 0", "total")
+    if total > limits.max_total:
+        per_major = minor_units_per_major(currency)
+        raise _invalid(
+            "total_too_large",
+            f"an order total is at most {Decimal(limits.max_total) / per_major:.2f} "
+            "(orders.max_total)",
+            "total",
+        )
+    discount = parse_money(raw.discount, currency=currency, field="discount")
+    shipping = parse_money(raw.shipping, currency=currency, field="shipping")
+    _check_total(total, lines, discount=discount, shipping=shipping, currency=currency)
+    status = raw.status.strip().lower()
+    if status not in statuses:
+        raise _invalid(
+            "unknown_status",
+            f"a new order's status is one of {', '.join(statuses)}",
+            "status",
+        )
+    created_at = _ordered_at(raw.created_at, now=now, limits=limits)
+    redeemed = parse_points(raw.bonus_redeemed, field="bonus_redeemed")
+    canonical: dict[str, object] = {
+        "order_id": order_ref,
+        "customer": {"phone": phone, "telegram_id": customer.telegram_id, "name": customer.name},
+        "items": [
+            {
+                "sku": line.sku,
+                "name": line.name,
+                "quantity": line.quantity,
+                "price": line.price,
+                "category": line.category,
+            }
+            for line in lines
+        ],
+        "total": total,
+        "currency": currency,
+        "status": status,
+        # As reported: a default of "now" would make every replay of an undated order differ.
+        "created_at": created_at.isoformat() if created_at is not None else None,
+        "bonus_redeemed": redeemed,
+    }
+    # Only when given, so that orders stored before these fields keep their fingerprints.
+    if discount:
+        canonical["discount"] = discount
+    if shipping:
+        canonical["shipping"] = shipping
+    return ValidOrder(
+        order_ref=order_ref,
+        phone=phone,
+        telegram_id=customer.telegram_id,
+        total=total,
+        currency=currency,
+        status=status,
+        ordered_at=created_at or now,
+        lines=tuple(lines),
+        bonus_redeemed=redeemed,
+        fingerprint=fingerprint(canonical),
+    )
+
+
+def fingerprint(canonical: object) -> str:
+    """sha256 of the canonical JSON (sorted keys, no spaces) of a validated, normalised body."""
+    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerRef:
+    telegram_id: int | None = None
+    phone: str | None = None
+    customer_id: int | None = None
+    username: str | None = None  # without the @, as Telegram spells it
+    card: str | None = None  # a card number's 13 digits
+
+
+def parse_customer_ref(ref: str, *, region: str | None) -> CustomerRef:
+    """A card number, ``@username``, ``tg:<id>``, a phone in any spelling, or a Telegram id.
+
+    Bare digits are a phone only when they spell a valid number of 11 or more digits
+    (79991234567); Telegram ids are shorter, and the ``tg:`` prefix settles any doubt.
+    Card numbers (13 digits from 29, with a check digit) are neither.
+    """
+    text = ref.strip()
+    if not text or len(text) > MAX_REF or not text.isprintable():
+        raise _invalid(
+            "invalid_customer_ref",
+            f"a customer reference is 1..{MAX_REF} printable characters",
+            "ref",
+        )
+    card = valid_card(text)
+    if card is not None:
+        return CustomerRef(card=card)
+    if looks_like_card(text):
+        raise _invalid("invalid_card_number", "this card number has a wrong check digit", "ref")
+    if text.startswith("@"):
+        if not _USERNAME.match(text[1:]):
+            raise _invalid("invalid_customer_ref", "a Telegram username is 4-32 letters", "ref")
+        return CustomerRef(username=text[1:])
+    if text.lower().startswith("tg:"):
+        digits = text[3:].strip()
+        if not _DIGITS.fullmatch(digits) or telegram_id_problem(int(digits)) is not None:
+            raise _invalid(
+                "invalid_customer_ref", "tg: is followed by a Telegram id (1-16 digits)", "ref"
+            )
+        return CustomerRef(telegram_id=int(digits))
+    if _DIGITS.fullmatch(text):
+        if len(text) >= 11:
+            for candidate, where in ((text, region), ("+" + text, None)):
+                try:
+                    return CustomerRef(phone=normalize_phone(candidate, region=where))
+                except OrderProblem:
+                    continue
+        if telegram_id_problem(int(text)) is not None:
+            raise _invalid(
+                "invalid_customer_ref",
+                "expected a phone, a card number or a Telegram id (1-16 digits)",
+                "ref",
+            )
+        return CustomerRef(telegram_id=int(text))
+    try:
+        return CustomerRef(phone=normalize_phone(text, region=region, field="ref"))
+    except OrderProblem:
+        raise _invalid(
+            "invalid_customer_ref", "expected a phone, a Telegram id or tg:<id>", "ref"
+        ) from None
+
+
+# ---- results -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Points:
+    available: int
+    pending: int
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What the shop is told about a reported order (the same again on a replay)."""
+
+    order_id: str
+    customer_id: int | None
+    points_accrued: int
+    pending_until: datetime | None
+    balance: Points
+
+
+@dataclass(frozen=True, slots=True)
+class Reported:
+    receipt: Receipt
+    created: bool  # False: a replay of the same order, nothing written
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """What a status report changed. The hook for what follows a status: a caller starts the
+    rating request when ``delivered_now`` is true."""
+
+    order_id: str
+    before: str
+    after: str
+    customer_id: int | None
+    cancellation: Cancellation | None  # set when a member's order was cancelled or refunded
+    balance: Points | None  # the member's points afterwards
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
+
+    @property
+    def delivered_now(self) -> bool:
+        return self.changed and self.after == "delivered"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderEvent:
+    """An order the desk has just recorded or moved, for what follows it (rating request,
+    replenishment reminders, referral rewards). Followers run inside the desk's transaction."""
+
+    order_id: str
+    customer_id: int | None  # the member it belongs to, None when not (yet) a member
+    status: str  # the status now
+    previous_status: str | None  # None when the order is new
+    ordered_at: datetime
+    # False for orders older than ``orders.follow_up_horizon_days`` (imported history): no
+    # message should follow them, only bookkeeping.
+    recent: bool
+
+    @property
+    def is_new(self) -> bool:
+        return self.previous_status is None
+
+
+class OrderFollower(Protocol):
+    async def after_order(self, event: OrderEvent) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerCard:
+    customer_id: int
+    tier: str
+    cashback_percent: Decimal
+    balance: Points
+    redeemable: int | None  # points that may pay for an order of the asked total
+
+
+# ---- ports -------------------------------------------------------------------------------
+
+
+class RedeemProof(Protocol):
+    async def spend(self, *, customer_id: int, code: str, order_ref: str) -> CodeCheck: ...
+
+
+class UnitOfWork(Protocol):
+    def transaction(self) -> AbstractAsyncContextManager[object]: ...
+
+
+class OrderStore(Protocol):
+    async def by_ref(self, *, order_ref: str, lock: bool = False) -> StoredOrder | None: ...
+
+    async def add(self, order: NewOrder, *, now: datetime) -> int | None: ...
+
+    async def set_status(self, *, order_ref: str, status: str, now: datetime) -> None: ...
+
+    async def match_customer(
+        self,
+        *,
+        telegram_id: int | None,
+        phone: str | None,
+        customer_id: int | None = None,
+        username: str | None = None,
+        card: str | None = None,
+    ) -> CustomerMatch | None: ...
+
+
+# ---- use cases ---------------------------------------------------------------------------
+
+
+class OrderDesk:
+    """The shop's orders in, points out: each call is one unit of work, all or nothing."""
+
+    def __init__(
+        self,
+        *,
+        uow: UnitOfWork,
+        orders: OrderStore,
+        points: PointsLedger,
+        reader: LedgerReader,
+        bonus: Bonus,
+        ladder: TierLadder,
+        currency: str,
+        clock: Clock,
+        followers: Sequence[OrderFollower] = (),
+        follow_up_horizon: timedelta = timedelta(days=30),
+        redeem_codes: RedeemProof | None = None,
+        limits: OrderLimits | None = None,
+    ) -> None:
+        """``redeem_codes``: spending points needs the member's one-time code (None: it does
+        not, for a shop whose own system signs the customer in, and for imported history)."""
+        self._codes = redeem_codes
+        self._uow = uow
+        self._limits = limits or OrderLimits()
+        self._followers = tuple(followers)
+        self._horizon = follow_up_horizon
+        self._orders = orders
+        self._points = points
+        self._reader = reader
+        self._bonus = bonus
+        self._ladder = ladder
+        self._currency = currency
+        self._clock = clock
+        self._share_bp = percent_to_basis_points(bonus.max_redeem_share)
+
+    async def report(self, raw: RawOrder, *, history: bool = False) -> Reported:
+        """Record a paid or delivered order; a member redeems and earns points with it.
+
+        The same order again is a replay (the first receipt); a different body under the same
+        order id is a conflict. A refused redemption writes nothing, not even the order.
+        ``history`` (the CSV import) also takes orders already cancelled or refunded: they are
+        recorded with that status for the customer's history and nothing else (no points, no
+        follow-up, and they teach reminders no interval).
+        """
+        now = self._clock.now()
+        order = validate_order(
+            raw,
+            shop_currency=self._currency,
+            now=now,
+            statuses=HISTORY_STATUSES if history else ORDER_STATUSES,
+            limits=self._limits,
+        )
+        async with self._uow.transaction():
+            stored = await self._orders.by_ref(order_ref=order.order_ref)
+            if stored is not None:
+                return Reported(receipt=await self._replay(stored, order), created=False)
+            match = await self._orders.match_customer(
+                telegram_id=order.telegram_id, phone=order.phone
+            )
+            member = match.id if match is not None and match.joined else None
+            if member is None and order.bonus_redeemed:
+                raise _invalid(
+                    "not_a_member",
+                    "only members of the bonus program redeem points",
+                    "bonus_redeemed",
+                )
+            if member is not None and order.bonus_redeemed and self._codes is not None:
+                await self._prove(member, raw.redeem_code, order.order_ref)
+            row = await self._orders.add(
+                NewOrder(
+                    order_ref=order.order_ref,
+                    total=order.total,
+                    currency=order.currency,
+                    status=order.status,
+                    ordered_at=order.ordered_at,
+                    lines=order.lines,
+                    customer_id=member,
+                    phone=order.phone,
+                    telegram_id=order.telegram_id,
+                    bonus_redeemed=order.bonus_redeemed,
+                    fingerprint=order.fingerprint,
+                ),
+                now=now,
+            )
+            if row is None:  # a concurrent request stored it first; it is committed by now
+                stored = await self._orders.by_ref(order_ref=order.order_ref)
+                assert stored is not None, "ON CONFLICT found the row"
+                return Reported(receipt=await self._replay(stored, order), created=False)
+            if order.status in FINAL_STATUSES:  # closed history: recorded, nothing follows
+                receipt = Receipt(
+                    order_id=order.order_ref,
+                    customer_id=member,
+                    points_accrued=0,
+                    pending_until=None,
+                    balance=await self._balance(member)
+                    if member is not None
+                    else Points(available=0, pending=0),
+                )
+                return Reported(receipt=receipt, created=True)
+            if member is None:
+                receipt = Receipt(
+                    order_id=order.order_ref,
+                    customer_id=None,
+                    points_accrued=0,
+                    pending_until=None,
+                    balance=Points(available=0, pending=0),
+                )
+                await self._follow(order.order_ref, None, order.status, None, order.ordered_at)
+                return Reported(receipt=receipt, created=True)
+            try:
+                if order.bonus_redeemed:
+                    await self._points.redeem(
+                        customer_id=member,
+                        order_id=order.order_ref,
+                        order_total=order.total,
+                        points=order.bonus_redeemed,
+                    )
+                accrual = await self._points.accrue(
+                    customer_id=member,
+                    order_id=order.order_ref,
+                    total=order.total,
+                    ordered_at=order.ordered_at,
+                )
+            except LedgerRefusal as refusal:
+                raise _invalid(refusal.code, refusal.message, "bonus_redeemed") from None
+            receipt = Receipt(
+                order_id=order.order_ref,
+                customer_id=member,
+                points_accrued=accrual.points,
+                pending_until=accrual.available_at,
+                balance=await self._balance(member),
+            )
+            await self._follow(order.order_ref, member, order.status, None, order.ordered_at)
+        return Reported(receipt=receipt, created=True)
+
+    async def _prove(self, member: int, code: str | None, order_ref: str) -> None:
+        """The member's own unused, unexpired code, spent on this order; else a refusal."""
+        assert self._codes is not None
+        if code is None or not code.strip():
+            raise _invalid(
+                "redeem_code_required",
+                "spending points needs the one-time code the member gets in the bot (/code)",
+                "redeem_code",
+            )
+        check = await self._codes.spend(customer_id=member, code=code, order_ref=order_ref)
+        refusals = {
+            CodeCheck.UNKNOWN: (
+                "redeem_code_invalid",
+                "this is not a code of this member; ask them for the code /code shows",
+            ),
+            CodeCheck.USED: (
+                "redeem_code_used",
+                "this code was already used; the member gets a new one with /code",
+            ),
+            CodeCheck.EXPIRED: (
+                "redeem_code_expired",
+                "this code has expired; the member gets a new one with /code",
+            ),
+        }
+        if check in refusals:
+            problem, message = refusals[check]
+            raise _invalid(problem, message, "redeem_code")
+
+    async def _follow(
+        self,
+        order_id: str,
+        customer_id: int | None,
+        status: str,
+        previous_status: str | None,
+        ordered_at: datetime,
+    ) -> None:
+        event = OrderEvent(
+            order_id=order_id,
+            customer_id=customer_id,
+            status=status,
+            previous_status=previous_status,
+            ordered_at=ordered_at,
+            recent=ordered_at >= self._clock.now() - self._horizon,
+        )
+        for follower in self._followers:
+            await follower.after_order(event)
+
+    async def _replay(self, stored: StoredOrder, order: ValidOrder) -> Receipt:
+        if stored.fingerprint != order.fingerprint:
+            raise OrderProblem(
+                ProblemKind.CONFLICT,
+                "order_conflict",
+                f"order {order.order_ref} was already reported with a different body",
+                "order_id",
+            )
+        if stored.customer_id is None:
+            return Receipt(
+                order_id=stored.order_ref,
+                customer_id=None,
+                points_accrued=0,
+                pending_until=None,
+                balance=Points(available=0, pending=0),
+            )
+        if order.status in FINAL_STATUSES:  # imported closed history never earned anything
+            return Receipt(
+                order_id=stored.order_ref,
+                customer_id=stored.customer_id,
+                points_accrued=0,
+                pending_until=None,
+                balance=await self._balance(stored.customer_id),
+            )
+        points, pending_until = 0, None
+        try:  # a replay of an accrual returns the original and writes nothing
+            accrual = await self._points.accrue(
+                customer_id=stored.customer_id, order_id=stored.order_ref, total=stored.total
+            )
+            points, pending_until = accrual.points, accrual.available_at
+        except LedgerRefusal as refusal:
+            if refusal.code is not RefusalCode.ORDER_CANCELLED:
+                raise
+        return Receipt(
+            order_id=stored.order_ref,
+            customer_id=stored.customer_id,
+            points_accrued=points,
+            pending_until=pending_until,
+            balance=await self._balance(stored.customer_id),
+        )
+
+    async def change_status(self, *, order_id: str, status: str) -> StatusChange:
+        """delivered, cancelled or refunded. Cancelling or refunding a member's order reverses
+        its points; repeating it changes nothing. A cancelled or refunded order stays so."""
+        status = status.strip().lower()
+        if status not in STATUS_CHANGES:
+            raise _invalid(
+                "unknown_status", f"a status is one of {', '.join(STATUS_CHANGES)}", "status"
+            )
+        now = self._clock.now()
+        async with self._uow.transaction():
+            stored = await self._orders.by_ref(order_ref=order_id, lock=True)
+            if stored is None:
+                raise OrderProblem(
+                    ProblemKind.NOT_FOUND, "order_not_found", f"no order {order_id}", "order_id"
+                )
+            before = stored.status
+            if before in FINAL_STATUSES and status != before:
+                raise OrderProblem(
+                    ProblemKind.CONFLICT,
+                    "status_final",
+                    f"order {order_id} is {before}; it cannot become {status}",
+                    "status",
+                )
+            cancellation = None
+            if status in FINAL_STATUSES and stored.customer_id is not None:
+                try:  # idempotent: a repeat returns the first cancellation and writes nothing
+                    cancellation = await self._points.cancel_order(
+                        customer_id=stored.customer_id, order_id=order_id, reason=status
+                    )
+                except LedgerRefusal as refusal:
+                    raise _invalid(refusal.code, refusal.message, "status") from None
+            if status != before:
+                await self._orders.set_status(order_ref=order_id, status=status, now=now)
+                await self._follow(order_id, stored.customer_id, status, before, stored.ordered_at)
+            points = (
+                await self._balance(stored.customer_id) if stored.customer_id is not None else None
+            )
+        return StatusChange(
+            order_id=order_id,
+            before=before,
+            after=status,
+            customer_id=stored.customer_id,
+            cancellation=cancellation,
+            balance=points,
+        )
+
+    async def customer_card(self, *, ref: str, total: str | None = None) -> CustomerCard:
+        """A member's tier and points; with an order total, how many points may pay for it."""
+        parsed = parse_customer_ref(ref, region=region_for(self._currency))
+        order_total = (
+            parse_money(total, currency=self._currency, field="total")
+            if total is not None
+            else None
+        )
+        match = await self._orders.match_customer(
+            telegram_id=parsed.telegram_id,
+            phone=parsed.phone,
+            customer_id=parsed.customer_id,
+            username=parsed.username,
+            card=parsed.card,
+        )
+        if match is None or not match.joined:
+            raise OrderProblem(
+                ProblemKind.NOT_FOUND, "customer_not_found", "no member with this reference", "ref"
+            )
+        status = await tier_status(
+            self._reader, customer_id=match.id, ladder=self._ladder, clock=self._clock
+        )
+        points = await self._balance(match.id)
+        redeemable = None
+        if order_total is not None:
+            limit = redeem_limit(
+                order_total=order_total,
+                share_bp=self._share_bp,
+                point_value=self._bonus.point_value,
+            )
+            redeemable = min(points.available, limit)
+        return CustomerCard(
+            customer_id=match.id,
+            tier=status.tier.name,
+            cashback_percent=Decimal(status.tier.cashback_bp) / 100,
+            balance=points,
+            redeemable=redeemable,
+        )
+
+    async def _balance(self, customer_id: int) -> Points:
+        view = await balance(self._reader, customer_id=customer_id, clock=self._clock)
+        return Points(available=view.available, pending=view.pending)

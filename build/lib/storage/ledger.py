@@ -1,0 +1,705 @@
+"""The points ledger in SQL: append-only entries, lots, allocations, and per-customer locks."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Row, and_, bindparam, case, exists, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from storage.database import Database
+from storage.schema import (
+    customers,
+    ledger_accounts,
+    ledger_allocations,
+    ledger_entries,
+    ledger_lots,
+)
+from storage.sql import insert
+
+
+class EntryKind(StrEnum):
+    ACCRUAL = "accrual"  # cashback on an order's paid amount
+    REDEMPTION = "redemption"  # points paying for an order
+    REVERSAL = "reversal"  # a cancelled order's earned points taken back (0: nothing to take)
+    RESTORATION = "restoration"  # a cancelled order's spent points given back
+    CORRECTION = "correction"  # earned points already spent elsewhere: charged, or owed as debt
+    EXPIRY = "expiry"  # the unspent rest of a lot at its expiry
+    WELCOME = "welcome"
+    REFERRAL = "referral"
+    BIRTHDAY = "birthday"
+    COMPENSATION = "compensation"
+    ADJUSTMENT = "adjustment"  # by an admin, either sign
+    GIFT = "gift"  # an admin's holiday gift to members (/gift)
+    FORFEITURE = "forfeiture"  # every point left when the customer erased their account
+
+
+class UnknownCustomerError(LookupError):
+    """No customer with this id: there is no ledger to write to."""
+
+
+class LedgerIntegrityError(RuntimeError):
+    """A write would break the ledger's arithmetic (a programming error, never a user's)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EntryRecord:
+    id: int
+    customer_id: int
+    kind: EntryKind
+    source: str
+    amount: int
+    paid_amount: int | None
+    reason: str
+    actor_id: int | None
+    occurred_at: datetime
+    # Accruals: when the order was placed (the tier window counts from it), not reported.
+    ordered_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LotRecord:
+    id: int
+    entry_id: int
+    customer_id: int
+    amount: int
+    remaining: int
+    earned_at: datetime
+    available_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NewEntry:
+    kind: EntryKind
+    source: str
+    amount: int
+    reason: str
+    actor_id: int | None
+    occurred_at: datetime
+    paid_amount: int | None = None
+    ordered_at: datetime | None = None  # accruals: the order's own date
+
+
+@dataclass(frozen=True, slots=True)
+class NewLot:
+    amount: int
+    earned_at: datetime
+    available_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    """Points a debit takes from one lot."""
+
+    lot_id: int
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    entry: EntryRecord
+    lots: tuple[LotRecord, ...]
+    debt_after: int  # the customer's uncovered debt once this entry is written
+
+
+@dataclass(frozen=True, slots=True)
+class LotUse:
+    """Points taken from a lot by one entry (a redemption, an expiry, a debt paid off...)."""
+
+    entry_id: int
+    kind: EntryKind
+    source: str
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class SpentLot:
+    """A lot an entry took points from, and how many."""
+
+    lot: LotRecord
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class Debt:
+    """A correction entry whose charge no lot has covered yet, in part or in full."""
+
+    entry_id: int
+    unsettled: int
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRecord:
+    customer_id: int
+    balance: int
+    debt: int
+
+
+@dataclass(frozen=True, slots=True)
+class KindTotal:
+    kind: EntryKind
+    credited: int  # sum of the positive entries of this kind
+    debited: int  # sum of the negative ones, as a positive number
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerSnapshot:
+    """What a balance view needs, read at one moment."""
+
+    open_lots: tuple[LotRecord, ...]  # lots with points left, closest to expiry first
+    account: AccountRecord
+    totals: tuple[KindTotal, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiringPoints:
+    customer_id: int
+    amount: int
+    earliest: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Reconciliation:
+    """The cached numbers next to what the entries, lots and allocations say."""
+
+    entries_sum: int
+    cached_balance: int
+    lots_remaining: int
+    cached_debt: int
+    unsettled_debt: int
+    # Lots whose cached remaining differs from amount minus allocations, or are over-allocated.
+    inconsistent_lots: tuple[int, ...]
+
+    @property
+    def consistent(self) -> bool:
+        return (
+            self.entries_sum == self.cached_balance == self.lots_remaining - self.cached_debt
+            and self.cached_debt == self.unsettled_debt
+            and not self.inconsistent_lots
+        )
+
+
+_ENTRY_COLUMNS = (
+    ledger_entries.c.id,
+    ledger_entries.c.customer_id,
+    ledger_entries.c.kind,
+    ledger_entries.c.source,
+    ledger_entries.c.amount,
+    ledger_entries.c.paid_amount,
+    ledger_entries.c.reason,
+    ledger_entries.c.actor_id,
+    ledger_entries.c.occurred_at,
+    ledger_entries.c.ordered_at,
+)
+_LOT_COLUMNS = (
+    ledger_lots.c.id,
+    ledger_lots.c.entry_id,
+    ledger_lots.c.customer_id,
+    ledger_lots.c.amount,
+    ledger_lots.c.remaining,
+    ledger_lots.c.earned_at,
+    ledger_lots.c.available_at,
+    ledger_lots.c.expires_at,
+)
+
+
+# The statements every order runs, built once (bind parameters carry the values): building
+# them per call cost more Python time than the database spent answering them.
+_LOCK_CUSTOMER = (
+    select(customers.c.id)
+    .where(customers.c.id == bindparam("customer_id"))
+    .with_for_update(key_share=True)
+)
+_ENTRY_BY_KEY = select(*_ENTRY_COLUMNS).where(
+    ledger_entries.c.source == bindparam("source"), ledger_entries.c.kind == bindparam("kind")
+)
+_ENTRIES_BY_SOURCE = (
+    select(*_ENTRY_COLUMNS)
+    .where(ledger_entries.c.source == bindparam("source"))
+    .order_by(ledger_entries.c.id)
+)
+_OPEN_LOTS = (
+    select(*_LOT_COLUMNS)
+    .where(ledger_lots.c.customer_id == bindparam("customer_id"), ledger_lots.c.remaining > 0)
+    .order_by(ledger_lots.c.expires_at, ledger_lots.c.earned_at, ledger_lots.c.id)
+)
+_LOT_COLUMN_NAMES = (
+    "entry_id",
+    "customer_id",
+    "amount",
+    "remaining",
+    "earned_at",
+    "available_at",
+    "expires_at",
+)
+_reversal = ledger_entries.alias("reversal")
+_PAID_ORDERS = and_(
+    ledger_entries.c.customer_id == bindparam("customer_id"),
+    ledger_entries.c.kind == EntryKind.ACCRUAL,
+    ~exists().where(
+        _reversal.c.source == ledger_entries.c.source, _reversal.c.kind == EntryKind.REVERSAL
+    ),
+)
+_PAID_SPEND = select(func.coalesce(func.sum(ledger_entries.c.paid_amount), 0))
+_PAID_SPEND_EVER = _PAID_SPEND.where(_PAID_ORDERS)
+# The tier window counts an order from when it was placed: a backdated or imported order of
+# 13 months ago is outside a 12-month window even though it was reported today.
+_PAID_SPEND_SINCE = _PAID_SPEND.where(
+    _PAID_ORDERS, ledger_entries.c.ordered_at >= bindparam("since")
+)
+
+_INSERT_LOT = (
+    ledger_lots.insert()
+    .values({column: bindparam(column) for column in _LOT_COLUMN_NAMES})
+    .returning(*_LOT_COLUMNS)
+)
+_ENTRY_COLUMN_NAMES = (
+    "customer_id",
+    "kind",
+    "source",
+    "amount",
+    "paid_amount",
+    "reason",
+    "actor_id",
+    "occurred_at",
+    "ordered_at",
+)
+_prepared: dict[tuple[str, str], Any] = {}
+
+
+def _insert_entry(conn: AsyncConnection) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING, prepared once per backend."""
+    key = (conn.dialect.name, "insert_entry")
+    if key not in _prepared:
+        _prepared[key] = (
+            insert(conn, ledger_entries)
+            .values({column: bindparam(column) for column in _ENTRY_COLUMN_NAMES})
+            .on_conflict_do_nothing(index_elements=["source", "kind"])
+            .returning(*_ENTRY_COLUMNS)
+        )
+    return _prepared[key]
+
+
+def _upsert_account(conn: AsyncConnection) -> Any:
+    """Add deltas to a customer's cached sums (creating the row), returning the new debt."""
+    key = (conn.dialect.name, "upsert_account")
+    if key not in _prepared:
+        statement = insert(conn, ledger_accounts).values(
+            customer_id=bindparam("customer_id"),
+            balance=bindparam("balance"),
+            debt=bindparam("debt"),
+            updated_at=bindparam("updated_at"),
+        )
+        _prepared[key] = statement.on_conflict_do_update(
+            index_elements=["customer_id"],
+            set_={
+                "balance": ledger_accounts.c.balance + statement.excluded.balance,
+                "debt": ledger_accounts.c.debt + statement.excluded.debt,
+                "updated_at": statement.excluded.updated_at,
+            },
+        ).returning(ledger_accounts.c.debt)
+    return _prepared[key]
+
+
+def _entry(row: Row[*tuple[Any, ...]]) -> EntryRecord:
+    values = dict(row._mapping)
+    values["kind"] = EntryKind(values["kind"])
+    return EntryRecord(**values)
+
+
+def _lot(row: Row[*tuple[Any, ...]]) -> LotRecord:
+    return LotRecord(**row._mapping)
+
+
+class SqlLedgerBook:
+    """One customer's ledger inside a unit of work that holds the customer's lock.
+
+    Only valid inside ``SqlLedger.book()``; every write keeps the cached account in step.
+    """
+
+    def __init__(self, connection: AsyncConnection, customer_id: int) -> None:
+        self._conn = connection
+        self.customer_id = customer_id
+
+    async def entry(self, *, kind: EntryKind, source: str) -> EntryRecord | None:
+        """The entry under this idempotency key, whoever's it is (the key is global)."""
+        row = (
+            await self._conn.execute(_ENTRY_BY_KEY, {"source": source, "kind": kind})
+        ).one_or_none()
+        return _entry(row) if row else None
+
+    async def entries_for(self, *, source: str) -> list[EntryRecord]:
+        """Every entry one cause produced (an order's accrual, redemption, reversal...)."""
+        rows = await self._conn.execute(_ENTRIES_BY_SOURCE, {"source": source})
+        return [_entry(row) for row in rows]
+
+    async def open_lots(self) -> list[LotRecord]:
+        return await _open_lots(self._conn, self.customer_id)
+
+    async def lots_of(self, *, entry_id: int) -> list[LotRecord]:
+        """The lots an entry created, spent or not."""
+        rows = await self._conn.execute(
+            select(*_LOT_COLUMNS)
+            .where(ledger_lots.c.entry_id == entry_id)
+            .order_by(ledger_lots.c.id)
+        )
+        return [_lot(row) for row in rows]
+
+    async def lot_uses(self, *, lot_id: int) -> list[LotUse]:
+        rows = await self._conn.execute(
+            select(
+                ledger_allocations.c.entry_id,
+                ledger_entries.c.kind,
+                ledger_entries.c.source,
+                ledger_allocations.c.amount,
+            )
+            .join(ledger_entries, ledger_entries.c.id == ledger_allocations.c.entry_id)
+            .where(ledger_allocations.c.lot_id == lot_id)
+            .order_by(ledger_allocations.c.entry_id)
+        )
+        return [
+            LotUse(
+                entry_id=row.entry_id,
+                kind=EntryKind(row.kind),
+                source=row.source,
+                amount=row.amount,
+            )
+            for row in rows
+        ]
+
+    async def spent_lots(self, *, entry_id: int) -> list[SpentLot]:
+        rows = await self._conn.execute(
+            select(*_LOT_COLUMNS, ledger_allocations.c.amount.label("taken"))
+            .join(ledger_lots, ledger_lots.c.id == ledger_allocations.c.lot_id)
+            .where(ledger_allocations.c.entry_id == entry_id)
+            .order_by(ledger_lots.c.id)
+        )
+        spent = []
+        for row in rows:
+            values = dict(row._mapping)
+            taken = values.pop("taken")
+            spent.append(SpentLot(lot=LotRecord(**values), amount=taken))
+        return spent
+
+    async def debts(self) -> list[Debt]:
+        """Corrections not yet fully covered, oldest first (only when the account owes)."""
+        settled = (
+            select(func.coalesce(func.sum(ledger_allocations.c.amount), 0))
+            .where(ledger_allocations.c.entry_id == ledger_entries.c.id)
+            .scalar_subquery()
+        )
+        unsettled = (-ledger_entries.c.amount - settled).label("unsettled")
+        rows = await self._conn.execute(
+            select(ledger_entries.c.id, unsettled)
+            .where(
+                ledger_entries.c.customer_id == self.customer_id,
+                ledger_entries.c.kind == EntryKind.CORRECTION,
+                -ledger_entries.c.amount - settled > 0,
+            )
+            .order_by(ledger_entries.c.id)
+        )
+        return [Debt(entry_id=row.id, unsettled=int(row.unsettled)) for row in rows]
+
+    async def paid_spend(self, *, since: datetime | None) -> int:
+        return await _paid_spend(self._conn, self.customer_id, since)
+
+    async def append(
+        self,
+        *,
+        entry: NewEntry,
+        lots: Sequence[NewLot] = (),
+        spend: Sequence[Allocation] = (),
+        owed: int = 0,
+    ) -> Appended | None:
+        """Write an entry with the lots it creates or the lots it takes from; None on a replay.
+
+        The unique (source, kind) index decides whether this is a replay, so two racing writers
+        of the same effect leave one entry. A credit's lots must add up to its amount; a debit
+        must take its whole amount from lots, or leave ``owed`` as the customer's debt.
+        """
+        if lots and spend:
+            raise LedgerIntegrityError("an entry either creates lots or takes from them")
+        if entry.amount >= 0 and (sum(lot.amount for lot in lots) != entry.amount or owed):
+            raise LedgerIntegrityError(f"{entry.kind} {entry.source}: lots do not add up")
+        if entry.amount < 0 and sum(part.amount for part in spend) + owed != -entry.amount:
+            raise LedgerIntegrityError(f"{entry.kind} {entry.source}: allocations do not add up")
+        conn = self._conn
+        row = (
+            await conn.execute(
+                _insert_entry(conn),
+                {
+                    "customer_id": self.customer_id,
+                    "kind": entry.kind,
+                    "source": entry.source,
+                    "amount": entry.amount,
+                    "paid_amount": entry.paid_amount,
+                    "reason": entry.reason,
+                    "actor_id": entry.actor_id,
+                    "occurred_at": entry.occurred_at,
+                    "ordered_at": entry.ordered_at,
+                },
+            )
+        ).one_or_none()
+        if row is None:
+            return None
+        written = _entry(row)
+        created = []
+        for lot in lots:
+            lot_row = (
+                await conn.execute(
+                    _INSERT_LOT,
+                    {
+                        "entry_id": written.id,
+                        "customer_id": self.customer_id,
+                        "amount": lot.amount,
+                        "remaining": lot.amount,
+                        "earned_at": lot.earned_at,
+                        "available_at": lot.available_at,
+                        "expires_at": lot.expires_at,
+                    },
+                )
+            ).one()
+            created.append(_lot(lot_row))
+        for part in spend:
+            await self._take(entry_id=written.id, lot_id=part.lot_id, amount=part.amount)
+        debt = await self._change_account(balance=entry.amount, debt=owed, now=entry.occurred_at)
+        return Appended(entry=written, lots=tuple(created), debt_after=debt)
+
+    async def settle(self, *, debt_entry_id: int, lot_id: int, amount: int, now: datetime) -> None:
+        """Pay ``amount`` of a debt (an uncovered correction) from a lot."""
+        await self._take(entry_id=debt_entry_id, lot_id=lot_id, amount=amount)
+        await self._change_account(balance=0, debt=-amount, now=now)
+
+    async def _take(self, *, entry_id: int, lot_id: int, amount: int) -> None:
+        if amount <= 0:
+            raise LedgerIntegrityError(f"an allocation must take points, not {amount}")
+        taken = await self._conn.execute(
+            update(ledger_lots)
+            .where(
+                ledger_lots.c.id == lot_id,
+                ledger_lots.c.customer_id == self.customer_id,
+                ledger_lots.c.remaining >= amount,
+            )
+            .values(remaining=ledger_lots.c.remaining - amount)
+        )
+        if taken.rowcount != 1:
+            raise LedgerIntegrityError(f"lot {lot_id} cannot give {amount} points")
+        await self._conn.execute(
+            ledger_allocations.insert().values(entry_id=entry_id, lot_id=lot_id, amount=amount)
+        )
+
+    async def _change_account(self, *, balance: int, debt: int, now: datetime) -> int:
+        """Move the cached sums by these deltas; returns the debt afterwards."""
+        changed = await self._conn.execute(
+            _upsert_account(self._conn),
+            {"customer_id": self.customer_id, "balance": balance, "debt": debt, "updated_at": now},
+        )
+        return int(changed.scalar_one())
+
+
+class SqlLedger:
+    """Entry point to the ledger: per-customer units of work, and the read-side queries."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    @asynccontextmanager
+    async def book(self, *, customer_id: int) -> AsyncIterator[SqlLedgerBook]:
+        """A unit of work on one customer's ledger, holding that customer's lock until it ends.
+
+        PostgreSQL: the customer row is locked FOR NO KEY UPDATE, which serialises ledger work
+        per customer without blocking inserts that merely reference the customer (outbox rows).
+        SQLite: the write transaction (BEGIN IMMEDIATE) already serialises every writer.
+        Joins the caller's transaction if there is one.
+        """
+        async with self._db.transaction() as conn:
+            locked = await conn.execute(_LOCK_CUSTOMER, {"customer_id": customer_id})
+            if locked.scalar_one_or_none() is None:
+                raise UnknownCustomerError(customer_id)
+            yield SqlLedgerBook(conn, customer_id)
+
+    async def snapshot(self, *, customer_id: int) -> LedgerSnapshot:
+        """Open lots, cached account and per-kind sums, read in one transaction."""
+        amount = ledger_entries.c.amount
+        async with self._db.read() as conn:
+            lots = await _open_lots(conn, customer_id)
+            account = await _account(conn, customer_id)
+            rows = await conn.execute(
+                select(
+                    ledger_entries.c.kind,
+                    func.sum(case((amount > 0, amount), else_=0)).label("credited"),
+                    func.sum(case((amount < 0, -amount), else_=0)).label("debited"),
+                )
+                .where(ledger_entries.c.customer_id == customer_id)
+                .group_by(ledger_entries.c.kind)
+                .order_by(ledger_entries.c.kind)
+            )
+            totals = tuple(
+                KindTotal(
+                    kind=EntryKind(row.kind), credited=int(row.credited), debited=int(row.debited)
+                )
+                for row in rows
+            )
+        return LedgerSnapshot(open_lots=tuple(lots), account=account, totals=totals)
+
+    async def history(
+        self, *, customer_id: int, limit: int, before_id: int | None = None
+    ) -> list[EntryRecord]:
+        """The customer's entries, newest first; pass the last id seen to get the next page.
+
+        Entries of 0 points (an order too small to earn, a cancelled order that had earned
+        nothing) moved nothing: a "+0" row would only puzzle the customer."""
+        condition = and_(ledger_entries.c.customer_id == customer_id, ledger_entries.c.amount != 0)
+        if before_id is not None:
+            condition = and_(condition, ledger_entries.c.id < before_id)
+        async with self._db.read() as conn:
+            rows = await conn.execute(
+                select(*_ENTRY_COLUMNS)
+                .where(condition)
+                .order_by(ledger_entries.c.id.desc())
+                .limit(limit)
+            )
+            return [_entry(row) for row in rows]
+
+    async def paid_spend(self, *, customer_id: int, since: datetime | None) -> int:
+        async with self._db.read() as conn:
+            return await _paid_spend(conn, customer_id, since)
+
+    async def expiring_between(
+        self, *, start: datetime, end: datetime, after_customer_id: int = 0, limit: int = 500
+    ) -> list[ExpiringPoints]:
+        """Customers with unspent points expiring in [start, end): how many, and the earliest.
+
+        Pages by customer id: pass the last customer of one page as ``after_customer_id``.
+        """
+        async with self._db.read() as conn:
+            rows = await conn.execute(
+                select(
+                    ledger_lots.c.customer_id,
+                    func.sum(ledger_lots.c.remaining).label("amount"),
+                    func.min(ledger_lots.c.expires_at).label("earliest"),
+                )
+                .where(
+                    ledger_lots.c.remaining > 0,
+                    ledger_lots.c.expires_at >= start,
+                    ledger_lots.c.expires_at < end,
+                    ledger_lots.c.customer_id > after_customer_id,
+                )
+                .group_by(ledger_lots.c.customer_id)
+                .order_by(ledger_lots.c.customer_id)
+                .limit(limit)
+            )
+            return [
+                ExpiringPoints(
+                    customer_id=row.customer_id,
+                    amount=int(row.amount),
+                    earliest=row.earliest,
+                )
+                for row in rows
+            ]
+
+    async def customers_with_due_lots(self, *, now: datetime, limit: int) -> list[int]:
+        """Customers who have lots past their expiry with points left (expiry not yet written).
+
+        Any ``limit`` of them, in no particular order: without an ORDER BY the database can
+        walk the partial index of open lots instead of every lot ever made.
+        """
+        async with self._db.read() as conn:
+            rows = await conn.execute(
+                select(ledger_lots.c.customer_id)
+                .where(ledger_lots.c.remaining > 0, ledger_lots.c.expires_at <= now)
+                .distinct()
+                .limit(limit)
+            )
+            return sorted(int(customer_id) for customer_id in rows.scalars())
+
+    async def reconcile(self, *, customer_id: int) -> Reconciliation:
+        """Check the cached balance and debt and every lot's remaining against the ledger."""
+        async with self._db.read() as conn:
+            entries_sum = (
+                await conn.execute(
+                    select(func.coalesce(func.sum(ledger_entries.c.amount), 0)).where(
+                        ledger_entries.c.customer_id == customer_id
+                    )
+                )
+            ).scalar_one()
+            lots_remaining = (
+                await conn.execute(
+                    select(func.coalesce(func.sum(ledger_lots.c.remaining), 0)).where(
+                        ledger_lots.c.customer_id == customer_id
+                    )
+                )
+            ).scalar_one()
+            taken = (
+                select(func.coalesce(func.sum(ledger_allocations.c.amount), 0))
+                .where(ledger_allocations.c.lot_id == ledger_lots.c.id)
+                .scalar_subquery()
+            )
+            bad_lots = await conn.execute(
+                select(ledger_lots.c.id)
+                .where(
+                    ledger_lots.c.customer_id == customer_id,
+                    (ledger_lots.c.remaining != ledger_lots.c.amount - taken)
+                    | (taken > ledger_lots.c.amount),
+                )
+                .order_by(ledger_lots.c.id)
+            )
+            inconsistent = tuple(int(lot_id) for lot_id in bad_lots.scalars())
+            account = await _account(conn, customer_id)
+            settled = (
+                select(func.coalesce(func.sum(ledger_allocations.c.amount), 0))
+                .where(ledger_allocations.c.entry_id == ledger_entries.c.id)
+                .scalar_subquery()
+            )
+            # Only corrections may leave part of their charge uncovered; any other debit that
+            # does not match its allocations counts here too, so the check would catch it.
+            unsettled = (
+                await conn.execute(
+                    select(func.coalesce(func.sum(-ledger_entries.c.amount - settled), 0)).where(
+                        ledger_entries.c.customer_id == customer_id, ledger_entries.c.amount < 0
+                    )
+                )
+            ).scalar_one()
+        return Reconciliation(
+            entries_sum=int(entries_sum),
+            cached_balance=account.balance,
+            lots_remaining=int(lots_remaining),
+            cached_debt=account.debt,
+            unsettled_debt=int(unsettled),
+            inconsistent_lots=inconsistent,
+        )
+
+
+async def _open_lots(conn: AsyncConnection, customer_id: int) -> list[LotRecord]:
+    """Lots with points left (expired ones too, until their expiry is written)."""
+    rows = await conn.execute(_OPEN_LOTS, {"customer_id": customer_id})
+    return [_lot(row) for row in rows]
+
+
+async def _account(conn: AsyncConnection, customer_id: int) -> AccountRecord:
+    row = (
+        await conn.execute(
+            select(ledger_accounts.c.balance, ledger_accounts.c.debt).where(
+                ledger_accounts.c.customer_id == customer_id
+            )
+        )
+    ).one_or_none()
+    if row is None:  # no entry yet
+        return AccountRecord(customer_id=customer_id, balance=0, debt=0)
+    return AccountRecord(customer_id=customer_id, balance=row.balance, debt=row.debt)
+
+
+async def _paid_spend(conn: AsyncConnection, customer_id: int, since: datetime | None) -> int:
+    """Money paid on the customer's orders since a moment (None: ever), cancelled ones left out."""
+    if since is None:
+        total = await conn.execute(_PAID_SPEND_EVER, {"customer_id": customer_id})
+    else:
+        total = await conn.execute(_PAID_SPEND_SINCE, {"customer_id": customer_id, "since": since})
+    return int(total.scalar_one())
