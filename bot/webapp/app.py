@@ -69,9 +69,12 @@ async def _json_not_found(request: web.Request, handler: routes.Handler) -> web.
     except web.HTTPException as http:
         if http.status < 400:
             raise
-        return error_response(
+        response = error_response(
             http.status, (http.reason or "error").lower().replace(" ", "_"), http.reason or "error"
         )
+        if "Allow" in http.headers:
+            response.headers["Allow"] = http.headers["Allow"]
+        return response
 
 
 async def _to_page(request: web.Request) -> web.Response:

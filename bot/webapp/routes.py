@@ -86,7 +86,10 @@ async def webapp_errors(request: web.Request, handler: Handler) -> web.StreamRes
         if http.status < 400:
             raise
         code = (http.reason or "error").lower().replace(" ", "_")
-        return error_response(http.status, code, http.reason or "error")
+        response = error_response(http.status, code, http.reason or "error")
+        if "Allow" in http.headers:  # RFC 9110: a 405 says which methods the resource takes
+            response.headers["Allow"] = http.headers["Allow"]
+        return response
     except Exception as error:
         if is_unavailable(error):
             return error_response(
