@@ -23,6 +23,7 @@ from storage.database import Database
 from storage.ledger import SqlLedger
 from storage.orders import SqlOrders
 from storage.outbox import SqlOutbox
+from storage.preferences import SqlPreferences
 from storage.ratings import SqlRatings
 from storage.redeem_codes import SqlRedeemCodes
 
@@ -84,6 +85,7 @@ def create_order_desk(
         follow_up_horizon=timedelta(days=rules.orders.follow_up_horizon_days),
         redeem_codes=codes,
         limits=order_limits(rules),
+        zones=SqlPreferences(db),
     )
 
 

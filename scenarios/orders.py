@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
+from functools import cache
 from typing import Protocol
+from zoneinfo import available_timezones
 
 import phonenumbers
 
@@ -27,6 +29,7 @@ from scenarios.ledger import (
     redeem_limit,
     tier_status,
 )
+from scenarios.preferences import ZoneStore
 from scenarios.rules import Bonus
 from scenarios.tiers import TierLadder, minor_units_per_major, percent_to_basis_points
 from storage.orders import CustomerMatch, NewOrder, OrderLine, StoredOrder
@@ -98,6 +101,8 @@ class RawCustomer:
     phone: str | None = None
     telegram_id: int | None = None
     name: str | None = None
+    # The IANA zone the shop knows the customer lives in (quiet hours follow it).
+    time_zone: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +205,7 @@ class ValidOrder:
     lines: tuple[OrderLine, ...]
     bonus_redeemed: int
     fingerprint: str
+    time_zone: str | None = None
 
 
 def telegram_id_problem(value: int) -> str | None:
@@ -297,6 +303,7 @@ def validate_order(
     )
     if id_problem is not None:
         raise _invalid("invalid_telegram_id", id_problem, "customer.telegram_id")
+    time_zone = _time_zone(customer.time_zone)
     if not raw.items:
         raise _invalid("no_items", "an order has at least one item", "items")
     if len(raw.items) > MAX_ITEMS:
@@ -380,7 +387,31 @@ def validate_order(
         lines=tuple(lines),
         bonus_redeemed=redeemed,
         fingerprint=fingerprint(canonical),
+        time_zone=time_zone,
     )
+
+
+def _time_zone(name: str | None) -> str | None:
+    """An IANA zone name as tzdata spells it, or None. Not part of the order's fingerprint:
+    it says where the person lives, not what they bought, so a replay that adds or changes it
+    is no conflict (a new order sets it; a replay changes nothing)."""
+    if name is None:
+        return None
+    zone = name.strip()
+    if zone not in _known_zones():
+        raise _invalid(
+            "invalid_time_zone",
+            "a time zone is an IANA name such as Europe/Kyiv",
+            "customer.time_zone",
+        )
+    return zone
+
+
+@cache
+def _known_zones() -> frozenset[str]:
+    # Only tzdata's names: ZoneInfo would also open a path-like key, and a system's zone
+    # directory lists files that name no place (its own "localtime", "posixrules", "Factory").
+    return frozenset(available_timezones()) - {"localtime", "posixrules", "Factory"}
 
 
 def fingerprint(canonical: object) -> str:
@@ -579,10 +610,12 @@ class OrderDesk:
         follow_up_horizon: timedelta = timedelta(days=30),
         redeem_codes: RedeemProof | None = None,
         limits: OrderLimits | None = None,
+        zones: ZoneStore | None = None,
     ) -> None:
         """``redeem_codes``: spending points needs the member's one-time code (None: it does
         not, for a shop whose own system signs the customer in, and for imported history)."""
         self._codes = redeem_codes
+        self._zones = zones
         self._uow = uow
         self._limits = limits or OrderLimits()
         self._followers = tuple(followers)
@@ -621,6 +654,8 @@ class OrderDesk:
                 telegram_id=order.telegram_id, phone=order.phone
             )
             member = match.id if match is not None and match.joined else None
+            if match is not None and order.time_zone is not None and self._zones is not None:
+                await self._zones.set_time_zone(customer_id=match.id, zone=order.time_zone)
             if member is None and order.bonus_redeemed:
                 raise _invalid(
                     "not_a_member",

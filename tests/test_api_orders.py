@@ -412,6 +412,24 @@ def _without(field: str) -> dict[str, Any]:
         (order_body(created_at="yesterday"), 400, "wrong_type", "created_at"),
         (order_body(bonus_redeemed=[1]), 400, "wrong_type", "bonus_redeemed"),
         (_without("total"), 400, "missing_field", "total"),
+        (
+            order_body(customer={"phone": PHONE, "time_zone": "Mars/Olympus"}),
+            422,
+            "invalid_time_zone",
+            "customer.time_zone",
+        ),
+        (
+            order_body(customer={"phone": PHONE, "time_zone": "localtime"}),
+            422,
+            "invalid_time_zone",
+            "customer.time_zone",
+        ),
+        (
+            order_body(customer={"phone": PHONE, "time_zone": 3}),
+            400,
+            "wrong_type",
+            "customer.time_zone",
+        ),
     ],
     ids=[
         "no-phone-no-telegram",
@@ -430,6 +448,9 @@ def _without(field: str) -> dict[str, Any]:
         "not-a-datetime",
         "list-for-points",
         "missing-total",
+        "unknown-time-zone",
+        "time-zone-not-in-tzdata",
+        "number-for-time-zone",
     ],
 )
 async def test_invalid_orders_are_refused_with_the_field(
@@ -441,6 +462,50 @@ async def test_invalid_orders_are_refused_with_the_field(
     assert (got["error"]["code"], got["error"]["field"]) == (code, field)
     assert got["error"]["message"]
     assert await count(db, orders) == 0
+
+
+async def zone_of(db: Database, customer_id: int) -> str | None:
+    async with db.read() as conn:
+        query = select(customers.c.timezone).where(customers.c.id == customer_id)
+        zone: str | None = (await conn.execute(query)).scalar_one()
+        return zone
+
+
+async def test_i16_10_an_order_tells_where_the_customer_lives_and_a_replay_changes_nothing(
+    api: Client, db: Database
+) -> None:
+    member = await add_customer(db)
+    customer = {"phone": PHONE, "time_zone": "Asia/Yekaterinburg"}
+    status, _ = await post_order(api, order_body(customer=customer))
+    assert status == 201
+    assert await zone_of(db, member) == "Asia/Yekaterinburg"
+
+    # The zone says where the person lives, not what they bought: a replay naming another
+    # zone is the same order (no conflict) and leaves the customer as the new order set them.
+    moved = {"phone": PHONE, "time_zone": "Asia/Omsk"}
+    status, _ = await post_order(api, order_body(customer=moved))
+    assert status == 200
+    assert await zone_of(db, member) == "Asia/Yekaterinburg"
+
+    # A new order without the field leaves it as it is.
+    status, _ = await post_order(api, order_body(order_id="A-1002", customer={"phone": PHONE}))
+    assert status == 201
+    assert await zone_of(db, member) == "Asia/Yekaterinburg"
+
+
+async def test_i16_10_a_not_yet_joined_customer_gets_the_zone_and_a_stranger_none(
+    api: Client, db: Database
+) -> None:
+    visitor = await add_customer(db, joined=False)
+    customer = {"telegram_id": TELEGRAM_ID, "time_zone": "Europe/Kaliningrad"}
+    status, _ = await post_order(api, order_body(customer=customer))
+    assert status == 201
+    assert await zone_of(db, visitor) == "Europe/Kaliningrad"
+
+    stranger = {"phone": "+79997654321", "time_zone": "Europe/Kaliningrad"}
+    status, _ = await post_order(api, order_body(order_id="A-2001", customer=stranger))
+    assert status == 201
+    assert await count(db, customers) == 1  # no customer is made up for a phone
 
 
 async def test_malformed_json_is_a_400(api: Client, db: Database) -> None:
