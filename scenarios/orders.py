@@ -566,6 +566,17 @@ class CustomerCard:
 class RedeemProof(Protocol):
     async def spend(self, *, customer_id: int, code: str, order_ref: str) -> CodeCheck: ...
 
+    async def count_wrong(self, *, customer_id: int) -> int: ...
+
+
+class _WrongCode(Exception):
+    """A code that is not the member's: the order is refused, and the try is counted after
+    its transaction rolled back (inside it, the count would roll back too)."""
+
+    def __init__(self, member: int) -> None:
+        super().__init__(member)
+        self.member = member
+
 
 class UnitOfWork(Protocol):
     def transaction(self) -> AbstractAsyncContextManager[object]: ...
@@ -646,6 +657,19 @@ class OrderDesk:
             statuses=HISTORY_STATUSES if history else ORDER_STATUSES,
             limits=self._limits,
         )
+        try:
+            return await self._record(order, raw, now)
+        except _WrongCode as wrong:
+            assert self._codes is not None
+            async with self._uow.transaction():
+                await self._codes.count_wrong(customer_id=wrong.member)
+            raise _invalid(
+                "redeem_code_invalid",
+                "this is not a code of this member; ask them for the code /code shows",
+                "redeem_code",
+            ) from None
+
+    async def _record(self, order: ValidOrder, raw: RawOrder, now: datetime) -> Reported:
         async with self._uow.transaction():
             stored = await self._orders.by_ref(order_ref=order.order_ref)
             if stored is not None:
@@ -741,11 +765,9 @@ class OrderDesk:
                 "redeem_code",
             )
         check = await self._codes.spend(customer_id=member, code=code, order_ref=order_ref)
+        if check is CodeCheck.UNKNOWN:
+            raise _WrongCode(member)
         refusals = {
-            CodeCheck.UNKNOWN: (
-                "redeem_code_invalid",
-                "this is not a code of this member; ask them for the code /code shows",
-            ),
             CodeCheck.USED: (
                 "redeem_code_used",
                 "this code was already used; the member gets a new one with /code",
@@ -753,6 +775,10 @@ class OrderDesk:
             CodeCheck.EXPIRED: (
                 "redeem_code_expired",
                 "this code has expired; the member gets a new one with /code",
+            ),
+            CodeCheck.LOCKED: (
+                "redeem_code_locked",
+                "too many wrong codes were tried for this member; they get a new one with /code",
             ),
         }
         if check in refusals:

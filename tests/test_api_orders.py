@@ -778,6 +778,63 @@ async def test_i15_3_an_expired_or_replaced_code_is_refused(
     assert stored and old not in stored and new not in stored  # hashed, never the code
 
 
+async def test_guessing_a_members_code_locks_it_and_a_new_code_works(
+    api: Client, db: Database, clock: FixedClock
+) -> None:
+    """Six digits are a million codes: five wrong tries lock the member's live code, though
+    each refused order rolls back, so guessing cannot spend their points."""
+    member = await add_customer(db)
+    await give_points(db, clock, member, 500)
+    code = await spend_code(db, clock, member)
+    wrong = [f"{(int(code) + step) % 10**6:06d}" for step in range(1, 6)]  # bonus default: 5
+    for guess in wrong:
+        status, body = await post_order(api, order_body(bonus_redeemed="50", redeem_code=guess))
+        assert (status, body["error"]["code"]) == (422, "redeem_code_invalid")
+
+    status, body = await post_order(api, order_body(bonus_redeemed="50", redeem_code=code))
+    assert (status, body["error"]["code"], body["error"]["field"]) == (
+        422,
+        "redeem_code_locked",
+        "redeem_code",
+    )
+    assert "/code" in body["error"]["message"]
+    assert await count(db, orders) == 0
+    assert await count(db, ledger_entries) == 1  # the welcome gift only
+
+    # The member asks the bot for a new code: it spends, and its count starts afresh.
+    fresh = await spend_code(db, clock, member)
+    status, body = await post_order(api, order_body(bonus_redeemed="50", redeem_code=fresh))
+    assert status == 201
+    assert body["balance"]["available"] == 450
+
+
+async def test_wrong_codes_count_only_against_the_member_they_were_tried_for(
+    api: Client, db: Database, clock: FixedClock
+) -> None:
+    member = await add_customer(db)
+    other = await add_customer(db, telegram_id=456, phone="+79990000000")
+    await give_points(db, clock, member, 500)
+    await give_points(db, clock, other, 500)
+    others_code = await spend_code(db, clock, other)
+    own = await spend_code(db, clock, member)
+    for _ in range(5):  # the other member's code, tried for this member
+        status, body = await post_order(
+            api, order_body(bonus_redeemed="50", redeem_code=others_code)
+        )
+        assert body["error"]["code"] == "redeem_code_invalid"
+    # Typed for its own member, the other code still works; this member's is locked.
+    other_order = order_body(
+        order_id="B-1",
+        customer={"telegram_id": 456},
+        bonus_redeemed="50",
+        redeem_code=others_code,
+    )
+    status, body = await post_order(api, other_order)
+    assert status == 201, body
+    status, body = await post_order(api, order_body(bonus_redeemed="50", redeem_code=own))
+    assert body["error"]["code"] == "redeem_code_locked"
+
+
 async def test_i15_3_a_shop_that_signs_customers_in_may_turn_the_code_off(
     db: Database, clock: FixedClock
 ) -> None:
