@@ -179,6 +179,16 @@ class SqlMembership:
             ).scalar_one_or_none()
         return int(value) if value is not None else None
 
+    async def is_member(self, *, customer_id: int) -> bool:
+        """Joined and not erased (erasure ends the membership)."""
+        async with self._db.read() as conn:
+            joined = (
+                await conn.execute(
+                    select(customers.c.joined_at).where(customers.c.id == customer_id)
+                )
+            ).scalar_one_or_none()
+        return joined is not None
+
     async def erase(
         self,
         *,

@@ -499,6 +499,35 @@ async def test_i15_4_a_friend_who_erases_before_the_reward_earns_nobody_points(
     assert referral is not None and (referral.state, referral.reason) == ("refused", "erased")
 
 
+async def test_a_referrer_who_erases_before_the_reward_earns_nothing_and_the_friend_still_does(
+    flow: Flow, clock: FixedClock
+) -> None:
+    """Points paid into an erased account would be a liability nobody can ever spend."""
+    desk = order_desk(flow, clock)
+    await join(flow, IVAN, IVAN_PHONE)
+    ivan = await member(flow, IVAN)
+    await join(flow, ANNA, ANNA_PHONE, start=f"/start {await invite_code(flow, IVAN)}")
+    anna = await member(flow, ANNA)
+    await report(desk, "A-1", ANNA, total="5000.00")
+    await erase(flow, IVAN)
+    clock.advance(timedelta(days=30))
+
+    assert await referrals(flow, clock).reward_due() == 1
+
+    assert [e for e in await entries(flow.db, ivan.id) if e[0] == "referral"] == []
+    assert (await SqlLedger(flow.db).reconcile(customer_id=ivan.id)).entries_sum == 0
+    assert [(e[0], e[2]) for e in await entries(flow.db, anna.id) if e[0] == "referral"] == [
+        ("referral", 200)
+    ]
+    referral = await SqlReferrals(flow.db).of_referee(referee_id=anna.id)
+    assert referral is not None
+    assert (referral.state, referral.reason) == ("rewarded", "referrer_left")
+    refusals = await SqlReferrals(flow.db).refusals()
+    assert [(r.reason, r.referrer_id, r.referee_id) for r in refusals] == [
+        ("referrer_left", ivan.id, anna.id)
+    ]
+
+
 async def test_i15_1_someone_who_never_joined_leaves_no_hash(flow: Flow) -> None:
     await flow.send(OLHA, "/start")
     await erase(flow, OLHA)
