@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import or_, select, update
 
 from storage.database import Database
+from storage.orders import ERASED_FINGERPRINT
 from storage.schema import (
     audit_log,
     customers,
@@ -231,7 +232,7 @@ class SqlMembership:
             result = await conn.execute(
                 update(orders)
                 .where(orders.c.customer_id == customer_id)
-                .values(phone=None, telegram_id=None)
+                .values(phone=None, telegram_id=None, fingerprint=ERASED_FINGERPRINT)
             )
             # What they wrote about an order is theirs; the score alone says nothing about them.
             commented = await conn.execute(

@@ -32,7 +32,7 @@ from storage.customers import CustomerRecord, SqlCustomers
 from storage.database import Database
 from storage.ledger import SqlLedger
 from storage.referrals import SqlReferrals
-from storage.schema import erased_identities, ledger_entries, metadata, outbox
+from storage.schema import erased_identities, ledger_entries, metadata, orders, outbox
 from tests.support.databases import sqlite_database
 from tests.support.flow import Flow, build_flow
 from tests.support.signup import contact, entries, inline_labels, photos, texts
@@ -328,6 +328,7 @@ async def test_i18_1_after_erasure_no_table_holds_the_customers_data(
                     for leak in leaks(value, telegram_id=ANNA.id, needles=needles):
                         found.append(f"{table.name}.{column} = {value!r}: {leak}")
     assert found == []
+
     # What the admin wrote stays readable, without the person in it.
     async with flow.db.read() as conn:
         reasons = (
@@ -346,6 +347,42 @@ async def test_i18_1_after_erasure_no_table_holds_the_customers_data(
 
 
 # ---- #18.2: what the files hold after an erasure ---------------------------------------------
+
+
+async def test_after_erasure_no_fingerprint_of_an_order_that_named_the_phone_is_kept(
+    flow: Flow, clock: FixedClock
+) -> None:
+    """A plain sha256 of a body that held the phone gives the phone back to whoever tries every
+    number against it with the order's stored lines; the shop's replay still is one."""
+    desk = order_desk(flow, clock)
+    await join(flow, ANNA, ANNA_PHONE)
+    order = RawOrder(
+        order_id="A-7",
+        customer=RawCustomer(phone="+7 999 123-45-67"),
+        items=[RawItem(sku="CAT", name="Cat food", quantity=1, price="1500.00")],
+        total="1500.00",
+        currency="RUB",
+        status="paid",
+    )
+    assert (await desk.report(order)).created
+    record = await member(flow, ANNA)
+    async with flow.db.read() as conn:
+        [kept] = (await conn.execute(select(orders.c.fingerprint))).scalars().all()
+    assert kept is not None and len(kept) == 64
+
+    await erase(flow, ANNA)
+
+    async with flow.db.read() as conn:
+        for table in metadata.sorted_tables:
+            for row in (await conn.execute(select(table))).all():
+                assert kept not in [str(value) for value in row], table.name
+    again = await desk.report(order)
+    assert not again.created  # the first answer again; nothing is applied twice
+    assert [e[0] for e in await entries(flow.db, record.id)] == [
+        "welcome",
+        "accrual",
+        "forfeiture",
+    ]
 
 
 async def test_i18_2_a_byte_search_of_the_sqlite_files_finds_nothing_after_erasure(
