@@ -13,6 +13,7 @@ from scenarios.rules import Rules
 from scenarios.tiers import TierLadder, minor_units_per_major
 from storage.ledger import SqlLedger
 from storage.orders import SqlOrders
+from storage.preferences import SqlPreferences
 
 
 def create_order_desk(
@@ -23,6 +24,7 @@ def create_order_desk(
     reader: SqlLedger,
     ladder: TierLadder,
     redeem_codes: RedeemCodes,
+    zones: SqlPreferences,
     rules: Rules,
     clock: Clock,
     followers: Sequence[OrderFollower] = (),
@@ -44,6 +46,7 @@ def create_order_desk(
         follow_up_horizon=timedelta(days=rules.orders.follow_up_horizon_days),
         redeem_codes=codes,
         limits=order_limits(rules),
+        zones=zones,
     )
 
 

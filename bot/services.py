@@ -162,6 +162,7 @@ def build_services(
     ratings = SqlRatings(db)
     reminders = SqlReminders(db)
     members = SqlMembership(db)
+    preferences = SqlPreferences(db)
     # the points program
     ladder = TierLadder.from_rules(rules.bonus, currency=rules.shop.currency)
     points = PointsLedger(ledger, bonus=rules.bonus, ladder=ladder, clock=clock)
@@ -286,6 +287,7 @@ def build_services(
             reader=ledger,
             ladder=ladder,
             redeem_codes=redeem_codes,
+            zones=preferences,
             rules=rules,
             clock=clock,
             followers=followers,
@@ -306,7 +308,7 @@ def build_services(
         customers=customers,
         outbox=outbox,
         segments=SqlSegments(db),
-        preferences=SqlPreferences(db),
+        preferences=preferences,
         broadcasts=SqlBroadcasts(db),
         reminders=reminders,
         ledger_reader=ledger,

@@ -420,6 +420,24 @@ def _without(field: str) -> dict[str, Any]:
         (order_body(created_at="yesterday"), 400, "wrong_type", "created_at"),
         (order_body(bonus_redeemed=[1]), 400, "wrong_type", "bonus_redeemed"),
         (_without("total"), 400, "missing_field", "total"),
+        (
+            order_body(customer={"phone": PHONE, "time_zone": "Mars/Olympus"}),
+            422,
+            "invalid_time_zone",
+            "customer.time_zone",
+        ),
+        (
+            order_body(customer={"phone": PHONE, "time_zone": "localtime"}),
+            422,
+            "invalid_time_zone",
+            "customer.time_zone",
+        ),
+        (
+            order_body(customer={"phone": PHONE, "time_zone": 3}),
+            400,
+            "wrong_type",
+            "customer.time_zone",
+        ),
     ],
     ids=[
         "no-phone-no-telegram",
@@ -438,6 +456,9 @@ def _without(field: str) -> dict[str, Any]:
         "not-a-datetime",
         "list-for-points",
         "missing-total",
+        "unknown-time-zone",
+        "time-zone-not-in-tzdata",
+        "number-for-time-zone",
     ],
 )
 async def test_invalid_orders_are_refused_with_the_field(
@@ -449,6 +470,50 @@ async def test_invalid_orders_are_refused_with_the_field(
     assert (got["error"]["code"], got["error"]["field"]) == (code, field)
     assert got["error"]["message"]
     assert await count(db, orders) == 0
+
+
+async def zone_of(db: Database, customer_id: int) -> str | None:
+    async with db.read() as conn:
+        query = select(customers.c.timezone).where(customers.c.id == customer_id)
+        zone: str | None = (await conn.execute(query)).scalar_one()
+        return zone
+
+
+async def test_i16_10_an_order_tells_where_the_customer_lives_and_a_replay_changes_nothing(
+    api: Client, db: Database
+) -> None:
+    member = await add_customer(db)
+    customer = {"phone": PHONE, "time_zone": "Asia/Yekaterinburg"}
+    status, _ = await post_order(api, order_body(customer=customer))
+    assert status == 201
+    assert await zone_of(db, member) == "Asia/Yekaterinburg"
+
+    # The zone says where the person lives, not what they bought: a replay naming another
+    # zone is the same order (no conflict) and leaves the customer as the new order set them.
+    moved = {"phone": PHONE, "time_zone": "Asia/Omsk"}
+    status, _ = await post_order(api, order_body(customer=moved))
+    assert status == 200
+    assert await zone_of(db, member) == "Asia/Yekaterinburg"
+
+    # A new order without the field leaves it as it is.
+    status, _ = await post_order(api, order_body(order_id="A-1002", customer={"phone": PHONE}))
+    assert status == 201
+    assert await zone_of(db, member) == "Asia/Yekaterinburg"
+
+
+async def test_i16_10_a_not_yet_joined_customer_gets_the_zone_and_a_stranger_none(
+    api: Client, db: Database
+) -> None:
+    visitor = await add_customer(db, joined=False)
+    customer = {"telegram_id": TELEGRAM_ID, "time_zone": "Europe/Kaliningrad"}
+    status, _ = await post_order(api, order_body(customer=customer))
+    assert status == 201
+    assert await zone_of(db, visitor) == "Europe/Kaliningrad"
+
+    stranger = {"phone": "+79997654321", "time_zone": "Europe/Kaliningrad"}
+    status, _ = await post_order(api, order_body(order_id="A-2001", customer=stranger))
+    assert status == 201
+    assert await count(db, customers) == 1  # no customer is made up for a phone
 
 
 async def test_malformed_json_is_a_400(api: Client, db: Database) -> None:
@@ -721,6 +786,63 @@ async def test_i15_3_an_expired_or_replaced_code_is_refused(
     async with db.read() as conn:
         stored = (await conn.execute(select(redeem_codes.c.code_hash))).scalars().all()
     assert stored and old not in stored and new not in stored  # hashed, never the code
+
+
+async def test_guessing_a_members_code_locks_it_and_a_new_code_works(
+    api: Client, db: Database, clock: FixedClock
+) -> None:
+    """Six digits are a million codes: five wrong tries lock the member's live code, though
+    each refused order rolls back, so guessing cannot spend their points."""
+    member = await add_customer(db)
+    await give_points(db, clock, member, 500)
+    code = await spend_code(db, clock, member)
+    wrong = [f"{(int(code) + step) % 10**6:06d}" for step in range(1, 6)]  # bonus default: 5
+    for guess in wrong:
+        status, body = await post_order(api, order_body(bonus_redeemed="50", redeem_code=guess))
+        assert (status, body["error"]["code"]) == (422, "redeem_code_invalid")
+
+    status, body = await post_order(api, order_body(bonus_redeemed="50", redeem_code=code))
+    assert (status, body["error"]["code"], body["error"]["field"]) == (
+        422,
+        "redeem_code_locked",
+        "redeem_code",
+    )
+    assert "/code" in body["error"]["message"]
+    assert await count(db, orders) == 0
+    assert await count(db, ledger_entries) == 1  # the welcome gift only
+
+    # The member asks the bot for a new code: it spends, and its count starts afresh.
+    fresh = await spend_code(db, clock, member)
+    status, body = await post_order(api, order_body(bonus_redeemed="50", redeem_code=fresh))
+    assert status == 201
+    assert body["balance"]["available"] == 450
+
+
+async def test_wrong_codes_count_only_against_the_member_they_were_tried_for(
+    api: Client, db: Database, clock: FixedClock
+) -> None:
+    member = await add_customer(db)
+    other = await add_customer(db, telegram_id=456, phone="+79990000000")
+    await give_points(db, clock, member, 500)
+    await give_points(db, clock, other, 500)
+    others_code = await spend_code(db, clock, other)
+    own = await spend_code(db, clock, member)
+    for _ in range(5):  # the other member's code, tried for this member
+        status, body = await post_order(
+            api, order_body(bonus_redeemed="50", redeem_code=others_code)
+        )
+        assert body["error"]["code"] == "redeem_code_invalid"
+    # Typed for its own member, the other code still works; this member's is locked.
+    other_order = order_body(
+        order_id="B-1",
+        customer={"telegram_id": 456},
+        bonus_redeemed="50",
+        redeem_code=others_code,
+    )
+    status, body = await post_order(api, other_order)
+    assert status == 201, body
+    status, body = await post_order(api, order_body(bonus_redeemed="50", redeem_code=own))
+    assert body["error"]["code"] == "redeem_code_locked"
 
 
 async def test_i15_3_a_shop_that_signs_customers_in_may_turn_the_code_off(

@@ -30,7 +30,7 @@ from storage.customers import CustomerRecord, SqlCustomers
 from storage.database import Database
 from storage.ledger import SqlLedger
 from storage.referrals import SqlReferrals
-from storage.schema import erased_identities, ledger_entries, metadata, outbox
+from storage.schema import erased_identities, ledger_entries, metadata, orders, outbox
 from tests.support.databases import sqlite_database
 from tests.support.flow import Flow, build_flow
 from tests.support.services import services_for
@@ -326,6 +326,7 @@ async def test_i18_1_after_erasure_no_table_holds_the_customers_data(
                     for leak in leaks(value, telegram_id=ANNA.id, needles=needles):
                         found.append(f"{table.name}.{column} = {value!r}: {leak}")
     assert found == []
+
     # What the admin wrote stays readable, without the person in it.
     async with flow.db.read() as conn:
         reasons = (
@@ -344,6 +345,42 @@ async def test_i18_1_after_erasure_no_table_holds_the_customers_data(
 
 
 # ---- #18.2: what the files hold after an erasure ---------------------------------------------
+
+
+async def test_after_erasure_no_fingerprint_of_an_order_that_named_the_phone_is_kept(
+    flow: Flow, clock: FixedClock
+) -> None:
+    """A plain sha256 of a body that held the phone gives the phone back to whoever tries every
+    number against it with the order's stored lines; the shop's replay still is one."""
+    desk = order_desk(flow, clock)
+    await join(flow, ANNA, ANNA_PHONE)
+    order = RawOrder(
+        order_id="A-7",
+        customer=RawCustomer(phone="+7 999 123-45-67"),
+        items=[RawItem(sku="CAT", name="Cat food", quantity=1, price="1500.00")],
+        total="1500.00",
+        currency="RUB",
+        status="paid",
+    )
+    assert (await desk.report(order)).created
+    record = await member(flow, ANNA)
+    async with flow.db.read() as conn:
+        [kept] = (await conn.execute(select(orders.c.fingerprint))).scalars().all()
+    assert kept is not None and len(kept) == 64
+
+    await erase(flow, ANNA)
+
+    async with flow.db.read() as conn:
+        for table in metadata.sorted_tables:
+            for row in (await conn.execute(select(table))).all():
+                assert kept not in [str(value) for value in row], table.name
+    again = await desk.report(order)
+    assert not again.created  # the first answer again; nothing is applied twice
+    assert [e[0] for e in await entries(flow.db, record.id)] == [
+        "welcome",
+        "accrual",
+        "forfeiture",
+    ]
 
 
 async def test_i18_2_a_byte_search_of_the_sqlite_files_finds_nothing_after_erasure(
@@ -495,6 +532,35 @@ async def test_i15_4_a_friend_who_erases_before_the_reward_earns_nobody_points(
         assert [e for e in await entries(flow.db, customer_id) if e[0] == "referral"] == []
     referral = await SqlReferrals(flow.db).of_referee(referee_id=anna.id)
     assert referral is not None and (referral.state, referral.reason) == ("refused", "erased")
+
+
+async def test_a_referrer_who_erases_before_the_reward_earns_nothing_and_the_friend_still_does(
+    flow: Flow, clock: FixedClock
+) -> None:
+    """Points paid into an erased account would be a liability nobody can ever spend."""
+    desk = order_desk(flow, clock)
+    await join(flow, IVAN, IVAN_PHONE)
+    ivan = await member(flow, IVAN)
+    await join(flow, ANNA, ANNA_PHONE, start=f"/start {await invite_code(flow, IVAN)}")
+    anna = await member(flow, ANNA)
+    await report(desk, "A-1", ANNA, total="5000.00")
+    await erase(flow, IVAN)
+    clock.advance(timedelta(days=30))
+
+    assert await referrals(flow, clock).reward_due() == 1
+
+    assert [e for e in await entries(flow.db, ivan.id) if e[0] == "referral"] == []
+    assert (await SqlLedger(flow.db).reconcile(customer_id=ivan.id)).entries_sum == 0
+    assert [(e[0], e[2]) for e in await entries(flow.db, anna.id) if e[0] == "referral"] == [
+        ("referral", 200)
+    ]
+    referral = await SqlReferrals(flow.db).of_referee(referee_id=anna.id)
+    assert referral is not None
+    assert (referral.state, referral.reason) == ("rewarded", "referrer_left")
+    refusals = await SqlReferrals(flow.db).refusals()
+    assert [(r.reason, r.referrer_id, r.referee_id) for r in refusals] == [
+        ("referrer_left", ivan.id, anna.id)
+    ]
 
 
 async def test_i15_1_someone_who_never_joined_leaves_no_hash(flow: Flow) -> None:
