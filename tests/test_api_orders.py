@@ -17,7 +17,6 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, insert, select
 
 from bot.api import create_api_app, start_api
-from bot.order_desk import order_followers
 from scenarios.cards import card_number, display_card_number
 from scenarios.clock import FixedClock
 from scenarios.ledger import PointsLedger, welcome_source
@@ -36,6 +35,7 @@ from storage.schema import (
     outbox,
     redeem_codes,
 )
+from tests.support.services import services_for
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -47,7 +47,9 @@ Client = TestClient[web.Request, web.Application]
 
 @pytest.fixture
 async def api(db: Database, clock: FixedClock) -> AsyncIterator[Client]:
-    app = create_api_app(db=db, rules=Rules(), clock=clock, api_token=TOKEN)
+    app = create_api_app(
+        services_for(db, rules=Rules(), clock=clock, followers=()), api_token=TOKEN
+    )
     async with TestClient(TestServer(app)) as client:
         yield client
 
@@ -168,7 +170,9 @@ async def test_healthz_needs_no_token(api: Client) -> None:
 
 async def test_healthz_is_503_when_the_database_does_not_answer(clock: FixedClock) -> None:
     gone = Database("postgresql://nobody@127.0.0.1:1/nothing")
-    app = create_api_app(db=gone, rules=Rules(), clock=clock, api_token=TOKEN)
+    app = create_api_app(
+        services_for(gone, rules=Rules(), clock=clock, followers=()), api_token=TOKEN
+    )
     try:
         async with TestClient(TestServer(app)) as client:
             response = await client.get("/healthz")
@@ -182,7 +186,9 @@ async def test_i17_7_an_order_while_the_database_is_away_is_a_503_to_retry_logge
     clock: FixedClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     gone = Database("postgresql://nobody@127.0.0.1:1/nothing")
-    app = create_api_app(db=gone, rules=Rules(), clock=clock, api_token=TOKEN)
+    app = create_api_app(
+        services_for(gone, rules=Rules(), clock=clock, followers=()), api_token=TOKEN
+    )
     try:
         async with TestClient(TestServer(app)) as client:
             for _ in range(2):
@@ -205,7 +211,9 @@ async def test_unknown_routes_answer_json(api: Client) -> None:
 
 
 async def test_start_api_serves_on_a_real_port(db: Database, clock: FixedClock) -> None:
-    app = create_api_app(db=db, rules=Rules(), clock=clock, api_token=TOKEN)
+    app = create_api_app(
+        services_for(db, rules=Rules(), clock=clock, followers=()), api_token=TOKEN
+    )
     runner = await start_api(app, "127.0.0.1", 0)
     try:
         host, port = runner.addresses[0][:2]
@@ -626,7 +634,9 @@ async def test_followers_see_new_orders_and_changes_but_not_replays(
     db: Database, clock: FixedClock
 ) -> None:
     follower = RecordingFollower()
-    app = create_api_app(db=db, rules=Rules(), clock=clock, api_token=TOKEN, followers=[follower])
+    app = create_api_app(
+        services_for(db, rules=Rules(), clock=clock, followers=[follower]), api_token=TOKEN
+    )
     async with TestClient(TestServer(app)) as api:
         member = await add_customer(db)
         await post_order(api, order_body())
@@ -839,7 +849,7 @@ async def test_i15_3_a_shop_that_signs_customers_in_may_turn_the_code_off(
     db: Database, clock: FixedClock
 ) -> None:
     rules = Rules(bonus=Bonus(redeem_requires_code=False))
-    app = create_api_app(db=db, rules=rules, clock=clock, api_token=TOKEN)
+    app = create_api_app(services_for(db, rules=rules, clock=clock, followers=()), api_token=TOKEN)
     member = await add_customer(db)
     await give_points(db, clock, member, 500)
     async with TestClient(TestServer(app)) as client:
@@ -855,8 +865,9 @@ async def test_i15_5_tier_window_counts_the_orders_own_date_not_when_it_was_repo
     db: Database, clock: FixedClock
 ) -> None:
     rules = Rules(bonus=Bonus(tier_window="12 months"))
-    followers = order_followers(db=db, rules=rules, clock=clock, zone=ZoneInfo("Europe/Moscow"))
-    app = create_api_app(db=db, rules=rules, clock=clock, api_token=TOKEN, followers=followers)
+    app = create_api_app(
+        services_for(db, rules=rules, clock=clock, zone=ZoneInfo("Europe/Moscow")), api_token=TOKEN
+    )
     await add_customer(db)
 
     async def tier() -> str:

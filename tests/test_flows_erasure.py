@@ -17,9 +17,7 @@ from sqlalchemy import select, update
 
 from bot.cli import export_customer
 from bot.delivery.sender import OutboxSender
-from bot.order_desk import create_order_desk, order_followers
 from bot.settings import Settings
-from bot.signup import signup_services
 from locales import CatalogI18n
 from locales.rendering import Renderer
 from scenarios.clock import FixedClock
@@ -35,6 +33,7 @@ from storage.referrals import SqlReferrals
 from storage.schema import erased_identities, ledger_entries, metadata, orders, outbox
 from tests.support.databases import sqlite_database
 from tests.support.flow import Flow, build_flow
+from tests.support.services import services_for
 from tests.support.signup import contact, entries, inline_labels, photos, texts
 from tests.support.updates import TgUser
 
@@ -54,12 +53,11 @@ def flow(db: Database, clock: FixedClock, i18n: CatalogI18n, renderer: Renderer)
 
 def order_desk(flow: Flow, clock: FixedClock) -> OrderDesk:
     """The shop's API side over the same database, with every follower (referrals too)."""
-    followers = order_followers(db=flow.db, rules=RULES, clock=clock, zone=ZONE)
-    return create_order_desk(db=flow.db, rules=RULES, clock=clock, followers=followers)
+    return services_for(flow.db, rules=RULES, clock=clock, zone=ZONE).order_desk
 
 
 def referrals(flow: Flow, clock: FixedClock) -> Referrals:
-    return signup_services(db=flow.db, rules=RULES, clock=clock, zone=ZONE).referrals
+    return services_for(flow.db, rules=RULES, clock=clock, zone=ZONE).referrals
 
 
 async def report(desk: OrderDesk, ref: str, user: TgUser, total: str = "1500.00") -> None:
