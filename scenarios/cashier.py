@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -116,6 +116,30 @@ def read_qr(key: bytes, text: str, *, now: datetime) -> QrClaim:
 # ---- ports ----------------------------------------------------------------------------------
 
 
+class SecretStore(Protocol):
+    async def get_or_create(self, *, name: str, make: Callable[[], str], now: datetime) -> str: ...
+
+
+class QrKey:
+    """The key that signs card QR codes: made once and kept in the database, so every bot
+    process (and a restarted one) reads the codes the others signed."""
+
+    NAME = "webapp_qr_key"
+
+    def __init__(self, store: SecretStore, *, clock: Clock) -> None:
+        self._secrets = store
+        self._clock = clock
+        self._key: bytes | None = None
+
+    async def get(self) -> bytes:
+        if self._key is None:
+            value = await self._secrets.get_or_create(
+                name=self.NAME, make=lambda: secrets.token_hex(32), now=self._clock.now()
+            )
+            self._key = bytes.fromhex(value)
+        return self._key
+
+
 class QrScans(Protocol):
     async def claim(
         self, *, nonce: str, customer_id: int, cashier_id: int, now: datetime
@@ -171,6 +195,11 @@ class QrVisitProof:
             return CodeCheck.USED
         return CodeCheck.ACCEPTED
 
+    async def count_wrong(self, *, customer_id: int) -> int:
+        """Nothing to count: a visit id is 96 random bits that only the scan gave the till,
+        so trying ids locks nobody's points out (unlike six-digit /code codes)."""
+        return 0
+
 
 # ---- what the cashier sees --------------------------------------------------------------------
 
@@ -223,7 +252,7 @@ class Till:
         webapp: Webapp,
         currency: str,
         clock: Clock,
-        qr_key: bytes,
+        qr_key: QrKey,
     ) -> None:
         self._uow = uow
         self._desk = desk
@@ -240,9 +269,9 @@ class Till:
         self._key = qr_key
         self._share_bp = percent_to_basis_points(bonus.max_redeem_share)
 
-    def issue_qr(self, *, customer_id: int) -> QrCode:
+    async def issue_qr(self, *, customer_id: int) -> QrCode:
         return issue_qr(
-            self._key,
+            await self._key.get(),
             customer_id=customer_id,
             now=self._clock.now(),
             ttl=timedelta(seconds=self._webapp.qr_seconds),
@@ -251,7 +280,7 @@ class Till:
     async def scan(self, *, qr: str, cashier_id: int, total: str | None = None) -> MemberAtTill:
         """A member's QR code at the till: it works once; a used or expired one changes nothing."""
         now = self._clock.now()
-        claim = read_qr(self._key, qr, now=now)
+        claim = read_qr(await self._key.get(), qr, now=now)
         async with self._uow.transaction():
             member = await self._members.customer(customer_id=claim.customer_id)
             if member is None or member.joined_at is None:

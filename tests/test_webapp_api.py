@@ -18,13 +18,12 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select, update
 
 from bot.api import create_api_app
-from bot.order_desk import order_followers
 from bot.webapp import (
-    build_webapp_services,
     create_webapp,
     create_webapp_server,
     mount_webapp,
     staff_check,
+    webapp_services,
 )
 from bot.webapp.auth import sign
 from bot.webapp.services import FAILED_SIGN_INS_PER_MINUTE
@@ -39,6 +38,7 @@ from storage.customers import SqlCustomers
 from storage.database import Database
 from storage.products import SqlProducts
 from storage.schema import audit_log, customers, ledger_entries, orders, outbox, qr_scans
+from tests.support.services import services_for
 from tests.test_api_orders import add_customer
 
 Client = TestClient[web.Request, web.Application]
@@ -95,22 +95,16 @@ async def make_client(
     db: Database, clock: FixedClock, i18n: CatalogI18n, rules: Rules = RULES
 ) -> AsyncIterator[Client]:
     zone = ZoneInfo("Europe/Moscow")
-    bot = Bot(token=TOKEN)  # never called: no staff chat is set
-    services = await build_webapp_services(
-        db=db,
+    services = services_for(
+        db,
         rules=rules,
         clock=clock,
-        i18n=i18n,
         renderer=Renderer(i18n, currency="RUB", zone=zone),
-        bot=bot,
-        bot_token=TOKEN,
-        shop_zone=zone,
         admin_ids=(CASHIER,),
-        cashier_ids=(),
-        staff_chat_id=None,
-        followers=order_followers(db=db, rules=rules, clock=clock, zone=zone),
     )
-    server = create_webapp_server(create_webapp(services), services)
+    bot = Bot(token=TOKEN)  # never called: no staff chat is set
+    webapp = webapp_services(services, bot=bot, bot_token=TOKEN)
+    server = create_webapp_server(create_webapp(webapp), webapp)
     async with TestClient(TestServer(server)) as client:
         yield client
     await bot.session.close()
@@ -313,24 +307,10 @@ async def test_only_app_and_healthz_are_served_without_the_shop_api(client: Clie
 async def test_with_the_shop_api_the_document_has_the_mini_app_under_its_own_tag(
     sqlite_db: Database, clock: FixedClock, i18n: CatalogI18n
 ) -> None:
-    api = create_api_app(db=sqlite_db, rules=RULES, clock=clock, api_token="t0ken")
-    zone = ZoneInfo("UTC")
+    services = services_for(sqlite_db, rules=RULES, clock=clock, i18n=i18n, admin_ids=(CASHIER,))
+    api = create_api_app(services, api_token="t0ken")
     bot = Bot(token=TOKEN)
-    services = await build_webapp_services(
-        db=sqlite_db,
-        rules=RULES,
-        clock=clock,
-        i18n=i18n,
-        renderer=Renderer(i18n, currency="RUB", zone=zone),
-        bot=bot,
-        bot_token=TOKEN,
-        shop_zone=zone,
-        admin_ids=(CASHIER,),
-        cashier_ids=(),
-        staff_chat_id=None,
-        followers=(),
-    )
-    mount_webapp(api, create_webapp(services))
+    mount_webapp(api, create_webapp(webapp_services(services, bot=bot, bot_token=TOKEN)))
     async with TestClient(TestServer(api)) as client:
         document = await (await client.get("/api/v1/openapi.json")).json()
         served = {

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import schemathesis
 from aiogram import Bot
@@ -17,15 +16,14 @@ from aiohttp.test_utils import TestServer
 from schemathesis.engine import events
 
 from bot.api.openapi import openapi_document
-from bot.webapp import build_webapp_services, create_webapp, create_webapp_server
+from bot.webapp import create_webapp, create_webapp_server, webapp_services
 from bot.webapp.app import STATIC_DIR
 from bot.webapp.auth import FailedSignIns
 from bot.webapp.openapi import webapp_openapi
 from locales import CatalogI18n
-from locales.rendering import Renderer
 from scenarios.clock import FixedClock
-from scenarios.rules import Rules
 from storage.database import Database
+from tests.support.services import services_for
 from tests.test_api_orders import add_customer
 from tests.test_webapp_api import CASHIER, TOKEN, signed
 
@@ -78,22 +76,11 @@ async def test_schemathesis_finds_no_disagreement_in_the_mini_app_api(
 ) -> None:
     # Real time: schemathesis takes seconds, and initData must stay fresh meanwhile.
     clock = FixedClock(datetime.now(UTC))
-    zone = ZoneInfo("UTC")
-    rules = Rules()
     bot = Bot(token=TOKEN)
-    services = await build_webapp_services(
-        db=sqlite_db,
-        rules=rules,
-        clock=clock,
-        i18n=i18n,
-        renderer=Renderer(i18n, currency="RUB", zone=zone),
+    services = webapp_services(
+        services_for(sqlite_db, clock=clock, i18n=i18n, admin_ids=(CASHIER,)),
         bot=bot,
         bot_token=TOKEN,
-        shop_zone=zone,
-        admin_ids=(CASHIER,),
-        cashier_ids=(),
-        staff_chat_id=None,
-        followers=(),
     )
     # schemathesis also tries forged sign-ins on purpose; here they must not lock the address.
     services.failures = FailedSignIns(10**6)

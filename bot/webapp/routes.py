@@ -251,7 +251,7 @@ async def my_qr(request: web.Request) -> web.Response:
     """A fresh one-time QR code naming the member (the page asks again before it expires)."""
     services = request.app[SERVICES]
     customer = _member(request)
-    code = services.till.issue_qr(customer_id=customer.id)
+    code = await services.till.issue_qr(customer_id=customer.id)
     image = segno.make(code.text, error="m")
     return web.json_response(
         {
