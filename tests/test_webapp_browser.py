@@ -34,6 +34,8 @@ CASHIER = 9001
 ANNA = 3101
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
+# WEBAPP_SCREENSHOTS=1 renews the README's screenshots in docs/; otherwise they go to tmp_path.
+RENEW_SCREENSHOTS = os.environ.get("WEBAPP_SCREENSHOTS") == "1"
 CONFIG = """
 [shop]
 name = "Lapki"
@@ -180,8 +182,8 @@ async def test_the_card_and_the_till_in_a_browser(
         await anna_page.wait_for_selector("#qr[data-code]")
         qr = await anna_page.get_attribute("#qr", "data-code")
         assert qr is not None and qr.startswith("QR1.")
-        DOCS.mkdir(exist_ok=True)
-        await anna_page.screenshot(path=str(DOCS / "webapp-card.png"), full_page=True)
+        shots = DOCS if RENEW_SCREENSHOTS else tmp_path
+        await anna_page.screenshot(path=str(shots / "webapp-card.png"), full_page=True)
 
         cashier_user = {"id": CASHIER, "first_name": "Olga", "language_code": "en"}
         till = await open_app(browser, base, cashier_user, init_data(cashier_user))
@@ -202,7 +204,7 @@ async def test_the_card_and_the_till_in_a_browser(
         receipt = await till.text_content("#receipt")
         # 100.00 paid 20.00 with points; 5 % cashback on the 80.00 paid in money: 4 points.
         assert receipt == "Recorded: +4 points, spent 20 points. The customer now has 34 points."
-        await till.screenshot(path=str(DOCS / "webapp-till.png"), full_page=True)
+        await till.screenshot(path=str(shots / "webapp-till.png"), full_page=True)
         # A second tap on the same purchase records nothing more.
         await till.click("#record", force=True)
 
