@@ -23,7 +23,7 @@ from bot.webapp.models import (
 from bot.webapp.services import WebappServices
 from bot.webapp.texts import page_texts
 from locales.formatting import format_date, format_money, format_points
-from scenarios.cards import display_card_number
+from scenarios.cards import display_card_number, member_card
 from scenarios.cashier import MemberAtTill, TillProblem
 from scenarios.customers import resolve_locale
 from scenarios.ledger import balance, history, tier_status
@@ -217,7 +217,7 @@ async def me(request: web.Request) -> web.Response:
     status = await tier_status(
         services.ledger, customer_id=customer.id, ladder=ladder, clock=services.clock
     )
-    card = customer.card_number or ""
+    card = member_card(customer)
     progress = None
     if status.gap is not None:
         span = status.gap.next_tier.threshold - status.tier.threshold
@@ -226,7 +226,7 @@ async def me(request: web.Request) -> web.Response:
         {
             "name": customer.first_name,
             "card": card,
-            "card_display": display_card_number(card) if card else "",
+            "card_display": display_card_number(card),
             "available": view.available,
             "pending": view.pending,
             "available_text": _points(services, view.available, locale),
