@@ -18,13 +18,12 @@ from urllib.parse import urlencode
 
 import aiohttp
 import pytest
+from playwright import async_api as playwright_api
 
 from bot.webapp.auth import sign
 from tests.fake_telegram import FakeTelegram
 from tests.support.bot_process import BotProcess
 from tests.test_e2e_bot import free_port
-
-playwright_api = pytest.importorskip("playwright.async_api")
 
 pytestmark = pytest.mark.e2e
 
