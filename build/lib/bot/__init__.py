@@ -1,1 +1,0 @@
-"""The composition root and Telegram plumbing: settings, dispatcher, middlewares, rendering."""

@@ -1,1 +1,0 @@
-"""The delivery engine: drains the outbox to Telegram within its limits, handling its faults."""

@@ -1,1 +1,0 @@
-"""Scenarios: the engagement logic, free of Telegram, templates and database drivers."""
