@@ -514,9 +514,9 @@ async def test_i18_6_my_data_sends_a_json_file_labelled_in_the_customers_languag
     assert record.id == mine["Profile"]["Customer number"]
 
 
-async def test_i15_4_a_friend_who_erases_before_the_reward_earns_nobody_points(
-    flow: Flow, clock: FixedClock
-) -> None:
+async def ivan_invites_anna_who_orders(flow: Flow, clock: FixedClock) -> tuple[int, int]:
+    """Ivan's friend Anna joins through his link and her first order qualifies the referral:
+    (Ivan's id, Anna's id)."""
     desk = order_desk(flow, clock)
     await join(flow, IVAN, IVAN_PHONE)
     ivan = await member(flow, IVAN)
@@ -525,12 +525,19 @@ async def test_i15_4_a_friend_who_erases_before_the_reward_earns_nobody_points(
     await report(desk, "A-1", ANNA, total="5000.00")
     referral = await SqlReferrals(flow.db).of_referee(referee_id=anna.id)
     assert referral is not None and referral.state == "qualified"
+    return ivan.id, anna.id
+
+
+async def test_i15_4_a_friend_who_erases_before_the_reward_earns_nobody_points(
+    flow: Flow, clock: FixedClock
+) -> None:
+    ivan_id, anna_id = await ivan_invites_anna_who_orders(flow, clock)
     await erase(flow, ANNA)
     clock.advance(timedelta(days=30))
     assert await referrals(flow, clock).reward_due() == 0
-    for customer_id in (ivan.id, anna.id):
+    for customer_id in (ivan_id, anna_id):
         assert [e for e in await entries(flow.db, customer_id) if e[0] == "referral"] == []
-    referral = await SqlReferrals(flow.db).of_referee(referee_id=anna.id)
+    referral = await SqlReferrals(flow.db).of_referee(referee_id=anna_id)
     assert referral is not None and (referral.state, referral.reason) == ("refused", "erased")
 
 
@@ -538,28 +545,23 @@ async def test_a_referrer_who_erases_before_the_reward_earns_nothing_and_the_fri
     flow: Flow, clock: FixedClock
 ) -> None:
     """Points paid into an erased account would be a liability nobody can ever spend."""
-    desk = order_desk(flow, clock)
-    await join(flow, IVAN, IVAN_PHONE)
-    ivan = await member(flow, IVAN)
-    await join(flow, ANNA, ANNA_PHONE, start=f"/start {await invite_code(flow, IVAN)}")
-    anna = await member(flow, ANNA)
-    await report(desk, "A-1", ANNA, total="5000.00")
+    ivan_id, anna_id = await ivan_invites_anna_who_orders(flow, clock)
     await erase(flow, IVAN)
     clock.advance(timedelta(days=30))
 
     assert await referrals(flow, clock).reward_due() == 1
 
-    assert [e for e in await entries(flow.db, ivan.id) if e[0] == "referral"] == []
-    assert (await SqlLedger(flow.db).reconcile(customer_id=ivan.id)).entries_sum == 0
-    assert [(e[0], e[2]) for e in await entries(flow.db, anna.id) if e[0] == "referral"] == [
+    assert [e for e in await entries(flow.db, ivan_id) if e[0] == "referral"] == []
+    assert (await SqlLedger(flow.db).reconcile(customer_id=ivan_id)).entries_sum == 0
+    assert [(e[0], e[2]) for e in await entries(flow.db, anna_id) if e[0] == "referral"] == [
         ("referral", 200)
     ]
-    referral = await SqlReferrals(flow.db).of_referee(referee_id=anna.id)
+    referral = await SqlReferrals(flow.db).of_referee(referee_id=anna_id)
     assert referral is not None
     assert (referral.state, referral.reason) == ("rewarded", "referrer_left")
     refusals = await SqlReferrals(flow.db).refusals()
     assert [(r.reason, r.referrer_id, r.referee_id) for r in refusals] == [
-        ("referrer_left", ivan.id, anna.id)
+        ("referrer_left", ivan_id, anna_id)
     ]
 
 
