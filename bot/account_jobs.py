@@ -1,5 +1,4 @@
-"""The periodic work of the points program: expiries and their warnings, tiers, gift batches
-(built in bot/services.py)."""
+"""The periodic work of the points program: expiries and their warnings, tiers, gift batches."""
 
 from __future__ import annotations
 

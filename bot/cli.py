@@ -94,14 +94,14 @@ async def export_customer(settings: Settings, rules: Rules, ref: str) -> int:
     from bot.services import build_services
     from locales.export import export_json
     from scenarios.clock import SystemClock
-    from scenarios.customers import resolve_locale
-    from scenarios.orders import OrderProblem, parse_customer_ref, region_for
+    from scenarios.customers import parse_customer_ref, region_for, resolve_locale
+    from scenarios.problems import InputProblem
     from storage.database import Database
     from storage.migrate import migrate
 
     try:
         parsed = parse_customer_ref(ref, region=region_for(rules.shop.currency))
-    except OrderProblem as problem:
+    except InputProblem as problem:
         print(f"error: {problem.message}", file=sys.stderr)
         return EXIT_BAD_SETTING
     db = Database(settings.database_url)

@@ -7,9 +7,10 @@ from datetime import timedelta
 
 from scenarios.clock import Clock
 from scenarios.ledger import PointsLedger
-from scenarios.orders import OrderDesk, OrderFollower, OrderLimits, RedeemProof, UnitOfWork
+from scenarios.orders import OrderDesk, OrderFollower, OrderLimits, RedeemProof
 from scenarios.rules import Rules
 from scenarios.tiers import TierLadder, minor_units_per_major
+from scenarios.transactions import UnitOfWork
 from storage.ledger import SqlLedger
 from storage.orders import SqlOrders
 from storage.preferences import SqlPreferences

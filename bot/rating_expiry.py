@@ -8,10 +8,10 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError, TelegramRetryAfter
 from aiogram.utils.i18n import I18n
 
+from handlers.rating import request_text
 from locales.rendering import Renderer
 from scenarios.clock import Clock
 from scenarios.customers import resolve_locale
-from scenarios.ratings import request_context
 from storage.outbox import SqlOutbox
 from storage.ratings import ExpiredRequest, SqlRatings
 
@@ -68,9 +68,7 @@ class RatingExpiry:
             language_code=request.language_code,
             default=self.i18n.default_locale,
         )
-        text = self.renderer.render(
-            "rating_request.html", locale=locale, **request_context(summary), expired=True
-        )
+        text = request_text(self.renderer, locale, summary, None, expired=True)
         try:
             await self.bot.edit_message_text(
                 text=text, chat_id=request.chat_id, message_id=request.message_id, reply_markup=None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiogram.utils.i18n import I18n
@@ -13,9 +12,10 @@ from aiogram.utils.i18n import I18n
 from handlers.reminders import reminder_content
 from scenarios.clock import Clock
 from scenarios.customers import resolve_locale
-from scenarios.orders import UnitOfWork
 from scenarios.reminders import refresh_learned_intervals, sweep
 from scenarios.rules import Rules
+from scenarios.transactions import UnitOfWork
+from storage.messages import MessageContent
 from storage.outbox import SqlOutbox
 from storage.reminders import DueReminder, SqlReminders
 
@@ -30,7 +30,7 @@ class ReminderComposer:
         self._i18n = i18n
         self._snooze_days = tuple(snooze_days)
 
-    def compose(self, items: Sequence[DueReminder]) -> dict[str, Any]:
+    def compose(self, items: Sequence[DueReminder]) -> MessageContent:
         first = items[0]
         locale = resolve_locale(
             chosen=first.locale,

@@ -412,6 +412,8 @@ def build_runtime(services: Services, bot: Bot, *, fsm_states: SqlFsmStates | No
         shop_zone=s.shop_zone,
         worker_id=f"{socket.gethostname()}:{os.getpid()}",
         limiter=s.limiter,
+        outbox=s.outbox,
+        customers=s.customers,
     )
     scheduler = create_scheduler(
         rules=s.rules,

@@ -32,6 +32,7 @@ from scenarios.admin_bonus import (
 from scenarios.audit import AuditLog
 from scenarios.cards import display_card_number, member_card
 from scenarios.clock import Clock
+from scenarios.customers import region_for
 from scenarios.delivery import OutboxWriter
 from scenarios.gifts import (
     GiftRequest,
@@ -42,7 +43,6 @@ from scenarios.gifts import (
     start_gift,
 )
 from scenarios.ledger import LedgerReader, PointsLedger
-from scenarios.orders import region_for
 from scenarios.rules import Rules
 from scenarios.tiers import TierLadder
 from storage.account import SqlAccount

@@ -13,12 +13,14 @@ from aiogram.utils.i18n import gettext as _
 
 from handlers.editing import unless_unchanged
 from handlers.filters import ButtonNumber
-from handlers.staff_alerts import StaffAlerts, markup
+from handlers.keyboards import keyboard
+from handlers.staff_alerts import StaffAlerts
 from locales.rendering import Renderer
 from scenarios.ratings import SCORES, Answer, RatingDesk, Verdict, request_context
 from scenarios.rules import Rules
 from storage.customers import CustomerRecord
-from storage.ratings import RatingRecord, SqlRatings
+from storage.messages import ButtonRows
+from storage.ratings import OrderSummary, RatingRecord, SqlRatings
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +52,7 @@ def create_router() -> Router:
     return router
 
 
-def rating_buttons(rating_id: int) -> list[list[dict[str, str]]]:
+def rating_buttons(rating_id: int) -> ButtonRows:
     """★1…★5 in one row; the same for every language."""
     return [
         [
@@ -58,6 +60,16 @@ def rating_buttons(rating_id: int) -> list[list[dict[str, str]]]:
             for score in SCORES
         ]
     ]
+
+
+def request_text(
+    renderer: Renderer, locale: str, summary: OrderSummary, score: int | None, **flags: bool
+) -> str:
+    """The rating request as it reads now: the order, the score given, or that it is closed
+    (``expired``, ``withdrawn``, ``final``); the expiry sweep shows it the same way."""
+    return renderer.render(
+        "rating_request.html", locale=locale, **request_context(summary, score), **flags
+    )
 
 
 async def _show(
@@ -76,15 +88,10 @@ async def _show(
     summary = await ratings.order_summary(order_ref=rating.order_ref)
     if summary is None:
         return
-    text = renderer.render(
-        "rating_request.html",
-        locale=locale,
-        **request_context(summary, rating.score),
-        **flags,
-    )
+    text = request_text(renderer, locale, summary, rating.score, **flags)
     with unless_unchanged():
         await callback.message.edit_text(
-            text, reply_markup=markup(rating_buttons(rating.id) if buttons else [])
+            text, reply_markup=keyboard(rating_buttons(rating.id) if buttons else [])
         )
 
 
@@ -139,7 +146,7 @@ async def rate(
     if rating.score == 5 and review is not None:
         await callback.message.answer(
             _("Thank you! We would be happy if you shared it in a public review."),
-            reply_markup=markup([[{"text": _("Leave a review"), "url": str(review)}]]),
+            reply_markup=keyboard([[{"text": _("Leave a review"), "url": str(review)}]]),
         )
     else:
         await callback.message.answer(_("Thank you! We are glad you liked it."))
@@ -160,7 +167,7 @@ async def _escalate(
             "We are sorry. What went wrong? Write it in one message and our team will "
             "look into it, or tap Skip."
         ),
-        reply_markup=markup(
+        reply_markup=keyboard(
             [[{"text": _("Skip"), "callback_data": SkipComment(rating=rating.id).pack()}]]
         ),
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiogram import F, Router
@@ -28,6 +27,7 @@ from scenarios.reminders import (
 )
 from scenarios.rules import Rules
 from storage.customers import CustomerRecord
+from storage.messages import Button, ButtonRows, MessageContent
 from storage.outbox import SqlOutbox
 from storage.reminders import DueReminder, ReminderRecord, SqlReminders
 
@@ -62,12 +62,10 @@ def _short(name: str) -> str:
     return name if len(name) <= MAX_NAME_IN_BUTTON else name[: MAX_NAME_IN_BUTTON - 1] + "…"
 
 
-def reminder_buttons(
-    items: Sequence[DueReminder], *, snooze_days: Sequence[int]
-) -> list[list[dict[str, str]]]:
+def reminder_buttons(items: Sequence[DueReminder], *, snooze_days: Sequence[int]) -> ButtonRows:
     """Per product: Reorder (its link, or a request to staff), then snooze presets and stop.
     Call it inside the recipient's locale."""
-    rows: list[list[dict[str, str]]] = []
+    rows: ButtonRows = []
     for item in items:
         label = _("🛒 Reorder: {name}").format(name=_short(item.name))
         if item.url:
@@ -75,7 +73,7 @@ def reminder_buttons(
         else:
             data = ReminderAction(action="order", id=item.id).pack()
             rows.append([{"text": label, "callback_data": data}])
-        row = [
+        row: list[Button] = [
             {
                 "text": ngettext("⏰ In {days} day", "⏰ In {days} days", days).format(days=days),
                 "callback_data": ReminderAction(action="snooze", id=item.id, days=days).pack(),
@@ -92,7 +90,7 @@ def reminder_buttons(
     return rows
 
 
-def reminder_content(items: Sequence[DueReminder], *, snooze_days: Sequence[int]) -> dict[str, Any]:
+def reminder_content(items: Sequence[DueReminder], *, snooze_days: Sequence[int]) -> MessageContent:
     """The outbox payload: the text is rendered in the recipient's language when sent."""
     return {
         "template": "reminder.html",

@@ -7,19 +7,20 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramAPIError
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
-from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, User
+from aiogram.types import CallbackQuery, Message, User
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
 from handlers.editing import unless_unchanged
 from handlers.filters import ButtonNumber
+from handlers.keyboards import keyboard
 from locales.formatting import format_points
 from locales.rendering import Renderer
 from scenarios.clock import Clock
@@ -35,6 +36,7 @@ from scenarios.ratings import (
 )
 from scenarios.rules import Rules
 from storage.audit import SqlAuditLog
+from storage.messages import Button, ButtonRows, MessageContent
 from storage.outbox import SqlOutbox
 from storage.ratings import AlertRecord, RatingRecord, SqlRatings
 
@@ -147,10 +149,10 @@ def comment_text(renderer: Renderer, locale: str, rating: RatingRecord) -> str:
     )
 
 
-def alert_buttons(i18n: I18n, locale: str, alert: AlertRecord) -> list[list[dict[str, str]]]:
+def alert_buttons(i18n: I18n, locale: str, alert: AlertRecord) -> ButtonRows:
     """Rows of {text, callback_data}: what staff may still do with this alert."""
     with i18n.use_locale(locale):
-        first: list[dict[str, str]] = []
+        first: list[Button] = []
         if alert_is_open(alert):
             take = AlertPress(alert=alert.id, action="take").pack()
             first.append({"text": _("Take"), "callback_data": take})
@@ -160,7 +162,7 @@ def alert_buttons(i18n: I18n, locale: str, alert: AlertRecord) -> list[list[dict
                     "callback_data": AlertPress(alert=alert.id, action="resolve").pack(),
                 }
             )
-        second: list[dict[str, str]] = []
+        second: list[Button] = []
         if alert.compensation_points is None:
             second.append(
                 {
@@ -176,7 +178,7 @@ def alert_buttons(i18n: I18n, locale: str, alert: AlertRecord) -> list[list[dict
 
 def compensation_buttons(
     i18n: I18n, locale: str, alert: AlertRecord, presets: tuple[int, ...]
-) -> list[list[dict[str, str]]]:
+) -> ButtonRows:
     with i18n.use_locale(locale):
         back = _("Back")
     return [
@@ -189,14 +191,6 @@ def compensation_buttons(
         ],
         [{"text": back, "callback_data": AlertPress(alert=alert.id, action="back").pack()}],
     ]
-
-
-def markup(rows: list[list[dict[str, str]]]) -> InlineKeyboardMarkup | None:
-    if not rows:
-        return None
-    return InlineKeyboardMarkup(
-        inline_keyboard=[[InlineKeyboardButton.model_validate(b) for b in row] for row in rows]
-    )
 
 
 class GroupPace(Protocol):
@@ -247,10 +241,10 @@ class StaffAlerts:
     def text(self, alert: AlertRecord, rating: RatingRecord, *, waiting: bool) -> AlertText:
         return alert_text(self._renderer, self.locale, alert, rating, waiting=waiting)
 
-    def buttons(self, alert: AlertRecord) -> list[list[dict[str, str]]]:
+    def buttons(self, alert: AlertRecord) -> ButtonRows:
         return alert_buttons(self._i18n, self.locale, alert)
 
-    def compensation_buttons(self, alert: AlertRecord) -> list[list[dict[str, str]]]:
+    def compensation_buttons(self, alert: AlertRecord) -> ButtonRows:
         presets = self._rules.ratings.compensation_points
         return compensation_buttons(self._i18n, self.locale, alert, presets)
 
@@ -311,7 +305,7 @@ class StaffAlerts:
             return
         shown = self.text(alert, rating, waiting=False)
         await self._comment_apart(shown, alert, rating, chat_id=queued.chat_id)
-        payload: dict[str, Any] = {
+        payload: MessageContent = {
             "text": shown.text,
             "buttons": self.buttons(alert),
             "locale": self.locale,
@@ -322,7 +316,7 @@ class StaffAlerts:
         await self._queue_edit(alert, chat_id=queued.chat_id, payload=payload)
 
     async def _queue_edit(
-        self, alert: AlertRecord, *, chat_id: int, payload: dict[str, Any]
+        self, alert: AlertRecord, *, chat_id: int, payload: MessageContent
     ) -> None:
         key = alert_key(alert.id)
         now = self._clock.now()
@@ -371,7 +365,7 @@ class StaffAlerts:
         self,
         message: Message,
         alert: AlertRecord,
-        rows: list[list[dict[str, str]]] | None = None,
+        rows: ButtonRows | None = None,
     ) -> None:
         """The pressed alert as it is now (or with ``rows``, the compensation presets): edited
         at once while the staff chat's group window has room, else queued behind it."""
@@ -391,12 +385,16 @@ class StaffAlerts:
         await self._comment_apart(shown, alert, rating, chat_id=chat_id)
         buttons = rows if rows is not None else self.buttons(alert)
         if not self._pace.group_has_room(chat_id):
-            payload = {"text": shown.text, "buttons": buttons, "locale": self.locale}
+            payload: MessageContent = {
+                "text": shown.text,
+                "buttons": buttons,
+                "locale": self.locale,
+            }
             await self._queue_edit(alert, chat_id=chat_id, payload=payload)
             return
         self._pace.count_group_send(chat_id)
         with unless_unchanged():
-            await message.edit_text(shown.text, reply_markup=markup(buttons))
+            await message.edit_text(shown.text, reply_markup=keyboard(buttons))
 
     async def take(self, alert: AlertRecord, *, by: int, name: str) -> bool:
         return await self.escalation.take(alert_id=alert.id, by=by, name=name)

@@ -10,6 +10,7 @@ from typing import Protocol
 
 from scenarios.audit import AuditEntry, AuditLog
 from scenarios.clock import Clock
+from scenarios.customers import parse_customer_ref
 from scenarios.delivery import Category, OutboxWriter, Outgoing, enqueue
 from scenarios.ledger import (
     MAX_REASON,
@@ -20,7 +21,7 @@ from scenarios.ledger import (
     balance,
     tier_status,
 )
-from scenarios.orders import OrderProblem, parse_customer_ref
+from scenarios.problems import InputProblem
 from scenarios.tiers import TierLadder
 from storage.customers import CustomerRecord
 from storage.orders import CustomerMatch
@@ -117,7 +118,7 @@ async def find_customer(
     """The customer a phone, card number, Telegram id or @username names."""
     try:
         parsed = parse_customer_ref(ref, region=region)
-    except OrderProblem:
+    except InputProblem:
         raise AdminProblem(Problem.BAD_REFERENCE) from None
     match = await matcher.match_customer(
         telegram_id=parsed.telegram_id,

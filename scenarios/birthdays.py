@@ -5,7 +5,6 @@ from __future__ import annotations
 import calendar
 import logging
 import re
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Protocol
@@ -16,6 +15,7 @@ from scenarios.delivery import Category, OutboxWriter, Outgoing, enqueue
 from scenarios.ledger import LedgerReader, PointsLedger, birthday_source, tier_status
 from scenarios.rules import Rules
 from scenarios.tiers import TierLadder
+from scenarios.transactions import UnitOfWork
 from storage.ledger import EntryKind
 from storage.signup import BirthdayMember
 
@@ -89,10 +89,6 @@ def birthdays_to_look_at(today: date, days_before: int) -> list[tuple[date, int,
 
 
 # ---- ports -------------------------------------------------------------------------------
-
-
-class UnitOfWork(Protocol):
-    def transaction(self) -> AbstractAsyncContextManager[object]: ...
 
 
 class BirthdayStore(Protocol):

@@ -16,19 +16,18 @@ from typing import Protocol
 from scenarios.audit import AuditLog
 from scenarios.cards import member_card
 from scenarios.clock import Clock
+from scenarios.customers import parse_customer_ref, region_for
 from scenarios.ledger import LedgerReader, balance, redeem_limit, tier_status
 from scenarios.orders import (
     OrderDesk,
     OrderProblem,
-    ProblemKind,
     RawCustomer,
     RawItem,
     RawOrder,
     Receipt,
-    parse_customer_ref,
     parse_money,
-    region_for,
 )
+from scenarios.problems import ProblemKind
 from scenarios.rules import Bonus, Webapp
 from scenarios.tiers import TierLadder, percent_to_basis_points
 from storage.audit import AuditEntry

@@ -7,11 +7,12 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from scenarios.clock import Clock
 from scenarios.rules import Delivery, QuietHours
+from storage.messages import MessageContent
 
 MAX_TEXT = 4096
 MAX_CALLBACK_DATA = 64
@@ -70,7 +71,7 @@ class Outgoing:
     chat_id: int
     category: Category
     kind: str
-    content: dict[str, Any]
+    content: MessageContent
     customer_id: int | None = None
     not_before: datetime | None = None
 
@@ -85,7 +86,7 @@ class OutboxWriter(Protocol):
         category: str,
         kind: str,
         priority: int,
-        payload: dict[str, Any],
+        payload: MessageContent,
         not_before: datetime,
         now: datetime,
     ) -> bool: ...

@@ -15,8 +15,8 @@ from scenarios.clock import Clock
 from scenarios.customers import SUPPORTED_LOCALES
 from scenarios.delivery import Category, OutboxWriter, Outgoing, enqueue
 from scenarios.ledger import PointsLedger
-from scenarios.orders import UnitOfWork
 from scenarios.tiers import TierLadder
+from scenarios.transactions import UnitOfWork
 from storage.gifts import GiftMember, GiftRecord, NewGift
 from storage.ledger import EntryKind
 

@@ -21,8 +21,10 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from scenarios.clock import Clock
-from scenarios.orders import OrderProblem, RawCustomer, RawItem, RawOrder, Reported
+from scenarios.orders import RawCustomer, RawItem, RawOrder, Reported
+from scenarios.problems import InputProblem
 from scenarios.products import ProductStore, checked_product, save_product
+from scenarios.transactions import UnitOfWork
 
 ORDER_COLUMNS = (
     "order_id",
@@ -235,9 +237,7 @@ def _order(order_id: str, lines: list[CsvRow], *, zone: ZoneInfo, currency: str)
     )
 
 
-class BatchUnitOfWork(Protocol):
-    def transaction(self) -> AbstractAsyncContextManager[object]: ...
-
+class BatchUnitOfWork(UnitOfWork, Protocol):
     def savepoint(self) -> AbstractAsyncContextManager[object]: ...
 
     def writers_waiting(self) -> bool: ...
@@ -247,7 +247,7 @@ class OrderReporter(Protocol):
     async def report(self, raw: RawOrder, *, history: bool = False) -> Reported: ...
 
 
-def describe(problem: OrderProblem) -> str:
+def describe(problem: InputProblem) -> str:
     return f"{problem.field}: {problem.message}" if problem.field else problem.message
 
 
@@ -279,7 +279,7 @@ async def import_orders(
                     async with uow.savepoint():
                         # History: a shop's export has cancelled and refunded orders too.
                         reported = await desk.report(parsed.order, history=True)
-                except OrderProblem as problem:
+                except InputProblem as problem:
                     summary.rejected.append(
                         Rejection(parsed.line, parsed.order.order_id, describe(problem))
                     )
@@ -341,9 +341,9 @@ async def import_products(
                         lead_days=_days(values, "lead_days"),
                         related=[s for s in _LIST_SEPARATORS.split(values.get("related", "")) if s],
                     )
-                except (OrderProblem, ValueError) as problem:
+                except (InputProblem, ValueError) as problem:
                     message = (
-                        describe(problem) if isinstance(problem, OrderProblem) else str(problem)
+                        describe(problem) if isinstance(problem, InputProblem) else str(problem)
                     )
                     summary.rejected.append(Rejection(row.line, values["sku"] or None, message))
                     continue

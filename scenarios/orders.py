@@ -6,19 +6,15 @@ import hashlib
 import json
 import re
 from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from enum import StrEnum
 from functools import cache
 from typing import Protocol
 from zoneinfo import available_timezones
 
-import phonenumbers
-
-from scenarios.cards import looks_like_card, valid_card
 from scenarios.clock import Clock
+from scenarios.customers import normalize_phone, parse_customer_ref, region_for, telegram_id_problem
 from scenarios.ledger import (
     Cancellation,
     LedgerReader,
@@ -30,8 +26,10 @@ from scenarios.ledger import (
     tier_status,
 )
 from scenarios.preferences import ZoneStore
+from scenarios.problems import InputProblem, ProblemKind, invalid
 from scenarios.rules import Bonus
 from scenarios.tiers import TierLadder, minor_units_per_major, percent_to_basis_points
+from scenarios.transactions import UnitOfWork
 from storage.orders import (
     ERASED_FINGERPRINT,
     CustomerMatch,
@@ -45,9 +43,6 @@ MAX_ORDER_ID = 64  # orders.order_ref
 MAX_MONEY = 10**13  # minor units; far above any real order, far below BIGINT
 MAX_ITEMS = 500
 MAX_QUANTITY = 100_000  # of one line; order_items.quantity is a 32-bit INTEGER
-# Telegram user ids have at most 52 significant bits (Bot API docs); a longer number is no id.
-MAX_TELEGRAM_ID = 2**52 - 1
-MAX_REF = 64  # a customer reference: card number, phone, @username or tg:<id>
 # No shop had orders before this; older dates are typos (year 1) and break date arithmetic.
 EARLIEST_ORDER = datetime(2000, 1, 1, tzinfo=UTC)
 ORDER_STATUSES = ("paid", "delivered")  # what a new order may be reported as
@@ -55,13 +50,10 @@ STATUS_CHANGES = ("delivered", "cancelled", "refunded")
 FINAL_STATUSES = frozenset({"cancelled", "refunded"})
 # What an imported history line may say: a shop's export has its cancelled and refunded orders.
 HISTORY_STATUSES = (*ORDER_STATUSES, "cancelled", "refunded")
-_REGIONS = {"RUB": "RU", "UAH": "UA"}
 _PRINTABLE_ID = re.compile(r"^[\x21-\x7e]+$")
-_USERNAME = re.compile(r"^[A-Za-z0-9_]{4,32}$")
 # ASCII digits only: Decimal() also reads "1_000" and Arabic-Indic "١٢٣", which no shop means.
 MONEY_PATTERN = r"^[0-9]{1,13}(\.[0-9]{1,2})?$"
 _MONEY = re.compile(r"[0-9]+(?:\.[0-9]+)?")
-_DIGITS = re.compile(r"[0-9]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,30 +65,8 @@ class OrderLimits:
     clock_skew: timedelta = timedelta(minutes=5)
 
 
-class ProblemKind(StrEnum):
-    """What went wrong, for the transport to choose its status code."""
-
-    MALFORMED = "malformed"  # the request's shape or types (HTTP 400)
-    INVALID = "invalid"  # well-formed but breaks a rule (422)
-    NOT_FOUND = "not_found"  # 404
-    CONFLICT = "conflict"  # 409
-
-
-class OrderProblem(Exception):
-    """A request the order desk refuses; nothing has been written when it is raised."""
-
-    def __init__(
-        self, kind: ProblemKind, code: str, message: str, field: str | None = None
-    ) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.code = code
-        self.message = message
-        self.field = field
-
-
-def _invalid(code: str, message: str, field: str) -> OrderProblem:
-    return OrderProblem(ProblemKind.INVALID, code, message, field)
+# The order desk's name for InputProblem (the same type), for callers that still say so.
+OrderProblem = InputProblem
 
 
 # ---- the request as the transport parsed it (shape and types already checked) ------------
@@ -141,59 +111,43 @@ class RawOrder:
 # ---- pure rules --------------------------------------------------------------------------
 
 
-def region_for(currency: str) -> str | None:
-    """The region a phone without a country code is read in: the shop's currency's country."""
-    return _REGIONS.get(currency.upper())
-
-
-def normalize_phone(text: str, *, region: str | None, field: str = "phone") -> str:
-    """A phone in any common spelling as E.164 (+79991234567); refused unless it is valid."""
-    try:
-        number = phonenumbers.parse(text, region)
-    except phonenumbers.NumberParseException:
-        number = None
-    if number is None or not phonenumbers.is_valid_number(number):
-        raise _invalid("invalid_phone", f"{text!r} is not a valid phone number", field)
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
 def parse_money(text: str, *, currency: str, field: str) -> int:
     """A decimal string of major units ("1290.00") as integer minor units (129000)."""
     if not _MONEY.fullmatch(text.strip()):
-        raise _invalid(
+        raise invalid(
             "invalid_amount", f"{text!r} is not a decimal number like 1290.00", field
         ) from None
     try:
         amount = Decimal(text.strip())
     except InvalidOperation:
-        raise _invalid("invalid_amount", f"{text!r} is not a decimal number", field) from None
+        raise invalid("invalid_amount", f"{text!r} is not a decimal number", field) from None
     if not amount.is_finite() or amount < 0:
-        raise _invalid("invalid_amount", "an amount is a finite number of at least 0", field)
+        raise invalid("invalid_amount", "an amount is a finite number of at least 0", field)
     exponent = amount.as_tuple().exponent
     if isinstance(exponent, int) and exponent < -2:
-        raise _invalid(
+        raise invalid(
             "too_many_fraction_digits", f"{text!r} has more than two fraction digits", field
         )
     minor = amount * minor_units_per_major(currency)
     if minor != minor.to_integral_value():
-        raise _invalid("too_many_fraction_digits", f"{currency} has no such fraction", field)
+        raise invalid("too_many_fraction_digits", f"{currency} has no such fraction", field)
     if minor > MAX_MONEY:
-        raise _invalid("invalid_amount", f"{text!r} is too large", field)
+        raise invalid("invalid_amount", f"{text!r} is too large", field)
     return int(minor)
 
 
 def parse_points(value: int | str, *, field: str) -> int:
     """Whole points, given as a number or a string ("100")."""
     if isinstance(value, str) and not _MONEY.fullmatch(value.strip()):
-        raise _invalid("invalid_points", f"{value!r} is not a number of points", field)
+        raise invalid("invalid_points", f"{value!r} is not a number of points", field)
     try:
         points = Decimal(value.strip()) if isinstance(value, str) else Decimal(value)
     except InvalidOperation:
-        raise _invalid("invalid_points", f"{value!r} is not a number of points", field) from None
+        raise invalid("invalid_points", f"{value!r} is not a number of points", field) from None
     if not points.is_finite() or points < 0 or points != points.to_integral_value():
-        raise _invalid("invalid_points", "points are a whole number of at least 0", field)
+        raise invalid("invalid_points", "points are a whole number of at least 0", field)
     if points > MAX_MONEY:
-        raise _invalid("invalid_points", "too many points", field)
+        raise invalid("invalid_points", "too many points", field)
     return int(points)
 
 
@@ -214,22 +168,13 @@ class ValidOrder:
     time_zone: str | None = None
 
 
-def telegram_id_problem(value: int) -> str | None:
-    """Why ``value`` cannot be a Telegram user id, or None when it can."""
-    if value <= 0:
-        return "a Telegram id is a positive number"
-    if value > MAX_TELEGRAM_ID:
-        return "a Telegram id has at most 16 digits"
-    return None
-
-
 def _ordered_at(
     created_at: datetime | None, *, now: datetime, limits: OrderLimits
 ) -> datetime | None:
     if created_at is None:
         return None
     if created_at.utcoffset() is None:
-        raise _invalid(
+        raise invalid(
             "naive_datetime", "created_at needs a time zone (e.g. +03:00 or Z)", "created_at"
         )
     moment: datetime | None
@@ -238,14 +183,14 @@ def _ordered_at(
     except OverflowError:  # year 1 east of Greenwich, year 9999 west of it
         moment = datetime.max.replace(tzinfo=UTC) if created_at.year > now.year else None
     if moment is None or moment < EARLIEST_ORDER:
-        raise _invalid(
+        raise invalid(
             "created_at_out_of_range",
             f"created_at must not be before {EARLIEST_ORDER.date().isoformat()}",
             "created_at",
         )
     if moment > now + limits.clock_skew:
         minutes = int(limits.clock_skew.total_seconds() // 60)
-        raise _invalid(
+        raise invalid(
             "created_at_in_future",
             f"created_at is in the future (more than {minutes} minutes ahead of our clock)",
             "created_at",
@@ -261,7 +206,7 @@ def _check_total(
     expected = sum(line.quantity * line.price for line in lines) - discount + shipping
     if abs(total - expected) > len(lines):
         per_major = minor_units_per_major(currency)
-        raise _invalid(
+        raise invalid(
             "total_mismatch",
             f"the total should be {Decimal(expected) / per_major:.2f} "
             "(the items' quantity × price, minus discount, plus shipping)",
@@ -284,19 +229,19 @@ def validate_order(
     limits = limits or OrderLimits()
     order_ref = raw.order_id.strip()
     if not 0 < len(order_ref) <= MAX_ORDER_ID or not _PRINTABLE_ID.match(order_ref):
-        raise _invalid(
+        raise invalid(
             "invalid_order_id",
             f"an order id is 1..{MAX_ORDER_ID} printable characters without spaces",
             "order_id",
         )
     currency = raw.currency.strip().upper()
     if currency != shop_currency:
-        raise _invalid(
+        raise invalid(
             "currency_mismatch", f"the shop keeps its points in {shop_currency}", "currency"
         )
     customer = raw.customer
     if customer.phone is None and customer.telegram_id is None:
-        raise _invalid(
+        raise invalid(
             "customer_unidentified", "the customer needs a phone or a telegram_id", "customer"
         )
     phone = (
@@ -308,23 +253,23 @@ def validate_order(
         telegram_id_problem(customer.telegram_id) if customer.telegram_id is not None else None
     )
     if id_problem is not None:
-        raise _invalid("invalid_telegram_id", id_problem, "customer.telegram_id")
+        raise invalid("invalid_telegram_id", id_problem, "customer.telegram_id")
     time_zone = _time_zone(customer.time_zone)
     if not raw.items:
-        raise _invalid("no_items", "an order has at least one item", "items")
+        raise invalid("no_items", "an order has at least one item", "items")
     if len(raw.items) > MAX_ITEMS:
-        raise _invalid("too_many_items", f"at most {MAX_ITEMS} items per order", "items")
+        raise invalid("too_many_items", f"at most {MAX_ITEMS} items per order", "items")
     lines = []
     for index, item in enumerate(raw.items):
         where = f"items.{index}"
         if not 1 <= item.quantity <= MAX_QUANTITY:
-            raise _invalid(
+            raise invalid(
                 "invalid_quantity",
                 f"a quantity is a whole number from 1 to {MAX_QUANTITY}",
                 f"{where}.quantity",
             )
         if not item.sku.strip():
-            raise _invalid("invalid_sku", "an item needs its SKU", f"{where}.sku")
+            raise invalid("invalid_sku", "an item needs its SKU", f"{where}.sku")
         lines.append(
             OrderLine(
                 sku=item.sku.strip(),
@@ -336,10 +281,10 @@ def validate_order(
         )
     total = parse_money(raw.total, currency=currency, field="total")
     if total <= 0:
-        raise _invalid("invalid_amount", "an order total is more than 0", "total")
+        raise invalid("invalid_amount", "an order total is more than 0", "total")
     if total > limits.max_total:
         per_major = minor_units_per_major(currency)
-        raise _invalid(
+        raise invalid(
             "total_too_large",
             f"an order total is at most {Decimal(limits.max_total) / per_major:.2f} "
             "(orders.max_total)",
@@ -350,7 +295,7 @@ def validate_order(
     _check_total(total, lines, discount=discount, shipping=shipping, currency=currency)
     status = raw.status.strip().lower()
     if status not in statuses:
-        raise _invalid(
+        raise invalid(
             "unknown_status",
             f"a new order's status is one of {', '.join(statuses)}",
             "status",
@@ -405,7 +350,7 @@ def _time_zone(name: str | None) -> str | None:
         return None
     zone = name.strip()
     if zone not in _known_zones():
-        raise _invalid(
+        raise invalid(
             "invalid_time_zone",
             "a time zone is an IANA name such as Europe/Kyiv",
             "customer.time_zone",
@@ -424,67 +369,6 @@ def fingerprint(canonical: object) -> str:
     """sha256 of the canonical JSON (sorted keys, no spaces) of a validated, normalised body."""
     text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class CustomerRef:
-    telegram_id: int | None = None
-    phone: str | None = None
-    customer_id: int | None = None
-    username: str | None = None  # without the @, as Telegram spells it
-    card: str | None = None  # a card number's 13 digits
-
-
-def parse_customer_ref(ref: str, *, region: str | None) -> CustomerRef:
-    """A card number, ``@username``, ``tg:<id>``, a phone in any spelling, or a Telegram id.
-
-    Bare digits are a phone only when they spell a valid number of 11 or more digits
-    (79991234567); Telegram ids are shorter, and the ``tg:`` prefix settles any doubt.
-    Card numbers (13 digits from 29, with a check digit) are neither.
-    """
-    text = ref.strip()
-    if not text or len(text) > MAX_REF or not text.isprintable():
-        raise _invalid(
-            "invalid_customer_ref",
-            f"a customer reference is 1..{MAX_REF} printable characters",
-            "ref",
-        )
-    card = valid_card(text)
-    if card is not None:
-        return CustomerRef(card=card)
-    if looks_like_card(text):
-        raise _invalid("invalid_card_number", "this card number has a wrong check digit", "ref")
-    if text.startswith("@"):
-        if not _USERNAME.match(text[1:]):
-            raise _invalid("invalid_customer_ref", "a Telegram username is 4-32 letters", "ref")
-        return CustomerRef(username=text[1:])
-    if text.lower().startswith("tg:"):
-        digits = text[3:].strip()
-        if not _DIGITS.fullmatch(digits) or telegram_id_problem(int(digits)) is not None:
-            raise _invalid(
-                "invalid_customer_ref", "tg: is followed by a Telegram id (1-16 digits)", "ref"
-            )
-        return CustomerRef(telegram_id=int(digits))
-    if _DIGITS.fullmatch(text):
-        if len(text) >= 11:
-            for candidate, where in ((text, region), ("+" + text, None)):
-                try:
-                    return CustomerRef(phone=normalize_phone(candidate, region=where))
-                except OrderProblem:
-                    continue
-        if telegram_id_problem(int(text)) is not None:
-            raise _invalid(
-                "invalid_customer_ref",
-                "expected a phone, a card number or a Telegram id (1-16 digits)",
-                "ref",
-            )
-        return CustomerRef(telegram_id=int(text))
-    try:
-        return CustomerRef(phone=normalize_phone(text, region=region, field="ref"))
-    except OrderProblem:
-        raise _invalid(
-            "invalid_customer_ref", "expected a phone, a Telegram id or tg:<id>", "ref"
-        ) from None
 
 
 # ---- results -----------------------------------------------------------------------------
@@ -584,10 +468,6 @@ class _WrongCode(Exception):
         self.member = member
 
 
-class UnitOfWork(Protocol):
-    def transaction(self) -> AbstractAsyncContextManager[object]: ...
-
-
 class OrderStore(Protocol):
     async def by_ref(self, *, order_ref: str, lock: bool = False) -> StoredOrder | None: ...
 
@@ -669,7 +549,7 @@ class OrderDesk:
             assert self._codes is not None
             async with self._uow.transaction():
                 await self._codes.count_wrong(customer_id=wrong.member)
-            raise _invalid(
+            raise invalid(
                 "redeem_code_invalid",
                 "this is not a code of this member; ask them for the code /code shows",
                 "redeem_code",
@@ -687,7 +567,7 @@ class OrderDesk:
             if match is not None and order.time_zone is not None and self._zones is not None:
                 await self._zones.set_time_zone(customer_id=match.id, zone=order.time_zone)
             if member is None and order.bonus_redeemed:
-                raise _invalid(
+                raise invalid(
                     "not_a_member",
                     "only members of the bonus program redeem points",
                     "bonus_redeemed",
@@ -750,7 +630,7 @@ class OrderDesk:
                     ordered_at=order.ordered_at,
                 )
             except LedgerRefusal as refusal:
-                raise _invalid(refusal.code, refusal.message, "bonus_redeemed") from None
+                raise invalid(refusal.code, refusal.message, "bonus_redeemed") from None
             receipt = Receipt(
                 order_id=order.order_ref,
                 customer_id=member,
@@ -765,7 +645,7 @@ class OrderDesk:
         """The member's own unused, unexpired code, spent on this order; else a refusal."""
         assert self._codes is not None
         if code is None or not code.strip():
-            raise _invalid(
+            raise invalid(
                 "redeem_code_required",
                 "spending points needs the one-time code the member gets in the bot (/code)",
                 "redeem_code",
@@ -789,7 +669,7 @@ class OrderDesk:
         }
         if check in refusals:
             problem, message = refusals[check]
-            raise _invalid(problem, message, "redeem_code")
+            raise invalid(problem, message, "redeem_code")
 
     async def _follow(
         self,
@@ -812,7 +692,7 @@ class OrderDesk:
 
     async def _replay(self, stored: StoredOrder, order: ValidOrder) -> Receipt:
         if stored.fingerprint not in (order.fingerprint, ERASED_FINGERPRINT):
-            raise OrderProblem(
+            raise InputProblem(
                 ProblemKind.CONFLICT,
                 "order_conflict",
                 f"order {order.order_ref} was already reported with a different body",
@@ -856,19 +736,19 @@ class OrderDesk:
         its points; repeating it changes nothing. A cancelled or refunded order stays so."""
         status = status.strip().lower()
         if status not in STATUS_CHANGES:
-            raise _invalid(
+            raise invalid(
                 "unknown_status", f"a status is one of {', '.join(STATUS_CHANGES)}", "status"
             )
         now = self._clock.now()
         async with self._uow.transaction():
             stored = await self._orders.by_ref(order_ref=order_id, lock=True)
             if stored is None:
-                raise OrderProblem(
+                raise InputProblem(
                     ProblemKind.NOT_FOUND, "order_not_found", f"no order {order_id}", "order_id"
                 )
             before = stored.status
             if before in FINAL_STATUSES and status != before:
-                raise OrderProblem(
+                raise InputProblem(
                     ProblemKind.CONFLICT,
                     "status_final",
                     f"order {order_id} is {before}; it cannot become {status}",
@@ -881,7 +761,7 @@ class OrderDesk:
                         customer_id=stored.customer_id, order_id=order_id, reason=status
                     )
                 except LedgerRefusal as refusal:
-                    raise _invalid(refusal.code, refusal.message, "status") from None
+                    raise invalid(refusal.code, refusal.message, "status") from None
             if status != before:
                 await self._orders.set_status(order_ref=order_id, status=status, now=now)
                 await self._follow(order_id, stored.customer_id, status, before, stored.ordered_at)
@@ -913,7 +793,7 @@ class OrderDesk:
             card=parsed.card,
         )
         if match is None or not match.joined:
-            raise OrderProblem(
+            raise InputProblem(
                 ProblemKind.NOT_FOUND, "customer_not_found", "no member with this reference", "ref"
             )
         status = await tier_status(

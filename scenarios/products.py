@@ -8,7 +8,7 @@ from typing import Protocol
 from urllib.parse import urlparse
 
 from scenarios.clock import Clock
-from scenarios.orders import OrderProblem, ProblemKind
+from scenarios.problems import invalid
 from storage.products import ProductRecord
 
 _SKU = re.compile(r"^[\x21-\x7e]{1,64}$")  # printable ASCII, no spaces
@@ -16,10 +16,6 @@ _SKU = re.compile(r"^[\x21-\x7e]{1,64}$")  # printable ASCII, no spaces
 
 class ProductStore(Protocol):
     async def save(self, product: ProductRecord, *, now: datetime) -> bool: ...
-
-
-def _invalid(code: str, message: str, field: str) -> OrderProblem:
-    return OrderProblem(ProblemKind.INVALID, code, message, field)
 
 
 def checked_product(
@@ -34,20 +30,20 @@ def checked_product(
 ) -> ProductRecord:
     """The product, or a refusal naming the field that breaks a rule."""
     if not _SKU.match(sku):
-        raise _invalid("invalid_sku", "a sku is 1–64 printable characters without spaces", "sku")
+        raise invalid("invalid_sku", "a sku is 1–64 printable characters without spaces", "sku")
     if not name.strip():
-        raise _invalid("empty_name", "the product needs a name", "name")
+        raise invalid("empty_name", "the product needs a name", "name")
     if url is not None:
         parsed = urlparse(url)
         if parsed.scheme not in {"http", "https"} or not parsed.netloc:
-            raise _invalid("invalid_url", "the link must start with http:// or https://", "url")
+            raise invalid("invalid_url", "the link must start with http:// or https://", "url")
     if consumption_days is not None and not 1 <= consumption_days <= 3650:
-        raise _invalid("invalid_days", "consumption_days is 1–3650", "consumption_days")
+        raise invalid("invalid_days", "consumption_days is 1–3650", "consumption_days")
     if lead_days is not None and not 0 <= lead_days <= 365:
-        raise _invalid("invalid_days", "lead_days is 0–365", "lead_days")
+        raise invalid("invalid_days", "lead_days is 0–365", "lead_days")
     for position, other in enumerate(related):
         if not _SKU.match(other) or other == sku:
-            raise _invalid(
+            raise invalid(
                 "invalid_related", "related skus are other products' skus", f"related.{position}"
             )
     return ProductRecord(

@@ -23,6 +23,7 @@ from scenarios.orders import FINAL_STATUSES, OrderEvent
 from scenarios.rules import Ratings
 from scenarios.tiers import TierLadder
 from storage.ledger import EntryKind
+from storage.messages import ButtonRows
 from storage.ratings import (
     AlertRecord,
     AlertState,
@@ -42,7 +43,7 @@ MAX_COMMENT = 4096
 
 # Rows of buttons for a rating request, given the rating's id (callback data is the handlers'
 # business: scenarios know no Telegram).
-ButtonsFor = Callable[[int], list[list[dict[str, str]]]]
+ButtonsFor = Callable[[int], ButtonRows]
 
 
 def request_key(order_ref: str) -> str:

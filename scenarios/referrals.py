@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
 from typing import Protocol
@@ -17,6 +16,7 @@ from scenarios.ledger import PointsLedger, referral_source
 from scenarios.orders import FINAL_STATUSES, OrderEvent
 from scenarios.rules import Rules
 from scenarios.tiers import minor_units_per_major
+from scenarios.transactions import UnitOfWork
 from storage.ledger import EntryKind
 from storage.orders import StoredOrder
 from storage.referrals import ReferralRecord
@@ -126,10 +126,6 @@ def month_bounds(now: datetime, zone: ZoneInfo) -> tuple[datetime, datetime]:
 
 
 # ---- ports -------------------------------------------------------------------------------
-
-
-class UnitOfWork(Protocol):
-    def transaction(self) -> AbstractAsyncContextManager[object]: ...
 
 
 class ReferralStore(Protocol):

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from scenarios.clock import Clock
@@ -25,6 +24,8 @@ from scenarios.replenishment import (
     snoozed_until,
 )
 from scenarios.rules import QuietHours, Reminders
+from scenarios.transactions import UnitOfWork
+from storage.messages import MessageContent
 from storage.reminders import (
     WAITING,
     CatalogProduct,
@@ -37,10 +38,6 @@ from storage.reminders import (
 )
 
 KIND = "reminder"
-
-
-class UnitOfWork(Protocol):
-    def transaction(self) -> AbstractAsyncContextManager[object]: ...
 
 
 class ReminderStore(Protocol):
@@ -100,7 +97,7 @@ class ReminderQueue(Protocol):
 class Composer(Protocol):
     """Builds the message content (template, context, buttons) in the customer's language."""
 
-    def compose(self, items: Sequence[DueReminder]) -> dict[str, Any]: ...
+    def compose(self, items: Sequence[DueReminder]) -> MessageContent: ...
 
 
 # ---- after an order ------------------------------------------------------------------------

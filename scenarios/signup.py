@@ -14,16 +14,19 @@ from scenarios.audit import AuditEntry, AuditLog
 from scenarios.birthdays import Birthday
 from scenarios.cards import new_card_number
 from scenarios.clock import Clock
+from scenarios.customers import normalize_phone, region_for
 from scenarios.delivery import Category, OutboxWriter, Outgoing, enqueue
 from scenarios.ledger import LedgerRefusal, PointsLedger, welcome_source
-from scenarios.orders import FINAL_STATUSES, OrderProblem, normalize_phone, region_for
+from scenarios.orders import FINAL_STATUSES
 from scenarios.privacy import IdentityHasher, scrub_json, scrubber
+from scenarios.problems import InputProblem
 from scenarios.ratings import alert_key
 from scenarios.referrals import Referrals, valid_code
 from scenarios.reminders import reorder_key
 from scenarios.rules import Rules
 from storage.customers import CustomerRecord
 from storage.ledger import EntryKind
+from storage.messages import ButtonRows, MessageContent
 from storage.outbox import OutboxState, QueuedMessage
 from storage.signup import Erased, UnclaimedOrder
 
@@ -55,7 +58,7 @@ def own_phone(
         text = "+" + text
     try:
         return normalize_phone(text, region=region_for(currency))
-    except OrderProblem:
+    except InputProblem:
         raise SignupRefused(PhoneRefusal.INVALID) from None
 
 
@@ -120,7 +123,7 @@ class StaffText:
 
     key: str
     text: str
-    buttons: list[list[dict[str, str]]] | None = None
+    buttons: ButtonRows | None = None
 
 
 class StaffRedactor(Protocol):
@@ -135,7 +138,7 @@ class StaffMessages(Protocol):
     async def keys_with_prefix(self, *, prefix: str) -> list[str]: ...
 
     async def replace_waiting_payload(
-        self, *, dedupe_key: str, payload: dict[str, Any], now: datetime
+        self, *, dedupe_key: str, payload: MessageContent, now: datetime
     ) -> bool: ...
 
 
@@ -367,7 +370,9 @@ class SignupDesk:
         for staff in await self._redactor.redacted(
             alert_ids=erased.alert_ids, reminder_ids=erased.reminder_ids
         ):
-            payload: dict[str, Any] = {"text": staff.text, "buttons": staff.buttons}
+            payload: MessageContent = {"text": staff.text}
+            if staff.buttons is not None:
+                payload["buttons"] = staff.buttons
             keys = [staff.key, *await self._outbox.keys_with_prefix(prefix=f"{staff.key}:")]
             for key in keys:
                 if key.endswith(ERASED_EDIT):

@@ -8,8 +8,9 @@ from typing import Protocol
 from scenarios.clock import Clock
 from scenarios.delivery import Category, OutboxWriter, Outgoing, enqueue
 from scenarios.ledger import LedgerReader, tier_status
-from scenarios.orders import OrderEvent, UnitOfWork
+from scenarios.orders import OrderEvent
 from scenarios.tiers import Downgrade, TierChange, TierLadder, TierWindow, compare_tiers
+from scenarios.transactions import UnitOfWork
 from storage.account import Standing
 from storage.customers import CustomerRecord
 

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, bindparam, case, func, or_, select, true, update
 
 from storage.database import Database
+from storage.messages import MessageContent
 from storage.ratings import UNRESOLVED
 from storage.schema import customers, notification_mutes, outbox, rating_alerts
 from storage.sql import insert
@@ -33,7 +34,7 @@ class OutboxState(StrEnum):
 DELIVERED_OR_MAYBE = (OutboxState.SENDING, OutboxState.SENT, OutboxState.UNKNOWN)
 QUEUED = (OutboxState.PENDING, OutboxState.HELD, OutboxState.CLAIMED)
 # What is left of a message's content once its recipient erased their data.
-ERASED_PAYLOAD: dict[str, Any] = {"erased": True}
+ERASED_PAYLOAD: MessageContent = {"erased": True}
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +46,7 @@ class OutboxRow:
     category: str
     kind: str
     priority: int
-    payload: dict[str, Any]
+    payload: MessageContent
     not_before: datetime
     attempts: int
 
@@ -127,7 +128,7 @@ class SqlOutbox:
         category: str,
         kind: str,
         priority: int,
-        payload: dict[str, Any],
+        payload: MessageContent,
         not_before: datetime,
         now: datetime,
     ) -> bool:
@@ -432,7 +433,7 @@ class SqlOutbox:
         return int(result.rowcount)
 
     async def replace_waiting_payload(
-        self, *, dedupe_key: str, payload: dict[str, Any], now: datetime
+        self, *, dedupe_key: str, payload: MessageContent, now: datetime
     ) -> bool:
         """New content for a message still waiting in the queue; False once a sender has it."""
         async with self._db.transaction() as conn:

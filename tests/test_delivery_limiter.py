@@ -57,6 +57,23 @@ def test_a_group_gets_at_most_its_per_minute_quota() -> None:
     assert limiter.chat_ready_at(-100) <= tick.now
 
 
+def test_a_staff_press_edit_shares_the_group_window_with_the_outbox() -> None:
+    tick = Ticker()
+    limiter = RateLimiter(Limits(private_interval=0.0, group_per_minute=20), now=tick)
+    start = tick.now
+    for _ in range(19):  # the outbox's messages to the staff chat
+        limiter.reserve_chat(-100)
+        limiter.chat_done(-100)
+        tick.now += 0.1
+    assert limiter.group_has_room(-100)
+    limiter.count_group_send(-100)  # an edit made in answer to a press
+    assert not limiter.group_has_room(-100)
+    assert limiter.chat_ready_at(-100) >= start + 60.0, "the outbox waits for it too"
+    assert limiter.group_has_room(-200), "another group has its own window"
+    tick.now = start + 61.0
+    assert limiter.group_has_room(-100)
+
+
 def test_the_global_rate_keeps_its_grid_but_saves_up_no_burst() -> None:
     tick = Ticker()
     limiter = RateLimiter(Limits(rate_per_second=100.0), now=tick)

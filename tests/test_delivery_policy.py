@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, time
+from typing import cast
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -21,6 +22,7 @@ from scenarios.delivery import (
     validate,
 )
 from scenarios.rules import Delivery, QuietHours
+from storage.messages import MessageContent
 
 KYIV = ZoneInfo("Europe/Kyiv")
 VLADIVOSTOK = ZoneInfo("Asia/Vladivostok")
@@ -130,7 +132,11 @@ def test_local_day_start_is_local_midnight() -> None:
 
 def outgoing(**content: object) -> Outgoing:
     return Outgoing(
-        dedupe_key="k", chat_id=1, category=Category.SERVICE, kind="x", content=dict(content)
+        dedupe_key="k",
+        chat_id=1,
+        category=Category.SERVICE,
+        kind="x",
+        content=cast(MessageContent, content),
     )
 
 

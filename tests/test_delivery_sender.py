@@ -28,6 +28,7 @@ from scenarios.delivery import Category, Outgoing, enqueue
 from scenarios.rules import Delivery, Rules
 from storage.customers import CustomerRecord, SqlCustomers
 from storage.database import Database
+from storage.messages import MessageContent
 from storage.outbox import SqlOutbox
 from storage.schema import outbox
 from tests.support.flow import BOT_TOKEN
@@ -75,7 +76,7 @@ class Rig:
         template: str | None = None,
         context: dict[str, object] | None = None,
     ) -> bool:
-        content: dict[str, object] = (
+        content: MessageContent = (
             {"template": template, "context": context or {}} if template else {"text": text or key}
         )
         return await enqueue(

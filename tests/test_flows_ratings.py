@@ -25,6 +25,7 @@ from scenarios.rules import Delivery, Ratings, Rules, Staff
 from storage.audit import SqlAuditLog
 from storage.database import Database
 from storage.ledger import SqlLedger
+from storage.messages import ButtonRows
 from storage.outbox import SqlOutbox
 from storage.ratings import SqlRatings
 from storage.schema import ledger_entries, orders, outbox
@@ -108,7 +109,7 @@ async def row(db: Database, key: str) -> Any:
     return next(r for r in await rows(db) if r.dedupe_key == key)
 
 
-def as_message(chat_id: int, text: str, buttons: list[list[dict[str, str]]] | None) -> Message:
+def as_message(chat_id: int, text: str, buttons: ButtonRows | None) -> Message:
     return Message.model_validate(
         {
             "message_id": 500,
@@ -509,6 +510,31 @@ async def test_only_staff_take_and_resolve_an_alert_and_the_alert_shows_who(
     stored = await SqlRatings(flow.db).alert(alert_id=1)
     assert stored is not None
     assert (stored.state, stored.taken_by, stored.resolved_by) == ("resolved", OLGA.id, ADMIN.id)
+
+
+async def test_a_staff_press_edit_counts_against_the_group_limit_and_waits_when_it_is_spent(
+    shop: Shop, flow: Flow
+) -> None:
+    await shop.ordered(ANNA, "A-1001")
+    await shop.press_star(ANNA, "A-1001", 2)
+    alert = await shop.alert()
+    limiter = flow.dispatcher["limiter"]
+
+    [taken] = edits(await shop.staff_press(OLGA, "alert:1:take", message=alert))
+    assert "🛠 Taken by Olga (@olga)" in str(taken.text)
+    # The outbox sent the rest of the minute's 20 messages to the staff chat meanwhile.
+    for _ in range(limiter.limits.group_per_minute - 1):
+        limiter.count_group_send(STAFF_CHAT)
+
+    calls = await shop.staff_press(ADMIN, "alert:1:resolve", message=alert)
+
+    assert answer_of(calls).text == "Marked as resolved."
+    assert edits(calls) == [], "the group limit is spent: no edit at once"
+    [queued] = [r for r in await rows(flow.db) if r.kind == "staff_alert_edit"]
+    assert (queued.chat_id, queued.category) == (STAFF_CHAT, "transactional")
+    assert queued.payload["edit_of"] == "staff-alert:1"
+    assert "✅ Resolved by Max" in queued.payload["text"]
+    assert [b["text"] for row in queued.payload["buttons"] for b in row] == ["Compensate", "Reply"]
 
 
 async def test_compensation_is_granted_once_per_alert_told_and_audited(

@@ -16,6 +16,7 @@ from locales.rendering import Renderer
 from scenarios.clock import FixedClock
 from scenarios.rules import Rules, Staff
 from storage.database import Database
+from storage.messages import ButtonRows
 from storage.schema import outbox, reminder_stops
 from tests.support.flow import Flow, build_flow
 from tests.support.reminders import Shop, add_member, add_product, open_shop, reminder_rows
@@ -51,7 +52,7 @@ def flow(sqlite_db: Database, clock: FixedClock, i18n: CatalogI18n, renderer: Re
 
 async def remind(
     shop: Shop, db: Database, clock: FixedClock, i18n: CatalogI18n, *, user: TgUser
-) -> list[list[dict[str, str]]]:
+) -> ButtonRows:
     """Anna orders litter and cat food; 17 days later the sweep queues her reminder."""
     await add_member(db, user.id, at=T0, language_code=user.language_code or "en")
     await shop.order(user.id, [("LITTER", 1)], at=T0, ref=f"L-{user.id}")
@@ -65,7 +66,7 @@ async def remind(
         payload = (
             await conn.execute(select(outbox.c.payload).where(outbox.c.chat_id == user.id))
         ).scalar_one()
-    buttons: list[list[dict[str, str]]] = payload["buttons"]
+    buttons: ButtonRows = payload["buttons"]
     return buttons
 
 

@@ -8,8 +8,8 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.enums import ParseMode
 
 from bot.rating_expiry import RatingExpiry
+from handlers.keyboards import keyboard
 from handlers.rating import rating_buttons
-from handlers.staff_alerts import markup
 from locales import CatalogI18n
 from locales.rendering import Renderer
 from scenarios.clock import FixedClock
@@ -48,7 +48,7 @@ async def test_expired_requests_are_edited_once_and_queued_ones_withdrawn(
         request = await bot.send_message(
             chat_id=user.id,
             text="How was your order SENT?",
-            reply_markup=markup(rating_buttons(ids["SENT"])),
+            reply_markup=keyboard(rating_buttons(ids["SENT"])),
         )
         for ref in ("SENT", "QUEUED"):
             await enqueue(

@@ -41,12 +41,11 @@ from scenarios.clock import Clock
 from scenarios.orders import (
     CustomerCard,
     OrderDesk,
-    OrderProblem,
     Points,
-    ProblemKind,
     Receipt,
     StatusChange,
 )
+from scenarios.problems import InputProblem, ProblemKind
 from scenarios.products import checked_product, save_product
 from storage.availability import is_unavailable
 from storage.database import Database
@@ -154,7 +153,7 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
     availability = request.app[DATABASE].availability
     try:
         response = await handler(request)
-    except OrderProblem as problem:
+    except InputProblem as problem:
         return error_response(_STATUS[problem.kind], problem.code, problem.message, problem.field)
     except BodyProblem as problem:
         return error_response(problem.status, problem.code, problem.message, problem.field)

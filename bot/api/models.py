@@ -15,13 +15,12 @@ from pydantic import (
     field_serializer,
 )
 
+from scenarios.customers import MAX_REF, MAX_TELEGRAM_ID
 from scenarios.orders import (
     MAX_ITEMS,
     MAX_MONEY,
     MAX_ORDER_ID,
     MAX_QUANTITY,
-    MAX_REF,
-    MAX_TELEGRAM_ID,
     RawCustomer,
     RawItem,
     RawOrder,

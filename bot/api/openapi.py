@@ -25,7 +25,8 @@ from bot.api.models import (
     StatusAnswer,
     StatusBody,
 )
-from scenarios.orders import MAX_ORDER_ID, MAX_REF
+from scenarios.customers import MAX_REF
+from scenarios.orders import MAX_ORDER_ID
 
 _REF = "#/components/schemas/{model}"
 _REASONS = {

@@ -21,7 +21,6 @@ import logging
 import time
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiogram import Bot
@@ -37,7 +36,7 @@ from aiogram.utils.i18n import I18n
 from bot.delivery.batch import SendBatch
 from bot.delivery.limiter import Limits, RateLimiter
 from bot.delivery.recorder import OutcomeRecorder
-from bot.delivery.transport import Outgoing, Transport, may_have_arrived
+from bot.delivery.transport import TelegramRequest, Transport, may_have_arrived
 from locales.rendering import Renderer
 from scenarios.clock import Clock
 from scenarios.customers import resolve_locale
@@ -54,6 +53,7 @@ from scenarios.rules import Rules
 from storage.availability import Backoff, is_database_error
 from storage.customers import SqlCustomers
 from storage.database import Database
+from storage.messages import ButtonRows, MessageContent
 from storage.outbox import (
     QUEUED,
     Finished,
@@ -98,7 +98,7 @@ def limits_from(rules: Rules) -> Limits:
 @dataclass(frozen=True, slots=True)
 class _Ready:
     text: str
-    buttons: list[list[dict[str, str]]] | None
+    buttons: ButtonRows | None
     photo: str | None
     paid: bool
     edit_message_id: int | None = None  # set: edit this message of ours instead of sending
@@ -134,9 +134,13 @@ class OutboxSender:
         shop_zone: ZoneInfo,
         worker_id: str,
         limiter: RateLimiter | None = None,
+        outbox: SqlOutbox | None = None,
+        customers: SqlCustomers | None = None,
     ) -> None:
-        self.outbox = SqlOutbox(db)
-        self.customers = SqlCustomers(db)
+        """``limiter``, ``outbox``, ``customers``: the composition root's (bot/services.py), so
+        that edits made in answer to a press share the limits; tests may leave them out."""
+        self.outbox = outbox or SqlOutbox(db)
+        self.customers = customers or SqlCustomers(db)
         self.bot = bot
         self.renderer = renderer
         self.i18n = i18n
@@ -588,7 +592,7 @@ class OutboxSender:
             return target.telegram_message_id
         return None
 
-    def _render(self, payload: dict[str, Any], locale: str) -> str:
+    def _render(self, payload: MessageContent, locale: str) -> str:
         if "texts" in payload:
             texts: dict[str, str] = payload["texts"]
             return texts.get(locale) or texts["default"]
@@ -665,7 +669,7 @@ class OutboxSender:
         return Sent(row.id, sent)
 
     async def _call_telegram(self, row: OutboxRow, ready: _Ready) -> int:
-        message = Outgoing(
+        message = TelegramRequest(
             chat_id=row.chat_id,
             text=ready.text,
             buttons=ready.buttons,

@@ -19,8 +19,11 @@ from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.exceptions import TelegramNetworkError
 from aiogram.methods import EditMessageText, SendMessage, SendPhoto, TelegramMethod
-from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, MessageId, ReplyParameters
+from aiogram.types import MessageId, ReplyParameters
 from aiohttp import ClientConnectorError, ClientError, ClientTimeout, ConnectionTimeoutError
+
+from handlers.keyboards import keyboard
+from storage.messages import ButtonRows
 
 # How long a send may take before we stop waiting for its answer (it may still have arrived).
 REQUEST_TIMEOUT_SECONDS = 30.0
@@ -37,10 +40,13 @@ def may_have_arrived(error: TelegramNetworkError) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
-class Outgoing:
+class TelegramRequest:
+    """One request to Telegram, ready to leave: the transport side of a queued message
+    (scenarios.delivery.Outgoing is the policy side, what a scenario asks to send)."""
+
     chat_id: int
     text: str
-    buttons: list[list[dict[str, str]]] | None
+    buttons: ButtonRows | None
     photo: str | None
     paid: bool
     edit_message_id: int | None = None  # set: edit that message instead of sending one
@@ -67,7 +73,7 @@ class Transport:
         self._timeout_seconds = timeout
         self._timeout = ClientTimeout(total=timeout)
 
-    async def send(self, message: Outgoing) -> int:
+    async def send(self, message: TelegramRequest) -> int:
         """The message id Telegram gave the message; aiogram's exceptions on failure."""
         if message.edit_message_id is not None:
             await self.bot(
@@ -75,7 +81,7 @@ class Transport:
                     chat_id=message.chat_id,
                     message_id=message.edit_message_id,
                     text=message.text,
-                    reply_markup=_keyboard(message.buttons),
+                    reply_markup=keyboard(message.buttons),
                 )
             )
             return message.edit_message_id
@@ -88,9 +94,9 @@ class Transport:
         )
         return result.message_id
 
-    def _method(self, message: Outgoing) -> SendMessage | SendPhoto:
+    def _method(self, message: TelegramRequest) -> SendMessage | SendPhoto:
         paid = True if message.paid else None
-        markup = _keyboard(message.buttons)
+        markup = keyboard(message.buttons)
         reply = (
             ReplyParameters(
                 message_id=message.reply_to_message_id, allow_sending_without_reply=True
@@ -115,7 +121,7 @@ class Transport:
             reply_parameters=reply,
         )
 
-    async def _post_json(self, message: Outgoing) -> int:
+    async def _post_json(self, message: TelegramRequest) -> int:
         session = cast(AiohttpSession, self.bot.session)
         body: dict[str, Any] = {
             "chat_id": message.chat_id,
@@ -124,6 +130,7 @@ class Transport:
             "link_preview_options": {"is_disabled": True},
         }
         if message.buttons:
+            # keyboard()'s rows as plain JSON: the lean path skips building pydantic models.
             body["reply_markup"] = {"inline_keyboard": message.buttons}
         if message.paid:
             body["allow_paid_broadcast"] = True
@@ -158,13 +165,3 @@ class Transport:
             content=content,
         )
         raise TelegramNetworkError(method=self._method(message), message=f"odd answer: {content}")
-
-
-def _keyboard(rows: list[list[dict[str, str]]] | None) -> InlineKeyboardMarkup | None:
-    if not rows:
-        return None
-    return InlineKeyboardMarkup(
-        inline_keyboard=[
-            [InlineKeyboardButton.model_validate(button) for button in row] for row in rows
-        ]
-    )

@@ -1,0 +1,10 @@
+"""The unit of work a scenario asks for: one transaction around what must happen together."""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
+
+
+class UnitOfWork(Protocol):
+    def transaction(self) -> AbstractAsyncContextManager[object]: ...
