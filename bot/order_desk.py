@@ -25,6 +25,7 @@ from storage.orders import SqlOrders
 from storage.outbox import SqlOutbox
 from storage.ratings import SqlRatings
 from storage.redeem_codes import SqlRedeemCodes
+from storage.refunds import SqlRefunds
 
 
 def order_followers(
@@ -84,6 +85,7 @@ def create_order_desk(
         follow_up_horizon=timedelta(days=rules.orders.follow_up_horizon_days),
         redeem_codes=codes,
         limits=order_limits(rules),
+        refunds=SqlRefunds(db),
     )
 
 
