@@ -34,6 +34,7 @@ from bot.reminders import ReminderSweeper
 from bot.scheduler import create_scheduler
 from bot.settings import Settings
 from bot.signup import signup_services
+from bot.webhooks import Webhooks, create_webhooks, secrets_of
 from handlers.menu import register_commands
 from locales import create_i18n
 from locales.rendering import Renderer
@@ -78,6 +79,7 @@ class Application:
     fsm_storage: BaseStorage
     sender: OutboxSender
     account_jobs: AccountJobs
+    webhooks: Webhooks | None = None  # store platforms' webhooks, when a secret is set
 
 
 def create_bot(settings: Settings) -> Bot:
@@ -142,6 +144,19 @@ def build_application(
     dispatcher["sender"] = sender
     account_jobs = create_account_jobs(db=db, rules=rules, clock=clock, shop_zone=settings.zone)
     joining = signup_services(db=db, rules=rules, clock=clock, zone=settings.zone)
+    secrets = secrets_of(settings)
+    webhooks = (
+        create_webhooks(
+            db=db,
+            rules=rules,
+            clock=clock,
+            secrets=secrets,
+            followers=order_followers(db=db, rules=rules, clock=clock, zone=settings.zone),
+            worker_id=f"{socket.gethostname()}:{os.getpid()}",
+        )
+        if secrets.any
+        else None
+    )
     return Application(
         settings=settings,
         rules=rules,
@@ -184,6 +199,7 @@ def build_application(
         fsm_storage=fsm_storage,
         sender=sender,
         account_jobs=account_jobs,
+        webhooks=webhooks,
     )
 
 
@@ -205,6 +221,11 @@ async def run_polling(app: Application) -> None:
         gc.freeze()
         app.scheduler.start()
         delivery = asyncio.create_task(app.sender.run(), name="outbox-sender")
+        inbox = (
+            asyncio.create_task(app.webhooks.worker.run(), name="webhook-inbox")
+            if app.webhooks
+            else None
+        )
         api = await start_shop_api(app)
         log.info(
             "bot @%s (id %s) is polling %s; admins: %s; staff chat: %s",
@@ -223,6 +244,9 @@ async def run_polling(app: Application) -> None:
         finally:
             app.sender.stop()
             await delivery
+            if app.webhooks is not None and inbox is not None:
+                app.webhooks.worker.stop()
+                await inbox
             if api is not None:
                 await api.cleanup()
     finally:
@@ -234,20 +258,24 @@ async def start_shop_api(app: Application) -> web.AppRunner | None:
     settings = app.settings
     if settings.api_token is None or not settings.api_token.get_secret_value():
         log.warning("API_TOKEN is not set: the shop's HTTP API is off")
-        return None
-    runner = await start_api(
-        create_api_app(
-            db=app.db,
-            rules=app.rules,
-            clock=app.clock,
-            api_token=settings.api_token.get_secret_value(),
-            followers=order_followers(
-                db=app.db, rules=app.rules, clock=app.clock, zone=app.settings.zone
-            ),
+        if app.webhooks is None:
+            return None
+        hooks_only = web.Application()
+        app.webhooks.mount(hooks_only, clock=app.clock)
+        log.info("store webhooks on http://%s:%s/webhooks/", settings.api_host, settings.api_port)
+        return await start_api(hooks_only, settings.api_host, settings.api_port)
+    api_app = create_api_app(
+        db=app.db,
+        rules=app.rules,
+        clock=app.clock,
+        api_token=settings.api_token.get_secret_value(),
+        followers=order_followers(
+            db=app.db, rules=app.rules, clock=app.clock, zone=app.settings.zone
         ),
-        settings.api_host,
-        settings.api_port,
     )
+    if app.webhooks is not None:
+        app.webhooks.mount(api_app, clock=app.clock)
+    runner = await start_api(api_app, settings.api_host, settings.api_port)
     log.info("shop HTTP API on http://%s:%s", settings.api_host, settings.api_port)
     return runner
 

@@ -27,6 +27,7 @@ from storage.broadcasts import SqlBroadcasts
 from storage.customers import SqlCustomers
 from storage.database import Database
 from storage.gifts import SqlGifts
+from storage.inbox import SqlInbox
 from storage.ledger import SqlLedger
 from storage.orders import SqlOrders
 from storage.outbox import SqlOutbox
@@ -73,6 +74,7 @@ def create_dispatcher(
         clock=clock,
         customers=customers,
         outbox=SqlOutbox(db),
+        webhook_inbox=SqlInbox(db),  # /status counts store platforms' deliveries
         segments=SqlSegments(db),
         preferences=SqlPreferences(db),
         broadcasts=SqlBroadcasts(db),

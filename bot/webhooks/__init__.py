@@ -1,0 +1,75 @@
+"""Store platforms' webhooks: routes on the shop API's server, the inbox worker, the CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from bot.order_desk import create_order_desk
+from bot.settings import Settings
+from bot.webhooks.routes import WebhookSecrets, create_webhooks_app
+from bot.webhooks.worker import InboxWorker
+from scenarios.clock import Clock
+from scenarios.orders import OrderFollower
+from scenarios.rules import Rules
+from scenarios.webhooks.platforms import shop_of
+from scenarios.webhooks.sync import StoreSync
+from storage.database import Database
+from storage.inbox import SqlInbox
+from storage.orders import SqlOrders
+
+PREFIX = "/webhooks"
+
+
+def secrets_of(settings: Settings) -> WebhookSecrets:
+    def value(secret: object) -> str | None:
+        shown = getattr(secret, "get_secret_value", lambda: None)()
+        return shown or None
+
+    return WebhookSecrets(
+        shopify=value(settings.shopify_webhook_secret),
+        woocommerce=value(settings.woocommerce_webhook_secret),
+        tilda=value(settings.tilda_webhook_key),
+    )
+
+
+@dataclass
+class Webhooks:
+    inbox: SqlInbox
+    worker: InboxWorker
+    secrets: WebhookSecrets
+
+    def mount(self, app: web.Application, *, clock: Clock) -> None:
+        """Serve /webhooks/... from ``app`` (the shop API's server)."""
+        app.add_subapp(
+            PREFIX,
+            create_webhooks_app(
+                inbox=self.inbox, secrets=self.secrets, clock=clock, wake=self.worker.wake
+            ),
+        )
+
+
+def create_webhooks(
+    *,
+    db: Database,
+    rules: Rules,
+    clock: Clock,
+    secrets: WebhookSecrets,
+    followers: Sequence[OrderFollower],
+    worker_id: str,
+) -> Webhooks:
+    """The inbox, and a worker that feeds the same order desk as the API (same followers)."""
+    inbox = SqlInbox(db)
+    orders = SqlOrders(db)
+    desk = create_order_desk(db=db, rules=rules, clock=clock, followers=followers)
+    worker = InboxWorker(
+        db=db,
+        inbox=inbox,
+        sync=StoreSync(desk=desk, orders=orders, links=inbox, clock=clock),
+        shop=shop_of(rules),
+        clock=clock,
+        worker_id=worker_id,
+    )
+    return Webhooks(inbox=inbox, worker=worker, secrets=secrets)
