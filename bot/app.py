@@ -152,7 +152,6 @@ def build_application(
             clock=clock,
             secrets=secrets,
             followers=order_followers(db=db, rules=rules, clock=clock, zone=settings.zone),
-            worker_id=f"{socket.gethostname()}:{os.getpid()}",
         )
         if secrets.any
         else None

@@ -63,7 +63,7 @@ async def collect_status(
         failed=queue.get("failed", 0),
         unknown=queue.get("unknown", 0),
         webhooks=WebhookCounts(
-            waiting=deliveries.get("pending", 0) + deliveries.get("processing", 0),
+            waiting=deliveries.get("pending", 0),
             failed=deliveries.get("failed", 0),
             skipped=deliveries.get("skipped", 0),
             done=deliveries.get("done", 0),

@@ -1,4 +1,4 @@
-"""The webhook inbox: verified deliveries from store platforms, claimed and finished by a worker."""
+"""The webhook inbox: verified deliveries from store platforms, taken and finished by a worker."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, select, update
 
 from storage.database import Database
 from storage.schema import store_orders, webhook_inbox
@@ -17,8 +18,7 @@ MAX_REASON = 2000
 
 
 class InboxState(StrEnum):
-    PENDING = "pending"  # waiting for the worker (or for its next try)
-    PROCESSING = "processing"  # claimed by a worker until its lease ends
+    PENDING = "pending"  # waiting for the worker (or for its next try at not_before)
     DONE = "done"
     SKIPPED = "skipped"  # nothing for the bot in it (a pending payment, no phone...), with why
     FAILED = "failed"  # could not be mapped after its tries, with why; an admin may retry it
@@ -76,62 +76,49 @@ class SqlInbox:
             )
         return bool(result.rowcount)
 
-    async def claim(
-        self, *, worker: str, now: datetime, lease_until: datetime, limit: int
-    ) -> list[InboxRow]:
-        """Up to ``limit`` due deliveries, oldest first: pending ones, and ones whose worker's
-        lease ran out (it crashed between taking them and finishing them).
+    async def next_due(self, *, now: datetime) -> InboxRow | None:
+        """The oldest delivery due now, locked until the caller's transaction ends: call it
+        inside the transaction that processes it and marks it finished, so a crash rolls both
+        back and the delivery stays due (no lease to wait out).
 
-        PostgreSQL skips rows another process is claiming (SKIP LOCKED); SQLite's write
-        transaction already serialises claimers."""
-        due = or_(
-            and_(webhook_inbox.c.state == InboxState.PENDING, webhook_inbox.c.not_before <= now),
-            and_(
-                webhook_inbox.c.state == InboxState.PROCESSING,
-                webhook_inbox.c.claimed_until <= now,
-            ),
-        )
+        PostgreSQL skips rows other workers hold (SKIP LOCKED); on SQLite the write
+        transaction (BEGIN IMMEDIATE) already serialises workers."""
         async with self._db.transaction() as conn:
-            rows = [
-                InboxRow(**row._mapping)
-                for row in await conn.execute(
+            row = (
+                await conn.execute(
                     select(*_COLUMNS)
-                    .where(due)
+                    .where(
+                        webhook_inbox.c.state == InboxState.PENDING,
+                        webhook_inbox.c.not_before <= now,
+                    )
                     .order_by(webhook_inbox.c.id)
-                    .limit(limit)
+                    .limit(1)
                     .with_for_update(skip_locked=True)
                 )
-            ]
-            if rows:
-                await conn.execute(
-                    update(webhook_inbox)
-                    .where(webhook_inbox.c.id.in_([row.id for row in rows]))
-                    .values(
-                        state=InboxState.PROCESSING,
-                        claimed_by=worker,
-                        claimed_until=lease_until,
-                        attempts=webhook_inbox.c.attempts + 1,
-                        updated_at=now,
-                    )
-                )
-        return rows
+            ).one_or_none()
+        return InboxRow(**row._mapping) if row else None
 
     async def finish(
-        self, *, id: int, state: InboxState, now: datetime, reason: str | None = None
+        self,
+        *,
+        id: int,
+        state: InboxState,
+        now: datetime,
+        reason: str | None = None,
+        attempt: bool = True,
     ) -> None:
         """Done, skipped or failed (joins the caller's transaction: a delivery mapped into the
         order desk is marked done in the desk's own transaction, so it happens once)."""
+        values: dict[str, Any] = {
+            "state": state,
+            "reason": reason[:MAX_REASON] if reason else None,
+            "updated_at": now,
+        }
+        if attempt:
+            values["attempts"] = webhook_inbox.c.attempts + 1
         async with self._db.transaction() as conn:
             await conn.execute(
-                update(webhook_inbox)
-                .where(webhook_inbox.c.id == id)
-                .values(
-                    state=state,
-                    reason=reason[:MAX_REASON] if reason else None,
-                    claimed_by=None,
-                    claimed_until=None,
-                    updated_at=now,
-                )
+                update(webhook_inbox).where(webhook_inbox.c.id == id).values(**values)
             )
 
     async def later(self, *, id: int, not_before: datetime, reason: str, now: datetime) -> None:
@@ -144,8 +131,7 @@ class SqlInbox:
                     state=InboxState.PENDING,
                     reason=reason[:MAX_REASON],
                     not_before=not_before,
-                    claimed_by=None,
-                    claimed_until=None,
+                    attempts=webhook_inbox.c.attempts + 1,
                     updated_at=now,
                 )
             )

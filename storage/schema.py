@@ -106,8 +106,6 @@ outbox = Table(
     Column("state", String(12), nullable=False),
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("last_error", Text, nullable=True),
-    Column("claimed_by", String(64), nullable=True),
-    Column("claimed_until", UtcDateTime, nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     Column("sent_at", UtcDateTime, nullable=True),
@@ -578,13 +576,11 @@ webhook_inbox = Table(
     Column("delivery_id", String(128), nullable=False),
     Column("topic", String(64), nullable=False),
     Column("body", Text, nullable=False),  # the raw body as received (UTF-8)
-    # pending, processing (claimed), done, skipped (nothing to do, with why), failed (why)
+    # pending, done, skipped (nothing to do, with why), failed (why: an admin may retry it)
     Column("state", String(12), nullable=False),
     Column("reason", Text, nullable=True),
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("not_before", UtcDateTime, nullable=False),
-    Column("claimed_by", String(64), nullable=True),
-    Column("claimed_until", UtcDateTime, nullable=True),
     Column("received_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     UniqueConstraint("platform", "delivery_id"),

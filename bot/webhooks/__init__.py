@@ -58,7 +58,6 @@ def create_webhooks(
     clock: Clock,
     secrets: WebhookSecrets,
     followers: Sequence[OrderFollower],
-    worker_id: str,
 ) -> Webhooks:
     """The inbox, and a worker that feeds the same order desk as the API (same followers)."""
     inbox = SqlInbox(db)
@@ -70,6 +69,5 @@ def create_webhooks(
         sync=StoreSync(desk=desk, orders=orders, links=inbox, clock=clock),
         shop=shop_of(rules),
         clock=clock,
-        worker_id=worker_id,
     )
     return Webhooks(inbox=inbox, worker=worker, secrets=secrets)

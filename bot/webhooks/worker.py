@@ -20,9 +20,9 @@ log = logging.getLogger(__name__)
 
 
 class InboxWorker:
-    """Runs beside the bot. A delivery is marked done in the same transaction as what it did
-    to the order desk, so a crash anywhere repeats at most work that was rolled back; one
-    claimed by a worker that died is taken again when its lease ends (``lease``)."""
+    """Runs beside the bot. Each delivery is taken, applied to the order desk and marked done
+    in one transaction, so a crash anywhere (kill -9 after the 200) rolls all of it back and
+    the delivery is still due when a worker starts again: it acts exactly once."""
 
     def __init__(
         self,
@@ -32,9 +32,6 @@ class InboxWorker:
         sync: StoreSync,
         shop: Shop,
         clock: Clock,
-        worker_id: str,
-        batch: int = 20,
-        lease: timedelta = timedelta(seconds=60),
         idle_poll: float = 2.0,
         max_attempts: int = 6,
         retry_after: timedelta = timedelta(seconds=30),
@@ -44,9 +41,6 @@ class InboxWorker:
         self._sync = sync
         self._shop = shop
         self._clock = clock
-        self._worker_id = worker_id
-        self._batch = batch
-        self._lease = lease
         self._idle_poll = idle_poll
         self._max_attempts = max_attempts
         self._retry_after = retry_after
@@ -82,49 +76,50 @@ class InboxWorker:
     async def drain(self) -> int:
         """Process what is due now; returns how many deliveries were taken."""
         taken = 0
-        while not self._stopping:
-            now = self._clock.now()
-            rows = await self._inbox.claim(
-                worker=self._worker_id, now=now, lease_until=now + self._lease, limit=self._batch
-            )
-            if not rows:
-                break
+        while not self._stopping and await self.process_next():
+            taken += 1
+        if taken:
             self._db.availability.ok("webhooks")
-            for row in rows:
-                await self.process(row)
-            taken += len(rows)
         return taken
 
-    async def process(self, row: InboxRow) -> None:
-        inbox, now = self._inbox, self._clock.now()
+    async def process_next(self) -> bool:
+        """Take the oldest due delivery and apply it; False when none is due."""
+        now = self._clock.now()
+        row: InboxRow | None = None
         try:
-            mapped = read_delivery(
-                platform=row.platform, topic=row.topic, body=row.body.encode(), shop=self._shop
-            )
             async with self._db.transaction():
+                row = await self._inbox.next_due(now=now)
+                if row is None:
+                    return False
+                mapped = read_delivery(
+                    platform=row.platform, topic=row.topic, body=row.body.encode(), shop=self._shop
+                )
                 outcome = await self._sync.apply(mapped)
                 state = InboxState.DONE if outcome.result is Result.DONE else InboxState.SKIPPED
-                await inbox.finish(id=row.id, state=state, now=now, reason=outcome.note)
+                await self._inbox.finish(id=row.id, state=state, now=now, reason=outcome.note)
             log.info("%s delivery %s: %s", row.platform, row.id, outcome.note)
         except NotYet as wait:
+            assert row is not None
             await self._again(row, str(wait))
         except (MappingProblem, OrderProblem) as problem:
+            assert row is not None
             reason = (
                 f"{problem.code}: {problem.message}"
                 if isinstance(problem, OrderProblem)
                 else str(problem)
             )
             log.warning("%s delivery %s failed: %s", row.platform, row.id, reason)
-            await inbox.finish(id=row.id, state=InboxState.FAILED, now=now, reason=reason)
+            await self._inbox.finish(id=row.id, state=InboxState.FAILED, now=now, reason=reason)
         except Exception as error:
-            if is_unavailable(error):
-                raise  # the lease runs out and the delivery is taken again
+            if row is None or is_unavailable(error):
+                raise  # rolled back: the delivery is still due
             log.exception("%s delivery %s could not be processed", row.platform, row.id)
             await self._again(row, f"{type(error).__name__}: {error}")
+        return True
 
     async def _again(self, row: InboxRow, reason: str) -> None:
         now = self._clock.now()
-        tries = row.attempts + 1  # the claim counted this one
+        tries = row.attempts + 1
         if tries >= self._max_attempts:
             await self._inbox.finish(
                 id=row.id,

@@ -78,7 +78,9 @@ def inspect(*, body: bytes) -> Inspection:
         return Inspection(Verdict.IGNORE, reason="a form without an order")
     if not identifier(payment.get("orderid")):
         return Inspection(Verdict.MALFORMED, reason="payment has no orderid")
-    return Inspection(Verdict.KEEP, delivery_id=body_digest(body))
+    # Tilda's own id of the submission (a retry repeats it); else the body itself.
+    tranid = identifier(_field(fields, "tranid"))
+    return Inspection(Verdict.KEEP, delivery_id=f"tranid:{tranid}" if tranid else body_digest(body))
 
 
 def _field(fields: dict[str, str], name: str) -> str | None:

@@ -28,8 +28,6 @@ def upgrade() -> None:
         sa.Column("reason", sa.Text(), nullable=True),
         sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
         sa.Column("not_before", UtcDateTime(), nullable=False),
-        sa.Column("claimed_by", sa.String(64), nullable=True),
-        sa.Column("claimed_until", UtcDateTime(), nullable=True),
         sa.Column("received_at", UtcDateTime(), nullable=False),
         sa.Column("updated_at", UtcDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_webhook_inbox"),
