@@ -15,7 +15,7 @@ import argparse
 import asyncio
 import statistics
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -42,7 +42,6 @@ from bot.api import create_api_app, start_api
 from bot.app import UPDATES_IN_FLIGHT
 from bot.dispatcher import create_dispatcher
 from bot.fsm_storage import DatabaseFsmStorage
-from bot.order_desk import order_followers
 from bot.webhooks import create_webhooks
 from bot.webhooks.routes import WebhookSecrets
 from handlers.rating import rating_buttons
@@ -53,6 +52,7 @@ from storage.database import Database
 from storage.fsm import SqlFsmStates
 from storage.inbox import SqlInbox
 from storage.schema import customers
+from tests.support.services import services_for
 from tests.support.webhooks import SHOPIFY_SECRET, body_of, shopify_headers, shopify_order
 
 LATENCY = 0.1
@@ -109,7 +109,9 @@ async def while_pressing(
     polling: Polling,
     fake: FakeApi,
     press: Callable[[int], list[Any]],
-    clients: Callable[[asyncio.Event, Callable[[], Awaitable[None]]], Awaitable[list[float]]],
+    clients: Callable[
+        [asyncio.Event, Callable[[], Awaitable[None]]], Coroutine[Any, Any, list[float]]
+    ],
 ) -> tuple[list[float], float]:
     """Run ``clients`` while every customer presses three times; their times and the span."""
     stop, ready = asyncio.Event(), asyncio.Event()
@@ -147,27 +149,24 @@ async def measure(backend: str, db: Database, fake: FakeApi, users: int) -> None
     def press(score: int) -> list[Any]:
         return [(uid, message_of[uid], f"rate:{ratings[uid]}:{score}") for uid in known]
 
+    services = services_for(db, rules=RULES, clock=clock, i18n=i18n, renderer=renderer)
     dispatcher: Dispatcher = create_dispatcher(
-        db=db,
-        clock=clock,
-        i18n=i18n,
-        renderer=renderer,
-        rules=RULES,
+        services=services,
         fsm_storage=DatabaseFsmStorage(SqlFsmStates(db), clock),
-        admin_ids=(),
-        staff_chat_id=None,
         version="bench",
         started_at=clock.now(),
     )
-    followers = order_followers(db=db, rules=RULES, clock=clock, zone=ZoneInfo("UTC"))
+    # The services' own inbox and order desk (its followers), with a Shopify secret set.
     hooks = create_webhooks(
         db=db,
+        inbox=services.webhook_inbox,
+        desk=services.order_desk,
+        orders=services.order_store,
         rules=RULES,
         clock=clock,
         secrets=WebhookSecrets(shopify=SHOPIFY_SECRET),
-        followers=followers,
     )
-    app = create_api_app(db=db, rules=RULES, clock=clock, api_token=API_TOKEN, followers=followers)
+    app = create_api_app(services, api_token=API_TOKEN)
     hooks.mount(app, clock=clock)
     port = free_port()
     base = f"http://127.0.0.1:{port}"

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import os
-import socket
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
@@ -22,31 +20,20 @@ from aiogram.utils.i18n import I18n
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot.account_jobs import AccountJobs, create_account_jobs
+from bot.account_jobs import AccountJobs
 from bot.api import create_api_app, start_api
-from bot.broadcast_progress import BroadcastProgress
 from bot.delivery.sender import OutboxSender
 from bot.dispatcher import create_dispatcher
 from bot.fsm_storage import DatabaseFsmStorage
-from bot.order_desk import order_followers
-from bot.rating_expiry import RatingExpiry
-from bot.reminders import ReminderSweeper
-from bot.scheduler import create_scheduler
+from bot.services import Services, build_runtime, build_services
 from bot.settings import Settings
-from bot.signup import signup_services
-from bot.webhooks import Webhooks, create_webhooks, secrets_of
 from handlers.menu import register_commands
-from locales import create_i18n
 from locales.rendering import Renderer
 from scenarios.clock import Clock, SystemClock
 from scenarios.rules import Rules
-from storage.broadcasts import SqlBroadcasts
-from storage.customers import SqlCustomers
 from storage.database import Database
 from storage.fsm import SqlFsmStates
 from storage.migrate import migrate
-from storage.outbox import SqlOutbox
-from storage.ratings import SqlRatings
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +66,7 @@ class Application:
     fsm_storage: BaseStorage
     sender: OutboxSender
     account_jobs: AccountJobs
-    webhooks: Webhooks | None = None  # store platforms' webhooks, when a secret is set
+    services: Services
 
 
 def create_bot(settings: Settings) -> Bot:
@@ -93,18 +80,12 @@ def create_bot(settings: Settings) -> Bot:
     )
 
 
-def fraud_secret(settings: Settings) -> str | None:
-    secret = settings.fraud_hash_secret
-    return secret.get_secret_value() if secret is not None and secret.get_secret_value() else None
-
-
 def build_application(
     settings: Settings, rules: Rules, *, clock: Clock | None = None
 ) -> Application:
     clock = clock or SystemClock()
     db = Database(settings.database_url)
-    i18n = create_i18n(settings.default_locale)
-    renderer = Renderer(i18n, currency=rules.shop.currency, zone=settings.zone)
+    services = build_services(settings, rules, db, clock)
     fsm_states: SqlFsmStates | None = None
     fsm_storage: BaseStorage
     isolation: BaseEventIsolation | None = None
@@ -114,91 +95,32 @@ def build_application(
         # Several bot processes share one per-user lock through Redis.
         isolation = RedisEventIsolation(redis=redis_storage.redis)
     else:
-        fsm_states = SqlFsmStates(db)
+        fsm_states = services.fsm_states
         fsm_storage = DatabaseFsmStorage(fsm_states, clock)
     dispatcher = create_dispatcher(
-        db=db,
-        clock=clock,
-        i18n=i18n,
-        renderer=renderer,
-        rules=rules,
+        services=services,
         fsm_storage=fsm_storage,
-        admin_ids=settings.admin_ids,
-        staff_chat_id=settings.staff_chat_id,
         version=app_version(),
         started_at=clock.now(),
         events_isolation=isolation,
-        fraud_hash_secret=fraud_secret(settings),
     )
     bot = create_bot(settings)
-    sender = OutboxSender(
-        db=db,
-        bot=bot,
-        renderer=renderer,
-        i18n=i18n,
-        rules=rules,
-        clock=clock,
-        shop_zone=settings.zone,
-        worker_id=f"{socket.gethostname()}:{os.getpid()}",
-    )
-    dispatcher["sender"] = sender
-    account_jobs = create_account_jobs(db=db, rules=rules, clock=clock, shop_zone=settings.zone)
-    joining = signup_services(db=db, rules=rules, clock=clock, zone=settings.zone)
-    secrets = secrets_of(settings)
-    webhooks = (
-        create_webhooks(
-            db=db,
-            rules=rules,
-            clock=clock,
-            secrets=secrets,
-            followers=order_followers(db=db, rules=rules, clock=clock, zone=settings.zone),
-        )
-        if secrets.any
-        else None
-    )
+    runtime = build_runtime(services, bot, fsm_states=fsm_states)
+    dispatcher["sender"] = runtime.sender
     return Application(
         settings=settings,
         rules=rules,
         clock=clock,
         db=db,
-        i18n=i18n,
-        renderer=renderer,
+        i18n=services.i18n,
+        renderer=services.renderer,
         bot=bot,
         dispatcher=dispatcher,
-        scheduler=create_scheduler(
-            rules=rules,
-            clock=clock,
-            fsm_states=fsm_states,
-            outbox=SqlOutbox(db),
-            broadcast_progress=BroadcastProgress(
-                broadcasts=SqlBroadcasts(db),
-                customers=SqlCustomers(db),
-                bot=bot,
-                renderer=renderer,
-                i18n=i18n,
-                rules=rules,
-                clock=clock,
-            ),
-            account_jobs=account_jobs,
-            referrals=joining.referrals,
-            birthdays=joining.birthdays,
-            reminders=ReminderSweeper(
-                db=db, i18n=i18n, rules=rules, clock=clock, shop_zone=settings.zone
-            ),
-            rating_expiry=RatingExpiry(
-                ratings=SqlRatings(db),
-                outbox=SqlOutbox(db),
-                bot=bot,
-                renderer=renderer,
-                i18n=i18n,
-                clock=clock,
-            ),
-            availability=db.availability,
-        ),
+        scheduler=runtime.scheduler,
         fsm_storage=fsm_storage,
-        sender=sender,
-        account_jobs=account_jobs,
-        webhooks=webhooks,
+        sender=runtime.sender,
+        account_jobs=services.account_jobs,
+        services=services,
     )
 
 
@@ -220,9 +142,10 @@ async def run_polling(app: Application) -> None:
         gc.freeze()
         app.scheduler.start()
         delivery = asyncio.create_task(app.sender.run(), name="outbox-sender")
+        webhooks = app.services.webhooks
         inbox = (
-            asyncio.create_task(app.webhooks.worker.run(), name="webhook-inbox")
-            if app.webhooks
+            asyncio.create_task(webhooks.worker.run(), name="webhook-inbox")
+            if webhooks.on
             else None
         )
         api = await start_shop_api(app)
@@ -243,8 +166,8 @@ async def run_polling(app: Application) -> None:
         finally:
             app.sender.stop()
             await delivery
-            if app.webhooks is not None and inbox is not None:
-                app.webhooks.worker.stop()
+            if inbox is not None:
+                webhooks.worker.stop()
                 await inbox
             if api is not None:
                 await api.cleanup()
@@ -257,23 +180,15 @@ async def start_shop_api(app: Application) -> web.AppRunner | None:
     settings = app.settings
     if settings.api_token is None or not settings.api_token.get_secret_value():
         log.warning("API_TOKEN is not set: the shop's HTTP API is off")
-        if app.webhooks is None:
+        if not app.services.webhooks.on:
             return None
         hooks_only = web.Application()
-        app.webhooks.mount(hooks_only, clock=app.clock)
+        app.services.webhooks.mount(hooks_only, clock=app.clock)
         log.info("store webhooks on http://%s:%s/webhooks/", settings.api_host, settings.api_port)
         return await start_api(hooks_only, settings.api_host, settings.api_port)
-    api_app = create_api_app(
-        db=app.db,
-        rules=app.rules,
-        clock=app.clock,
-        api_token=settings.api_token.get_secret_value(),
-        followers=order_followers(
-            db=app.db, rules=app.rules, clock=app.clock, zone=app.settings.zone
-        ),
-    )
-    if app.webhooks is not None:
-        app.webhooks.mount(api_app, clock=app.clock)
+    api_app = create_api_app(app.services, api_token=settings.api_token.get_secret_value())
+    if app.services.webhooks.on:
+        app.services.webhooks.mount(api_app, clock=app.clock)
     runner = await start_api(api_app, settings.api_host, settings.api_port)
     log.info("shop HTTP API on http://%s:%s", settings.api_host, settings.api_port)
     return runner

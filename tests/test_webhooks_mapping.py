@@ -13,6 +13,7 @@ from scenarios.webhooks.model import (
     Ignored,
     MappingProblem,
     OrderState,
+    Platform,
     RefundNotice,
     Shop,
     StoreOrder,
@@ -98,7 +99,7 @@ def test_phones_without_a_country_code_are_read_in_the_shops_country() -> None:
 def test_a_shopify_refund_counts_its_refund_transactions() -> None:
     mapped = shopify.map_delivery(topic="refunds/create", body=body_of(shopify_refund()), shop=SHOP)
     assert mapped == RefundNotice(
-        platform=shopify.Platform.SHOPIFY,
+        platform=Platform.SHOPIFY,
         external_order_id="820982911946154508",
         refund=StoreRefund(refund_key="509562969", amount=139000),
     )

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aiohttp import web
 
-from bot.order_desk import create_order_desk
 from bot.settings import Settings
 from bot.webhooks.routes import WebhookSecrets, create_webhooks_app
 from bot.webhooks.worker import InboxWorker
 from scenarios.clock import Clock
-from scenarios.orders import OrderFollower
+from scenarios.orders import OrderDesk
 from scenarios.rules import Rules
 from scenarios.webhooks.platforms import shop_of
 from scenarios.webhooks.sync import StoreSync
@@ -41,6 +39,11 @@ class Webhooks:
     worker: InboxWorker
     secrets: WebhookSecrets
 
+    @property
+    def on(self) -> bool:
+        """Whether any platform's secret is set (the worker runs, the routes are served)."""
+        return self.secrets.any
+
     def mount(self, app: web.Application, *, clock: Clock) -> None:
         """Serve /webhooks/... from ``app`` (the shop API's server)."""
         app.add_subapp(
@@ -54,15 +57,14 @@ class Webhooks:
 def create_webhooks(
     *,
     db: Database,
+    inbox: SqlInbox,
+    desk: OrderDesk,
+    orders: SqlOrders,
     rules: Rules,
     clock: Clock,
     secrets: WebhookSecrets,
-    followers: Sequence[OrderFollower],
 ) -> Webhooks:
-    """The inbox, and a worker that feeds the same order desk as the API (same followers)."""
-    inbox = SqlInbox(db)
-    orders = SqlOrders(db)
-    desk = create_order_desk(db=db, rules=rules, clock=clock, followers=followers)
+    """The inbox, and a worker that feeds ``desk`` (the API's, with the same followers)."""
     worker = InboxWorker(
         db=db,
         inbox=inbox,

@@ -1,7 +1,7 @@
 """Store platforms' webhooks: the durable inbox, platform order ids, partial refunds.
 
 Revision ID: 0018
-Revises: 0017
+Revises: 0022
 Create Date: 2026-12-01
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 from storage.types import BigIntId, UtcDateTime
 
 revision = "0018"
-down_revision = "0017"
+down_revision = "0022"  # main gained 0022 (after 0017) before this branch merged
 branch_labels = None
 depends_on = None
 
