@@ -106,6 +106,8 @@ outbox = Table(
     Column("state", String(12), nullable=False),
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("last_error", Text, nullable=True),
+    Column("claimed_by", String(64), nullable=True),
+    Column("claimed_until", UtcDateTime, nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     Column("sent_at", UtcDateTime, nullable=True),
