@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aiohttp import web
+from pydantic import SecretStr
 
 from bot.settings import Settings
 from bot.webhooks.routes import WebhookSecrets, create_webhooks_app
@@ -22,9 +23,10 @@ PREFIX = "/webhooks"
 
 
 def secrets_of(settings: Settings) -> WebhookSecrets:
-    def value(secret: object) -> str | None:
-        shown = getattr(secret, "get_secret_value", lambda: None)()
-        return shown or None
+    """Each platform's secret from the settings; an empty one counts as unset."""
+
+    def value(secret: SecretStr | None) -> str | None:
+        return (secret.get_secret_value() or None) if secret is not None else None
 
     return WebhookSecrets(
         shopify=value(settings.shopify_webhook_secret),
