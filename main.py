@@ -39,6 +39,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         description="REF: a card number, a phone, @username, a Telegram id or tg:<id>.",
     )
     export.add_argument("ref", metavar="REF")
+    hooks = commands.add_parser(
+        "webhooks",
+        help="list store webhook deliveries that failed (--failed), or retry them (--retry)",
+    )
+    hooks.add_argument("--failed", action="store_true", help="list them (the default)")
+    hooks.add_argument(
+        "--retry", nargs="*", type=int, metavar="ID", help="retry these (none given: all failed)"
+    )
     for kind in IMPORT_KINDS:
         description = None
         if f"import-{kind}" in argv:  # its own --help lists the columns
@@ -60,6 +68,10 @@ def main(argv: list[str] | None = None) -> NoReturn:
     configure_logging(settings.log_level)
     if args.command == "migrate":
         sys.exit(asyncio.run(migrate_only(settings)))
+    if args.command == "webhooks":
+        from bot.webhooks.cli import webhooks_command
+
+        sys.exit(asyncio.run(webhooks_command(settings, retry=args.retry)))
     if args.command == "export-customer":
         sys.exit(asyncio.run(export_customer(settings, rules, args.ref)))
     if args.command in ("import-orders", "import-products"):

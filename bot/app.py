@@ -152,6 +152,12 @@ async def run_polling(app: Application) -> None:
         gc.freeze()
         app.scheduler.start()
         delivery = asyncio.create_task(app.sender.run(), name="outbox-sender")
+        webhooks = app.services.webhooks
+        inbox = (
+            asyncio.create_task(webhooks.worker.run(), name="webhook-inbox")
+            if webhooks.on
+            else None
+        )
         api = await start_shop_api(app)
         log.info(
             "bot @%s (id %s) is polling %s; admins: %s; staff chat: %s",
@@ -170,6 +176,9 @@ async def run_polling(app: Application) -> None:
         finally:
             app.sender.stop()
             await delivery
+            if inbox is not None:
+                webhooks.worker.stop()
+                await inbox
             if api is not None:
                 await api.cleanup()
     finally:
@@ -183,13 +192,16 @@ async def start_shop_api(app: Application) -> web.AppRunner | None:
     webapp = start_webapp(app) if settings.webapp_url else None
     if settings.api_token is None or not settings.api_token.get_secret_value():
         log.warning("API_TOKEN is not set: the shop's HTTP API is off")
-        if webapp is None:
+        if webapp is None and not app.services.webhooks.on:
             return None
-        server = create_webapp_server(*webapp)
+        server = create_webapp_server(*webapp) if webapp is not None else web.Application()
     else:
         server = create_api_app(app.services, api_token=settings.api_token.get_secret_value())
         if webapp is not None:
             mount_webapp(server, webapp[0])
+    if app.services.webhooks.on:
+        app.services.webhooks.mount(server, clock=app.clock)
+        log.info("store webhooks on http://%s:%s/webhooks/", settings.api_host, settings.api_port)
     runner = await start_api(server, settings.api_host, settings.api_port)
     log.info("HTTP server on http://%s:%s", settings.api_host, settings.api_port)
     return runner

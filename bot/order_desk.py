@@ -14,6 +14,7 @@ from scenarios.transactions import UnitOfWork
 from storage.ledger import SqlLedger
 from storage.orders import SqlOrders
 from storage.preferences import SqlPreferences
+from storage.refunds import SqlRefunds
 
 
 def create_order_desk(
@@ -29,6 +30,7 @@ def create_order_desk(
     clock: Clock,
     followers: Sequence[OrderFollower] = (),
     history: bool = False,
+    refunds: SqlRefunds | None = None,
 ) -> OrderDesk:
     """``history``: the CSV import, whose orders record points spent at the till long ago;
     they need no one-time code (the API's orders do, with ``bonus.redeem_requires_code``).
@@ -49,6 +51,7 @@ def create_order_desk(
         redeem_codes=codes,
         limits=order_limits(rules),
         zones=zones,
+        refunds=refunds,
     )
 
 

@@ -24,6 +24,7 @@ from bot.rating_expiry import RatingExpiry
 from bot.reminders import ReminderComposer, ReminderSweeper
 from bot.scheduler import create_scheduler
 from bot.settings import Settings
+from bot.webhooks import Webhooks, create_webhooks, secrets_of
 from handlers.rating import rating_buttons
 from handlers.staff_alerts import StaffAlerts, StaffMembership
 from locales import create_i18n
@@ -52,6 +53,7 @@ from storage.customers import SqlCustomers
 from storage.database import Database
 from storage.fsm import SqlFsmStates
 from storage.gifts import SqlGifts
+from storage.inbox import SqlInbox
 from storage.ledger import SqlLedger
 from storage.orders import SqlOrders
 from storage.outbox import SqlOutbox
@@ -62,6 +64,7 @@ from storage.qr_tokens import SqlQrScans
 from storage.ratings import SqlRatings
 from storage.redeem_codes import SqlRedeemCodes
 from storage.referrals import SqlReferrals
+from storage.refunds import SqlRefunds
 from storage.reminders import SqlReminders
 from storage.segments import SqlSegments
 from storage.signup import SqlMembership
@@ -120,6 +123,9 @@ class Services:
     order_followers: tuple[OrderFollower, ...]
     order_desk: OrderDesk
     history_desk: OrderDesk
+    # store platforms' webhooks: the inbox (/status counts it), its worker, the routes' secrets
+    webhook_inbox: SqlInbox
+    webhooks: Webhooks
     # periodic work and the delivery engine's limits (shared by the outbox and press edits)
     account_jobs: AccountJobs
     reminder_sweeper: ReminderSweeper
@@ -285,10 +291,14 @@ def build_services(
         rating_requests,
     )
 
+    refunds = SqlRefunds(db)
+    inbox = SqlInbox(db)
+
     def order_desk(
         followers: Sequence[OrderFollower], *, history: bool, proof: RedeemProof = redeem_codes
     ) -> OrderDesk:
         return create_order_desk(
+            refunds=refunds,
             uow=db,
             orders=orders,
             points=points,
@@ -327,6 +337,18 @@ def build_services(
             qr_key=qr_key,
         )
 
+    def webhooks(desk: OrderDesk) -> Webhooks:
+        return create_webhooks(
+            db=db,
+            inbox=inbox,
+            desk=desk,
+            orders=orders,
+            rules=rules,
+            clock=clock,
+            secrets=secrets_of(settings),
+        )
+
+    api_desk = order_desk(every_follower, history=False)
     # Two passes because a choice of followers may pick among the services built above.
     services = Services(
         settings=settings,
@@ -371,8 +393,10 @@ def build_services(
         replenishment=replenishment,
         rating_requests=rating_requests,
         order_followers=every_follower,
-        order_desk=order_desk(every_follower, history=False),
+        order_desk=api_desk,
         history_desk=order_desk(every_follower, history=True),
+        webhook_inbox=inbox,
+        webhooks=webhooks(api_desk),
         account_jobs=account_jobs,
         reminder_sweeper=reminder_sweeper,
         limiter=limiter,
@@ -382,12 +406,14 @@ def build_services(
     if order_followers is None:
         return services
     chosen = tuple(order_followers(services))
+    chosen_desk = order_desk(chosen, history=False)
     return replace(
         services,
         order_followers=chosen,
-        order_desk=order_desk(chosen, history=False),
+        order_desk=chosen_desk,
         history_desk=order_desk(chosen, history=True),
         till=till(chosen),
+        webhooks=webhooks(chosen_desk),
     )
 
 

@@ -61,6 +61,18 @@ class Settings(BaseSettings):
     cashier_ids: Annotated[tuple[int, ...], NoDecode] = Field(
         default=(), description="comma-separated Telegram user ids who may use the Mini App's till"
     )
+    shopify_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Shopify's webhook signing secret (unset: POST /webhooks/shopify is off)",
+    )
+    woocommerce_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="the WooCommerce webhook's secret (unset: POST /webhooks/woocommerce is off)",
+    )
+    tilda_webhook_key: SecretStr | None = Field(
+        default=None,
+        description="long random key in the Tilda webhook's URL (unset: /webhooks/tilda is off)",
+    )
     api_host: str = Field(default="127.0.0.1", description="address the HTTP API listens on")
     api_port: int = Field(default=8080, ge=1, le=65535, description="port of the HTTP API")
     timezone: str = Field(default="UTC", description="the shop's IANA time zone, e.g. Europe/Kyiv")

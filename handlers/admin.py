@@ -17,6 +17,7 @@ from scenarios.clock import Clock
 from scenarios.status import collect_status
 from storage.customers import SqlCustomers
 from storage.database import Database
+from storage.inbox import SqlInbox
 from storage.migrate import current_revision
 from storage.outbox import SqlOutbox
 
@@ -42,6 +43,7 @@ async def show_status(
     started_at: datetime,
     clock: Clock,
     webapp_url: str | None = None,
+    webhook_inbox: SqlInbox | None = None,
 ) -> None:
     status = await collect_status(
         customers=customers,
@@ -51,6 +53,7 @@ async def show_status(
         schema_revision=await current_revision(db),
         started_at=started_at,
         clock=clock,
+        inbox=webhook_inbox,
     )
     await message.answer(
         renderer.render("status.html", locale=locale, status=status),

@@ -145,6 +145,13 @@ def order_source(order_id: str) -> str:
     return f"order:{_checked_key(order_id, 'order id')}"
 
 
+def refund_source(order_id: str, refund_key: str) -> str:
+    """The source of a partial refund's entries: ``order:A-1001:refund:R-7``."""
+    return _checked_source(
+        f"{order_source(order_id)}:refund:{_checked_key(refund_key, 'refund key')}"
+    )
+
+
 def welcome_source(customer_id: int) -> str:
     return f"customer:{customer_id}"
 
@@ -341,6 +348,13 @@ class Cancellation:
 
 
 @dataclass(frozen=True, slots=True)
+class PartialRefund:
+    reversed_points: int  # the order's earned points taken back for this refund
+    restored_points: int  # the points that paid for the order given back for this refund
+    replayed: bool
+
+
+@dataclass(frozen=True, slots=True)
 class HistoryPage:
     entries: tuple[EntryRecord, ...]
     next_before_id: int | None  # pass as before_id for the next (older) page; None: no more
@@ -516,16 +530,24 @@ class PointsLedger:
         return Redemption(entry=appended.entry, points=points, replayed=False)
 
     async def cancel_order(
-        self, *, customer_id: int, order_id: str, reason: str, actor_id: int | None = None
+        self,
+        *,
+        customer_id: int,
+        order_id: str,
+        reason: str,
+        actor_id: int | None = None,
+        earlier_refunds: Sequence[str] = (),
     ) -> Cancellation:
         """A cancelled or refunded order: the points that paid for it come back, the points it
         earned go. Earned points already spent elsewhere are charged back from the customer's
         other points, and what those cannot cover stays as a debt the next credits pay off.
 
         The order is marked cancelled even if it earned nothing (a reversal of 0), so a late
-        accrual for it is refused.
+        accrual for it is refused. ``earlier_refunds``: the keys of the order's partial refunds
+        (``refund_part``); what they already took back or gave back is not done twice.
         """
         source = order_source(order_id)
+        partial_sources = {refund_source(order_id, key) for key in earlier_refunds}
         why = _checked_reason(reason)
         now = self._clock.now()
         async with self._book(customer_id) as book:
@@ -538,9 +560,15 @@ class PointsLedger:
             written: list[EntryRecord] = []
 
             restored = 0
+            already_restored = 0
+            for partial in sorted(partial_sources):
+                for entry in await book.entries_for(source=partial):
+                    if entry.kind is EntryKind.RESTORATION:
+                        already_restored += entry.amount
             if order.redemption is not None:
                 spent = await book.spent_lots(entry_id=order.redemption.id)
-                restored = sum(part.amount for part in spent)
+                restored = sum(part.amount for part in spent) - already_restored
+            if order.redemption is not None and restored > 0:
                 given_back = await _append(
                     book,
                     NewEntry(
@@ -554,17 +582,9 @@ class PointsLedger:
                         occurred_at=now,
                     ),
                     customer_id=customer_id,
-                    lots=[
-                        NewLot(
-                            amount=part.amount,
-                            earned_at=part.lot.earned_at,
-                            available_at=now,
-                            expires_at=restored_expiry(
-                                part.lot.expires_at, now=now, bonus=self._bonus
-                            ),
-                        )
-                        for part in spent
-                    ],
+                    lots=_restored_lots(
+                        spent, skip=already_restored, amount=restored, now=now, bonus=self._bonus
+                    ),
                 )
                 written.append(given_back.entry)
                 await _settle_debts(book, given_back, now)
@@ -579,7 +599,7 @@ class PointsLedger:
                 use
                 for lot in earned_lots
                 for use in await book.lot_uses(lot_id=lot.id)
-                if use.kind is not EntryKind.EXPIRY
+                if use.kind is not EntryKind.EXPIRY and use.source not in partial_sources
             ]
             take_back = [
                 Allocation(lot_id=lot.id, amount=lot.remaining)
@@ -643,6 +663,113 @@ class PointsLedger:
             entries=tuple(written),
             tier_change=self._ladder.change(spend_before=spend_before, spend_after=spend_after),
             replayed=False,
+        )
+
+    async def refund_part(
+        self,
+        *,
+        customer_id: int,
+        order_id: str,
+        refund_key: str,
+        refunded_before: int,
+        refunded_after: int,
+        total: int,
+        actor_id: int | None = None,
+    ) -> PartialRefund:
+        """Part of an order's money returned (``refunded_before`` → ``refunded_after`` of its
+        ``total``, minor units): the points it earned are taken back and the points that paid
+        for it given back, both in that proportion, once per ``refund_key``.
+
+        Shares are computed on the running totals, so refunds in several parts add up to what
+        one full refund would do. The points taken back come from the order's own points still
+        unspent, never from elsewhere and never as a debt (a later full refund charges back
+        what was spent, see ``cancel_order``)."""
+        _require_positive(total, "the order total")
+        if not 0 <= refunded_before < refunded_after <= total:
+            raise LedgerRefusal(
+                RefusalCode.INVALID_AMOUNT,
+                f"a partial refund moves the refunded amount up within the total {total}",
+            )
+        source = refund_source(order_id, refund_key)
+        now = self._clock.now()
+        async with self._book(customer_id) as book:
+            done = {entry.kind: entry for entry in await book.entries_for(source=source)}
+            if EntryKind.REVERSAL in done:
+                _same_customer(done[EntryKind.REVERSAL], customer_id)
+                restoration = done.get(EntryKind.RESTORATION)
+                return PartialRefund(
+                    reversed_points=-done[EntryKind.REVERSAL].amount,
+                    restored_points=restoration.amount if restoration else 0,
+                    replayed=True,
+                )
+            order = await _order_entries(
+                book, customer_id=customer_id, source=order_source(order_id)
+            )
+            if order.reversal is not None:
+                raise LedgerRefusal(RefusalCode.ORDER_CANCELLED, f"order {order_id} was cancelled")
+            await _expire(book, _overdue(await book.open_lots(), now), now)
+            share = f"{refunded_after - refunded_before} of {total} (minor units) refunded"
+            restored = 0
+            if order.redemption is not None:
+                spent_points = -order.redemption.amount
+                before = spent_points * refunded_before // total
+                restored = spent_points * refunded_after // total - before
+                if restored > 0:
+                    given_back = await _append(
+                        book,
+                        NewEntry(
+                            kind=EntryKind.RESTORATION,
+                            source=source,
+                            amount=restored,
+                            reason=_clip(
+                                f"order {order_id} partly refunded, {share}: {restored} of the "
+                                f"{spent_points} points that paid for it given back"
+                            ),
+                            actor_id=actor_id,
+                            occurred_at=now,
+                        ),
+                        customer_id=customer_id,
+                        lots=_restored_lots(
+                            await book.spent_lots(entry_id=order.redemption.id),
+                            skip=before,
+                            amount=restored,
+                            now=now,
+                            bonus=self._bonus,
+                        ),
+                    )
+                    await _settle_debts(book, given_back, now)
+            earned = order.accrual.amount if order.accrual is not None else 0
+            wanted = earned * refunded_after // total - earned * refunded_before // total
+            own_lots = (
+                await book.lots_of(entry_id=order.accrual.id) if order.accrual is not None else []
+            )
+            take_back, _ = plan_spend(
+                [lot for lot in own_lots if lot.expires_at > now and lot.remaining > 0], wanted
+            )
+            reversed_points = sum(part.amount for part in take_back)
+            await _append(
+                book,
+                NewEntry(
+                    kind=EntryKind.REVERSAL,
+                    source=source,
+                    amount=-reversed_points,
+                    reason=_clip(
+                        f"order {order_id} partly refunded, {share}: {reversed_points} of its "
+                        f"{earned} earned points taken back"
+                        + (
+                            f" ({wanted - reversed_points} already spent)"
+                            if wanted > reversed_points
+                            else ""
+                        )
+                    ),
+                    actor_id=actor_id,
+                    occurred_at=now,
+                ),
+                customer_id=customer_id,
+                spend=take_back,
+            )
+        return PartialRefund(
+            reversed_points=reversed_points, restored_points=restored, replayed=False
         )
 
     async def grant(
@@ -907,6 +1034,31 @@ async def _cancellation_replay(
         tier_change=None,
         replayed=True,
     )
+
+
+def _restored_lots(
+    spent: Sequence[SpentLot], *, skip: int, amount: int, now: datetime, bonus: Bonus
+) -> list[NewLot]:
+    """Lots giving back ``amount`` of the points a redemption took, after the first ``skip``
+    of them (given back by earlier partial refunds), each with its original lot's expiry."""
+    lots = []
+    for part in spent:
+        take = min(part.amount, max(0, part.amount - skip), amount)
+        skip = max(0, skip - part.amount)
+        if take <= 0:
+            continue
+        lots.append(
+            NewLot(
+                amount=take,
+                earned_at=part.lot.earned_at,
+                available_at=now,
+                expires_at=restored_expiry(part.lot.expires_at, now=now, bonus=bonus),
+            )
+        )
+        amount -= take
+        if amount == 0:
+            break
+    return lots
 
 
 def _overdue(lots: Iterable[LotRecord], now: datetime) -> list[LotRecord]:

@@ -19,6 +19,7 @@ from scenarios.ledger import (
     Cancellation,
     LedgerReader,
     LedgerRefusal,
+    PartialRefund,
     PointsLedger,
     RefusalCode,
     balance,
@@ -419,6 +420,21 @@ class StatusChange:
 
 
 @dataclass(frozen=True, slots=True)
+class Refunded:
+    """What a refund of part of an order's money did: the running refunded amount, and either
+    the proportional share of its points (``partial``) or, once everything is refunded, the
+    full refund (``change``)."""
+
+    order_id: str
+    customer_id: int | None
+    refunded: int  # minor units refunded so far, this refund included
+    total: int
+    partial: PartialRefund | None
+    change: StatusChange | None
+    replayed: bool
+
+
+@dataclass(frozen=True, slots=True)
 class OrderEvent:
     """An order the desk has just recorded or moved, for what follows it (rating request,
     replenishment reminders, referral rewards). Followers run inside the desk's transaction."""
@@ -468,6 +484,14 @@ class _WrongCode(Exception):
         self.member = member
 
 
+class RefundStore(Protocol):
+    async def record(
+        self, *, order_ref: str, refund_key: str, amount: int, now: datetime
+    ) -> bool: ...
+
+    async def for_order(self, *, order_ref: str) -> dict[str, int]: ...
+
+
 class OrderStore(Protocol):
     async def by_ref(self, *, order_ref: str, lock: bool = False) -> StoredOrder | None: ...
 
@@ -508,11 +532,14 @@ class OrderDesk:
         redeem_codes: RedeemProof | None = None,
         limits: OrderLimits | None = None,
         zones: ZoneStore | None = None,
+        refunds: RefundStore | None = None,
     ) -> None:
         """``redeem_codes``: spending points needs the member's one-time code (None: it does
-        not, for a shop whose own system signs the customer in, and for imported history)."""
+        not, for a shop whose own system signs the customer in, and for imported history).
+        ``refunds``: partial refunds (store platforms' webhooks), None where there are none."""
         self._codes = redeem_codes
         self._zones = zones
+        self._refunds = refunds
         self._uow = uow
         self._limits = limits or OrderLimits()
         self._followers = tuple(followers)
@@ -756,9 +783,13 @@ class OrderDesk:
                 )
             cancellation = None
             if status in FINAL_STATUSES and stored.customer_id is not None:
+                earlier = await self._refunds.for_order(order_ref=order_id) if self._refunds else {}
                 try:  # idempotent: a repeat returns the first cancellation and writes nothing
                     cancellation = await self._points.cancel_order(
-                        customer_id=stored.customer_id, order_id=order_id, reason=status
+                        customer_id=stored.customer_id,
+                        order_id=order_id,
+                        reason=status,
+                        earlier_refunds=tuple(earlier),
                     )
                 except LedgerRefusal as refusal:
                     raise invalid(refusal.code, refusal.message, "status") from None
@@ -775,6 +806,61 @@ class OrderDesk:
             customer_id=stored.customer_id,
             cancellation=cancellation,
             balance=points,
+        )
+
+    async def refund_part(self, *, order_id: str, refund_key: str, amount: int) -> Refunded:
+        """Part of an order's money returned: its points follow in proportion (see
+        ``PointsLedger.refund_part``), once per ``refund_key``; the refund that brings the
+        refunded amount to the total refunds the order (``change_status``)."""
+        if self._refunds is None:
+            raise RuntimeError("this order desk keeps no partial refunds")
+        if type(amount) is not int or amount <= 0:
+            raise invalid("invalid_amount", "a refund returns more than 0", "amount")
+        async with self._uow.transaction():
+            stored = await self._orders.by_ref(order_ref=order_id, lock=True)
+            if stored is None:
+                raise OrderProblem(
+                    ProblemKind.NOT_FOUND, "order_not_found", f"no order {order_id}", "order_id"
+                )
+            earlier = await self._refunds.for_order(order_ref=order_id)
+            before = sum(earlier.values())
+            if refund_key in earlier or stored.status in FINAL_STATUSES:
+                return Refunded(
+                    order_id=order_id,
+                    customer_id=stored.customer_id,
+                    refunded=min(before, stored.total),
+                    total=stored.total,
+                    partial=None,
+                    change=None,
+                    replayed=True,
+                )
+            after = min(before + amount, stored.total)
+            await self._refunds.record(
+                order_ref=order_id, refund_key=refund_key, amount=amount, now=self._clock.now()
+            )
+            partial, change = None, None
+            if after >= stored.total:
+                change = await self.change_status(order_id=order_id, status="refunded")
+            elif stored.customer_id is not None and after > before:
+                try:
+                    partial = await self._points.refund_part(
+                        customer_id=stored.customer_id,
+                        order_id=order_id,
+                        refund_key=refund_key,
+                        refunded_before=min(before, stored.total),
+                        refunded_after=after,
+                        total=stored.total,
+                    )
+                except LedgerRefusal as refusal:
+                    raise invalid(refusal.code, refusal.message, "amount") from None
+        return Refunded(
+            order_id=order_id,
+            customer_id=stored.customer_id,
+            refunded=after,
+            total=stored.total,
+            partial=partial,
+            change=change,
+            replayed=False,
         )
 
     async def customer_card(self, *, ref: str, total: str | None = None) -> CustomerCard:

@@ -23,6 +23,9 @@ class _Section(BaseModel):
 class Shop(_Section):
     name: str = "Our shop"
     currency: str = Field(default="RUB", pattern=r"^[A-Z]{3}$")
+    # ISO 3166 country (e.g. "DE"): the region of phones written without a country code in
+    # store platforms' orders; unset: the currency's country (RUB: RU, UAH: UA).
+    country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
     terms_url: HttpUrl | None = None
 
 

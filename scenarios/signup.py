@@ -10,6 +10,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
+import phonenumbers
+
 from scenarios.audit import AuditEntry, AuditLog
 from scenarios.birthdays import Birthday
 from scenarios.cards import new_card_number
@@ -47,10 +49,21 @@ class SignupRefused(Exception):
         self.reason = reason
 
 
+# Telegram's anonymous numbers (Fragment): +888 and 8 digits; the numbering-plan metadata
+# knows no +888, so it is accepted by length.
+ANONYMOUS_COUNTRY_CODE = 888
+_ANONYMOUS_DIGITS = range(8, 12)
+
+
 def own_phone(
     *, contact_user_id: int | None, sender_id: int, phone_number: str, currency: str
 ) -> str:
-    """The sender's own phone as E.164. Telegram sends contacts without the leading +."""
+    """The sender's own phone as E.164. Telegram sends contacts without the leading +.
+
+    Telegram has verified a contact its own user shares, so it is accepted when it is a
+    *possible* number (the right length for its country code) even where the metadata calls
+    it invalid: new ranges reach users before they reach the library, and +888 numbers are in
+    no numbering plan. Typed numbers (admins, the API) stay strictly validated."""
     if contact_user_id is None or contact_user_id != sender_id:
         raise SignupRefused(PhoneRefusal.NOT_OWN)
     text = phone_number.strip()
@@ -59,7 +72,18 @@ def own_phone(
     try:
         return normalize_phone(text, region=region_for(currency))
     except InputProblem:
+        pass
+    try:
+        number = phonenumbers.parse(text, None)
+    except phonenumbers.NumberParseException:
         raise SignupRefused(PhoneRefusal.INVALID) from None
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    anonymous = number.country_code == ANONYMOUS_COUNTRY_CODE and (
+        len(e164) - len(f"+{ANONYMOUS_COUNTRY_CODE}") in _ANONYMOUS_DIGITS
+    )
+    if not (anonymous or phonenumbers.is_possible_number(number)):
+        raise SignupRefused(PhoneRefusal.INVALID)
+    return e164
 
 
 @dataclass(frozen=True, slots=True)

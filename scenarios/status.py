@@ -28,6 +28,16 @@ class BotStatus:
     waiting: int = 0
     failed: int = 0
     unknown: int = 0
+    # Store platforms' webhook deliveries; None when none ever arrived.
+    webhooks: WebhookCounts | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookCounts:
+    waiting: int  # kept, not processed yet
+    failed: int  # could not be mapped: `python main.py webhooks --failed` lists them
+    skipped: int  # nothing for the bot in them (not paid yet, no phone)
+    done: int
 
 
 async def collect_status(
@@ -39,8 +49,10 @@ async def collect_status(
     schema_revision: str | None,
     started_at: datetime,
     clock: Clock,
+    inbox: QueueCounter | None = None,
 ) -> BotStatus:
     queue = await outbox.counts()
+    deliveries = await inbox.counts() if inbox is not None else {}
     return BotStatus(
         version=version,
         backend=backend,
@@ -50,4 +62,12 @@ async def collect_status(
         waiting=sum(queue.get(state, 0) for state in ("pending", "held", "claimed", "sending")),
         failed=queue.get("failed", 0),
         unknown=queue.get("unknown", 0),
+        webhooks=WebhookCounts(
+            waiting=deliveries.get("pending", 0),
+            failed=deliveries.get("failed", 0),
+            skipped=deliveries.get("skipped", 0),
+            done=deliveries.get("done", 0),
+        )
+        if deliveries
+        else None,
     )

@@ -583,3 +583,46 @@ qr_scans = Table(
     Column("scanned_at", UtcDateTime, nullable=False),
     Column("order_ref", String(64), nullable=True),
 )
+
+# Deliveries from store platforms (Shopify, WooCommerce, Tilda) as they arrived, verified: the
+# HTTP answer waits only for this row; a worker maps it into the order desk afterwards. The
+# platform's delivery id makes a retried delivery a no-op.
+webhook_inbox = Table(
+    "webhook_inbox",
+    metadata,
+    Column("id", BigIntId, primary_key=True, autoincrement=True),
+    Column("platform", String(16), nullable=False),
+    Column("delivery_id", String(128), nullable=False),
+    Column("topic", String(64), nullable=False),
+    Column("body", Text, nullable=False),  # the raw body as received (UTF-8)
+    # pending, done, skipped (nothing to do, with why), failed (why: an admin may retry it)
+    Column("state", String(12), nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("not_before", UtcDateTime, nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("platform", "delivery_id"),
+    Index("ix_webhook_inbox_state_due", "state", "not_before"),
+)
+
+# A platform's own order id (Shopify's numeric id, WooCommerce's post id) and the order_ref the
+# bot stored it under: a refund names only the platform's id.
+store_orders = Table(
+    "store_orders",
+    metadata,
+    Column("platform", String(16), primary_key=True),
+    Column("external_id", String(64), primary_key=True),
+    Column("order_ref", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+# Partial refunds of an order, once per refund id: the amount (minor units) each one returned.
+order_refunds = Table(
+    "order_refunds",
+    metadata,
+    Column("order_ref", String(64), primary_key=True),
+    Column("refund_key", String(100), primary_key=True),
+    Column("amount", BigInteger, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)

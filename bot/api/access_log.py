@@ -16,7 +16,8 @@ _PERSONAL = re.compile(r"^(?:tg:.*|@.*|\+?[\d\s\-()]{6,})$", re.IGNORECASE)
 _SECRET_KEYS = re.compile(r"token|secret|password|passwd|key|auth|signature", re.IGNORECASE)
 _DIGIT_RUN = re.compile(r"\+?\d[\d\s\-()]*\d")
 _PERSONAL_DIGITS = 6  # as long as a Telegram id can be; amounts ("2580.00") are shorter
-_PERSON_SEGMENTS = frozenset({"customers"})  # the segment after these is always a reference
+# The segment after these is always masked: a customer reference, or Tilda's webhook key.
+_PERSON_SEGMENTS = frozenset({"customers", "tilda"})
 
 
 def _mask_digits(value: str) -> str:

@@ -68,6 +68,7 @@ OPEN_PATHS = frozenset({"/healthz", "/api/v1/openapi.json"})
 OWN_AUTH_PREFIX = "/app/"
 # Paths, schemas and tags another part of the server adds to the OpenAPI document.
 OPENAPI_EXTRA = web.AppKey("openapi_extra", dict[str, Any])
+WEBHOOKS_PREFIX = "/webhooks/"
 
 _STATUS = {
     ProblemKind.MALFORMED: 400,
@@ -191,7 +192,11 @@ def _bearer_auth(token: str) -> Middleware:
 
     @web.middleware
     async def bearer_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path in OPEN_PATHS or request.path.startswith(OWN_AUTH_PREFIX):
+        # The Mini App signs its callers in with initData, store platforms' webhooks prove
+        # themselves with their own signatures.
+        if request.path in OPEN_PATHS or request.path.startswith(
+            (OWN_AUTH_PREFIX, WEBHOOKS_PREFIX)
+        ):
             return await handler(request)
         given = request.headers.get("Authorization", "").encode()
         if not hmac.compare_digest(given, expected):

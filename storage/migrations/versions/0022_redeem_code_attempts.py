@@ -1,7 +1,7 @@
 """Wrong tries of a one-time spending code are counted, so the code cannot be guessed.
 
 Revision ID: 0022
-Revises: 0017
+Revises: 0020
 Create Date: 2026-12-01
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0022"
-down_revision = "0017"
+down_revision = "0020"
 branch_labels = None
 depends_on = None
 

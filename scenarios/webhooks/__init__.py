@@ -1,0 +1,1 @@
+"""Store platforms' webhooks (Shopify, WooCommerce, Tilda): what a delivery means, per platform."""
