@@ -61,9 +61,11 @@ def create_order_desk(
     clock: Clock,
     followers: Sequence[OrderFollower] = (),
     history: bool = False,
+    group_commit: bool | None = None,
 ) -> OrderDesk:
     """``history``: the CSV import, whose orders record points spent at the till long ago;
-    they need no one-time code (the API's orders do, with ``bonus.redeem_requires_code``)."""
+    they need no one-time code (the API's orders do, with ``bonus.redeem_requires_code``).
+    ``group_commit`` (default: on SQLite): the API's concurrent orders share a transaction."""
     codes = (
         RedeemCodes(SqlRedeemCodes(db), bonus=rules.bonus, clock=clock)
         if rules.bonus.redeem_requires_code and not history
@@ -84,6 +86,7 @@ def create_order_desk(
         follow_up_horizon=timedelta(days=rules.orders.follow_up_horizon_days),
         redeem_codes=codes,
         limits=order_limits(rules),
+        group_commit=db.is_sqlite if group_commit is None else group_commit,
     )
 
 
