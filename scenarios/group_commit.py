@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -70,7 +70,7 @@ class GroupCommit(Generic[Item, Result]):
                     future.set_result(outcome)
 
 
-def _consume(future: asyncio.Future[object]) -> None:
+def _consume(future: asyncio.Future[Any]) -> None:
     """Nobody waits for this answer any more; retrieve it so asyncio does not log it."""
     if not future.cancelled():
         future.exception()

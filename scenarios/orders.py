@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,6 +25,7 @@ from scenarios.ledger import (
     PointsLedger,
     RefusalCode,
     balance_view,
+    order_source,
     redeem_limit,
     tier_status,
 )
@@ -573,14 +574,16 @@ class OrderStore(Protocol):
 class OrderLedgerReader(LedgerReader, Protocol):
     async def open_lots(self, *, customer_id: int) -> list[LotRecord]: ...
 
+    def prefetched(
+        self, *, sources: Mapping[int, Sequence[str]], since: datetime | None
+    ) -> AbstractAsyncContextManager[None]: ...
+
 
 def points_of(lots: Sequence[LotRecord], *, at: datetime) -> Points:
     """Available and pending points from the open lots alone, by the balance view's rules."""
+    nothing_owed = AccountRecord(customer_id=0, balance=0, debt=0)  # available/pending ignore it
     view = balance_view(
-        LedgerSnapshot(
-            open_lots=tuple(lots), account=AccountRecord(customer_id=0, balance=0, debt=0), totals=()
-        ),
-        at=at,
+        LedgerSnapshot(open_lots=tuple(lots), account=nothing_owed, totals=()), at=at
     )
     return Points(available=view.available, pending=view.pending)
 
@@ -606,7 +609,7 @@ def _groupable(batch: Sequence[_Pending]) -> tuple[list[_Pending], list[_Pending
     seen: set[object] = set()
     for pending in batch:
         order = pending.order
-        keys = {("ref", order.order_ref)}
+        keys: set[tuple[str, object]] = {("ref", order.order_ref)}
         if order.phone is not None:
             keys.add(("phone", order.phone))
         if order.telegram_id is not None:
@@ -831,7 +834,9 @@ class OrderDesk:
             customer_id=member,
             points_accrued=accrual.points,
             pending_until=accrual.available_at,
-            balance=await self._balance(member),
+            balance=points_of(accrual.open_lots, at=self._clock.now())
+            if accrual.open_lots is not None
+            else await self._balance(member),
         )
         await self._follow(order.order_ref, member, order.status, None, order.ordered_at)
         return Reported(receipt=receipt, created=True)
@@ -882,11 +887,21 @@ class OrderDesk:
         ids = await self._orders.add_many(
             [self._new_order(pending.order, member) for pending, member in chosen], now=now
         )
+        written = []
         for pending, member in chosen:
-            if pending.ref not in ids:  # another writer stored this order id meanwhile
+            if pending.ref in ids:
+                written.append((pending, member))
+            else:  # another writer stored this order id meanwhile
                 left.append(pending)
-                continue
-            done[pending.position] = await self._after_insert(pending.order, member)
+        # What each member's accrual reads first, read for all of them at once.
+        earning = {
+            member: [order_source(pending.ref)]
+            for pending, member in written
+            if member is not None and pending.order.status not in FINAL_STATUSES
+        }
+        async with self._reader.prefetched(sources=earning, since=self._ladder.window_start(now)):
+            for pending, member in written:
+                done[pending.position] = await self._after_insert(pending.order, member)
         return done, left
 
     async def _prove(self, member: int, code: str | None, order_ref: str) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-
 from typing import Any
 
 from sqlalchemy import bindparam, func, or_, select, update
@@ -89,9 +88,7 @@ _STORED_COLUMNS = (
 
 
 # Built once: the batch path of group commit runs these for every batch of orders.
-_BY_REFS = select(*_STORED_COLUMNS).where(
-    orders.c.order_ref.in_(bindparam("refs", expanding=True))
-)
+_BY_REFS = select(*_STORED_COLUMNS).where(orders.c.order_ref.in_(bindparam("refs", expanding=True)))
 _MATCH_MANY = select(
     customers.c.id, customers.c.joined_at, customers.c.telegram_id, customers.c.phone
 ).where(
