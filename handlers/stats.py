@@ -15,7 +15,6 @@ from handlers.flags import READS_ONLY
 from locales.rendering import Renderer
 from scenarios.clock import Clock
 from scenarios.reminders import reminder_stats
-from storage.database import Database
 from storage.ratings import SqlRatings
 from storage.reminders import SqlReminders
 
@@ -32,23 +31,23 @@ async def show_stats(
     message: Message,
     renderer: Renderer,
     locale: str,
-    db: Database,
+    ratings: SqlRatings,
     clock: Clock,
     reminders: SqlReminders,
 ) -> None:
-    ratings = await SqlRatings(db).stats(now=clock.now())
+    rated = await ratings.stats(now=clock.now())
     median = (
         format_timedelta(
-            timedelta(seconds=ratings.median_resolve_seconds), threshold=1.5, locale=locale
+            timedelta(seconds=rated.median_resolve_seconds), threshold=1.5, locale=locale
         )
-        if ratings.median_resolve_seconds is not None
+        if rated.median_resolve_seconds is not None
         else None
     )
     await message.answer(
         renderer.render(
             "stats.html",
             locale=locale,
-            ratings=ratings,
+            ratings=rated,
             median=median,
             reminders=await reminder_stats(reminders),
         )

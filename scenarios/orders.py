@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
+from functools import cache
 from typing import Protocol
+from zoneinfo import available_timezones
 
 import phonenumbers
 
@@ -29,10 +31,17 @@ from scenarios.ledger import (
     redeem_limit,
     tier_status,
 )
+from scenarios.preferences import ZoneStore
 from scenarios.rules import Bonus
 from scenarios.tiers import TierLadder, minor_units_per_major, percent_to_basis_points
 from storage.ledger import AccountRecord, LedgerSnapshot, LotRecord
-from storage.orders import CustomerMatch, NewOrder, OrderLine, StoredOrder
+from storage.orders import (
+    ERASED_FINGERPRINT,
+    CustomerMatch,
+    NewOrder,
+    OrderLine,
+    StoredOrder,
+)
 from storage.redeem_codes import CodeCheck
 
 MAX_ORDER_ID = 64  # orders.order_ref
@@ -101,6 +110,8 @@ class RawCustomer:
     phone: str | None = None
     telegram_id: int | None = None
     name: str | None = None
+    # The IANA zone the shop knows the customer lives in (quiet hours follow it).
+    time_zone: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +214,7 @@ class ValidOrder:
     lines: tuple[OrderLine, ...]
     bonus_redeemed: int
     fingerprint: str
+    time_zone: str | None = None
 
 
 def telegram_id_problem(value: int) -> str | None:
@@ -300,6 +312,7 @@ def validate_order(
     )
     if id_problem is not None:
         raise _invalid("invalid_telegram_id", id_problem, "customer.telegram_id")
+    time_zone = _time_zone(customer.time_zone)
     if not raw.items:
         raise _invalid("no_items", "an order has at least one item", "items")
     if len(raw.items) > MAX_ITEMS:
@@ -383,7 +396,31 @@ def validate_order(
         lines=tuple(lines),
         bonus_redeemed=redeemed,
         fingerprint=fingerprint(canonical),
+        time_zone=time_zone,
     )
+
+
+def _time_zone(name: str | None) -> str | None:
+    """An IANA zone name as tzdata spells it, or None. Not part of the order's fingerprint:
+    it says where the person lives, not what they bought, so a replay that adds or changes it
+    is no conflict (a new order sets it; a replay changes nothing)."""
+    if name is None:
+        return None
+    zone = name.strip()
+    if zone not in _known_zones():
+        raise _invalid(
+            "invalid_time_zone",
+            "a time zone is an IANA name such as Europe/Kyiv",
+            "customer.time_zone",
+        )
+    return zone
+
+
+@cache
+def _known_zones() -> frozenset[str]:
+    # Only tzdata's names: ZoneInfo would also open a path-like key, and a system's zone
+    # directory lists files that name no place (its own "localtime", "posixrules", "Factory").
+    return frozenset(available_timezones()) - {"localtime", "posixrules", "Factory"}
 
 
 def fingerprint(canonical: object) -> str:
@@ -538,6 +575,17 @@ class CustomerCard:
 class RedeemProof(Protocol):
     async def spend(self, *, customer_id: int, code: str, order_ref: str) -> CodeCheck: ...
 
+    async def count_wrong(self, *, customer_id: int) -> int: ...
+
+
+class _WrongCode(Exception):
+    """A code that is not the member's: the order is refused, and the try is counted after
+    its transaction rolled back (inside it, the count would roll back too)."""
+
+    def __init__(self, member: int) -> None:
+        super().__init__(member)
+        self.member = member
+
 
 class UnitOfWork(Protocol):
     def transaction(self) -> AbstractAsyncContextManager[object]: ...
@@ -643,6 +691,7 @@ class OrderDesk:
         follow_up_horizon: timedelta = timedelta(days=30),
         redeem_codes: RedeemProof | None = None,
         limits: OrderLimits | None = None,
+        zones: ZoneStore | None = None,
         group_commit: bool = False,
     ) -> None:
         """``redeem_codes``: spending points needs the member's one-time code (None: it does
@@ -651,6 +700,7 @@ class OrderDesk:
         one writer serves the process and each order's statements queue behind the others)."""
         self._group = GroupCommit(self.report_many) if group_commit else None
         self._codes = redeem_codes
+        self._zones = zones
         self._uow = uow
         self._limits = limits or OrderLimits()
         self._followers = tuple(followers)
@@ -675,8 +725,13 @@ class OrderDesk:
         """
         now = self._clock.now()
         order = self._validated(raw, now=now, history=history)
-        async with self._uow.transaction():
-            return await self._record(order, raw, now=now)
+        try:
+            async with self._uow.transaction():
+                return await self._record(order, raw, now=now)
+        except _WrongCode as wrong:
+            async with self._uow.transaction():  # the order is undone; the wrong try counts
+                problem = await self._counted(wrong)
+            raise problem from None
 
     async def submit(self, raw: RawOrder) -> Reported:
         """``report`` for the shop's API. With group commit, concurrent calls are written
@@ -724,11 +779,23 @@ class OrderDesk:
                         outcomes[pending.position] = await self._record(
                             pending.order, pending.raw, now=now
                         )
+                except _WrongCode as wrong:  # its order undone, the wrong try still counts
+                    outcomes[pending.position] = await self._counted(wrong)
                 except Exception as error:  # this order's answer; the others go on
                     outcomes[pending.position] = error
         answered = [outcome for outcome in outcomes if outcome is not None]
         assert len(answered) == len(raws), "every order has its outcome"
         return answered
+
+    async def _counted(self, wrong: _WrongCode) -> OrderProblem:
+        """A wrong spending code, counted against the member after their order was undone."""
+        assert self._codes is not None
+        await self._codes.count_wrong(customer_id=wrong.member)
+        return _invalid(
+            "redeem_code_invalid",
+            "this is not a code of this member; ask them for the code /code shows",
+            "redeem_code",
+        )
 
     def _validated(self, raw: RawOrder, *, now: datetime, history: bool) -> ValidOrder:
         return validate_order(
@@ -748,6 +815,7 @@ class OrderDesk:
                 telegram_id=order.telegram_id, phone=order.phone
             )
             member = match.id if match is not None and match.joined else None
+            await self._remember_zone(match, order)
             row = await self._orders.add(self._new_order(order, member), now=now)
             if row is None:
                 stored = await self._orders.by_ref(order_ref=order.order_ref)
@@ -759,6 +827,7 @@ class OrderDesk:
             return Reported(receipt=await self._replay(stored, order), created=False)
         match = await self._orders.match_customer(telegram_id=order.telegram_id, phone=order.phone)
         member = match.id if match is not None and match.joined else None
+        await self._remember_zone(match, order)
         if member is None:
             raise _invalid(
                 "not_a_member",
@@ -773,6 +842,11 @@ class OrderDesk:
             assert stored is not None, "ON CONFLICT found the row"
             return Reported(receipt=await self._replay(stored, order), created=False)
         return await self._after_insert(order, member)
+
+    async def _remember_zone(self, match: CustomerMatch | None, order: ValidOrder) -> None:
+        """The shop told the customer's time zone: their messages follow it from now on."""
+        if match is not None and order.time_zone is not None and self._zones is not None:
+            await self._zones.set_time_zone(customer_id=match.id, zone=order.time_zone)
 
     @staticmethod
     def _new_order(order: ValidOrder, member: int | None) -> NewOrder:
@@ -876,6 +950,7 @@ class OrderDesk:
         chosen: list[tuple[_Pending, int | None]] = []
         customers: set[int] = set()
         for pending, match in zip(fresh, matches[: len(fresh)], strict=True):
+            await self._remember_zone(match, pending.order)
             if match is not None:
                 if match.id in customers or first_alone.get(match.id, pending.position) < (
                     pending.position
@@ -914,11 +989,9 @@ class OrderDesk:
                 "redeem_code",
             )
         check = await self._codes.spend(customer_id=member, code=code, order_ref=order_ref)
+        if check is CodeCheck.UNKNOWN:
+            raise _WrongCode(member)
         refusals = {
-            CodeCheck.UNKNOWN: (
-                "redeem_code_invalid",
-                "this is not a code of this member; ask them for the code /code shows",
-            ),
             CodeCheck.USED: (
                 "redeem_code_used",
                 "this code was already used; the member gets a new one with /code",
@@ -926,6 +999,10 @@ class OrderDesk:
             CodeCheck.EXPIRED: (
                 "redeem_code_expired",
                 "this code has expired; the member gets a new one with /code",
+            ),
+            CodeCheck.LOCKED: (
+                "redeem_code_locked",
+                "too many wrong codes were tried for this member; they get a new one with /code",
             ),
         }
         if check in refusals:
@@ -952,7 +1029,7 @@ class OrderDesk:
             await follower.after_order(event)
 
     async def _replay(self, stored: StoredOrder, order: ValidOrder) -> Receipt:
-        if stored.fingerprint != order.fingerprint:
+        if stored.fingerprint not in (order.fingerprint, ERASED_FINGERPRINT):
             raise OrderProblem(
                 ProblemKind.CONFLICT,
                 "order_conflict",

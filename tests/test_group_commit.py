@@ -16,7 +16,9 @@ from bot.order_desk import create_order_desk
 from scenarios.clock import FixedClock
 from scenarios.group_commit import GroupCommit
 from scenarios.orders import (
+    OrderDesk,
     OrderEvent,
+    OrderFollower,
     OrderProblem,
     ProblemKind,
     RawCustomer,
@@ -28,6 +30,7 @@ from scenarios.rules import Rules
 from storage.database import Database
 from storage.ledger import SqlLedger
 from storage.schema import customers, order_items, orders
+from tests.support.services import services_for
 
 TOKEN = "t0ken"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -62,6 +65,26 @@ def raw_order(order_id: str, n: int, *, total: str = "1000.00") -> RawOrder:
     )
 
 
+def grouping_desk(
+    db: Database, clock: FixedClock, followers: Sequence[OrderFollower] = ()
+) -> OrderDesk:
+    """The API's desk as bot/services.py builds it, with group commit on either database."""
+    services = services_for(db, rules=Rules(), clock=clock, followers=())
+    return create_order_desk(
+        uow=db,
+        orders=services.order_store,
+        points=services.points_ledger,
+        reader=services.ledger_reader,
+        ladder=services.tier_ladder,
+        redeem_codes=services.redeem_codes,
+        zones=services.preferences,
+        rules=services.rules,
+        clock=clock,
+        followers=followers,
+        group_commit=True,
+    )
+
+
 async def stored_refs(db: Database) -> list[str]:
     async with db.read() as conn:
         return sorted((await conn.execute(select(orders.c.order_ref))).scalars())
@@ -84,7 +107,7 @@ async def test_concurrent_orders_commit_together_and_a_conflict_is_refused_alone
     db: Database, clock: FixedClock
 ) -> None:
     members = await add_members(db, 6)
-    desk = create_order_desk(db=db, rules=Rules(), clock=clock, group_commit=True)
+    desk = grouping_desk(db, clock)
     first = await desk.submit(raw_order("G-0", 0))
     assert first.created
     # Five new orders and one reusing G-0's id with another body arrive at once.
@@ -119,9 +142,7 @@ async def test_an_order_that_fails_mid_batch_is_not_stored_and_the_others_are(
 ) -> None:
     await add_members(db, 4)
     follower = Refusing("F-2")
-    desk = create_order_desk(
-        db=db, rules=Rules(), clock=clock, followers=[follower], group_commit=True
-    )
+    desk = grouping_desk(db, clock, followers=[follower])
     results = await asyncio.gather(
         *(desk.submit(raw_order(f"F-{n}", n)) for n in range(4)), return_exceptions=True
     )
@@ -144,7 +165,7 @@ async def test_the_same_customer_twice_in_a_batch_earns_on_both_orders_in_sequen
     db: Database, clock: FixedClock
 ) -> None:
     (member,) = await add_members(db, 1)
-    desk = create_order_desk(db=db, rules=Rules(), clock=clock, group_commit=True)
+    desk = grouping_desk(db, clock)
     one, two = await asyncio.gather(
         desk.submit(raw_order("S-1", 0)), desk.submit(raw_order("S-2", 0))
     )
@@ -154,7 +175,7 @@ async def test_the_same_customer_twice_in_a_batch_earns_on_both_orders_in_sequen
 
 async def test_replays_in_a_batch_answer_the_first_receipt(db: Database, clock: FixedClock) -> None:
     await add_members(db, 3)
-    desk = create_order_desk(db=db, rules=Rules(), clock=clock, group_commit=True)
+    desk = grouping_desk(db, clock)
     firsts = [await desk.submit(raw_order(f"R-{n}", n)) for n in range(3)]
     replays = await asyncio.gather(*(desk.submit(raw_order(f"R-{n}", n)) for n in range(3)))
     assert [replay.created for replay in replays] == [False] * 3
@@ -165,7 +186,7 @@ async def test_http_orders_at_once_on_sqlite_get_201_and_the_conflict_409(
     sqlite_db: Database, clock: FixedClock
 ) -> None:
     await add_members(sqlite_db, 8)
-    app = create_api_app(db=sqlite_db, rules=Rules(), clock=clock, api_token=TOKEN)
+    app = create_api_app(services_for(sqlite_db, rules=Rules(), clock=clock), api_token=TOKEN)
 
     def body(order_id: str, n: int, total: str = "1000.00") -> dict[str, Any]:
         return {
