@@ -815,12 +815,12 @@ class OrderDesk:
                 telegram_id=order.telegram_id, phone=order.phone
             )
             member = match.id if match is not None and match.joined else None
-            await self._remember_zone(match, order)
             row = await self._orders.add(self._new_order(order, member), now=now)
-            if row is None:
+            if row is None:  # a replay tells nothing new, not even where the customer lives
                 stored = await self._orders.by_ref(order_ref=order.order_ref)
                 assert stored is not None, "ON CONFLICT found the row"
                 return Reported(receipt=await self._replay(stored, order), created=False)
+            await self._remember_zone(match, order)
             return await self._after_insert(order, member)
         stored = await self._orders.by_ref(order_ref=order.order_ref)
         if stored is not None:
@@ -948,9 +948,9 @@ class OrderDesk:
                 first_alone.setdefault(match.id, pending.position)
         left: list[_Pending] = []
         chosen: list[tuple[_Pending, int | None]] = []
+        chosen_matches: list[CustomerMatch | None] = []
         customers: set[int] = set()
         for pending, match in zip(fresh, matches[: len(fresh)], strict=True):
-            await self._remember_zone(match, pending.order)
             if match is not None:
                 if match.id in customers or first_alone.get(match.id, pending.position) < (
                     pending.position
@@ -959,12 +959,14 @@ class OrderDesk:
                     continue
                 customers.add(match.id)
             chosen.append((pending, match.id if match is not None and match.joined else None))
+            chosen_matches.append(match)
         ids = await self._orders.add_many(
             [self._new_order(pending.order, member) for pending, member in chosen], now=now
         )
         written = []
-        for pending, member in chosen:
+        for (pending, member), match in zip(chosen, chosen_matches, strict=True):
             if pending.ref in ids:
+                await self._remember_zone(match, pending.order)
                 written.append((pending, member))
             else:  # another writer stored this order id meanwhile
                 left.append(pending)
