@@ -10,7 +10,7 @@ from scenarios.ledger import PointsLedger
 from scenarios.orders import OrderDesk, OrderFollower, OrderLimits, RedeemProof
 from scenarios.rules import Rules
 from scenarios.tiers import TierLadder, minor_units_per_major
-from scenarios.transactions import UnitOfWork
+from scenarios.transactions import SavepointUnitOfWork
 from storage.ledger import SqlLedger
 from storage.orders import SqlOrders
 from storage.preferences import SqlPreferences
@@ -19,7 +19,7 @@ from storage.refunds import SqlRefunds
 
 def create_order_desk(
     *,
-    uow: UnitOfWork,
+    uow: SavepointUnitOfWork,
     orders: SqlOrders,
     points: PointsLedger,
     reader: SqlLedger,
@@ -31,11 +31,13 @@ def create_order_desk(
     followers: Sequence[OrderFollower] = (),
     history: bool = False,
     refunds: SqlRefunds | None = None,
+    group_commit: bool = False,
 ) -> OrderDesk:
     """``history``: the CSV import, whose orders record points spent at the till long ago;
     they need no one-time code (the API's orders do, with ``bonus.redeem_requires_code``).
     ``redeem_codes``: the proof of presence spending points needs (/code's one-time codes;
-    the Mini App's till takes the member's scanned QR code instead)."""
+    the Mini App's till takes the member's scanned QR code instead).
+    ``group_commit``: ``submit`` writes concurrent orders in one transaction (for SQLite)."""
     codes = redeem_codes if rules.bonus.redeem_requires_code and not history else None
     return OrderDesk(
         uow=uow,
@@ -52,6 +54,7 @@ def create_order_desk(
         limits=order_limits(rules),
         zones=zones,
         refunds=refunds,
+        group_commit=group_commit,
     )
 
 

@@ -310,6 +310,8 @@ def build_services(
             clock=clock,
             followers=followers,
             history=history,
+            # SQLite has one writer: the API's concurrent orders share its transactions.
+            group_commit=db.is_sqlite and not history,
         )
 
     # The Mini App's till: in-store purchases through a desk whose proof of presence, for

@@ -14,7 +14,6 @@ import csv
 import re
 import time as timer
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Protocol
@@ -24,7 +23,7 @@ from scenarios.clock import Clock
 from scenarios.orders import RawCustomer, RawItem, RawOrder, Reported
 from scenarios.problems import InputProblem
 from scenarios.products import ProductStore, checked_product, save_product
-from scenarios.transactions import UnitOfWork
+from scenarios.transactions import SavepointUnitOfWork
 
 ORDER_COLUMNS = (
     "order_id",
@@ -71,6 +70,8 @@ REQUIRED_PRODUCT_COLUMNS = frozenset({"sku", "name"})
 BATCH = 200
 # How long one chunk may hold the write lock (on SQLite, the whole database's) before it commits.
 CHUNK_SECONDS = 0.05
+# Orders handed to the desk at once inside a chunk (its batch of statements).
+GROUP = 25
 _COMMA_DECIMAL = re.compile(r"^\s*\d+,\d{1,2}\s*$")
 _LIST_SEPARATORS = re.compile(r"[\s|;,]+")
 
@@ -237,14 +238,14 @@ def _order(order_id: str, lines: list[CsvRow], *, zone: ZoneInfo, currency: str)
     )
 
 
-class BatchUnitOfWork(UnitOfWork, Protocol):
-    def savepoint(self) -> AbstractAsyncContextManager[object]: ...
-
+class BatchUnitOfWork(SavepointUnitOfWork, Protocol):
     def writers_waiting(self) -> bool: ...
 
 
 class OrderReporter(Protocol):
-    async def report(self, raw: RawOrder, *, history: bool = False) -> Reported: ...
+    async def report_many(
+        self, raws: Sequence[RawOrder], *, history: bool = False
+    ) -> list[Reported | Exception]: ...
 
 
 def describe(problem: InputProblem) -> str:
@@ -273,21 +274,23 @@ async def import_orders(
         async with uow.transaction():
             chunk = _Chunk(done, uow)
             while done < len(orders) and chunk.has_room(done):
-                parsed = orders[done]
-                done += 1
-                try:
-                    async with uow.savepoint():
-                        # History: a shop's export has cancelled and refunded orders too.
-                        reported = await desk.report(parsed.order, history=True)
-                except InputProblem as problem:
-                    summary.rejected.append(
-                        Rejection(parsed.line, parsed.order.order_id, describe(problem))
-                    )
-                    continue
-                if reported.created:
-                    summary.imported += 1
-                else:
-                    summary.duplicates += 1
+                # A few orders at a time: the desk writes those of distinct customers in a few
+                # statements for all of them, each refused one alone (history: a shop's export
+                # has cancelled and refunded orders too).
+                group = orders[done : done + GROUP]
+                done += len(group)
+                outcomes = await desk.report_many([parsed.order for parsed in group], history=True)
+                for parsed, outcome in zip(group, outcomes, strict=True):
+                    if isinstance(outcome, InputProblem):
+                        summary.rejected.append(
+                            Rejection(parsed.line, parsed.order.order_id, describe(outcome))
+                        )
+                    elif isinstance(outcome, Exception):
+                        raise outcome
+                    elif outcome.created:
+                        summary.imported += 1
+                    else:
+                        summary.duplicates += 1
         if progress is not None:
             progress(done, len(orders))
         # Committed: whoever waits for the write lock goes before the next chunk.

@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -15,6 +16,7 @@ from zoneinfo import available_timezones
 
 from scenarios.clock import Clock
 from scenarios.customers import normalize_phone, parse_customer_ref, region_for, telegram_id_problem
+from scenarios.group_commit import GroupCommit
 from scenarios.ledger import (
     Cancellation,
     LedgerReader,
@@ -22,7 +24,8 @@ from scenarios.ledger import (
     PartialRefund,
     PointsLedger,
     RefusalCode,
-    balance,
+    balance_view,
+    order_source,
     redeem_limit,
     tier_status,
 )
@@ -30,7 +33,8 @@ from scenarios.preferences import ZoneStore
 from scenarios.problems import InputProblem, ProblemKind, invalid
 from scenarios.rules import Bonus
 from scenarios.tiers import TierLadder, minor_units_per_major, percent_to_basis_points
-from scenarios.transactions import UnitOfWork
+from scenarios.transactions import SavepointUnitOfWork
+from storage.ledger import AccountRecord, LedgerSnapshot, LotRecord
 from storage.orders import (
     ERASED_FINGERPRINT,
     CustomerMatch,
@@ -509,6 +513,65 @@ class OrderStore(Protocol):
         card: str | None = None,
     ) -> CustomerMatch | None: ...
 
+    async def by_refs(self, *, order_refs: Sequence[str]) -> dict[str, StoredOrder]: ...
+
+    async def match_customers(
+        self, *, keys: Sequence[tuple[int | None, str | None]]
+    ) -> list[CustomerMatch | None]: ...
+
+    async def add_many(self, batch: Sequence[NewOrder], *, now: datetime) -> dict[str, int]: ...
+
+
+class OrderLedgerReader(LedgerReader, Protocol):
+    async def open_lots(self, *, customer_id: int) -> list[LotRecord]: ...
+
+    def prefetched(
+        self, *, sources: Mapping[int, Sequence[str]], since: datetime | None
+    ) -> AbstractAsyncContextManager[None]: ...
+
+
+def points_of(lots: Sequence[LotRecord], *, at: datetime) -> Points:
+    """Available and pending points from the open lots alone, by the balance view's rules."""
+    nothing_owed = AccountRecord(customer_id=0, balance=0, debt=0)  # available/pending ignore it
+    view = balance_view(
+        LedgerSnapshot(open_lots=tuple(lots), account=nothing_owed, totals=()), at=at
+    )
+    return Points(available=view.available, pending=view.pending)
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """A valid order of a batch, and where its outcome goes."""
+
+    position: int
+    order: ValidOrder
+    raw: RawOrder
+
+    @property
+    def ref(self) -> str:
+        return self.order.order_ref
+
+
+def _groupable(batch: Sequence[_Pending]) -> tuple[list[_Pending], list[_Pending]]:
+    """Orders that may be written together (no points spent, each order id, phone and
+    Telegram id once) and the rest, which go one by one after them."""
+    together: list[_Pending] = []
+    alone: list[_Pending] = []
+    seen: set[object] = set()
+    for pending in batch:
+        order = pending.order
+        keys: set[tuple[str, object]] = {("ref", order.order_ref)}
+        if order.phone is not None:
+            keys.add(("phone", order.phone))
+        if order.telegram_id is not None:
+            keys.add(("telegram", order.telegram_id))
+        if order.bonus_redeemed or keys & seen:
+            alone.append(pending)
+        else:
+            together.append(pending)
+        seen |= keys
+    return together, alone
+
 
 # ---- use cases ---------------------------------------------------------------------------
 
@@ -519,10 +582,10 @@ class OrderDesk:
     def __init__(
         self,
         *,
-        uow: UnitOfWork,
+        uow: SavepointUnitOfWork,
         orders: OrderStore,
         points: PointsLedger,
-        reader: LedgerReader,
+        reader: OrderLedgerReader,
         bonus: Bonus,
         ladder: TierLadder,
         currency: str,
@@ -533,10 +596,14 @@ class OrderDesk:
         limits: OrderLimits | None = None,
         zones: ZoneStore | None = None,
         refunds: RefundStore | None = None,
+        group_commit: bool = False,
     ) -> None:
         """``redeem_codes``: spending points needs the member's one-time code (None: it does
         not, for a shop whose own system signs the customer in, and for imported history).
-        ``refunds``: partial refunds (store platforms' webhooks), None where there are none."""
+        ``refunds``: partial refunds (store platforms' webhooks), None where there are none.
+        ``group_commit``: ``submit`` writes concurrent orders in one transaction (SQLite, where
+        one writer serves the process and each order's statements queue behind the others)."""
+        self._group = GroupCommit(self.report_many) if group_commit else None
         self._codes = redeem_codes
         self._zones = zones
         self._refunds = refunds
@@ -563,110 +630,262 @@ class OrderDesk:
         follow-up, and they teach reminders no interval).
         """
         now = self._clock.now()
-        order = validate_order(
+        order = self._validated(raw, now=now, history=history)
+        try:
+            async with self._uow.transaction():
+                return await self._record(order, raw, now=now)
+        except _WrongCode as wrong:
+            async with self._uow.transaction():  # the order is undone; the wrong try counts
+                problem = await self._counted(wrong)
+            raise problem from None
+
+    async def submit(self, raw: RawOrder) -> Reported:
+        """``report`` for the shop's API. With group commit, concurrent calls are written
+        together: one transaction, each order in its own savepoint, every caller answered
+        once that transaction has committed."""
+        if self._group is None:
+            return await self.report(raw)
+        return await self._group.submit(raw)
+
+    async def report_many(
+        self, raws: Sequence[RawOrder], *, history: bool = False
+    ) -> list[Reported | Exception]:
+        """``report`` for many orders in one transaction (joined if one is open): what each
+        order came to, in their order; a refused or failed order is its exception there, and
+        the others are recorded all the same (each behaves as if reported alone).
+
+        Orders that spend no points, of distinct customers, go together in a few statements
+        for all of them; if that part fails as a whole, each order is written on its own, in
+        its own savepoint. Raises only when the transaction itself fails (nothing of it is
+        then written)."""
+        now = self._clock.now()
+        outcomes: list[Reported | Exception | None] = [None] * len(raws)
+        valid: list[_Pending] = []
+        for position, raw in enumerate(raws):
+            try:
+                order = self._validated(raw, now=now, history=history)
+            except OrderProblem as problem:
+                outcomes[position] = problem
+                continue
+            valid.append(_Pending(position, order, raw))
+        async with self._uow.transaction():
+            together, alone = _groupable(valid)
+            if together:
+                try:
+                    async with self._uow.savepoint():
+                        done, left = await self._record_together(together, alone, now=now)
+                except Exception:  # undone as a whole: each order on its own below
+                    done, left = {}, together
+                for position, outcome in done.items():
+                    outcomes[position] = outcome
+                alone = sorted([*alone, *left], key=lambda pending: pending.position)
+            for pending in alone:
+                try:
+                    async with self._uow.savepoint():
+                        outcomes[pending.position] = await self._record(
+                            pending.order, pending.raw, now=now
+                        )
+                except _WrongCode as wrong:  # its order undone, the wrong try still counts
+                    outcomes[pending.position] = await self._counted(wrong)
+                except Exception as error:  # this order's answer; the others go on
+                    outcomes[pending.position] = error
+        answered = [outcome for outcome in outcomes if outcome is not None]
+        assert len(answered) == len(raws), "every order has its outcome"
+        return answered
+
+    async def _counted(self, wrong: _WrongCode) -> OrderProblem:
+        """A wrong spending code, counted against the member after their order was undone."""
+        assert self._codes is not None
+        await self._codes.count_wrong(customer_id=wrong.member)
+        return invalid(
+            "redeem_code_invalid",
+            "this is not a code of this member; ask them for the code /code shows",
+            "redeem_code",
+        )
+
+    def _validated(self, raw: RawOrder, *, now: datetime, history: bool) -> ValidOrder:
+        return validate_order(
             raw,
             shop_currency=self._currency,
             now=now,
             statuses=HISTORY_STATUSES if history else ORDER_STATUSES,
             limits=self._limits,
         )
-        try:
-            return await self._record(order, raw, now)
-        except _WrongCode as wrong:
-            assert self._codes is not None
-            async with self._uow.transaction():
-                await self._codes.count_wrong(customer_id=wrong.member)
-            raise invalid(
-                "redeem_code_invalid",
-                "this is not a code of this member; ask them for the code /code shows",
-                "redeem_code",
-            ) from None
 
-    async def _record(self, order: ValidOrder, raw: RawOrder, now: datetime) -> Reported:
-        async with self._uow.transaction():
-            stored = await self._orders.by_ref(order_ref=order.order_ref)
-            if stored is not None:
-                return Reported(receipt=await self._replay(stored, order), created=False)
+    async def _record(self, order: ValidOrder, raw: RawOrder, *, now: datetime) -> Reported:
+        """One order inside the caller's transaction."""
+        if not order.bonus_redeemed:
+            # Nothing to prove or refuse before the write: insert first, and only an order id
+            # already stored costs the look-up (a replay or a conflict).
             match = await self._orders.match_customer(
                 telegram_id=order.telegram_id, phone=order.phone
             )
             member = match.id if match is not None and match.joined else None
-            if match is not None and order.time_zone is not None and self._zones is not None:
-                await self._zones.set_time_zone(customer_id=match.id, zone=order.time_zone)
-            if member is None and order.bonus_redeemed:
-                raise invalid(
-                    "not_a_member",
-                    "only members of the bonus program redeem points",
-                    "bonus_redeemed",
-                )
-            if member is not None and order.bonus_redeemed and self._codes is not None:
-                await self._prove(member, raw.redeem_code, order.order_ref)
-            row = await self._orders.add(
-                NewOrder(
-                    order_ref=order.order_ref,
-                    total=order.total,
-                    currency=order.currency,
-                    status=order.status,
-                    ordered_at=order.ordered_at,
-                    lines=order.lines,
-                    customer_id=member,
-                    phone=order.phone,
-                    telegram_id=order.telegram_id,
-                    bonus_redeemed=order.bonus_redeemed,
-                    fingerprint=order.fingerprint,
-                ),
-                now=now,
-            )
-            if row is None:  # a concurrent request stored it first; it is committed by now
+            row = await self._orders.add(self._new_order(order, member), now=now)
+            if row is None:  # a replay tells nothing new, not even where the customer lives
                 stored = await self._orders.by_ref(order_ref=order.order_ref)
                 assert stored is not None, "ON CONFLICT found the row"
                 return Reported(receipt=await self._replay(stored, order), created=False)
-            if order.status in FINAL_STATUSES:  # closed history: recorded, nothing follows
-                receipt = Receipt(
-                    order_id=order.order_ref,
-                    customer_id=member,
-                    points_accrued=0,
-                    pending_until=None,
-                    balance=await self._balance(member)
-                    if member is not None
-                    else Points(available=0, pending=0),
-                )
-                return Reported(receipt=receipt, created=True)
-            if member is None:
-                receipt = Receipt(
-                    order_id=order.order_ref,
-                    customer_id=None,
-                    points_accrued=0,
-                    pending_until=None,
-                    balance=Points(available=0, pending=0),
-                )
-                await self._follow(order.order_ref, None, order.status, None, order.ordered_at)
-                return Reported(receipt=receipt, created=True)
-            try:
-                if order.bonus_redeemed:
-                    await self._points.redeem(
-                        customer_id=member,
-                        order_id=order.order_ref,
-                        order_total=order.total,
-                        points=order.bonus_redeemed,
-                    )
-                accrual = await self._points.accrue(
-                    customer_id=member,
-                    order_id=order.order_ref,
-                    total=order.total,
-                    ordered_at=order.ordered_at,
-                )
-            except LedgerRefusal as refusal:
-                raise invalid(refusal.code, refusal.message, "bonus_redeemed") from None
+            await self._remember_zone(match, order)
+            return await self._after_insert(order, member)
+        stored = await self._orders.by_ref(order_ref=order.order_ref)
+        if stored is not None:
+            return Reported(receipt=await self._replay(stored, order), created=False)
+        match = await self._orders.match_customer(telegram_id=order.telegram_id, phone=order.phone)
+        member = match.id if match is not None and match.joined else None
+        await self._remember_zone(match, order)
+        if member is None:
+            raise invalid(
+                "not_a_member",
+                "only members of the bonus program redeem points",
+                "bonus_redeemed",
+            )
+        if self._codes is not None:
+            await self._prove(member, raw.redeem_code, order.order_ref)
+        row = await self._orders.add(self._new_order(order, member), now=now)
+        if row is None:  # a concurrent request stored it first; it is committed by now
+            stored = await self._orders.by_ref(order_ref=order.order_ref)
+            assert stored is not None, "ON CONFLICT found the row"
+            return Reported(receipt=await self._replay(stored, order), created=False)
+        return await self._after_insert(order, member)
+
+    async def _remember_zone(self, match: CustomerMatch | None, order: ValidOrder) -> None:
+        """The shop told the customer's time zone: their messages follow it from now on."""
+        if match is not None and order.time_zone is not None and self._zones is not None:
+            await self._zones.set_time_zone(customer_id=match.id, zone=order.time_zone)
+
+    @staticmethod
+    def _new_order(order: ValidOrder, member: int | None) -> NewOrder:
+        return NewOrder(
+            order_ref=order.order_ref,
+            total=order.total,
+            currency=order.currency,
+            status=order.status,
+            ordered_at=order.ordered_at,
+            lines=order.lines,
+            customer_id=member,
+            phone=order.phone,
+            telegram_id=order.telegram_id,
+            bonus_redeemed=order.bonus_redeemed,
+            fingerprint=order.fingerprint,
+        )
+
+    async def _after_insert(self, order: ValidOrder, member: int | None) -> Reported:
+        """The order row is written: the member's points, the receipt, the followers."""
+        if order.status in FINAL_STATUSES:  # closed history: recorded, nothing follows
             receipt = Receipt(
                 order_id=order.order_ref,
                 customer_id=member,
-                points_accrued=accrual.points,
-                pending_until=accrual.available_at,
-                balance=await self._balance(member),
+                points_accrued=0,
+                pending_until=None,
+                balance=await self._balance(member)
+                if member is not None
+                else Points(available=0, pending=0),
             )
-            await self._follow(order.order_ref, member, order.status, None, order.ordered_at)
+            return Reported(receipt=receipt, created=True)
+        if member is None:
+            receipt = Receipt(
+                order_id=order.order_ref,
+                customer_id=None,
+                points_accrued=0,
+                pending_until=None,
+                balance=Points(available=0, pending=0),
+            )
+            await self._follow(order.order_ref, None, order.status, None, order.ordered_at)
+            return Reported(receipt=receipt, created=True)
+        try:
+            if order.bonus_redeemed:
+                await self._points.redeem(
+                    customer_id=member,
+                    order_id=order.order_ref,
+                    order_total=order.total,
+                    points=order.bonus_redeemed,
+                )
+            accrual = await self._points.accrue(
+                customer_id=member,
+                order_id=order.order_ref,
+                total=order.total,
+                ordered_at=order.ordered_at,
+            )
+        except LedgerRefusal as refusal:
+            raise invalid(refusal.code, refusal.message, "bonus_redeemed") from None
+        receipt = Receipt(
+            order_id=order.order_ref,
+            customer_id=member,
+            points_accrued=accrual.points,
+            pending_until=accrual.available_at,
+            balance=points_of(accrual.open_lots, at=self._clock.now())
+            if accrual.open_lots is not None
+            else await self._balance(member),
+        )
+        await self._follow(order.order_ref, member, order.status, None, order.ordered_at)
         return Reported(receipt=receipt, created=True)
+
+    async def _record_together(
+        self, batch: Sequence[_Pending], alone: Sequence[_Pending], *, now: datetime
+    ) -> tuple[dict[int, Reported | Exception], list[_Pending]]:
+        """Orders that spend no points, of distinct customers: looked up, matched and inserted
+        in one statement each for all of them, then each order's points and followers. What
+        the batch leaves (a customer twice, an order id another writer stored meanwhile) is
+        returned for the one-by-one path. An order refused after its insert raises (the caller's
+        savepoint around the batch then undoes all of it)."""
+        done: dict[int, Reported | Exception] = {}
+        stored = await self._orders.by_refs(order_refs=[pending.ref for pending in batch])
+        fresh: list[_Pending] = []
+        for pending in batch:
+            known = stored.get(pending.ref)
+            if known is None:
+                fresh.append(pending)
+                continue
+            try:
+                done[pending.position] = Reported(
+                    receipt=await self._replay(known, pending.order), created=False
+                )
+            except OrderProblem as problem:  # a conflict: refused before anything is written
+                done[pending.position] = problem
+        matches = await self._orders.match_customers(
+            keys=[(pending.order.telegram_id, pending.order.phone) for pending in [*fresh, *alone]]
+        )
+        # A customer's orders keep their sequence: one that an earlier order of the same
+        # customer goes alone before (or that is the customer's second here) waits for it.
+        first_alone: dict[int, int] = {}
+        for pending, match in zip(alone, matches[len(fresh) :], strict=True):
+            if match is not None:
+                first_alone.setdefault(match.id, pending.position)
+        left: list[_Pending] = []
+        chosen: list[tuple[_Pending, int | None]] = []
+        chosen_matches: list[CustomerMatch | None] = []
+        customers: set[int] = set()
+        for pending, match in zip(fresh, matches[: len(fresh)], strict=True):
+            if match is not None:
+                if match.id in customers or first_alone.get(match.id, pending.position) < (
+                    pending.position
+                ):
+                    left.append(pending)
+                    continue
+                customers.add(match.id)
+            chosen.append((pending, match.id if match is not None and match.joined else None))
+            chosen_matches.append(match)
+        ids = await self._orders.add_many(
+            [self._new_order(pending.order, member) for pending, member in chosen], now=now
+        )
+        written = []
+        for (pending, member), match in zip(chosen, chosen_matches, strict=True):
+            if pending.ref in ids:
+                await self._remember_zone(match, pending.order)
+                written.append((pending, member))
+            else:  # another writer stored this order id meanwhile
+                left.append(pending)
+        # What each member's accrual reads first, read for all of them at once.
+        earning = {
+            member: [order_source(pending.ref)]
+            for pending, member in written
+            if member is not None and pending.order.status not in FINAL_STATUSES
+        }
+        async with self._reader.prefetched(sources=earning, since=self._ladder.window_start(now)):
+            for pending, member in written:
+                done[pending.position] = await self._after_insert(pending.order, member)
+        return done, left
 
     async def _prove(self, member: int, code: str | None, order_ref: str) -> None:
         """The member's own unused, unexpired code, spent on this order; else a refusal."""
@@ -903,5 +1122,5 @@ class OrderDesk:
         )
 
     async def _balance(self, customer_id: int) -> Points:
-        view = await balance(self._reader, customer_id=customer_id, clock=self._clock)
-        return Points(available=view.available, pending=view.pending)
+        lots = await self._reader.open_lots(customer_id=customer_id)
+        return points_of(lots, at=self._clock.now())

@@ -8,3 +8,9 @@ from typing import Protocol
 
 class UnitOfWork(Protocol):
     def transaction(self) -> AbstractAsyncContextManager[object]: ...
+
+
+class SavepointUnitOfWork(UnitOfWork, Protocol):
+    """One that can also undo part of a transaction (a batch's one failing item)."""
+
+    def savepoint(self) -> AbstractAsyncContextManager[object]: ...

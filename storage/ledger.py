@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, case, exists, func, select, update
+from sqlalchemy import (
+    Row,
+    String,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    literal,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.database import Database
@@ -255,6 +268,65 @@ _PAID_SPEND_SINCE = _PAID_SPEND.where(
     _PAID_ORDERS, ledger_entries.c.ordered_at >= bindparam("since")
 )
 
+# The same reads for a batch of customers (SqlLedger.prefetched).
+_LOCK_CUSTOMERS = (
+    select(customers.c.id)
+    .where(customers.c.id.in_(bindparam("customer_ids", expanding=True)))
+    .order_by(customers.c.id)  # one order for every batch: two batches never deadlock
+    .with_for_update(key_share=True)
+)
+_ENTRIES_BY_SOURCES = (
+    select(*_ENTRY_COLUMNS)
+    .where(ledger_entries.c.source.in_(bindparam("sources", expanding=True)))
+    .order_by(ledger_entries.c.id)
+)
+_PAID_ORDERS_MANY = and_(
+    ledger_entries.c.customer_id.in_(bindparam("customer_ids", expanding=True)),
+    ledger_entries.c.kind == EntryKind.ACCRUAL,
+    ~exists().where(
+        _reversal.c.source == ledger_entries.c.source, _reversal.c.kind == EntryKind.REVERSAL
+    ),
+)
+# Rows, not sums: a book asks for the spend since its own "now", a moment later than the batch's.
+_PAID_MANY = select(
+    ledger_entries.c.customer_id, ledger_entries.c.ordered_at, ledger_entries.c.paid_amount
+)
+_PAID_MANY_EVER = _PAID_MANY.where(_PAID_ORDERS_MANY)
+_PAID_MANY_SINCE = _PAID_MANY.where(
+    _PAID_ORDERS_MANY, ledger_entries.c.ordered_at >= bindparam("since")
+)
+_OPEN_LOTS_MANY = (
+    select(*_LOT_COLUMNS)
+    .where(
+        ledger_lots.c.customer_id.in_(bindparam("customer_ids", expanding=True)),
+        ledger_lots.c.remaining > 0,
+    )
+    .order_by(
+        ledger_lots.c.customer_id,
+        ledger_lots.c.expires_at,
+        ledger_lots.c.earned_at,
+        ledger_lots.c.id,
+    )
+)
+
+# The per-kind sums of a customer's entries and, as one more row, their cached account.
+_ACCOUNT_ROW = "#account"  # no entry kind starts with "#"
+_amount = ledger_entries.c.amount
+_TOTALS_AND_ACCOUNT = union_all(
+    select(
+        ledger_entries.c.kind.label("kind"),
+        func.sum(case((_amount > 0, _amount), else_=0)).label("credited"),
+        func.sum(case((_amount < 0, -_amount), else_=0)).label("debited"),
+    )
+    .where(ledger_entries.c.customer_id == bindparam("customer_id"))
+    .group_by(ledger_entries.c.kind),
+    select(
+        literal(_ACCOUNT_ROW, String()).label("kind"),
+        ledger_accounts.c.balance.label("credited"),
+        ledger_accounts.c.debt.label("debited"),
+    ).where(ledger_accounts.c.customer_id == bindparam("customer_id")),
+)
+
 _INSERT_LOT = (
     ledger_lots.insert()
     .values({column: bindparam(column) for column in _LOT_COLUMN_NAMES})
@@ -318,15 +390,44 @@ def _lot(row: Row[*tuple[Any, ...]]) -> LotRecord:
     return LotRecord(**row._mapping)
 
 
+@dataclass(slots=True)
+class _Prefetched:
+    """What a customer's first book of a batch reads, read for the whole batch at once."""
+
+    entries: dict[str, list[EntryRecord]]  # by source, for the sources asked for
+    since: datetime | None  # paid orders placed since then are known (None: all of them)
+    paid: list[tuple[datetime | None, int]]  # (ordered_at, paid_amount) of those orders
+    open_lots: list[LotRecord]
+
+    def paid_spend(self, since: datetime | None) -> int | None:
+        """The paid spend since a moment, when what was read covers it (else None)."""
+        if self.since is not None and (since is None or since < self.since):
+            return None
+        return sum(
+            amount for at, amount in self.paid if since is None or (at is not None and at >= since)
+        )
+
+
+# Customer id -> their prefetched reads, inside ``SqlLedger.prefetched()`` (this task only).
+# Any book of that customer takes its entry away, so no later book ever reads a stale copy.
+_prefetched: ContextVar[dict[int, _Prefetched] | None] = ContextVar(
+    "ledger_prefetched", default=None
+)
+
+
 class SqlLedgerBook:
     """One customer's ledger inside a unit of work that holds the customer's lock.
 
     Only valid inside ``SqlLedger.book()``; every write keeps the cached account in step.
+    ``prefetched``: reads made for a batch, served until the book's first write.
     """
 
-    def __init__(self, connection: AsyncConnection, customer_id: int) -> None:
+    def __init__(
+        self, connection: AsyncConnection, customer_id: int, prefetched: _Prefetched | None = None
+    ) -> None:
         self._conn = connection
         self.customer_id = customer_id
+        self._prefetched = prefetched
 
     async def entry(self, *, kind: EntryKind, source: str) -> EntryRecord | None:
         """The entry under this idempotency key, whoever's it is (the key is global)."""
@@ -337,10 +438,15 @@ class SqlLedgerBook:
 
     async def entries_for(self, *, source: str) -> list[EntryRecord]:
         """Every entry one cause produced (an order's accrual, redemption, reversal...)."""
+        known = self._prefetched
+        if known is not None and source in known.entries:
+            return list(known.entries[source])
         rows = await self._conn.execute(_ENTRIES_BY_SOURCE, {"source": source})
         return [_entry(row) for row in rows]
 
     async def open_lots(self) -> list[LotRecord]:
+        if self._prefetched is not None:
+            return list(self._prefetched.open_lots)
         return await _open_lots(self._conn, self.customer_id)
 
     async def lots_of(self, *, entry_id: int) -> list[LotRecord]:
@@ -408,6 +514,9 @@ class SqlLedgerBook:
         return [Debt(entry_id=row.id, unsettled=int(row.unsettled)) for row in rows]
 
     async def paid_spend(self, *, since: datetime | None) -> int:
+        known = self._prefetched.paid_spend(since) if self._prefetched is not None else None
+        if known is not None:
+            return known
         return await _paid_spend(self._conn, self.customer_id, since)
 
     async def append(
@@ -430,6 +539,7 @@ class SqlLedgerBook:
             raise LedgerIntegrityError(f"{entry.kind} {entry.source}: lots do not add up")
         if entry.amount < 0 and sum(part.amount for part in spend) + owed != -entry.amount:
             raise LedgerIntegrityError(f"{entry.kind} {entry.source}: allocations do not add up")
+        self._prefetched = None  # from the first write on, only the database is current
         conn = self._conn
         row = (
             await conn.execute(
@@ -474,6 +584,7 @@ class SqlLedgerBook:
 
     async def settle(self, *, debt_entry_id: int, lot_id: int, amount: int, now: datetime) -> None:
         """Pay ``amount`` of a debt (an uncovered correction) from a lot."""
+        self._prefetched = None
         await self._take(entry_id=debt_entry_id, lot_id=lot_id, amount=amount)
         await self._change_account(balance=0, debt=-amount, now=now)
 
@@ -520,34 +631,94 @@ class SqlLedger:
         Joins the caller's transaction if there is one.
         """
         async with self._db.transaction() as conn:
-            locked = await conn.execute(_LOCK_CUSTOMER, {"customer_id": customer_id})
-            if locked.scalar_one_or_none() is None:
-                raise UnknownCustomerError(customer_id)
-            yield SqlLedgerBook(conn, customer_id)
+            batch = _prefetched.get()
+            known = batch.pop(customer_id, None) if batch is not None else None
+            if known is None:  # prefetched: locked (and found) with the batch's customers
+                locked = await conn.execute(_LOCK_CUSTOMER, {"customer_id": customer_id})
+                if locked.scalar_one_or_none() is None:
+                    raise UnknownCustomerError(customer_id)
+            yield SqlLedgerBook(conn, customer_id, known)
+
+    @asynccontextmanager
+    async def prefetched(
+        self, *, sources: Mapping[int, Sequence[str]], since: datetime | None
+    ) -> AsyncIterator[None]:
+        """Inside the caller's transaction: lock these customers and read, in four statements
+        for all of them, what each one's first book reads (the entries of their sources, the
+        paid spend since ``since`` or any later moment, the open lots). Each customer's first
+        ``book()`` in the block, of any SqlLedger on this task, is served from it until it
+        writes; customers not found are left out (their book raises UnknownCustomerError)."""
+        if not sources:
+            yield
+            return
+        ids = sorted(sources)
+        wanted = [source for listed in sources.values() for source in listed]
+        async with self._db.transaction() as conn:
+            found = {
+                int(customer)
+                for customer in (
+                    await conn.execute(_LOCK_CUSTOMERS, {"customer_ids": ids})
+                ).scalars()
+            }
+            entries: dict[str, list[EntryRecord]] = {source: [] for source in wanted}
+            for entry_row in await conn.execute(_ENTRIES_BY_SOURCES, {"sources": wanted}):
+                entries[entry_row.source].append(_entry(entry_row))
+            spent = (
+                await conn.execute(_PAID_MANY_SINCE, {"customer_ids": ids, "since": since})
+                if since is not None
+                else await conn.execute(_PAID_MANY_EVER, {"customer_ids": ids})
+            )
+            paid: dict[int, list[tuple[datetime | None, int]]] = {c: [] for c in found}
+            for customer, ordered_at, amount in spent:
+                paid[int(customer)].append((ordered_at, int(amount or 0)))
+            lots: dict[int, list[LotRecord]] = {customer: [] for customer in found}
+            for lot_row in await conn.execute(_OPEN_LOTS_MANY, {"customer_ids": ids}):
+                lots[lot_row.customer_id].append(_lot(lot_row))
+            batch = {
+                customer: _Prefetched(
+                    entries={source: entries[source] for source in sources[customer]},
+                    since=since,
+                    paid=paid[customer],
+                    open_lots=lots[customer],
+                )
+                for customer in found
+            }
+            token = _prefetched.set(batch)
+            try:
+                yield
+            finally:
+                _prefetched.reset(token)
 
     async def snapshot(self, *, customer_id: int) -> LedgerSnapshot:
-        """Open lots, cached account and per-kind sums, read in one transaction."""
-        amount = ledger_entries.c.amount
+        """Open lots, cached account and per-kind sums, read in one transaction (two
+        statements: the account rides along with the sums, each round trip costs more than
+        the rows)."""
         async with self._db.read() as conn:
             lots = await _open_lots(conn, customer_id)
-            account = await _account(conn, customer_id)
-            rows = await conn.execute(
-                select(
-                    ledger_entries.c.kind,
-                    func.sum(case((amount > 0, amount), else_=0)).label("credited"),
-                    func.sum(case((amount < 0, -amount), else_=0)).label("debited"),
+            rows = (await conn.execute(_TOTALS_AND_ACCOUNT, {"customer_id": customer_id})).all()
+        account = AccountRecord(customer_id=customer_id, balance=0, debt=0)  # no entry yet
+        totals = []
+        for row in rows:
+            if row.kind == _ACCOUNT_ROW:
+                account = AccountRecord(
+                    customer_id=customer_id, balance=int(row.credited), debt=int(row.debited)
                 )
-                .where(ledger_entries.c.customer_id == customer_id)
-                .group_by(ledger_entries.c.kind)
-                .order_by(ledger_entries.c.kind)
-            )
-            totals = tuple(
-                KindTotal(
-                    kind=EntryKind(row.kind), credited=int(row.credited), debited=int(row.debited)
+            else:
+                totals.append(
+                    KindTotal(
+                        kind=EntryKind(row.kind),
+                        credited=int(row.credited),
+                        debited=int(row.debited),
+                    )
                 )
-                for row in rows
-            )
-        return LedgerSnapshot(open_lots=tuple(lots), account=account, totals=totals)
+        totals.sort(key=lambda total: total.kind)
+        return LedgerSnapshot(open_lots=tuple(lots), account=account, totals=tuple(totals))
+
+    async def open_lots(self, *, customer_id: int) -> list[LotRecord]:
+        """The customer's lots with points left: all an order's receipt needs (available and
+        pending), in one statement where ``snapshot`` takes three."""
+        async with self._db.read() as conn:
+            return await _open_lots(conn, customer_id)
 
     async def history(
         self, *, customer_id: int, limit: int, before_id: int | None = None

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.database import Database
 from storage.schema import customers, order_items, orders
@@ -91,51 +93,131 @@ _STORED_COLUMNS = (
 )
 
 
+# Built once: the batch path of group commit runs these for every batch of orders.
+_BY_REFS = select(*_STORED_COLUMNS).where(orders.c.order_ref.in_(bindparam("refs", expanding=True)))
+_MATCH_MANY = select(
+    customers.c.id, customers.c.joined_at, customers.c.telegram_id, customers.c.phone
+).where(
+    or_(
+        customers.c.telegram_id.in_(bindparam("telegram_ids", expanding=True)),
+        customers.c.phone.in_(bindparam("phones", expanding=True)),
+    )
+)
+_prepared: dict[str, Any] = {}
+
+
+def _insert_orders(conn: AsyncConnection) -> Any:
+    """INSERT ... ON CONFLICT (order_ref) DO NOTHING RETURNING id, order_ref, per backend."""
+    key = conn.dialect.name
+    if key not in _prepared:
+        _prepared[key] = (
+            insert(conn, orders)
+            .on_conflict_do_nothing(index_elements=["order_ref"])
+            .returning(orders.c.id, orders.c.order_ref)
+        )
+    return _prepared[key]
+
+
+def _order_row(order: NewOrder, now: datetime) -> dict[str, Any]:
+    return {
+        "order_ref": order.order_ref,
+        "customer_id": order.customer_id,
+        "phone": order.phone,
+        "telegram_id": order.telegram_id,
+        "total": order.total,
+        "bonus_redeemed": order.bonus_redeemed,
+        "currency": order.currency,
+        "status": order.status,
+        "ordered_at": order.ordered_at,
+        "received_at": now,
+        "updated_at": now,
+        "fingerprint": order.fingerprint,
+    }
+
+
+def _item_rows(order_id: int, lines: Sequence[OrderLine]) -> list[dict[str, Any]]:
+    return [
+        {
+            "order_id": order_id,
+            "sku": line.sku,
+            "name": line.name,
+            "category": line.category,
+            "quantity": line.quantity,
+            "price": line.price,
+        }
+        for line in lines
+    ]
+
+
 class SqlOrders:
     def __init__(self, db: Database) -> None:
         self._db = db
 
+    async def add_many(self, batch: Sequence[NewOrder], *, now: datetime) -> dict[str, int]:
+        """Store orders and their lines in two statements; the row ids of those stored, by
+        order id (an order id already stored is left out, as ``add`` returns None for it).
+        The order ids of one call must differ."""
+        if not batch:
+            return {}
+        async with self._db.transaction() as conn:
+            inserted = await conn.execute(
+                _insert_orders(conn), [_order_row(order, now) for order in batch]
+            )
+            ids = {str(ref): int(row_id) for row_id, ref in inserted.all()}
+            items = [
+                row
+                for order in batch
+                if order.order_ref in ids
+                for row in _item_rows(ids[order.order_ref], order.lines)
+            ]
+            if items:
+                await conn.execute(order_items.insert(), items)
+        return ids
+
+    async def by_refs(self, *, order_refs: Sequence[str]) -> dict[str, StoredOrder]:
+        """The stored ones of these orders, by the shop's order id."""
+        if not order_refs:
+            return {}
+        async with self._db.read() as conn:
+            rows = await conn.execute(_BY_REFS, {"refs": list(order_refs)})
+            return {row.order_ref: StoredOrder(**row._mapping) for row in rows}
+
+    async def match_customers(
+        self, *, keys: Sequence[tuple[int | None, str | None]]
+    ) -> list[CustomerMatch | None]:
+        """``match_customer`` for many (telegram_id, phone) pairs in one statement: for each,
+        the customer with that Telegram id, else the one with that phone."""
+        telegram_ids = [telegram_id for telegram_id, _ in keys if telegram_id is not None]
+        phones = [phone for _, phone in keys if phone is not None]
+        if not telegram_ids and not phones:
+            return [None] * len(keys)
+        async with self._db.read() as conn:
+            rows = (
+                await conn.execute(_MATCH_MANY, {"telegram_ids": telegram_ids, "phones": phones})
+            ).all()
+        by_telegram = {row.telegram_id: row for row in rows if row.telegram_id is not None}
+        by_phone = {row.phone: row for row in rows if row.phone is not None}
+        matches: list[CustomerMatch | None] = []
+        for telegram_id, phone in keys:
+            row = by_telegram.get(telegram_id) if telegram_id is not None else None
+            if row is None and phone is not None:
+                row = by_phone.get(phone)
+            matches.append(
+                CustomerMatch(id=int(row.id), joined=row.joined_at is not None) if row else None
+            )
+        return matches
+
     async def add(self, order: NewOrder, *, now: datetime) -> int | None:
         """Store an order and its lines; None if this order id is already stored."""
         async with self._db.transaction() as conn:
-            inserted = await conn.execute(
-                insert(conn, orders)
-                .values(
-                    order_ref=order.order_ref,
-                    customer_id=order.customer_id,
-                    phone=order.phone,
-                    telegram_id=order.telegram_id,
-                    total=order.total,
-                    bonus_redeemed=order.bonus_redeemed,
-                    currency=order.currency,
-                    status=order.status,
-                    ordered_at=order.ordered_at,
-                    received_at=now,
-                    updated_at=now,
-                    fingerprint=order.fingerprint,
-                )
-                .on_conflict_do_nothing(index_elements=["order_ref"])
-                .returning(orders.c.id)
-            )
-            order_id = inserted.scalar_one_or_none()
-            if order_id is None:
+            inserted = await conn.execute(_insert_orders(conn), _order_row(order, now))
+            row = inserted.one_or_none()
+            if row is None:
                 return None
+            order_id = int(row.id)
             if order.lines:
-                await conn.execute(
-                    order_items.insert(),
-                    [
-                        {
-                            "order_id": order_id,
-                            "sku": line.sku,
-                            "name": line.name,
-                            "category": line.category,
-                            "quantity": line.quantity,
-                            "price": line.price,
-                        }
-                        for line in order.lines
-                    ],
-                )
-        return int(order_id)
+                await conn.execute(order_items.insert(), _item_rows(order_id, order.lines))
+        return order_id
 
     async def by_ref(self, *, order_ref: str, lock: bool = False) -> StoredOrder | None:
         """The order under the shop's id; ``lock`` holds its row until the transaction ends."""
