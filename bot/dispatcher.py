@@ -9,6 +9,7 @@ from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
 from aiogram.fsm.storage.memory import SimpleEventIsolation
 from aiogram.utils.i18n import I18n
 
+from bot.analytics import analytics_services
 from bot.erasure import StaffRedactor
 from bot.i18n import CustomerLocaleMiddleware
 from bot.middlewares import CustomerMiddleware, HandlerModeMiddleware, UnitOfWorkMiddleware
@@ -100,6 +101,7 @@ def create_dispatcher(
             ttl=rules.staff.membership_cache_seconds,
         ),
         redeem_codes=RedeemCodes(SqlRedeemCodes(db), bonus=rules.bonus, clock=clock),
+        **analytics_services(db, rules),  # /stats and /export (bot/analytics.py)
     )
     dispatcher.update.outer_middleware(UnitOfWorkMiddleware(db))
     dispatcher.update.outer_middleware(CustomerMiddleware(customers, clock))

@@ -18,6 +18,9 @@ from storage.analytics import (
     RepeatFigures,
     Window,
     month_of,
+    month_start,
+    week_index_of,
+    week_start,
 )
 
 FORECAST_DAYS = 365
@@ -177,8 +180,6 @@ def simple_forecast(repeat: RepeatFigures) -> Forecast:
 
 
 def cohorts_of(rows: Sequence[CohortRow]) -> tuple[Cohort, ...]:
-    from storage.analytics import month_start
-
     return tuple(
         Cohort(
             month=month_start(row.month),
@@ -187,6 +188,21 @@ def cohorts_of(rows: Sequence[CohortRow]) -> tuple[Cohort, ...]:
         )
         for row in rows
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ChartData:
+    """The series behind the pictures: orders per week (first, repeat) of known customers, the
+    cohorts, and scores per week (per month over a year) as counts of 1..5 stars."""
+
+    weeks: tuple[tuple[datetime, int, int], ...]
+    cohorts: tuple[Cohort, ...]
+    ratings: tuple[tuple[datetime, tuple[int, int, int, int, int]], ...]
+    ratings_by_month: bool
+
+
+# At least this many weeks of orders on the chart, however short the period: a trend needs them.
+MIN_CHART_WEEKS = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +231,10 @@ class ShopAnalytics:
 
     def window(self, period: Period, *, now: datetime) -> Window:
         return window_of(
-            period, now=now, sleeping_days=self._rules.sleeping_days, lost_days=self._rules.lost_days
+            period,
+            now=now,
+            sleeping_days=self._rules.sleeping_days,
+            lost_days=self._rules.lost_days,
         )
 
     async def collect(self, period: Period, *, now: datetime) -> ShopStats:
@@ -241,6 +260,45 @@ class ShopAnalytics:
             rated=rated,
             satisfied=satisfied,
             engagement=await self._engagement(window),
+        )
+
+    async def chart_data(self, period: Period, *, now: datetime) -> ChartData:
+        weeks = max(MIN_CHART_WEEKS, -(-period.days // 7))
+        this_week = week_index_of(now)
+        first_week = this_week - weeks + 1
+        series = {
+            week: (first, again)
+            for week, first, again in await self._store.weekly_orders(
+                since=week_start(first_week), end=now
+            )
+        }
+        by_month = period is Period.YEAR
+        since = now - timedelta(days=period.days)
+        scores: dict[int, list[int]] = {}
+        for bucket, score, count in await self._store.rating_distribution(
+            since=since, end=now, by_month=by_month
+        ):
+            scores.setdefault(bucket, [0] * 5)[score - 1] += count
+        if by_month:
+            buckets = range(month_of(since), month_of(now) + 1)
+            starts = month_start
+        else:
+            buckets = range(week_index_of(since), this_week + 1)
+            starts = week_start
+        cohort_rows = await self._store.cohorts(
+            first_month=month_of(now) - period.cohort_months + 1, end=now
+        )
+        return ChartData(
+            weeks=tuple(
+                (week_start(week), *series.get(week, (0, 0)))
+                for week in range(first_week, this_week + 1)
+            ),
+            cohorts=cohorts_of(cohort_rows),
+            ratings=tuple(
+                (starts(bucket), tuple(scores.get(bucket, [0] * 5)))  # type: ignore[misc]
+                for bucket in buckets
+            ),
+            ratings_by_month=by_month,
         )
 
     async def _engagement(self, window: Window) -> Engagement:

@@ -38,9 +38,7 @@ def _bgnbd_loglik(params: Floats, x: Floats, tx: Floats, big_t: Floats, w: Float
     repeat = x > 0
     a4 = np.full_like(x, -np.inf)
     a4[repeat] = (
-        np.log(a)
-        - np.log(b + x[repeat] - 1)
-        - (r + x[repeat]) * np.log(alpha + tx[repeat])
+        np.log(a) - np.log(b + x[repeat] - 1) - (r + x[repeat]) * np.log(alpha + tx[repeat])
     )
     total = float(np.sum(w * (a1 + a2 + np.logaddexp(a3, a4))))
     return total if math.isfinite(total) else -1e300
@@ -78,8 +76,8 @@ def enough_history(groups: Sequence[HistoryGroup]) -> bool:
     customers = sum(g.customers for g in groups)
     repeaters = sum(g.customers for g in groups if g.repeats > 0)
     oldest = max((g.age for g in groups), default=0.0)
-    return customers >= MIN_CUSTOMERS and repeaters >= MIN_REPEATERS and (
-        oldest >= MIN_HISTORY_WEEKS
+    return (
+        customers >= MIN_CUSTOMERS and repeaters >= MIN_REPEATERS and (oldest >= MIN_HISTORY_WEEKS)
     )
 
 
@@ -96,7 +94,9 @@ def fitted_forecast(groups: Sequence[HistoryGroup], *, weeks: float) -> Forecast
     # Nobody's recency passes their age; a first order "this week" still has some age.
     big_t = np.maximum(big_t, 0.5)
     tx = np.minimum(tx, big_t)
-    purchase = _fit(_bgnbd_loglik, (0.0, math.log(float(np.mean(big_t)) + 1), 0.0, 0.0), x, tx, big_t, w)
+    purchase = _fit(
+        _bgnbd_loglik, (0.0, math.log(float(np.mean(big_t)) + 1), 0.0, 0.0), x, tx, big_t, w
+    )
     if purchase is None:
         return None
     r, alpha, a, b = (float(value) for value in purchase)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     Integer,
-    Select,
     and_,
     case,
     func,
@@ -99,14 +98,14 @@ def week_index(column: Any) -> ColumnElement[int]:
 
 def week_start(index: int) -> datetime:
     """The Monday 00:00 UTC that begins week ``index`` of week_index()."""
-    from datetime import UTC
-
     return datetime.fromtimestamp(index * WEEK - _WEEK_SHIFT, tz=UTC)
 
 
-def month_start(index: int) -> datetime:
-    from datetime import UTC
+def week_index_of(moment: datetime) -> int:
+    return int((moment.timestamp() + _WEEK_SHIFT) // WEEK)
 
+
+def month_start(index: int) -> datetime:
     return datetime(index // 12, index % 12 + 1, 1, tzinfo=UTC)
 
 
@@ -195,17 +194,17 @@ def _members() -> ColumnElement[bool]:
 
 def _ranked(end: datetime) -> Any:
     """Known customers' counted orders with their place in the customer's history."""
-    by_customer = {
-        "partition_by": orders.c.customer_id,
-        "order_by": (orders.c.ordered_at, orders.c.id),
-    }
+    partition = orders.c.customer_id
+    order = (orders.c.ordered_at, orders.c.id)
     return (
         select(
             orders.c.customer_id,
             orders.c.ordered_at,
             orders.c.total,
-            func.row_number().over(**by_customer).label("rank"),
-            func.lag(orders.c.ordered_at).over(**by_customer).label("previous_at"),
+            func.row_number().over(partition_by=partition, order_by=order).label("rank"),
+            func.lag(orders.c.ordered_at)
+            .over(partition_by=partition, order_by=order)
+            .label("previous_at"),
         )
         .where(orders.c.customer_id.is_not(None), _counted(end))
         .subquery("ranked")
@@ -249,10 +248,7 @@ class SqlAnalytics:
                 per_customer.c.n >= 2,
                 idle * (per_customer.c.n - 1)
                 > 2
-                * (
-                    epoch_seconds(per_customer.c.last_at)
-                    - epoch_seconds(per_customer.c.first_at)
-                ),
+                * (epoch_seconds(per_customer.c.last_at) - epoch_seconds(per_customer.c.first_at)),
             ),
         )
         statement = (
@@ -291,16 +287,11 @@ class SqlAnalytics:
                     "last_before_start"
                 ),
                 _count_if(in_period).label("period_orders"),
-                _sum(case((and_(in_period, ranked.c.rank == 1), ranked.c.total))).label(
-                    "period_first"
-                ),
                 _sum(case((and_(in_period, ranked.c.rank > 1), ranked.c.total))).label(
                     "period_again"
                 ),
                 _count_if(ranked.c.ordered_at >= year_ago).label("year_orders"),
-                _sum(case((ranked.c.ordered_at >= year_ago, ranked.c.total))).label(
-                    "year_revenue"
-                ),
+                _sum(case((ranked.c.ordered_at >= year_ago, ranked.c.total))).label("year_revenue"),
             )
             .group_by(ranked.c.customer_id)
             .subquery()
@@ -316,7 +307,6 @@ class SqlAnalytics:
             _count_if(c.first_at >= start),
             _count_if(c.period_orders > 0),
             _sum(c.period_orders),
-            _sum(c.period_first),
             _sum(c.period_again),
             _sum(c.year_orders),
             _count_if(c.year_orders > 0),
@@ -336,7 +326,6 @@ class SqlAnalytics:
                 new,
                 period_buyers,
                 customer_orders,
-                first_revenue,
                 again_revenue,
                 year_orders,
                 year_buyers,
@@ -377,9 +366,7 @@ class SqlAnalytics:
             .where(ranked.c.previous_at.is_not(None), ranked.c.ordered_at >= window.start)
             .subquery()
         )
-        histogram = (
-            select(gaps.c.days, func.count().label("n")).group_by(gaps.c.days).subquery()
-        )
+        histogram = select(gaps.c.days, func.count().label("n")).group_by(gaps.c.days).subquery()
         running = select(
             histogram.c.days,
             func.sum(histogram.c.n).over(order_by=histogram.c.days).label("running"),

@@ -74,9 +74,7 @@ async def test_median_gap_of_an_even_count_is_the_mean_of_the_middle_two(db: Dat
     # Since 2025-11-20: A 200 -> 10 (190) and 400 -> 200 (200, ends 2026-05-04), B 95,
     # F 3, I 30: sorted 3, 30, 95, 190, 200 -> 95.
     assert (await shop.repeat_sales(wider)).median_gap_days == 95
-    later = Window(
-        start=datetime(2026, 9, 1, tzinfo=UTC), end=NOW, sleeping_days=90, lost_days=365
-    )
+    later = Window(start=datetime(2026, 9, 1, tzinfo=UTC), end=NOW, sleeping_days=90, lost_days=365)
     # Since 2026-09-01: I 30, F 3, A 190, B 95 -> (30 + 95) / 2.
     assert (await shop.repeat_sales(later)).median_gap_days == 62.5
 
