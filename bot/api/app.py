@@ -17,6 +17,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 from pydantic import BaseModel, ValidationError
 
+from bot.analytics import shop_analytics
 from bot.api.access_log import MaskedAccessLogger, mask_target
 from bot.api.models import (
     AMOUNT_PATTERN,
@@ -35,6 +36,7 @@ from bot.api.models import (
     Receipt as ReceiptAnswer,
 )
 from bot.api.openapi import openapi_document
+from bot.api.stats import install_stats
 from bot.order_desk import create_order_desk
 from scenarios.cards import looks_like_card
 from scenarios.clock import Clock
@@ -134,6 +136,9 @@ def create_api_app(
     app.router.add_get("/api/v1/customers/{ref}", customer_card)
     app.router.add_put("/api/v1/products/{sku}", put_product)
     app.router.add_get("/api/v1/openapi.json", openapi)
+    install_stats(
+        app, analytics=shop_analytics(db, rules), clock=clock, currency=rules.shop.currency
+    )
     return app
 
 
