@@ -61,12 +61,15 @@ def _gamma_gamma_loglik(params: Floats, x: Floats, m: Floats, w: Floats) -> floa
 
 
 def _fit(loglik: object, start: Sequence[float], *args: Floats) -> Floats | None:
-    result = minimize(
-        lambda params: -loglik(params, *args),  # type: ignore[operator]
-        np.array(start, dtype=np.float64),
-        method="Nelder-Mead",
-        options={"maxiter": 2000, "xatol": 1e-4, "fatol": 1e-6},
-    )
+    """Maximum likelihood over log-parameters, kept within e^-8..e^8 (far wider than any shop's
+    figures in weeks and minor units' means, and where the special functions stay finite)."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        result = minimize(
+            lambda params: -loglik(params, *args),  # type: ignore[operator]
+            np.array(start, dtype=np.float64),
+            method="L-BFGS-B",
+            bounds=[(-8.0, 8.0)] * len(start),
+        )
     if not result.success or not np.all(np.isfinite(result.x)):
         return None
     return np.exp(result.x)  # type: ignore[no-any-return]
@@ -94,22 +97,18 @@ def fitted_forecast(groups: Sequence[HistoryGroup], *, weeks: float) -> Forecast
     # Nobody's recency passes their age; a first order "this week" still has some age.
     big_t = np.maximum(big_t, 0.5)
     tx = np.minimum(tx, big_t)
-    purchase = _fit(
-        _bgnbd_loglik, (0.0, math.log(float(np.mean(big_t)) + 1), 0.0, 0.0), x, tx, big_t, w
-    )
+    start = (0.0, math.log(float(np.mean(big_t)) + 1), 0.0, 0.0)
+    purchase = _fit(_bgnbd_loglik, start, x, tx, big_t, w)
     if purchase is None:
         return None
     r, alpha, a, b = (float(value) for value in purchase)
     if a <= 1:  # the expectation below has no finite value then
         return None
     repeat = x > 0
-    spend = _fit(
-        _gamma_gamma_loglik,
-        (0.0, 1.0, math.log(float(np.mean(m)))),
-        x[repeat],
-        m[repeat],
-        w[repeat],
-    )
+    # Spend in units of the mean order: v scales with the unit, p and q do not.
+    unit = float(np.average(m, weights=w))
+    m = m / unit
+    spend = _fit(_gamma_gamma_loglik, (0.0, 1.0, 0.0), x[repeat], m[repeat], w[repeat])
     if spend is None:
         return None
     p, q, v = (float(value) for value in spend)
@@ -132,7 +131,7 @@ def fitted_forecast(groups: Sequence[HistoryGroup], *, weeks: float) -> Forecast
         population_mean,
     )
     expected_orders = float(np.sum(w * orders) / np.sum(w))
-    expected_value = float(np.sum(w * orders * value) / np.sum(w))
+    expected_value = float(np.sum(w * orders * value) / np.sum(w)) * unit
     if not (math.isfinite(expected_orders) and math.isfinite(expected_value)):
         return None
     return Forecast(value=expected_value, orders=expected_orders, fitted=True)
