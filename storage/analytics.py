@@ -12,6 +12,7 @@ from sqlalchemy import (
     Integer,
     and_,
     case,
+    exists,
     func,
     literal,
     or_,
@@ -192,23 +193,42 @@ def _members() -> ColumnElement[bool]:
     return and_(customers.c.joined_at.is_not(None), customers.c.telegram_id.is_not(None))
 
 
-def _ranked(end: datetime) -> Any:
-    """Known customers' counted orders with their place in the customer's history."""
-    partition = orders.c.customer_id
-    order = (orders.c.ordered_at, orders.c.id)
-    return (
-        select(
-            orders.c.customer_id,
-            orders.c.ordered_at,
-            orders.c.total,
-            func.row_number().over(partition_by=partition, order_by=order).label("rank"),
-            func.lag(orders.c.ordered_at)
-            .over(partition_by=partition, order_by=order)
-            .label("previous_at"),
+def _is_first(end: datetime) -> ColumnElement[bool]:
+    """The order is its customer's first counted one (ties on the moment broken by id): one
+    index seek per order, where a window function over every order would sort them all."""
+    prior = orders.alias("prior")
+    return ~exists(
+        select(literal(1)).where(
+            prior.c.customer_id == orders.c.customer_id,
+            prior.c.status.not_in(VOID_STATUSES),
+            prior.c.ordered_at < end,
+            or_(
+                prior.c.ordered_at < orders.c.ordered_at,
+                and_(prior.c.ordered_at == orders.c.ordered_at, prior.c.id < orders.c.id),
+            ),
         )
-        .where(orders.c.customer_id.is_not(None), _counted(end))
-        .subquery("ranked")
     )
+
+
+def _previous_at(end: datetime) -> Any:
+    """The moment of the customer's counted order just before this one (None: the first)."""
+    prior = orders.alias("prior")
+    return (
+        select(func.max(prior.c.ordered_at))
+        .where(
+            prior.c.customer_id == orders.c.customer_id,
+            prior.c.status.not_in(VOID_STATUSES),
+            or_(
+                prior.c.ordered_at < orders.c.ordered_at,
+                and_(prior.c.ordered_at == orders.c.ordered_at, prior.c.id < orders.c.id),
+            ),
+        )
+        .scalar_subquery()
+    )
+
+
+def _known(end: datetime) -> ColumnElement[bool]:
+    return and_(orders.c.customer_id.is_not(None), _counted(end))
 
 
 def _sum(value: Any) -> ColumnElement[int]:
@@ -274,26 +294,24 @@ class SqlAnalytics:
         lost_before_start = start - timedelta(days=window.lost_days)
         lost_before_end = end - timedelta(days=window.lost_days)
         year_ago = end - timedelta(days=365)
-        ranked = _ranked(end)
-        in_period = ranked.c.ordered_at >= start
+        in_period = orders.c.ordered_at >= start
         per_customer = (
             select(
-                ranked.c.customer_id,
+                orders.c.customer_id,
                 func.count().label("n"),
-                func.min(ranked.c.ordered_at).label("first_at"),
-                func.max(ranked.c.ordered_at).label("last_at"),
-                func.sum(ranked.c.total).label("spend"),
-                func.max(case((ranked.c.ordered_at < start, ranked.c.ordered_at))).label(
+                func.min(orders.c.ordered_at).label("first_at"),
+                func.max(orders.c.ordered_at).label("last_at"),
+                func.sum(orders.c.total).label("spend"),
+                func.max(case((orders.c.ordered_at < start, orders.c.ordered_at))).label(
                     "last_before_start"
                 ),
                 _count_if(in_period).label("period_orders"),
-                _sum(case((and_(in_period, ranked.c.rank > 1), ranked.c.total))).label(
-                    "period_again"
-                ),
-                _count_if(ranked.c.ordered_at >= year_ago).label("year_orders"),
-                _sum(case((ranked.c.ordered_at >= year_ago, ranked.c.total))).label("year_revenue"),
+                _sum(case((in_period, orders.c.total))).label("period_revenue"),
+                _count_if(orders.c.ordered_at >= year_ago).label("year_orders"),
+                _sum(case((orders.c.ordered_at >= year_ago, orders.c.total))).label("year_revenue"),
             )
-            .group_by(ranked.c.customer_id)
+            .where(_known(end))
+            .group_by(orders.c.customer_id)
             .subquery()
         )
         c = per_customer.c
@@ -307,7 +325,7 @@ class SqlAnalytics:
             _count_if(c.first_at >= start),
             _count_if(c.period_orders > 0),
             _sum(c.period_orders),
-            _sum(c.period_again),
+            _sum(c.period_revenue),
             _sum(c.year_orders),
             _count_if(c.year_orders > 0),
             _sum(c.year_revenue),
@@ -326,12 +344,19 @@ class SqlAnalytics:
                 new,
                 period_buyers,
                 customer_orders,
-                again_revenue,
+                customer_revenue,
                 year_orders,
                 year_buyers,
                 year_revenue,
             ) = (await conn.execute(customers_query)).one()
             period_orders, period_revenue = (await conn.execute(every_order)).one()
+            # Of known customers' revenue in the period, what their first orders brought.
+            first_revenue = (
+                await conn.execute(
+                    select(_sum(orders.c.total)).where(_known(end), in_period, _is_first(end))
+                )
+            ).scalar_one()
+            again_revenue = int(customer_revenue) - int(first_revenue)
             median = await self._median_gap(conn, window)
         return RepeatFigures(
             buyers=int(buyers),
@@ -357,15 +382,14 @@ class SqlAnalytics:
     async def _median_gap(conn: Any, window: Window) -> float | None:
         """The median of the gaps in whole days (rounded), from their histogram: the sorted
         gaps' middle one or two are where the running count reaches half of all."""
-        ranked = _ranked(window.end)
+        previous = _previous_at(window.end)
         days = whole(
-            (epoch_seconds(ranked.c.ordered_at) - epoch_seconds(ranked.c.previous_at)) / DAY + 0.5
+            (epoch_seconds(orders.c.ordered_at) - epoch_seconds(previous)) / DAY + 0.5
         ).label("days")
         gaps = (
-            select(days)
-            .where(ranked.c.previous_at.is_not(None), ranked.c.ordered_at >= window.start)
-            .subquery()
+            select(days).where(_known(window.end), orders.c.ordered_at >= window.start).subquery()
         )
+        gaps = select(gaps.c.days).where(gaps.c.days.is_not(None)).subquery()
         histogram = select(gaps.c.days, func.count().label("n")).group_by(gaps.c.days).subquery()
         running = select(
             histogram.c.days,
@@ -412,12 +436,22 @@ class SqlAnalytics:
     async def cohorts(self, *, first_month: int, end: datetime) -> list[CohortRow]:
         """Per month of first order from ``first_month`` on: the cohort's size and how many of
         it ordered in each month since (month 0 is the first order's own month)."""
+        since = month_start(first_month)
+        prior = orders.alias("prior")
+        # Customers whose history starts within the months shown: no counted order before.
+        earlier = exists(
+            select(literal(1)).where(
+                prior.c.customer_id == orders.c.customer_id,
+                prior.c.status.not_in(VOID_STATUSES),
+                prior.c.ordered_at < since,
+            )
+        )
         first = (
             select(
                 orders.c.customer_id,
                 func.min(month_index(orders.c.ordered_at)).label("cohort"),
             )
-            .where(orders.c.customer_id.is_not(None), _counted(end))
+            .where(_known(end), orders.c.ordered_at >= since, ~earlier)
             .group_by(orders.c.customer_id)
             .subquery()
         )
@@ -425,11 +459,7 @@ class SqlAnalytics:
         statement = (
             select(first.c.cohort, offset, func.count(func.distinct(orders.c.customer_id)))
             .select_from(orders.join(first, first.c.customer_id == orders.c.customer_id))
-            .where(
-                _counted(end),
-                first.c.cohort >= first_month,
-                orders.c.ordered_at >= month_start(first_month),
-            )
+            .where(_counted(end), orders.c.ordered_at >= since)
             .group_by(first.c.cohort, offset)
             .order_by(first.c.cohort, offset)
         )
@@ -450,11 +480,11 @@ class SqlAnalytics:
 
     async def weekly_orders(self, *, since: datetime, end: datetime) -> list[tuple[int, int, int]]:
         """(week_index, first orders, repeat orders) of known customers, week by week."""
-        ranked = _ranked(end)
-        week = week_index(ranked.c.ordered_at).label("week")
+        first = _is_first(end)
+        week = week_index(orders.c.ordered_at).label("week")
         statement = (
-            select(week, _count_if(ranked.c.rank == 1), _count_if(ranked.c.rank > 1))
-            .where(ranked.c.ordered_at >= since)
+            select(week, _count_if(first), _count_if(~first))
+            .where(_known(end), orders.c.ordered_at >= since)
             .group_by(week)
             .order_by(week)
         )
