@@ -11,6 +11,7 @@ from typing import Literal, NoReturn
 from bot.cli import (
     describe_settings,
     export_customer,
+    export_data,
     fail,
     load_settings_and_rules,
     migrate_only,
@@ -39,6 +40,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         description="REF: a card number, a phone, @username, a Telegram id or tg:<id>.",
     )
     export.add_argument("ref", metavar="REF")
+    dump = commands.add_parser(
+        "export", help="write customers.csv, orders.csv and ledger.csv (UTF-8 with BOM) to DIR"
+    )
+    dump.add_argument("directory", type=Path, metavar="DIR")
     for kind in IMPORT_KINDS:
         description = None
         if f"import-{kind}" in argv:  # its own --help lists the columns
@@ -60,6 +65,8 @@ def main(argv: list[str] | None = None) -> NoReturn:
     configure_logging(settings.log_level)
     if args.command == "migrate":
         sys.exit(asyncio.run(migrate_only(settings)))
+    if args.command == "export":
+        sys.exit(asyncio.run(export_data(settings, rules, args.directory)))
     if args.command == "export-customer":
         sys.exit(asyncio.run(export_customer(settings, rules, args.ref)))
     if args.command in ("import-orders", "import-products"):

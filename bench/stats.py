@@ -17,7 +17,7 @@ import subprocess
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import AsyncExitStack
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -227,8 +227,10 @@ async def measure(db: Database, *, rounds: int) -> None:
     async def baseline() -> None:
         async with db.read() as conn:
             await conn.execute(
-                text("SELECT COUNT(*), SUM(total) FROM orders WHERE status NOT IN "
-                     "('cancelled', 'refunded')")
+                text(
+                    "SELECT COUNT(*), SUM(total) FROM orders WHERE status NOT IN "
+                    "('cancelled', 'refunded')"
+                )
             )
 
     async def summary() -> None:
@@ -256,7 +258,9 @@ async def measure(db: Database, *, rounds: int) -> None:
     for name, work in parts.items():
         print(f"    {name:<22} {await timed(work, rounds):.3f} s")
     stats = await analytics.collect(Period.MONTH, now=NOW)
-    print(f"    (predicted CLV by {'BG/NBD + Gamma-Gamma' if stats.forecast.fitted else 'formula'})")
+    print(
+        f"    (predicted CLV by {'BG/NBD + Gamma-Gamma' if stats.forecast.fitted else 'formula'})"
+    )
     plain = await timed(summary, rounds)
     charts = await timed(with_charts, rounds)
     print(f"  summary, every figure:  {plain:.3f} s  ({plain / base:.1f}x baseline; target 2 s)")

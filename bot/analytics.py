@@ -10,6 +10,7 @@ from scenarios.rules import Rules
 from storage.analytics import SqlAnalytics
 from storage.broadcasts import SqlBroadcasts
 from storage.database import Database
+from storage.export import SqlExport
 from storage.reminders import SqlReminders
 
 
@@ -29,4 +30,8 @@ def shop_analytics(db: Database, rules: Rules) -> ShopAnalytics:
 
 def analytics_services(db: Database, rules: Rules) -> dict[str, Any]:
     """What the stats and export handlers receive by name."""
-    return {"analytics": shop_analytics(db, rules), "charts": StatsCharts()}
+    return {
+        "analytics": shop_analytics(db, rules),
+        "charts": StatsCharts(),
+        "data_export": SqlExport(db),
+    }

@@ -69,7 +69,14 @@ def _ledger(after: int, limit: int) -> Select[Any]:
     c = ledger_entries.c
     return (
         select(
-            c.id, c.customer_id, c.kind, c.source, c.amount, c.paid_amount, c.reason, c.actor_id,
+            c.id,
+            c.customer_id,
+            c.kind,
+            c.source,
+            c.amount,
+            c.paid_amount,
+            c.reason,
+            c.actor_id,
             c.occurred_at,
         )
         .where(c.id > after)
