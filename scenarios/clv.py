@@ -102,7 +102,7 @@ def fitted_forecast(groups: Sequence[HistoryGroup], *, weeks: float) -> Forecast
     if purchase is None:
         return None
     r, alpha, a, b = (float(value) for value in purchase)
-    if a <= 1:  # the expectation below has no finite value then
+    if abs(a - 1) < 1e-6:  # the expectation below divides by a - 1 (valid on either side)
         return None
     repeat = x > 0
     # Spend in units of the mean order: v scales with the unit, p and q do not.
