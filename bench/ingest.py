@@ -26,12 +26,12 @@ import aiohttp
 
 from bench.common import backends, fresh_database, per_second
 from bot.api import create_api_app, start_api
-from bot.order_desk import create_order_desk
 from scenarios.clock import SystemClock
 from scenarios.importing import ORDER_COLUMNS, REQUIRED_ORDER_COLUMNS, import_orders, read_rows
 from scenarios.rules import Rules
 from storage.database import Database
 from storage.schema import audit_log, customers
+from tests.support.services import services_for
 
 CONCURRENT = 10  # several checkouts of the shop reporting at once
 ROUNDS = 3
@@ -105,7 +105,9 @@ async def bench_backend(db: Database, backend: str, orders: int) -> None:
     rules, clock = Rules(), SystemClock()
     port = free_port()
     runner = await start_api(
-        create_api_app(db=db, rules=rules, clock=clock, api_token=TOKEN), "127.0.0.1", port
+        create_api_app(services_for(db, rules=rules, clock=clock, followers=()), api_token=TOKEN),
+        "127.0.0.1",
+        port,
     )
     headers = {"Authorization": f"Bearer {TOKEN}"}
     url = f"http://127.0.0.1:{port}/api/v1/orders"
@@ -153,7 +155,7 @@ async def bench_backend(db: Database, backend: str, orders: int) -> None:
 
     text = csv_of("csv", range(orders))
     rows = read_rows(io.StringIO(text), columns=ORDER_COLUMNS, required=REQUIRED_ORDER_COLUMNS)
-    desk = create_order_desk(db=db, rules=rules, clock=clock)
+    desk = services_for(db, rules=rules, clock=clock, followers=()).order_desk
     started = asyncio.get_running_loop().time()
     summary = await import_orders(
         rows, desk=desk, uow=db, zone=ZoneInfo("Europe/Moscow"), currency="RUB"

@@ -35,7 +35,6 @@ from bot.api import create_api_app, start_api
 from bot.app import UPDATES_IN_FLIGHT
 from bot.dispatcher import create_dispatcher
 from bot.fsm_storage import DatabaseFsmStorage
-from bot.order_desk import order_followers
 from handlers.rating import rating_buttons
 from locales import create_i18n
 from locales.rendering import Renderer
@@ -50,6 +49,7 @@ from storage.outbox import SqlOutbox
 from storage.ratings import SqlRatings
 from tests.support.flow import BOT_TOKEN
 from tests.support.seed import member
+from tests.support.services import services_for
 
 API_TOKEN = "bench-token"
 API_CLIENTS = 4
@@ -319,14 +319,8 @@ async def measure_backend(
     )
     message_of = dict(zip(known, posted, strict=True))
     ours_dp = create_dispatcher(
-        db=db,
-        clock=clock,
-        i18n=i18n,
-        renderer=renderer,
-        rules=RULES,
+        services=services_for(db, rules=RULES, clock=clock, i18n=i18n, renderer=renderer),
         fsm_storage=DatabaseFsmStorage(SqlFsmStates(db), clock),
-        admin_ids=(),
-        staff_chat_id=None,
         version="bench",
         started_at=clock.now(),
     )
@@ -376,11 +370,7 @@ async def api_while_pressing(
     port = free_port()
     runner = await start_api(
         create_api_app(
-            db=db,
-            rules=RULES,
-            clock=clock,
-            api_token=API_TOKEN,
-            followers=order_followers(db=db, rules=RULES, clock=clock, zone=ZoneInfo("UTC")),
+            services_for(db, rules=RULES, clock=clock, zone=ZoneInfo("UTC")), api_token=API_TOKEN
         ),
         "127.0.0.1",
         port,

@@ -25,8 +25,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import insert, text
 
 from bench.common import backends, fresh_database
-from bot.reminders import ReminderSweeper
-from locales import create_i18n
+from bot.services import build_services
+from bot.settings import Settings
 from scenarios.clock import FixedClock
 from scenarios.orders import OrderEvent
 from scenarios.reminders import ReplenishmentFollower
@@ -132,9 +132,9 @@ async def measure(db: Database, *, pending: int, due: int) -> tuple[float, float
     seeded = time.perf_counter() - started
     clock = FixedClock(NOW)
     rules = Rules()
-    sweeper = ReminderSweeper(
-        db=db, i18n=create_i18n("en"), rules=rules, clock=clock, shop_zone=ZoneInfo("UTC")
-    )
+    sweeper = build_services(
+        Settings(_env_file=None, timezone="UTC", default_locale="en"), rules, db, clock
+    ).reminder_sweeper
 
     async def sweep_round(_n: int) -> None:
         handled = await sweeper.sweep_once()

@@ -32,7 +32,9 @@ from locales import create_i18n
 from scenarios.analytics import Period
 from scenarios.rules import Rules
 from storage.analytics import SqlAnalytics
+from storage.broadcasts import SqlBroadcasts
 from storage.database import Database
+from storage.reminders import SqlReminders
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 HISTORY_DAYS = 730
@@ -217,7 +219,7 @@ async def timed(work: Callable[[], Awaitable[Any]], rounds: int) -> float:
 
 async def measure(db: Database, *, rounds: int) -> None:
     rules = Rules()
-    analytics = shop_analytics(db, rules)
+    analytics = shop_analytics(db, rules, reminders=SqlReminders(db), broadcasts=SqlBroadcasts(db))
     store = SqlAnalytics(db)
     painter = StatsCharts()
     i18n = create_i18n("en")

@@ -1,24 +1,15 @@
-"""The periodic work of the points program: expiries and their warnings, tiers, gift batches."""
+"""The periodic work of the points program: expiries and their warnings, tiers, gift batches
+(built in bot/services.py)."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
 
-from scenarios.clock import Clock
 from scenarios.expiry_watch import ExpiryWatch
 from scenarios.gifts import GiftRunner
-from scenarios.ledger import PointsLedger
-from scenarios.rules import Rules
 from scenarios.tier_watch import TierWatch
-from scenarios.tiers import TierLadder
-from storage.account import SqlAccount
 from storage.availability import is_unavailable
-from storage.database import Database
-from storage.gifts import SqlGifts
-from storage.ledger import SqlLedger
-from storage.outbox import SqlOutbox
 
 log = logging.getLogger(__name__)
 
@@ -45,35 +36,3 @@ class AccountJobs:
                 continue
             if done:
                 log.info("account job %s: %s", name, done)
-
-
-def create_account_jobs(
-    *, db: Database, rules: Rules, clock: Clock, shop_zone: ZoneInfo
-) -> AccountJobs:
-    ledger = SqlLedger(db)
-    ladder = TierLadder.from_rules(rules.bonus, currency=rules.shop.currency)
-    points = PointsLedger(ledger, bonus=rules.bonus, ladder=ladder, clock=clock)
-    account = SqlAccount(db)
-    outbox = SqlOutbox(db)
-    return AccountJobs(
-        expiry=ExpiryWatch(
-            ledger=points,
-            lots=account,
-            outbox=outbox,
-            bonus=rules.bonus,
-            clock=clock,
-            shop_zone=shop_zone,
-        ),
-        tiers=TierWatch(
-            uow=db, store=account, reader=ledger, ladder=ladder, outbox=outbox, clock=clock
-        ),
-        gifts=GiftRunner(
-            uow=db,
-            store=SqlGifts(db),
-            ledger=points,
-            ladder=ladder,
-            outbox=outbox,
-            clock=clock,
-            batch=rules.gifts.batch_size,
-        ),
-    )

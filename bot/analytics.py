@@ -1,24 +1,23 @@
-"""Builds the shop-figures services (/stats, /export, GET /api/v1/stats) from the rules."""
+"""Builds the shop-figures service (/stats, GET /api/v1/stats) from the rules; the composition
+root (bot/services.py) calls it once."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from bot.charts import StatsCharts
 from scenarios.analytics import ShopAnalytics, StatsRules
 from scenarios.rules import Rules
 from storage.analytics import SqlAnalytics
 from storage.broadcasts import SqlBroadcasts
 from storage.database import Database
-from storage.export import SqlExport
 from storage.reminders import SqlReminders
 
 
-def shop_analytics(db: Database, rules: Rules) -> ShopAnalytics:
+def shop_analytics(
+    db: Database, rules: Rules, *, reminders: SqlReminders, broadcasts: SqlBroadcasts
+) -> ShopAnalytics:
     return ShopAnalytics(
         SqlAnalytics(db),
-        reminders=SqlReminders(db),
-        broadcasts=SqlBroadcasts(db),
+        reminders=reminders,
+        broadcasts=broadcasts,
         rules=StatsRules(
             sleeping_days=rules.segments.sleeping_days,
             lost_days=rules.segments.lost_days,
@@ -26,12 +25,3 @@ def shop_analytics(db: Database, rules: Rules) -> ShopAnalytics:
             conversion_days=rules.broadcasts.conversion_days,
         ),
     )
-
-
-def analytics_services(db: Database, rules: Rules) -> dict[str, Any]:
-    """What the stats and export handlers receive by name."""
-    return {
-        "analytics": shop_analytics(db, rules),
-        "charts": StatsCharts(),
-        "data_export": SqlExport(db),
-    }

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import os
-import socket
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
@@ -22,30 +20,20 @@ from aiogram.utils.i18n import I18n
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot.account_jobs import AccountJobs, create_account_jobs
+from bot.account_jobs import AccountJobs
 from bot.api import create_api_app, start_api
-from bot.broadcast_progress import BroadcastProgress
 from bot.delivery.sender import OutboxSender
 from bot.dispatcher import create_dispatcher
 from bot.fsm_storage import DatabaseFsmStorage
-from bot.order_desk import order_followers
-from bot.rating_expiry import RatingExpiry
-from bot.reminders import ReminderSweeper
-from bot.scheduler import create_scheduler
+from bot.services import Services, build_runtime, build_services
 from bot.settings import Settings
-from bot.signup import signup_services
 from handlers.menu import register_commands
-from locales import create_i18n
 from locales.rendering import Renderer
 from scenarios.clock import Clock, SystemClock
 from scenarios.rules import Rules
-from storage.broadcasts import SqlBroadcasts
-from storage.customers import SqlCustomers
 from storage.database import Database
 from storage.fsm import SqlFsmStates
 from storage.migrate import migrate
-from storage.outbox import SqlOutbox
-from storage.ratings import SqlRatings
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +66,7 @@ class Application:
     fsm_storage: BaseStorage
     sender: OutboxSender
     account_jobs: AccountJobs
+    services: Services
 
 
 def create_bot(settings: Settings) -> Bot:
@@ -91,18 +80,12 @@ def create_bot(settings: Settings) -> Bot:
     )
 
 
-def fraud_secret(settings: Settings) -> str | None:
-    secret = settings.fraud_hash_secret
-    return secret.get_secret_value() if secret is not None and secret.get_secret_value() else None
-
-
 def build_application(
     settings: Settings, rules: Rules, *, clock: Clock | None = None
 ) -> Application:
     clock = clock or SystemClock()
     db = Database(settings.database_url)
-    i18n = create_i18n(settings.default_locale)
-    renderer = Renderer(i18n, currency=rules.shop.currency, zone=settings.zone)
+    services = build_services(settings, rules, db, clock)
     fsm_states: SqlFsmStates | None = None
     fsm_storage: BaseStorage
     isolation: BaseEventIsolation | None = None
@@ -112,78 +95,32 @@ def build_application(
         # Several bot processes share one per-user lock through Redis.
         isolation = RedisEventIsolation(redis=redis_storage.redis)
     else:
-        fsm_states = SqlFsmStates(db)
+        fsm_states = services.fsm_states
         fsm_storage = DatabaseFsmStorage(fsm_states, clock)
     dispatcher = create_dispatcher(
-        db=db,
-        clock=clock,
-        i18n=i18n,
-        renderer=renderer,
-        rules=rules,
+        services=services,
         fsm_storage=fsm_storage,
-        admin_ids=settings.admin_ids,
-        staff_chat_id=settings.staff_chat_id,
         version=app_version(),
         started_at=clock.now(),
         events_isolation=isolation,
-        fraud_hash_secret=fraud_secret(settings),
     )
     bot = create_bot(settings)
-    sender = OutboxSender(
-        db=db,
-        bot=bot,
-        renderer=renderer,
-        i18n=i18n,
-        rules=rules,
-        clock=clock,
-        shop_zone=settings.zone,
-        worker_id=f"{socket.gethostname()}:{os.getpid()}",
-    )
-    dispatcher["sender"] = sender
-    account_jobs = create_account_jobs(db=db, rules=rules, clock=clock, shop_zone=settings.zone)
-    joining = signup_services(db=db, rules=rules, clock=clock, zone=settings.zone)
+    runtime = build_runtime(services, bot, fsm_states=fsm_states)
+    dispatcher["sender"] = runtime.sender
     return Application(
         settings=settings,
         rules=rules,
         clock=clock,
         db=db,
-        i18n=i18n,
-        renderer=renderer,
+        i18n=services.i18n,
+        renderer=services.renderer,
         bot=bot,
         dispatcher=dispatcher,
-        scheduler=create_scheduler(
-            rules=rules,
-            clock=clock,
-            fsm_states=fsm_states,
-            outbox=SqlOutbox(db),
-            broadcast_progress=BroadcastProgress(
-                broadcasts=SqlBroadcasts(db),
-                customers=SqlCustomers(db),
-                bot=bot,
-                renderer=renderer,
-                i18n=i18n,
-                rules=rules,
-                clock=clock,
-            ),
-            account_jobs=account_jobs,
-            referrals=joining.referrals,
-            birthdays=joining.birthdays,
-            reminders=ReminderSweeper(
-                db=db, i18n=i18n, rules=rules, clock=clock, shop_zone=settings.zone
-            ),
-            rating_expiry=RatingExpiry(
-                ratings=SqlRatings(db),
-                outbox=SqlOutbox(db),
-                bot=bot,
-                renderer=renderer,
-                i18n=i18n,
-                clock=clock,
-            ),
-            availability=db.availability,
-        ),
+        scheduler=runtime.scheduler,
         fsm_storage=fsm_storage,
-        sender=sender,
-        account_jobs=account_jobs,
+        sender=runtime.sender,
+        account_jobs=services.account_jobs,
+        services=services,
     )
 
 
@@ -236,15 +173,7 @@ async def start_shop_api(app: Application) -> web.AppRunner | None:
         log.warning("API_TOKEN is not set: the shop's HTTP API is off")
         return None
     runner = await start_api(
-        create_api_app(
-            db=app.db,
-            rules=app.rules,
-            clock=app.clock,
-            api_token=settings.api_token.get_secret_value(),
-            followers=order_followers(
-                db=app.db, rules=app.rules, clock=app.clock, zone=app.settings.zone
-            ),
-        ),
+        create_api_app(app.services, api_token=settings.api_token.get_secret_value()),
         settings.api_host,
         settings.api_port,
     )

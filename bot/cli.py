@@ -93,14 +93,13 @@ async def export_customer(settings: Settings, rules: Rules, ref: str) -> int:
     """``export-customer REF``: the customer's data as JSON on stdout, labelled in their
     language (what /my_data sends them). 1 when nobody matches, 2 for a malformed REF."""
     # Imported here, as in migrate_only: --help stays light.
-    from locales import create_i18n
+    from bot.services import build_services
     from locales.export import export_json
+    from scenarios.clock import SystemClock
     from scenarios.customers import resolve_locale
     from scenarios.orders import OrderProblem, parse_customer_ref, region_for
     from storage.database import Database
     from storage.migrate import migrate
-    from storage.orders import SqlOrders
-    from storage.privacy import SqlPersonalData
 
     try:
         parsed = parse_customer_ref(ref, region=region_for(rules.shop.currency))
@@ -108,9 +107,10 @@ async def export_customer(settings: Settings, rules: Rules, ref: str) -> int:
         print(f"error: {problem.message}", file=sys.stderr)
         return EXIT_BAD_SETTING
     db = Database(settings.database_url)
+    services = build_services(settings, rules, db, SystemClock())
     try:
         await migrate(db)
-        match = await SqlOrders(db).match_customer(
+        match = await services.order_store.match_customer(
             telegram_id=parsed.telegram_id,
             phone=parsed.phone,
             customer_id=parsed.customer_id,
@@ -120,7 +120,7 @@ async def export_customer(settings: Settings, rules: Rules, ref: str) -> int:
         if match is None:
             print(f"error: no customer matches {ref}", file=sys.stderr)
             return 1
-        data = await SqlPersonalData(db).collect(customer_id=match.id)
+        data = await services.personal_data.collect(customer_id=match.id)
     finally:
         await db.close()
     profile = data["profile"]
@@ -129,22 +129,23 @@ async def export_customer(settings: Settings, rules: Rules, ref: str) -> int:
         language_code=profile["language_code"],
         default=settings.default_locale,
     )
-    print(export_json(data, i18n=create_i18n(settings.default_locale), locale=locale))
+    print(export_json(data, i18n=services.i18n, locale=locale))
     return 0
 
 
 async def export_data(settings: Settings, rules: Rules, directory: Path) -> int:
     """``export DIR``: customers.csv, orders.csv and ledger.csv (what /export sends) in DIR."""
+    from bot.services import build_services
     from locales.csv_export import EXPORT_KINDS, csv_parts
+    from scenarios.clock import SystemClock
     from storage.database import Database
-    from storage.export import SqlExport
     from storage.migrate import migrate
 
     await asyncio.to_thread(directory.mkdir, parents=True, exist_ok=True)
     db = Database(settings.database_url)
+    export = build_services(settings, rules, db, SystemClock()).data_export
     try:
         await migrate(db)
-        export = SqlExport(db)
         for kind in EXPORT_KINDS:
             rows = 0
             # One file per kind: a disk takes what a Telegram upload does not.

@@ -5,14 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aiogram.utils.i18n import I18n
-
-from handlers.staff_alerts import alert_buttons, alert_text
+from handlers.staff_alerts import StaffAlerts
 from locales.rendering import Renderer
 from scenarios.ratings import alert_key
 from scenarios.reminders import reorder_key
 from scenarios.signup import StaffText
-from storage.database import Database
 from storage.ratings import SqlRatings
 from storage.reminders import SqlReminders
 
@@ -21,13 +18,19 @@ _GONE_ACTIONS = (":comp", ":reply")
 
 
 class StaffRedactor:
-    def __init__(self, *, db: Database, renderer: Renderer, i18n: I18n, locale: str) -> None:
-        """``locale``: the staff chat's language (staff.locale)."""
-        self._ratings = SqlRatings(db)
-        self._reminders = SqlReminders(db)
+    def __init__(
+        self,
+        *,
+        ratings: SqlRatings,
+        reminders: SqlReminders,
+        staff_alerts: StaffAlerts,
+        renderer: Renderer,
+    ) -> None:
+        self._ratings = ratings
+        self._reminders = reminders
+        self._alerts = staff_alerts
         self._renderer = renderer
-        self._i18n = i18n
-        self._locale = locale
+        self._locale = staff_alerts.locale  # the staff chat's language (staff.locale)
 
     async def redacted(
         self, *, alert_ids: Sequence[int], reminder_ids: Sequence[int]
@@ -42,12 +45,12 @@ class StaffRedactor:
                 continue
             rows = [
                 [b for b in row if not b["callback_data"].endswith(_GONE_ACTIONS)]
-                for row in alert_buttons(self._i18n, locale, alert)
+                for row in self._alerts.buttons(alert)
             ]
             texts.append(
                 StaffText(
                     key=alert_key(alert_id),
-                    text=alert_text(self._renderer, locale, alert, rating, waiting=False).text,
+                    text=self._alerts.text(alert, rating, waiting=False).text,
                     buttons=[row for row in rows if row] or None,
                 )
             )

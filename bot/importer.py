@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Literal, TextIO
 
-from bot.order_desk import create_order_desk, order_followers
+from bot.services import build_services
 from bot.settings import Settings
 from scenarios.clock import SystemClock
 from scenarios.importing import (
@@ -24,7 +24,6 @@ from scenarios.importing import (
 from scenarios.rules import Rules
 from storage.database import Database
 from storage.migrate import migrate
-from storage.products import SqlProducts
 
 Kind = Literal["orders", "products"]
 SHOWN_REJECTIONS = 50  # the rest are counted; a file with thousands of bad lines is one problem
@@ -109,16 +108,13 @@ async def run_import(
     db = Database(settings.database_url)
     clock = SystemClock()
     progress = ProgressBar(progress_stream, f"importing {kind}")
+    services = build_services(settings, rules, db, clock)
     try:
         await migrate(db)
         if kind == "orders":
-            followers = order_followers(db=db, rules=rules, clock=clock, zone=settings.zone)
-            desk = create_order_desk(
-                db=db, rules=rules, clock=clock, followers=followers, history=True
-            )
             summary = await import_orders(
                 rows,
-                desk=desk,
+                desk=services.history_desk,
                 uow=db,
                 zone=settings.zone,
                 currency=rules.shop.currency,
@@ -128,7 +124,7 @@ async def run_import(
             )
         else:
             summary = await import_products(
-                rows, store=SqlProducts(db), uow=db, clock=clock, progress=progress
+                rows, store=services.products, uow=db, clock=clock, progress=progress
             )
     finally:
         await db.close()

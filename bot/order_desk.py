@@ -1,62 +1,30 @@
-"""The order desk as the API and the CSV import share it, with what follows every order."""
+"""The order desk as the API and the CSV import share it (built in bot/services.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
-from zoneinfo import ZoneInfo
 
-from bot.account_jobs import create_account_jobs
-from bot.reminders import replenishment_follower
-from bot.signup import signup_services
-from handlers.rating import rating_buttons
 from scenarios.clock import Clock
 from scenarios.ledger import PointsLedger
-from scenarios.order_notices import OrderPointsNotices
-from scenarios.orders import OrderDesk, OrderFollower, OrderLimits
-from scenarios.ratings import RatingRequests
+from scenarios.orders import OrderDesk, OrderFollower, OrderLimits, UnitOfWork
 from scenarios.redeem_codes import RedeemCodes
 from scenarios.rules import Rules
 from scenarios.tiers import TierLadder, minor_units_per_major
-from storage.account import SqlAccount
-from storage.database import Database
 from storage.ledger import SqlLedger
 from storage.orders import SqlOrders
-from storage.outbox import SqlOutbox
-from storage.ratings import SqlRatings
-from storage.redeem_codes import SqlRedeemCodes
-
-
-def order_followers(
-    *, db: Database, rules: Rules, clock: Clock, zone: ZoneInfo
-) -> list[OrderFollower]:
-    """What follows every new order and status change, in the order's own transaction: the
-    customer told what their points did, tier announcements, referral rewards, replenishment
-    reminders, the rating request."""
-    return [
-        OrderPointsNotices(
-            customers=SqlAccount(db),
-            reader=SqlLedger(db),
-            outbox=SqlOutbox(db),
-            clock=clock,
-            zone=zone,
-        ),
-        create_account_jobs(db=db, rules=rules, clock=clock, shop_zone=zone).tiers,
-        signup_services(db=db, rules=rules, clock=clock, zone=zone).referrals,
-        replenishment_follower(db, rules=rules, clock=clock, shop_zone=zone),
-        RatingRequests(
-            store=SqlRatings(db),
-            outbox=SqlOutbox(db),
-            rules=rules.ratings,
-            clock=clock,
-            buttons=rating_buttons,
-        ),
-    ]
+from storage.preferences import SqlPreferences
 
 
 def create_order_desk(
     *,
-    db: Database,
+    uow: UnitOfWork,
+    orders: SqlOrders,
+    points: PointsLedger,
+    reader: SqlLedger,
+    ladder: TierLadder,
+    redeem_codes: RedeemCodes,
+    zones: SqlPreferences,
     rules: Rules,
     clock: Clock,
     followers: Sequence[OrderFollower] = (),
@@ -64,18 +32,12 @@ def create_order_desk(
 ) -> OrderDesk:
     """``history``: the CSV import, whose orders record points spent at the till long ago;
     they need no one-time code (the API's orders do, with ``bonus.redeem_requires_code``)."""
-    codes = (
-        RedeemCodes(SqlRedeemCodes(db), bonus=rules.bonus, clock=clock)
-        if rules.bonus.redeem_requires_code and not history
-        else None
-    )
-    ladder = TierLadder.from_rules(rules.bonus, currency=rules.shop.currency)
-    ledger = SqlLedger(db)
+    codes = redeem_codes if rules.bonus.redeem_requires_code and not history else None
     return OrderDesk(
-        uow=db,
-        orders=SqlOrders(db),
-        points=PointsLedger(ledger, bonus=rules.bonus, ladder=ladder, clock=clock),
-        reader=ledger,
+        uow=uow,
+        orders=orders,
+        points=points,
+        reader=reader,
         bonus=rules.bonus,
         ladder=ladder,
         currency=rules.shop.currency,
@@ -84,6 +46,7 @@ def create_order_desk(
         follow_up_horizon=timedelta(days=rules.orders.follow_up_horizon_days),
         redeem_codes=codes,
         limits=order_limits(rules),
+        zones=zones,
     )
 
 

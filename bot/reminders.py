@@ -13,9 +13,9 @@ from aiogram.utils.i18n import I18n
 from handlers.reminders import reminder_content
 from scenarios.clock import Clock
 from scenarios.customers import resolve_locale
-from scenarios.reminders import ReplenishmentFollower, refresh_learned_intervals, sweep
+from scenarios.orders import UnitOfWork
+from scenarios.reminders import refresh_learned_intervals, sweep
 from scenarios.rules import Rules
-from storage.database import Database
 from storage.outbox import SqlOutbox
 from storage.reminders import DueReminder, SqlReminders
 
@@ -45,12 +45,20 @@ class ReminderSweeper:
     """One tick: due reminders into the outbox, in bounded batches until none is due."""
 
     def __init__(
-        self, *, db: Database, i18n: I18n, rules: Rules, clock: Clock, shop_zone: ZoneInfo
+        self,
+        *,
+        uow: UnitOfWork,
+        store: SqlReminders,
+        outbox: SqlOutbox,
+        composer: ReminderComposer,
+        rules: Rules,
+        clock: Clock,
+        shop_zone: ZoneInfo,
     ) -> None:
-        self._db = db
-        self._store = SqlReminders(db)
-        self._outbox = SqlOutbox(db)
-        self._composer = ReminderComposer(i18n, snooze_days=rules.reminders.snooze_days)
+        self._uow = uow
+        self._store = store
+        self._outbox = outbox
+        self._composer = composer
         self._rules = rules
         self._clock = clock
         self._zone = shop_zone
@@ -70,7 +78,7 @@ class ReminderSweeper:
 
     async def sweep_once(self) -> int:
         return await sweep(
-            uow=self._db,
+            uow=self._uow,
             queue=self._store,
             outbox=self._outbox,
             composer=self._composer,
@@ -90,15 +98,3 @@ class ReminderSweeper:
         )
         if learned:
             log.info("reminders: learned intervals of %d product(s)", learned)
-
-
-def replenishment_follower(
-    db: Database, *, rules: Rules, clock: Clock, shop_zone: ZoneInfo
-) -> ReplenishmentFollower:
-    return ReplenishmentFollower(
-        store=SqlReminders(db),
-        rules=rules.reminders,
-        quiet=rules.quiet_hours,
-        shop_zone=shop_zone,
-        clock=clock,
-    )

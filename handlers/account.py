@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 from aiogram import Bot, F, Router
 from aiogram.filters import Command
 from aiogram.filters.callback_data import CallbackData
@@ -48,11 +50,12 @@ async def show_balance(
     ledger_reader: LedgerReader,
     tier_ladder: TierLadder,
     clock: Clock,
+    shop_zone: ZoneInfo,
 ) -> None:
     if customer.joined_at is None:
         await message.answer(join_first())
         return
-    view = await balance(ledger_reader, customer_id=customer.id, clock=clock, zone=renderer.zone)
+    view = await balance(ledger_reader, customer_id=customer.id, clock=clock, zone=shop_zone)
     status = await tier_status(
         ledger_reader, customer_id=customer.id, ladder=tier_ladder, clock=clock
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiogram import F, Router
 from aiogram.filters import Command, CommandObject
@@ -46,7 +47,6 @@ from scenarios.rules import Rules
 from scenarios.tiers import TierLadder
 from storage.account import SqlAccount
 from storage.customers import CustomerRecord
-from storage.database import Database
 from storage.orders import SqlOrders
 from storage.preferences import SqlPreferences
 from storage.ratings import SqlRatings
@@ -149,6 +149,7 @@ async def bonus(
     account_store: SqlAccount,
     ledger_reader: LedgerReader,
     tier_ladder: TierLadder,
+    shop_zone: ZoneInfo,
 ) -> None:
     try:
         request = parse_bonus(command.args)
@@ -156,7 +157,7 @@ async def bonus(
             order_store, account_store, request.ref, region=region_for(rules.shop.currency)
         )
         view = await account_view(
-            ledger_reader, found, ladder=tier_ladder, clock=clock, zone=renderer.zone
+            ledger_reader, found, ladder=tier_ladder, clock=clock, zone=shop_zone
         )
         preview = preview_bonus(view, request)
     except AdminProblem as problem:
@@ -290,7 +291,8 @@ async def customer_profile(
     tier_ladder: TierLadder,
     preferences: SqlPreferences,
     audit_log: AuditLog,
-    db: Database,
+    ratings: SqlRatings,
+    shop_zone: ZoneInfo,
 ) -> None:
     ref = (command.args or "").strip()
     try:
@@ -303,9 +305,7 @@ async def customer_profile(
         usage = _("Usage: /customer CUSTOMER (a phone, a card number, a Telegram id or @username)")
         await message.answer(problem_text(problem, usage))
         return
-    view = await account_view(
-        ledger_reader, found, ladder=tier_ladder, clock=clock, zone=renderer.zone
-    )
+    view = await account_view(ledger_reader, found, ladder=tier_ladder, clock=clock, zone=shop_zone)
     await message.answer(
         renderer.render(
             "customer_profile.html",
@@ -315,7 +315,7 @@ async def customer_profile(
             orders=await order_store.latest_for(customer_id=found.id, limit=5),
             muted=await preferences.muted_kinds(customer_id=found.id),
             audit=await audit_log.for_customer(customer_id=found.id, limit=5),
-            ratings=await SqlRatings(db).answered_by(customer_id=found.id, limit=5),
+            ratings=await ratings.answered_by(customer_id=found.id, limit=5),
         )
     )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 from aiogram import F, Router
 from aiogram.filters import Command
 from aiogram.filters.callback_data import CallbackData
@@ -89,6 +91,7 @@ async def birthday_typed(
     renderer: Renderer,
     locale: str,
     clock: Clock,
+    shop_zone: ZoneInfo,
 ) -> None:
     assert message.text is not None
     if customer.joined_at is None:  # erased since the question was asked
@@ -96,7 +99,7 @@ async def birthday_typed(
         await message.answer(not_a_member())
         return
     now = clock.now()
-    today = now.astimezone(renderer.zone).date()
+    today = now.astimezone(shop_zone).date()
     birthday = parse_birthday(message.text, today=today)
     if birthday is None:
         await message.answer(
@@ -118,7 +121,7 @@ async def birthday_typed(
         }
     )
     upcoming = next_birthday(birthday, today=today)
-    if not gift_eligible(birthday_set_at=now, birthday=upcoming, zone=renderer.zone):
+    if not gift_eligible(birthday_set_at=now, birthday=upcoming, zone=shop_zone):
         saved += "\n" + _(
             "It is less than 30 days away, so this time there is no birthday gift; "
             "from next year on there will be."

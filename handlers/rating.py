@@ -9,19 +9,15 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
-from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
 from handlers.editing import unless_unchanged
 from handlers.filters import ButtonNumber
-from handlers.staff_alerts import escalation, markup, post_alert, refresh_alert, staff_locale
+from handlers.staff_alerts import StaffAlerts, markup
 from locales.rendering import Renderer
-from scenarios.clock import Clock
 from scenarios.ratings import SCORES, Answer, RatingDesk, Verdict, request_context
 from scenarios.rules import Rules
 from storage.customers import CustomerRecord
-from storage.database import Database
-from storage.outbox import SqlOutbox
 from storage.ratings import RatingRecord, SqlRatings
 
 log = logging.getLogger(__name__)
@@ -96,18 +92,15 @@ async def rate(
     callback: CallbackQuery,
     callback_data: RateOrder,
     customer: CustomerRecord,
-    db: Database,
+    ratings: SqlRatings,
+    rating_desk: RatingDesk,
+    staff_alerts: StaffAlerts,
     rules: Rules,
-    clock: Clock,
     renderer: Renderer,
-    i18n: I18n,
     locale: str,
     state: FSMContext,
-    staff_chat_id: int | None,
 ) -> None:
-    ratings = SqlRatings(db)
-    desk = RatingDesk(store=ratings, rules=rules.ratings, clock=clock)
-    answer = await desk.rate(
+    answer = await rating_desk.rate(
         rating_id=callback_data.rating, customer_id=customer.id, score=callback_data.score
     )
     rating = answer.rating
@@ -133,24 +126,13 @@ async def rate(
         return
     await _show(callback, renderer, locale, ratings, rating, buttons=True)
     assert rating.score is not None
-    if desk.is_negative(rating.score):
+    if rating_desk.is_negative(rating.score):
         await callback.answer(_("Thank you for your honesty."))
-        await _escalate(callback, answer, db, rules, clock, renderer, i18n, state, staff_chat_id)
+        await _escalate(callback, answer, staff_alerts, state)
         return
     await callback.answer(_("Thank you for your rating!"))
     await state.clear()
-    # Changed from a negative score: the complaint is over, and the staff see why.
-    alert = await escalation(db, rules, clock).score_raised(rating)
-    if alert is not None:
-        await refresh_alert(
-            alert=alert,
-            rating=rating,
-            outbox=SqlOutbox(db),
-            renderer=renderer,
-            i18n=i18n,
-            locale=staff_locale(rules, i18n),
-            clock=clock,
-        )
+    await staff_alerts.score_raised(rating)
     if answer.previous is not None or not isinstance(callback.message, Message):
         return
     review = rules.ratings.review_url
@@ -164,23 +146,11 @@ async def rate(
 
 
 async def _escalate(
-    callback: CallbackQuery,
-    answer: Answer,
-    db: Database,
-    rules: Rules,
-    clock: Clock,
-    renderer: Renderer,
-    i18n: I18n,
-    state: FSMContext,
-    staff_chat_id: int | None,
+    callback: CallbackQuery, answer: Answer, staff_alerts: StaffAlerts, state: FSMContext
 ) -> None:
     rating = answer.rating
     assert rating is not None
-    if staff_chat_id is None:
-        # Nobody could resolve an alert, and an open one would mute the customer for good.
-        log.warning("negative rating of %s: STAFF_CHAT_ID is not set, no alert", rating.order_ref)
-    else:
-        await _alert_staff(rating, db, rules, clock, renderer, i18n, staff_chat_id)
+    await staff_alerts.raise_for(rating)
     if rating.comment is not None or not isinstance(callback.message, Message):
         return
     await state.set_state(RatingComment.waiting)
@@ -196,73 +166,25 @@ async def _escalate(
     )
 
 
-async def _alert_staff(
-    rating: RatingRecord,
-    db: Database,
-    rules: Rules,
-    clock: Clock,
-    renderer: Renderer,
-    i18n: I18n,
-    staff_chat_id: int,
-) -> None:
-    """Raise the rating's alert once and post it; a changed score updates the posted one."""
-    outbox = SqlOutbox(db)
-    alert, created = await escalation(db, rules, clock).raise_alert(rating)
-    if created:
-        await post_alert(
-            alert=alert,
-            rating=rating,
-            staff_chat_id=staff_chat_id,
-            outbox=outbox,
-            renderer=renderer,
-            i18n=i18n,
-            locale=staff_locale(rules, i18n),
-            clock=clock,
-        )
-    else:
-        await refresh_alert(
-            alert=alert,
-            rating=rating,
-            outbox=outbox,
-            renderer=renderer,
-            i18n=i18n,
-            locale=staff_locale(rules, i18n),
-            clock=clock,
-        )
-
-
 async def take_comment(
     message: Message,
     customer: CustomerRecord,
     state: FSMContext,
-    db: Database,
-    rules: Rules,
-    clock: Clock,
-    renderer: Renderer,
-    i18n: I18n,
+    rating_desk: RatingDesk,
+    staff_alerts: StaffAlerts,
 ) -> None:
     data = await state.get_data()
     await state.clear()
     rating_id = data.get("rating_id")
     if not isinstance(rating_id, int) or message.text is None:
         return
-    ratings = SqlRatings(db)
-    desk = RatingDesk(store=ratings, rules=rules.ratings, clock=clock)
-    rating = await desk.comment(rating_id=rating_id, customer_id=customer.id, text=message.text)
+    rating = await rating_desk.comment(
+        rating_id=rating_id, customer_id=customer.id, text=message.text
+    )
     if rating is None:
         return
     await message.answer(_("Thank you. Our team has your message and will get back to you."))
-    alert = await ratings.alert_for_rating(rating_id=rating.id)
-    if alert is not None:
-        await refresh_alert(
-            alert=alert,
-            rating=rating,
-            outbox=SqlOutbox(db),
-            renderer=renderer,
-            i18n=i18n,
-            locale=staff_locale(rules, i18n),
-            clock=clock,
-        )
+    await staff_alerts.refresh_for(rating)
 
 
 async def skip_comment(
@@ -270,13 +192,9 @@ async def skip_comment(
     callback_data: SkipComment,
     customer: CustomerRecord,
     state: FSMContext,
-    db: Database,
-    rules: Rules,
-    clock: Clock,
-    renderer: Renderer,
-    i18n: I18n,
+    ratings: SqlRatings,
+    staff_alerts: StaffAlerts,
 ) -> None:
-    ratings = SqlRatings(db)
     rating = await ratings.by_id(rating_id=callback_data.rating)
     if rating is None or rating.customer_id != customer.id:
         await callback.answer(
@@ -289,14 +207,5 @@ async def skip_comment(
     await callback.answer(_("All right. Thank you for your rating."))
     if isinstance(callback.message, Message):
         await callback.message.edit_reply_markup(reply_markup=None)
-    alert = await ratings.alert_for_rating(rating_id=rating.id)
-    if alert is not None:  # no comment is coming: the alert stops waiting for one
-        await refresh_alert(
-            alert=alert,
-            rating=rating,
-            outbox=SqlOutbox(db),
-            renderer=renderer,
-            i18n=i18n,
-            locale=staff_locale(rules, i18n),
-            clock=clock,
-        )
+    # No comment is coming: the alert stops waiting for one.
+    await staff_alerts.refresh_for(rating)

@@ -101,8 +101,8 @@ def reminder_content(items: Sequence[DueReminder], *, snooze_days: Sequence[int]
     }
 
 
-def _zone(customer: CustomerRecord, renderer: Renderer) -> ZoneInfo:
-    return ZoneInfo(customer.timezone) if customer.timezone else renderer.zone
+def _zone(customer: CustomerRecord, shop_zone: ZoneInfo) -> ZoneInfo:
+    return ZoneInfo(customer.timezone) if customer.timezone else shop_zone
 
 
 async def act(
@@ -116,6 +116,7 @@ async def act(
     staff_chat_id: int | None,
     locale: str,
     clock: Clock,
+    shop_zone: ZoneInfo,
 ) -> None:
     if callback_data.action == "snooze":
         outcome = await snooze(
@@ -124,7 +125,7 @@ async def act(
             customer_id=customer.id,
             days=callback_data.days,
             rules=rules.reminders,
-            zone=_zone(customer, renderer),
+            zone=_zone(customer, shop_zone),
             quiet=rules.quiet_hours,
             clock=clock,
         )

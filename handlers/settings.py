@@ -4,6 +4,7 @@ and their time zone, which quiet hours follow."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from zoneinfo import ZoneInfo
 
 from aiogram import F, Router
 from aiogram.filters import Command
@@ -13,7 +14,6 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from handlers.flags import READS_ONLY
-from locales.rendering import Renderer
 from locales.zones import zone_city, zone_label, zone_time
 from scenarios.clock import Clock
 from scenarios.preferences import (
@@ -61,10 +61,9 @@ class ZoneView:
     choices: tuple[str, ...]
 
 
-def zone_view(customer: CustomerRecord, renderer: Renderer, clock: Clock) -> ZoneView:
-    shop_zone = renderer.zone.key
-    choices = zone_choices(shop_zone, clock.now())
-    return ZoneView(zone=customer.timezone or shop_zone, choices=choices)
+def zone_view(customer: CustomerRecord, shop_zone: ZoneInfo, clock: Clock) -> ZoneView:
+    choices = zone_choices(shop_zone.key, clock.now())
+    return ZoneView(zone=customer.timezone or shop_zone.key, choices=choices)
 
 
 def settings_keyboard(
@@ -116,14 +115,14 @@ async def show_settings(
     message: Message,
     customer: CustomerRecord,
     preferences: SqlPreferences,
-    renderer: Renderer,
+    shop_zone: ZoneInfo,
     clock: Clock,
     locale: str,
 ) -> None:
     switches = await current(
         preferences, customer_id=customer.id, marketing_opt_in=customer.marketing_opt_in
     )
-    zones = zone_view(customer, renderer, clock)
+    zones = zone_view(customer, shop_zone, clock)
     await message.answer(settings_text(), reply_markup=settings_keyboard(switches, zones, locale))
 
 
@@ -134,7 +133,7 @@ async def flip(
     preferences: SqlPreferences,
     customers: SqlCustomers,
     clock: Clock,
-    renderer: Renderer,
+    shop_zone: ZoneInfo,
     locale: str,
 ) -> None:
     try:
@@ -151,7 +150,7 @@ async def flip(
         return
     await callback.answer(_("Saved."))
     if isinstance(callback.message, Message):
-        zones = zone_view(customer, renderer, clock)
+        zones = zone_view(customer, shop_zone, clock)
         await callback.message.edit_text(
             settings_text(), reply_markup=settings_keyboard(switches, zones, locale)
         )
@@ -162,14 +161,14 @@ async def zone_menu(
     callback_data: ZoneMenu,
     customer: CustomerRecord,
     preferences: SqlPreferences,
-    renderer: Renderer,
+    shop_zone: ZoneInfo,
     clock: Clock,
     locale: str,
 ) -> None:
     await callback.answer()
     if not isinstance(callback.message, Message):
         return
-    zones = zone_view(customer, renderer, clock)
+    zones = zone_view(customer, shop_zone, clock)
     if callback_data.open:
         await callback.message.edit_text(
             zones_text(), reply_markup=zones_keyboard(zones, locale, clock)
@@ -188,7 +187,7 @@ async def pick_zone(
     callback_data: ZonePick,
     customer: CustomerRecord,
     preferences: SqlPreferences,
-    renderer: Renderer,
+    shop_zone: ZoneInfo,
     clock: Clock,
     locale: str,
 ) -> None:
@@ -197,13 +196,13 @@ async def pick_zone(
             preferences,
             customer_id=customer.id,
             zone=callback_data.zone,
-            shop_zone=renderer.zone.key,
+            shop_zone=shop_zone.key,
             clock=clock,
         )
     except UnknownZoneError:
         await callback.answer(_("This button is out of date."), show_alert=True)
         return
-    zones = zone_view(replace(customer, timezone=stored), renderer, clock)
+    zones = zone_view(replace(customer, timezone=stored), shop_zone, clock)
     now = clock.now()
     await callback.answer(
         _("Saved: {place}, {time} there now.").format(

@@ -4,6 +4,7 @@ its QR code (/card) and the personal invite link (/invite)."""
 from __future__ import annotations
 
 import io
+from zoneinfo import ZoneInfo
 
 import segno
 from aiogram import Bot, F, Router
@@ -296,9 +297,10 @@ async def birthday_given(
     locale: str,
     clock: Clock,
     rules: Rules,
+    shop_zone: ZoneInfo,
 ) -> None:
     assert message.text is not None
-    today = clock.now().astimezone(renderer.zone).date()
+    today = clock.now().astimezone(shop_zone).date()
     birthday = parse_birthday(message.text, today=today)
     if birthday is None:
         await message.answer(

@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramAPIError
@@ -27,16 +27,14 @@ from scenarios.delivery import Category, Outgoing, enqueue, fits
 from scenarios.ledger import PointsLedger
 from scenarios.ratings import (
     STAFF_ALERT_KIND,
+    Compensation,
     CompensationResult,
     Escalation,
     alert_is_open,
     alert_key,
 )
 from scenarios.rules import Rules
-from scenarios.tiers import TierLadder
 from storage.audit import SqlAuditLog
-from storage.database import Database
-from storage.ledger import SqlLedger
 from storage.outbox import SqlOutbox
 from storage.ratings import AlertRecord, RatingRecord, SqlRatings
 
@@ -75,17 +73,6 @@ def create_router() -> Router:
 def staff_locale(rules: Rules, i18n: I18n) -> str:
     """The staff chat's one language: ``staff.locale``, else DEFAULT_LOCALE."""
     return rules.staff.locale_or(i18n.default_locale)
-
-
-def escalation(db: Database, rules: Rules, clock: Clock) -> Escalation:
-    ledger = SqlLedger(db)
-    return Escalation(
-        store=SqlRatings(db),
-        outbox=SqlOutbox(db),
-        reader=ledger,
-        ladder=TierLadder.from_rules(rules.bonus, currency=rules.shop.currency),
-        clock=clock,
-    )
 
 
 # ---- what the alert looks like -----------------------------------------------------------
@@ -160,38 +147,6 @@ def comment_text(renderer: Renderer, locale: str, rating: RatingRecord) -> str:
     )
 
 
-async def _comment_apart(
-    *,
-    shown: AlertText,
-    alert: AlertRecord,
-    rating: RatingRecord,
-    chat_id: int,
-    outbox: SqlOutbox,
-    renderer: Renderer,
-    locale: str,
-    clock: Clock,
-) -> None:
-    """Queue the comment as a reply to the alert, once, when the alert has no room for it."""
-    if not shown.comment_apart or not rating.comment:
-        return
-    key = alert_key(alert.id)
-    await enqueue(
-        outbox,
-        Outgoing(
-            dedupe_key=f"{key}:comment",
-            chat_id=chat_id,
-            category=Category.TRANSACTIONAL,
-            kind=STAFF_ALERT_COMMENT_KIND,
-            content={
-                "text": comment_text(renderer, locale, rating),
-                "reply_to": key,
-                "locale": locale,
-            },
-        ),
-        clock=clock,
-    )
-
-
 def alert_buttons(i18n: I18n, locale: str, alert: AlertRecord) -> list[list[dict[str, str]]]:
     """Rows of {text, callback_data}: what staff may still do with this alert."""
     with i18n.use_locale(locale):
@@ -244,101 +199,238 @@ def markup(rows: list[list[dict[str, str]]]) -> InlineKeyboardMarkup | None:
     )
 
 
-async def post_alert(
-    *,
-    alert: AlertRecord,
-    rating: RatingRecord,
-    staff_chat_id: int | None,
-    outbox: SqlOutbox,
-    renderer: Renderer,
-    i18n: I18n,
-    locale: str,
-    clock: Clock,
-) -> None:
-    """Queue the alert for the staff chat: transactional, so it goes at once, paced by the
-    group limit (20 a minute); a burst waits in the queue, nothing is dropped. In the staff
-    chat's language (``staff_locale``), whatever the customer's."""
-    if staff_chat_id is None:
-        log.warning("negative rating of %s: STAFF_CHAT_ID is not set, no alert", rating.order_ref)
-        return
-    shown = alert_text(renderer, locale, alert, rating, waiting=True)
-    await enqueue(
-        outbox,
-        Outgoing(
-            dedupe_key=alert_key(alert.id),
-            chat_id=staff_chat_id,
-            category=Category.TRANSACTIONAL,
-            kind=STAFF_ALERT_KIND,
-            content={
-                "text": shown.text,
-                "buttons": alert_buttons(i18n, locale, alert),
-                "locale": locale,
-            },
-        ),
-        clock=clock,
-    )
-    await _comment_apart(
-        shown=shown,
-        alert=alert,
-        rating=rating,
-        chat_id=staff_chat_id,
-        outbox=outbox,
-        renderer=renderer,
-        locale=locale,
-        clock=clock,
-    )
+class GroupPace(Protocol):
+    """The delivery engine's per-group window (bot/delivery/limiter.py), which every message to
+    the staff chat counts against, the outbox's and the edits made in answer to a press."""
+
+    def group_has_room(self, chat_id: int) -> bool: ...
+
+    def count_group_send(self, chat_id: int) -> None: ...
 
 
-async def refresh_alert(
-    *,
-    alert: AlertRecord,
-    rating: RatingRecord,
-    outbox: SqlOutbox,
-    renderer: Renderer,
-    i18n: I18n,
-    locale: str,
-    clock: Clock,
-) -> None:
-    """Show a late comment, a changed score or a closed complaint in the alert, wherever the
-    alert is by now: still queued (its content is replaced), or sent or on its way (an edit is
-    queued behind it, paced by the group limit like any message to the staff chat; should the
-    alert never have arrived, the edit goes as a message of its own, so nothing is lost)."""
-    key = alert_key(alert.id)
-    queued = await outbox.by_key(dedupe_key=key)
-    if queued is None:
-        return
-    shown = alert_text(renderer, locale, alert, rating, waiting=False)
-    await _comment_apart(
-        shown=shown,
-        alert=alert,
-        rating=rating,
-        chat_id=queued.chat_id,
-        outbox=outbox,
-        renderer=renderer,
-        locale=locale,
-        clock=clock,
-    )
-    text = shown.text
-    rows = alert_buttons(i18n, locale, alert)
-    payload: dict[str, Any] = {"text": text, "buttons": rows, "locale": locale}
-    now = clock.now()
-    if await outbox.replace_waiting_payload(dedupe_key=key, payload=payload, now=now):
-        return
-    # Only the newest content matters: an edit still waiting is replaced by this one.
-    edits = f"{key}:edit:"
-    await outbox.supersede(key_prefix=edits, reason="superseded by a newer edit", now=now)
-    digest = hashlib.sha256(f"{now.isoformat()}\n{text}".encode()).hexdigest()[:16]
-    await enqueue(
-        outbox,
-        Outgoing(
-            dedupe_key=f"{edits}{digest}",
-            chat_id=queued.chat_id,
-            category=Category.TRANSACTIONAL,
-            kind=STAFF_ALERT_EDIT_KIND,
-            content={**payload, "edit_of": key},
-        ),
-        clock=clock,
-    )
+class StaffAlerts:
+    """A negative rating's alert in the staff chat, built once: posted, refreshed, compensated
+    and replied to through here, so every message and edit of it goes through the delivery
+    engine (the outbox, or in answer to a press the same group limit), in the staff chat's
+    one language (``staff_locale``)."""
+
+    def __init__(
+        self,
+        *,
+        staff_chat_id: int | None,
+        escalation: Escalation,
+        ratings: SqlRatings,
+        outbox: SqlOutbox,
+        points: PointsLedger,
+        audit: SqlAuditLog,
+        pace: GroupPace,
+        renderer: Renderer,
+        i18n: I18n,
+        rules: Rules,
+        clock: Clock,
+    ) -> None:
+        self.staff_chat_id = staff_chat_id
+        self.escalation = escalation
+        self._ratings = ratings
+        self._outbox = outbox
+        self._points = points
+        self._audit = audit
+        self._pace = pace
+        self._renderer = renderer
+        self._i18n = i18n
+        self._rules = rules
+        self._clock = clock
+        self.locale = staff_locale(rules, i18n)
+
+    # -- what it looks like --------------------------------------------------------------------
+
+    def text(self, alert: AlertRecord, rating: RatingRecord, *, waiting: bool) -> AlertText:
+        return alert_text(self._renderer, self.locale, alert, rating, waiting=waiting)
+
+    def buttons(self, alert: AlertRecord) -> list[list[dict[str, str]]]:
+        return alert_buttons(self._i18n, self.locale, alert)
+
+    def compensation_buttons(self, alert: AlertRecord) -> list[list[dict[str, str]]]:
+        presets = self._rules.ratings.compensation_points
+        return compensation_buttons(self._i18n, self.locale, alert, presets)
+
+    # -- the customer's side: a low score, a comment, a better score ---------------------------
+
+    async def raise_for(self, rating: RatingRecord) -> None:
+        """Raise the rating's alert once and post it; a changed score updates the posted one."""
+        if self.staff_chat_id is None:
+            # Nobody could resolve an alert, and an open one would mute the customer for good.
+            log.warning(
+                "negative rating of %s: STAFF_CHAT_ID is not set, no alert", rating.order_ref
+            )
+            return
+        alert, created = await self.escalation.raise_alert(rating)
+        if created:
+            await self.post(alert, rating, staff_chat_id=self.staff_chat_id)
+        else:
+            await self.refresh(alert, rating)
+
+    async def score_raised(self, rating: RatingRecord) -> None:
+        """Changed from a negative score: the complaint is over, and the staff see why."""
+        alert = await self.escalation.score_raised(rating)
+        if alert is not None:
+            await self.refresh(alert, rating)
+
+    async def refresh_for(self, rating: RatingRecord) -> None:
+        """The rating's alert, if it has one, shows what changed (a comment, or none coming)."""
+        alert = await self._ratings.alert_for_rating(rating_id=rating.id)
+        if alert is not None:
+            await self.refresh(alert, rating)
+
+    async def post(self, alert: AlertRecord, rating: RatingRecord, *, staff_chat_id: int) -> None:
+        """Queue the alert for the staff chat: transactional, so it goes at once, paced by the
+        group limit (20 a minute); a burst waits in the queue, nothing is dropped."""
+        shown = self.text(alert, rating, waiting=True)
+        await enqueue(
+            self._outbox,
+            Outgoing(
+                dedupe_key=alert_key(alert.id),
+                chat_id=staff_chat_id,
+                category=Category.TRANSACTIONAL,
+                kind=STAFF_ALERT_KIND,
+                content={"text": shown.text, "buttons": self.buttons(alert), "locale": self.locale},
+            ),
+            clock=self._clock,
+        )
+        await self._comment_apart(shown, alert, rating, chat_id=staff_chat_id)
+
+    async def refresh(self, alert: AlertRecord, rating: RatingRecord) -> None:
+        """Show a late comment, a changed score or a closed complaint in the alert, wherever
+        the alert is by now: still queued (its content is replaced), or sent or on its way (an
+        edit is queued behind it, paced by the group limit like any message to the staff chat;
+        should the alert never have arrived, the edit goes as a message of its own, so nothing
+        is lost)."""
+        key = alert_key(alert.id)
+        queued = await self._outbox.by_key(dedupe_key=key)
+        if queued is None:
+            return
+        shown = self.text(alert, rating, waiting=False)
+        await self._comment_apart(shown, alert, rating, chat_id=queued.chat_id)
+        payload: dict[str, Any] = {
+            "text": shown.text,
+            "buttons": self.buttons(alert),
+            "locale": self.locale,
+        }
+        now = self._clock.now()
+        if await self._outbox.replace_waiting_payload(dedupe_key=key, payload=payload, now=now):
+            return
+        await self._queue_edit(alert, chat_id=queued.chat_id, payload=payload)
+
+    async def _queue_edit(
+        self, alert: AlertRecord, *, chat_id: int, payload: dict[str, Any]
+    ) -> None:
+        key = alert_key(alert.id)
+        now = self._clock.now()
+        # Only the newest content matters: an edit still waiting is replaced by this one.
+        edits = f"{key}:edit:"
+        await self._outbox.supersede(key_prefix=edits, reason="superseded by a newer edit", now=now)
+        digest = hashlib.sha256(f"{now.isoformat()}\n{payload['text']}".encode()).hexdigest()[:16]
+        await enqueue(
+            self._outbox,
+            Outgoing(
+                dedupe_key=f"{edits}{digest}",
+                chat_id=chat_id,
+                category=Category.TRANSACTIONAL,
+                kind=STAFF_ALERT_EDIT_KIND,
+                content={**payload, "edit_of": key},
+            ),
+            clock=self._clock,
+        )
+
+    async def _comment_apart(
+        self, shown: AlertText, alert: AlertRecord, rating: RatingRecord, *, chat_id: int
+    ) -> None:
+        """Queue the comment as a reply to the alert, once, when the alert has no room for it."""
+        if not shown.comment_apart or not rating.comment:
+            return
+        key = alert_key(alert.id)
+        await enqueue(
+            self._outbox,
+            Outgoing(
+                dedupe_key=f"{key}:comment",
+                chat_id=chat_id,
+                category=Category.TRANSACTIONAL,
+                kind=STAFF_ALERT_COMMENT_KIND,
+                content={
+                    "text": comment_text(self._renderer, self.locale, rating),
+                    "reply_to": key,
+                    "locale": self.locale,
+                },
+            ),
+            clock=self._clock,
+        )
+
+    # -- the staff's side: presses on the alert ------------------------------------------------
+
+    async def show(
+        self,
+        message: Message,
+        alert: AlertRecord,
+        rows: list[list[dict[str, str]]] | None = None,
+    ) -> None:
+        """The pressed alert as it is now (or with ``rows``, the compensation presets): edited
+        at once while the staff chat's group window has room, else queued behind it."""
+        rating = await self._ratings.by_id(rating_id=alert.rating_id)
+        if rating is None:
+            return
+        shown = self.text(alert, rating, waiting=False)
+        # This edit shows the alert as it is now: a queued edit with older content must not
+        # land after it and undo it.
+        await self._outbox.supersede(
+            key_prefix=f"{alert_key(alert.id)}:edit:",
+            reason="superseded by a staff press",
+            now=self._clock.now(),
+        )
+        chat_id = message.chat.id
+        # A longer staff name may have pushed the comment out: it must not be lost then either.
+        await self._comment_apart(shown, alert, rating, chat_id=chat_id)
+        buttons = rows if rows is not None else self.buttons(alert)
+        if not self._pace.group_has_room(chat_id):
+            payload = {"text": shown.text, "buttons": buttons, "locale": self.locale}
+            await self._queue_edit(alert, chat_id=chat_id, payload=payload)
+            return
+        self._pace.count_group_send(chat_id)
+        with unless_unchanged():
+            await message.edit_text(shown.text, reply_markup=markup(buttons))
+
+    async def take(self, alert: AlertRecord, *, by: int, name: str) -> bool:
+        return await self.escalation.take(alert_id=alert.id, by=by, name=name)
+
+    async def resolve(self, alert: AlertRecord, *, by: int, name: str) -> bool:
+        return await self.escalation.resolve(alert_id=alert.id, by=by, name=name)
+
+    async def compensate(self, *, alert_id: int, points: int, by: int, name: str) -> Compensation:
+        """Points to the customer once per alert, from the configured presets only."""
+        return await self.escalation.compensate(
+            alert_id=alert_id,
+            points=points,
+            by=by,
+            name=name,
+            presets=self._rules.ratings.compensation_points,
+            ledger=self._points,
+            audit=self._audit,
+        )
+
+    async def reply(self, *, alert_id: int, message_id: int, text: str, name: str) -> bool:
+        """The staff member's reply to the customer, signed as the shop; False: unreachable."""
+        return await self.escalation.relay_reply(
+            alert_id=alert_id,
+            message_id=message_id,
+            text=text,
+            name=name,
+            shop=self._rules.shop.name,
+        )
+
+    async def refresh_by_id(self, alert_id: int) -> None:
+        alert = await self._ratings.alert(alert_id=alert_id)
+        rating = await self._ratings.by_id(rating_id=alert.rating_id) if alert is not None else None
+        if alert is not None and rating is not None:
+            await self.refresh(alert, rating)
 
 
 # ---- staff presses -----------------------------------------------------------------------
@@ -399,45 +491,6 @@ def staff_name(user: User) -> str:
     return f"{user.full_name} (@{user.username})" if user.username else user.full_name
 
 
-async def _edit_alert(
-    callback: CallbackQuery,
-    alert: AlertRecord,
-    db: Database,
-    clock: Clock,
-    renderer: Renderer,
-    i18n: I18n,
-    locale: str,
-    rows: list[list[dict[str, str]]] | None = None,
-) -> None:
-    if not isinstance(callback.message, Message):
-        return
-    rating = await SqlRatings(db).by_id(rating_id=alert.rating_id)
-    if rating is None:
-        return
-    shown = alert_text(renderer, locale, alert, rating, waiting=False)
-    # This edit shows the alert as it is now: a queued edit with older content must not land
-    # after it and undo it.
-    await SqlOutbox(db).supersede(
-        key_prefix=f"{alert_key(alert.id)}:edit:",
-        reason="superseded by a staff press",
-        now=clock.now(),
-    )
-    # A longer staff name may have pushed the comment out: it must not be lost then either.
-    await _comment_apart(
-        shown=shown,
-        alert=alert,
-        rating=rating,
-        chat_id=callback.message.chat.id,
-        outbox=SqlOutbox(db),
-        renderer=renderer,
-        locale=locale,
-        clock=clock,
-    )
-    buttons = rows if rows is not None else alert_buttons(i18n, locale, alert)
-    with unless_unchanged():
-        await callback.message.edit_text(shown.text, reply_markup=markup(buttons))
-
-
 async def _refused_unless_staff(
     callback: CallbackQuery, bot: Bot, staff_membership: StaffMembership
 ) -> bool:
@@ -452,31 +505,26 @@ async def press_alert(
     callback: CallbackQuery,
     callback_data: AlertPress,
     bot: Bot,
-    db: Database,
-    rules: Rules,
-    clock: Clock,
-    renderer: Renderer,
-    i18n: I18n,
+    ratings: SqlRatings,
+    staff_alerts: StaffAlerts,
     state: FSMContext,
     staff_membership: StaffMembership,
 ) -> None:
     if await _refused_unless_staff(callback, bot, staff_membership):
         return
-    ratings = SqlRatings(db)
     alert = await ratings.alert(alert_id=callback_data.alert, lock=True)
     if alert is None:
         await callback.answer(_("This button is out of date."), show_alert=True)
         return
-    desk = escalation(db, rules, clock)
     name = staff_name(callback.from_user)
     action = callback_data.action
     if action == "take":
-        if not await desk.take(alert_id=alert.id, by=callback.from_user.id, name=name):
+        if not await staff_alerts.take(alert, by=callback.from_user.id, name=name):
             await callback.answer(_("This alert is already resolved."))
         else:
             await callback.answer(_("It is yours now."))
     elif action == "resolve":
-        if not await desk.resolve(alert_id=alert.id, by=callback.from_user.id, name=name):
+        if not await staff_alerts.resolve(alert, by=callback.from_user.id, name=name):
             await callback.answer(_("This alert is already resolved."))
         else:
             await callback.answer(_("Marked as resolved."))
@@ -485,12 +533,10 @@ async def press_alert(
             await callback.answer(_("This alert was already compensated."), show_alert=True)
         else:
             await callback.answer(_("How many points?"))
-            presets = compensation_buttons(
-                i18n, staff_locale(rules, i18n), alert, rules.ratings.compensation_points
-            )
-            await _edit_alert(
-                callback, alert, db, clock, renderer, i18n, staff_locale(rules, i18n), presets
-            )
+            if isinstance(callback.message, Message):
+                await staff_alerts.show(
+                    callback.message, alert, staff_alerts.compensation_buttons(alert)
+                )
             return
     elif action == "reply":
         await state.set_state(StaffReply.waiting)
@@ -506,40 +552,28 @@ async def press_alert(
         await callback.answer(_("This button is out of date."), show_alert=True)
         return
     changed = await ratings.alert(alert_id=alert.id)
-    if changed is not None:
-        await _edit_alert(callback, changed, db, clock, renderer, i18n, staff_locale(rules, i18n))
+    if changed is not None and isinstance(callback.message, Message):
+        await staff_alerts.show(callback.message, changed)
 
 
 async def press_compensate(
     callback: CallbackQuery,
     callback_data: CompensatePress,
     bot: Bot,
-    db: Database,
-    rules: Rules,
-    clock: Clock,
-    renderer: Renderer,
+    ratings: SqlRatings,
+    staff_alerts: StaffAlerts,
     i18n: I18n,
     staff_membership: StaffMembership,
 ) -> None:
     if await _refused_unless_staff(callback, bot, staff_membership):
         return
-    ledger = SqlLedger(db)
-    points_ledger = PointsLedger(
-        ledger,
-        bonus=rules.bonus,
-        ladder=TierLadder.from_rules(rules.bonus, currency=rules.shop.currency),
-        clock=clock,
-    )
-    outcome = await escalation(db, rules, clock).compensate(
+    outcome = await staff_alerts.compensate(
         alert_id=callback_data.alert,
         points=callback_data.points,
         by=callback.from_user.id,
         name=staff_name(callback.from_user),
-        presets=rules.ratings.compensation_points,
-        ledger=points_ledger,
-        audit=SqlAuditLog(db),
     )
-    shown = format_points(outcome.points, i18n, staff_locale(rules, i18n))
+    shown = format_points(outcome.points, i18n, staff_alerts.locale)
     if outcome.result is CompensationResult.GRANTED:
         await callback.answer(_("Granted {points}; the customer is told.").format(points=shown))
     elif outcome.result is CompensationResult.ALREADY:
@@ -550,49 +584,26 @@ async def press_compensate(
     else:
         await callback.answer(_("This button is out of date."), show_alert=True)
         return
-    ratings = SqlRatings(db)
     alert = await ratings.alert(alert_id=callback_data.alert)
-    if alert is not None:
-        await _edit_alert(callback, alert, db, clock, renderer, i18n, staff_locale(rules, i18n))
+    if alert is not None and isinstance(callback.message, Message):
+        await staff_alerts.show(callback.message, alert)
 
 
-async def relay_reply(
-    message: Message,
-    state: FSMContext,
-    db: Database,
-    rules: Rules,
-    clock: Clock,
-    renderer: Renderer,
-    i18n: I18n,
-) -> None:
+async def relay_reply(message: Message, state: FSMContext, staff_alerts: StaffAlerts) -> None:
     """The staff member's next message after Reply goes to the customer, signed as the shop."""
     data = await state.get_data()
     await state.clear()
     alert_id = data.get("alert_id")
     if message.from_user is None or not isinstance(alert_id, int) or message.text is None:
         return
-    desk = escalation(db, rules, clock)
-    relayed = await desk.relay_reply(
+    relayed = await staff_alerts.reply(
         alert_id=alert_id,
         message_id=message.message_id,
         text=message.text,
         name=staff_name(message.from_user),
-        shop=rules.shop.name,
     )
     if not relayed:
         await message.reply(_("This customer cannot be reached from here."))
         return
     await message.reply(_("Sent to the customer."))
-    ratings = SqlRatings(db)
-    alert = await ratings.alert(alert_id=alert_id)
-    rating = await ratings.by_id(rating_id=alert.rating_id) if alert is not None else None
-    if alert is not None and rating is not None:
-        await refresh_alert(
-            alert=alert,
-            rating=rating,
-            outbox=SqlOutbox(db),
-            renderer=renderer,
-            i18n=i18n,
-            locale=staff_locale(rules, i18n),
-            clock=clock,
-        )
+    await staff_alerts.refresh_by_id(alert_id)

@@ -24,7 +24,6 @@ from handlers.stats_charts import ChartPainter, stats_charts
 from locales.rendering import Renderer
 from scenarios.analytics import Period, ShopAnalytics
 from scenarios.clock import Clock
-from storage.database import Database
 from storage.ratings import SqlRatings
 
 SECTIONS = (
@@ -117,20 +116,20 @@ async def render_view(
     renderer: Renderer,
     locale: str,
     analytics: ShopAnalytics,
-    db: Database,
+    ratings: SqlRatings,
     clock: Clock,
 ) -> str:
     now = clock.now()
     stats = await analytics.collect(period, now=now)
     context: dict[str, object] = {"stats": stats, "period_label": _period_label(period)}
     if section == "satisfaction":
-        ratings = await SqlRatings(db).stats(now=now)
-        context["ratings"] = ratings
+        rated = await ratings.stats(now=now)
+        context["ratings"] = rated
         context["median"] = (
             format_timedelta(
-                timedelta(seconds=ratings.median_resolve_seconds), threshold=1.5, locale=locale
+                timedelta(seconds=rated.median_resolve_seconds), threshold=1.5, locale=locale
             )
-            if ratings.median_resolve_seconds is not None
+            if rated.median_resolve_seconds is not None
             else None
         )
     if section == "engagement":
@@ -143,7 +142,7 @@ async def show_stats(
     message: Message,
     renderer: Renderer,
     locale: str,
-    db: Database,
+    ratings: SqlRatings,
     clock: Clock,
     analytics: ShopAnalytics,
 ) -> None:
@@ -153,7 +152,7 @@ async def show_stats(
         renderer=renderer,
         locale=locale,
         analytics=analytics,
-        db=db,
+        ratings=ratings,
         clock=clock,
     )
     await message.answer(text, reply_markup=stats_keyboard(DEFAULT_PERIOD, "summary"))
@@ -164,7 +163,7 @@ async def switch_view(
     callback_data: StatsView,
     renderer: Renderer,
     locale: str,
-    db: Database,
+    ratings: SqlRatings,
     clock: Clock,
     analytics: ShopAnalytics,
 ) -> None:
@@ -174,7 +173,7 @@ async def switch_view(
         renderer=renderer,
         locale=locale,
         analytics=analytics,
-        db=db,
+        ratings=ratings,
         clock=clock,
     )
     markup = stats_keyboard(callback_data.period, callback_data.section)

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
+from functools import cache
 from typing import Protocol
+from zoneinfo import available_timezones
 
 import phonenumbers
 
@@ -27,9 +29,16 @@ from scenarios.ledger import (
     redeem_limit,
     tier_status,
 )
+from scenarios.preferences import ZoneStore
 from scenarios.rules import Bonus
 from scenarios.tiers import TierLadder, minor_units_per_major, percent_to_basis_points
-from storage.orders import CustomerMatch, NewOrder, OrderLine, StoredOrder
+from storage.orders import (
+    ERASED_FINGERPRINT,
+    CustomerMatch,
+    NewOrder,
+    OrderLine,
+    StoredOrder,
+)
 from storage.redeem_codes import CodeCheck
 
 MAX_ORDER_ID = 64  # orders.order_ref
@@ -98,6 +107,8 @@ class RawCustomer:
     phone: str | None = None
     telegram_id: int | None = None
     name: str | None = None
+    # The IANA zone the shop knows the customer lives in (quiet hours follow it).
+    time_zone: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +211,7 @@ class ValidOrder:
     lines: tuple[OrderLine, ...]
     bonus_redeemed: int
     fingerprint: str
+    time_zone: str | None = None
 
 
 def telegram_id_problem(value: int) -> str | None:
@@ -297,6 +309,7 @@ def validate_order(
     )
     if id_problem is not None:
         raise _invalid("invalid_telegram_id", id_problem, "customer.telegram_id")
+    time_zone = _time_zone(customer.time_zone)
     if not raw.items:
         raise _invalid("no_items", "an order has at least one item", "items")
     if len(raw.items) > MAX_ITEMS:
@@ -380,7 +393,31 @@ def validate_order(
         lines=tuple(lines),
         bonus_redeemed=redeemed,
         fingerprint=fingerprint(canonical),
+        time_zone=time_zone,
     )
+
+
+def _time_zone(name: str | None) -> str | None:
+    """An IANA zone name as tzdata spells it, or None. Not part of the order's fingerprint:
+    it says where the person lives, not what they bought, so a replay that adds or changes it
+    is no conflict (a new order sets it; a replay changes nothing)."""
+    if name is None:
+        return None
+    zone = name.strip()
+    if zone not in _known_zones():
+        raise _invalid(
+            "invalid_time_zone",
+            "a time zone is an IANA name such as Europe/Kyiv",
+            "customer.time_zone",
+        )
+    return zone
+
+
+@cache
+def _known_zones() -> frozenset[str]:
+    # Only tzdata's names: ZoneInfo would also open a path-like key, and a system's zone
+    # directory lists files that name no place (its own "localtime", "posixrules", "Factory").
+    return frozenset(available_timezones()) - {"localtime", "posixrules", "Factory"}
 
 
 def fingerprint(canonical: object) -> str:
@@ -535,6 +572,17 @@ class CustomerCard:
 class RedeemProof(Protocol):
     async def spend(self, *, customer_id: int, code: str, order_ref: str) -> CodeCheck: ...
 
+    async def count_wrong(self, *, customer_id: int) -> int: ...
+
+
+class _WrongCode(Exception):
+    """A code that is not the member's: the order is refused, and the try is counted after
+    its transaction rolled back (inside it, the count would roll back too)."""
+
+    def __init__(self, member: int) -> None:
+        super().__init__(member)
+        self.member = member
+
 
 class UnitOfWork(Protocol):
     def transaction(self) -> AbstractAsyncContextManager[object]: ...
@@ -579,10 +627,12 @@ class OrderDesk:
         follow_up_horizon: timedelta = timedelta(days=30),
         redeem_codes: RedeemProof | None = None,
         limits: OrderLimits | None = None,
+        zones: ZoneStore | None = None,
     ) -> None:
         """``redeem_codes``: spending points needs the member's one-time code (None: it does
         not, for a shop whose own system signs the customer in, and for imported history)."""
         self._codes = redeem_codes
+        self._zones = zones
         self._uow = uow
         self._limits = limits or OrderLimits()
         self._followers = tuple(followers)
@@ -613,6 +663,19 @@ class OrderDesk:
             statuses=HISTORY_STATUSES if history else ORDER_STATUSES,
             limits=self._limits,
         )
+        try:
+            return await self._record(order, raw, now)
+        except _WrongCode as wrong:
+            assert self._codes is not None
+            async with self._uow.transaction():
+                await self._codes.count_wrong(customer_id=wrong.member)
+            raise _invalid(
+                "redeem_code_invalid",
+                "this is not a code of this member; ask them for the code /code shows",
+                "redeem_code",
+            ) from None
+
+    async def _record(self, order: ValidOrder, raw: RawOrder, now: datetime) -> Reported:
         async with self._uow.transaction():
             stored = await self._orders.by_ref(order_ref=order.order_ref)
             if stored is not None:
@@ -621,6 +684,8 @@ class OrderDesk:
                 telegram_id=order.telegram_id, phone=order.phone
             )
             member = match.id if match is not None and match.joined else None
+            if match is not None and order.time_zone is not None and self._zones is not None:
+                await self._zones.set_time_zone(customer_id=match.id, zone=order.time_zone)
             if member is None and order.bonus_redeemed:
                 raise _invalid(
                     "not_a_member",
@@ -706,11 +771,9 @@ class OrderDesk:
                 "redeem_code",
             )
         check = await self._codes.spend(customer_id=member, code=code, order_ref=order_ref)
+        if check is CodeCheck.UNKNOWN:
+            raise _WrongCode(member)
         refusals = {
-            CodeCheck.UNKNOWN: (
-                "redeem_code_invalid",
-                "this is not a code of this member; ask them for the code /code shows",
-            ),
             CodeCheck.USED: (
                 "redeem_code_used",
                 "this code was already used; the member gets a new one with /code",
@@ -718,6 +781,10 @@ class OrderDesk:
             CodeCheck.EXPIRED: (
                 "redeem_code_expired",
                 "this code has expired; the member gets a new one with /code",
+            ),
+            CodeCheck.LOCKED: (
+                "redeem_code_locked",
+                "too many wrong codes were tried for this member; they get a new one with /code",
             ),
         }
         if check in refusals:
@@ -744,7 +811,7 @@ class OrderDesk:
             await follower.after_order(event)
 
     async def _replay(self, stored: StoredOrder, order: ValidOrder) -> Receipt:
-        if stored.fingerprint != order.fingerprint:
+        if stored.fingerprint not in (order.fingerprint, ERASED_FINGERPRINT):
             raise OrderProblem(
                 ProblemKind.CONFLICT,
                 "order_conflict",

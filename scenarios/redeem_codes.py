@@ -21,8 +21,16 @@ class RedeemCodeStore(Protocol):
     ) -> None: ...
 
     async def spend(
-        self, *, customer_id: int, code_hash: str, order_ref: str, now: datetime
+        self,
+        *,
+        customer_id: int,
+        code_hash: str,
+        order_ref: str,
+        now: datetime,
+        max_wrong: int,
     ) -> CodeCheck: ...
+
+    async def count_wrong(self, *, customer_id: int, now: datetime) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +61,7 @@ class RedeemCodes:
     def __init__(self, store: RedeemCodeStore, *, bonus: Bonus, clock: Clock) -> None:
         self._store = store
         self._ttl = timedelta(minutes=bonus.redeem_code_minutes)
+        self._max_wrong = bonus.redeem_code_wrong_tries
         self._clock = clock
 
     async def issue(self, *, customer_id: int) -> IssuedCode:
@@ -79,4 +88,10 @@ class RedeemCodes:
             code_hash=code_hash(customer_id, normal),
             order_ref=order_ref,
             now=self._clock.now(),
+            max_wrong=self._max_wrong,
         )
+
+    async def count_wrong(self, *, customer_id: int) -> int:
+        """A wrong code was tried for the member. Called in a transaction of its own, after
+        the refused order's rolled back, so the count stays. Wrong tries of the live code."""
+        return await self._store.count_wrong(customer_id=customer_id, now=self._clock.now())

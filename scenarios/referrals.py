@@ -39,6 +39,7 @@ class RefusalReason(StrEnum):
     ORDER_CANCELLED = "order_cancelled"  # cancelled or refunded within the hold window
     MONTHLY_CAP = "monthly_cap"
     ERASED = "erased"  # the friend erased their data before the reward
+    REFERRER_LEFT = "referrer_left"  # the member who invited erased their data meanwhile
 
 
 # ---- pure rules --------------------------------------------------------------------------
@@ -167,6 +168,8 @@ class InviteCodes(Protocol):
     async def orders_for_phone(self, *, phone: str) -> int: ...
 
     async def telegram_id_of(self, *, customer_id: int) -> int | None: ...
+
+    async def is_member(self, *, customer_id: int) -> bool: ...
 
 
 class OrderLookup(Protocol):
@@ -329,25 +332,26 @@ class Referrals:
             ),
             monthly_cap=self._rules.referral.referral_monthly_cap,
         )
-        # The cap limits what one member earns by inviting; the friend still gets the points
-        # the link promised them. A capped referral does not count towards the cap.
-        capped = refusal is RefusalReason.MONTHLY_CAP
-        if refusal is not None and not capped:
+        if refusal is None and not await self._members.is_member(customer_id=referral.referrer_id):
+            refusal = RefusalReason.REFERRER_LEFT
+        # The friend still gets the points the link promised them when the referrer cannot be
+        # paid: the cap limits what one member earns by inviting (a capped referral does not
+        # count towards it), and an account that was erased earns nothing any more.
+        friend_only = refusal in (RefusalReason.MONTHLY_CAP, RefusalReason.REFERRER_LEFT)
+        if refusal is not None and not friend_only:
             await self._settle_refused(referral, refusal, referral.order_ref)
             return False
+        capped = refusal is RefusalReason.MONTHLY_CAP
         if not await self._store.settle(
             referee_id=referral.referee_id,
             state="capped" if capped else "rewarded",
-            reason=RefusalReason.MONTHLY_CAP.value if capped else None,
+            reason=refusal.value if refusal is not None else None,
             now=now,
         ):
             return False  # another process settled it first
-        if capped:
+        if refusal is not None:
             await self._refuse(
-                RefusalReason.MONTHLY_CAP,
-                referral.referrer_id,
-                referral.referee_id,
-                referral.order_ref,
+                refusal, referral.referrer_id, referral.referee_id, referral.order_ref
             )
         rules = self._rules.referral
         await self._pay(referral, "friend", referral.referee_id, rules.friend_points)
@@ -357,14 +361,18 @@ class Referrals:
                 key=f"referral-capped:{referral.referee_id}",
                 context={"role": "referrer_capped", "points": 0, "cap": rules.referral_monthly_cap},
             )
-        else:
+        elif refusal is None:
             await self._pay(referral, "referrer", referral.referrer_id, rules.referrer_points)
+        why = {
+            RefusalReason.MONTHLY_CAP: "; the friend only: the referrer reached the monthly cap",
+            RefusalReason.REFERRER_LEFT: "; the friend only: the referrer erased their data",
+        }
         log.info(
             "referral rewarded: customer %s brought customer %s (order %s)%s",
             referral.referrer_id,
             referral.referee_id,
             referral.order_ref,
-            "; the friend only: the referrer reached the monthly cap" if capped else "",
+            why.get(refusal, "") if refusal is not None else "",
         )
         return True
 

@@ -180,6 +180,9 @@ class Bonus(_Section):
     # own system signs the customer in (an online account).
     redeem_requires_code: bool = True
     redeem_code_minutes: int = Field(default=10, ge=1, le=60)
+    # Six digits are a million codes: this many wrong ones tried for a member lock their code
+    # (a new one from /code works), so nobody spends a member's points by guessing.
+    redeem_code_wrong_tries: int = Field(default=5, ge=1, le=50)
     tiers: tuple[TierRule, ...] = Field(default=DEFAULT_TIERS, min_length=1)
 
     @model_validator(mode="after")

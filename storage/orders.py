@@ -37,6 +37,12 @@ class NewOrder:
     fingerprint: str | None = None  # of the shop API body; None for orders from elsewhere
 
 
+# What an erased customer's orders hold instead of their body's fingerprint: a sha256 of a body
+# that named their phone would let anyone holding the database find the phone by trying every
+# number. A replay of such an order can no longer be compared, so it is taken as a replay.
+ERASED_FINGERPRINT = "erased"
+
+
 @dataclass(frozen=True, slots=True)
 class StoredOrder:
     id: int

@@ -546,6 +546,8 @@ redeem_codes = Table(
     Column("expires_at", UtcDateTime, nullable=False),
     Column("used_at", UtcDateTime, nullable=True),
     Column("order_ref", String(64), nullable=True),
+    # Wrong codes tried for this member while the code was live; enough of them lock it.
+    Column("wrong_attempts", Integer, nullable=False, server_default="0"),
     Index("ix_redeem_codes_customer_hash", "customer_id", "code_hash"),
 )
 

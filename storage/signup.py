@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import or_, select, update
 
 from storage.database import Database
+from storage.orders import ERASED_FINGERPRINT
 from storage.schema import (
     audit_log,
     customers,
@@ -179,6 +180,16 @@ class SqlMembership:
             ).scalar_one_or_none()
         return int(value) if value is not None else None
 
+    async def is_member(self, *, customer_id: int) -> bool:
+        """Joined and not erased (erasure ends the membership)."""
+        async with self._db.read() as conn:
+            joined = (
+                await conn.execute(
+                    select(customers.c.joined_at).where(customers.c.id == customer_id)
+                )
+            ).scalar_one_or_none()
+        return joined is not None
+
     async def erase(
         self,
         *,
@@ -221,7 +232,7 @@ class SqlMembership:
             result = await conn.execute(
                 update(orders)
                 .where(orders.c.customer_id == customer_id)
-                .values(phone=None, telegram_id=None)
+                .values(phone=None, telegram_id=None, fingerprint=ERASED_FINGERPRINT)
             )
             # What they wrote about an order is theirs; the score alone says nothing about them.
             commented = await conn.execute(

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select, update
 
-from bot.account_jobs import AccountJobs, create_account_jobs
+from bot.account_jobs import AccountJobs
 from bot.api import create_api_app
 from locales.rendering import Renderer
 from scenarios.clock import FixedClock
@@ -25,12 +25,13 @@ from storage.ledger import EntryKind, SqlLedger
 from storage.orders import SqlOrders
 from storage.schema import customers, gifts, ledger_entries, outbox
 from tests.support.seed import member, order
+from tests.support.services import services_for
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 
 
 def jobs_for(db: Database, clock: FixedClock, rules: Rules) -> AccountJobs:
-    return create_account_jobs(db=db, rules=rules, clock=clock, shop_zone=MOSCOW)
+    return services_for(db, rules=rules, clock=clock, zone=MOSCOW).account_jobs
 
 
 def ledger_for(db: Database, clock: FixedClock, rules: Rules) -> PointsLedger:
@@ -335,7 +336,9 @@ async def test_the_shops_api_order_and_refund_announce_tier_changes_in_their_tra
         await conn.execute(
             update(customers).where(customers.c.id == anna).values(phone="+79991234567")
         )
-    app = create_api_app(db=db, rules=rules, clock=clock, api_token="t", followers=[jobs.tiers])
+    app = create_api_app(
+        services_for(db, rules=rules, clock=clock, followers=[jobs.tiers]), api_token="t"
+    )
     headers = {"Authorization": "Bearer t"}
     body = {
         "order_id": "A-1001",

@@ -19,6 +19,7 @@ from scenarios.clock import FixedClock
 from scenarios.rules import Rules
 from storage.database import Database
 from storage.schema import ledger_entries, order_items, orders
+from tests.support.services import services_for
 from tests.test_api_orders import AUTH, TOKEN, add_customer, count, item, order_body, post_order
 from tests.test_import import run as run_import
 
@@ -27,7 +28,9 @@ Client = TestClient[web.Request, web.Application]
 
 @pytest.fixture
 async def api(db: Database, clock: FixedClock) -> AsyncIterator[Client]:
-    app = create_api_app(db=db, rules=Rules(), clock=clock, api_token=TOKEN)
+    app = create_api_app(
+        services_for(db, rules=Rules(), clock=clock, followers=()), api_token=TOKEN
+    )
     async with TestClient(TestServer(app)) as client:
         yield client
 
@@ -76,7 +79,7 @@ async def test_i15_7_a_little_clock_skew_is_accepted(api: Client, db: Database) 
 
 async def test_i15_7_clock_skew_is_a_setting(db: Database, clock: FixedClock) -> None:
     rules = Rules.model_validate({"orders": {"clock_skew_minutes": 0}})
-    app = create_api_app(db=db, rules=rules, clock=clock, api_token=TOKEN)
+    app = create_api_app(services_for(db, rules=rules, clock=clock, followers=()), api_token=TOKEN)
     async with TestClient(TestServer(app)) as api:
         status, body = await post_order(api, order_body(created_at="2026-11-01T10:01:00Z"))
     assert (status, error_of(body)) == (422, ("created_at_in_future", "created_at"))
@@ -202,7 +205,7 @@ async def test_i15_7_a_total_with_discount_and_shipping_adds_up(api: Client, db:
 
 async def test_i15_7_a_total_above_orders_max_total_is_422(db: Database, clock: FixedClock) -> None:
     rules = Rules.model_validate({"orders": {"max_total": "2000"}})
-    app = create_api_app(db=db, rules=rules, clock=clock, api_token=TOKEN)
+    app = create_api_app(services_for(db, rules=rules, clock=clock, followers=()), api_token=TOKEN)
     async with TestClient(TestServer(app)) as api:
         await add_customer(db)
         status, body = await post_order(api, order_body())

@@ -22,6 +22,7 @@ from scenarios.clock import FixedClock
 from scenarios.orders import MAX_ORDER_ID, ORDER_STATUSES, STATUS_CHANGES
 from scenarios.rules import Rules
 from storage.database import Database
+from tests.support.services import services_for
 from tests.test_api_orders import AUTH, TOKEN, add_customer, item, order_body
 
 Client = TestClient[web.Request, web.Application]
@@ -31,14 +32,18 @@ SCHEMAS = DOCUMENT["components"]["schemas"]
 
 @pytest.fixture
 async def client(sqlite_db: Database, clock: FixedClock) -> AsyncIterator[Client]:
-    app = create_api_app(db=sqlite_db, rules=Rules(), clock=clock, api_token="t0ken")
+    app = create_api_app(
+        services_for(sqlite_db, rules=Rules(), clock=clock, followers=()), api_token="t0ken"
+    )
     async with TestClient(TestServer(app)) as test_client:
         yield test_client
 
 
 @pytest.fixture
 async def api(db: Database, clock: FixedClock) -> AsyncIterator[Client]:
-    app = create_api_app(db=db, rules=Rules(), clock=clock, api_token=TOKEN)
+    app = create_api_app(
+        services_for(db, rules=Rules(), clock=clock, followers=()), api_token=TOKEN
+    )
     async with TestClient(TestServer(app)) as test_client:
         yield test_client
 
@@ -292,7 +297,9 @@ def _schemathesis_failures(base_url: str) -> list[str]:
 async def test_i16_15_schemathesis_finds_no_disagreement_on_sqlite(
     sqlite_db: Database, clock: FixedClock
 ) -> None:
-    app = create_api_app(db=sqlite_db, rules=Rules(), clock=clock, api_token="t0ken")
+    app = create_api_app(
+        services_for(sqlite_db, rules=Rules(), clock=clock, followers=()), api_token="t0ken"
+    )
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     try:

@@ -17,7 +17,6 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, insert, select
 
 from bot.api import create_api_app, start_api
-from bot.order_desk import order_followers
 from scenarios.cards import card_number, display_card_number
 from scenarios.clock import FixedClock
 from scenarios.ledger import PointsLedger, welcome_source
@@ -36,6 +35,7 @@ from storage.schema import (
     outbox,
     redeem_codes,
 )
+from tests.support.services import services_for
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -47,7 +47,9 @@ Client = TestClient[web.Request, web.Application]
 
 @pytest.fixture
 async def api(db: Database, clock: FixedClock) -> AsyncIterator[Client]:
-    app = create_api_app(db=db, rules=Rules(), clock=clock, api_token=TOKEN)
+    app = create_api_app(
+        services_for(db, rules=Rules(), clock=clock, followers=()), api_token=TOKEN
+    )
     async with TestClient(TestServer(app)) as client:
         yield client
 
@@ -168,7 +170,9 @@ async def test_healthz_needs_no_token(api: Client) -> None:
 
 async def test_healthz_is_503_when_the_database_does_not_answer(clock: FixedClock) -> None:
     gone = Database("postgresql://nobody@127.0.0.1:1/nothing")
-    app = create_api_app(db=gone, rules=Rules(), clock=clock, api_token=TOKEN)
+    app = create_api_app(
+        services_for(gone, rules=Rules(), clock=clock, followers=()), api_token=TOKEN
+    )
     try:
         async with TestClient(TestServer(app)) as client:
             response = await client.get("/healthz")
@@ -182,7 +186,9 @@ async def test_i17_7_an_order_while_the_database_is_away_is_a_503_to_retry_logge
     clock: FixedClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     gone = Database("postgresql://nobody@127.0.0.1:1/nothing")
-    app = create_api_app(db=gone, rules=Rules(), clock=clock, api_token=TOKEN)
+    app = create_api_app(
+        services_for(gone, rules=Rules(), clock=clock, followers=()), api_token=TOKEN
+    )
     try:
         async with TestClient(TestServer(app)) as client:
             for _ in range(2):
@@ -205,7 +211,9 @@ async def test_unknown_routes_answer_json(api: Client) -> None:
 
 
 async def test_start_api_serves_on_a_real_port(db: Database, clock: FixedClock) -> None:
-    app = create_api_app(db=db, rules=Rules(), clock=clock, api_token=TOKEN)
+    app = create_api_app(
+        services_for(db, rules=Rules(), clock=clock, followers=()), api_token=TOKEN
+    )
     runner = await start_api(app, "127.0.0.1", 0)
     try:
         host, port = runner.addresses[0][:2]
@@ -412,6 +420,24 @@ def _without(field: str) -> dict[str, Any]:
         (order_body(created_at="yesterday"), 400, "wrong_type", "created_at"),
         (order_body(bonus_redeemed=[1]), 400, "wrong_type", "bonus_redeemed"),
         (_without("total"), 400, "missing_field", "total"),
+        (
+            order_body(customer={"phone": PHONE, "time_zone": "Mars/Olympus"}),
+            422,
+            "invalid_time_zone",
+            "customer.time_zone",
+        ),
+        (
+            order_body(customer={"phone": PHONE, "time_zone": "localtime"}),
+            422,
+            "invalid_time_zone",
+            "customer.time_zone",
+        ),
+        (
+            order_body(customer={"phone": PHONE, "time_zone": 3}),
+            400,
+            "wrong_type",
+            "customer.time_zone",
+        ),
     ],
     ids=[
         "no-phone-no-telegram",
@@ -430,6 +456,9 @@ def _without(field: str) -> dict[str, Any]:
         "not-a-datetime",
         "list-for-points",
         "missing-total",
+        "unknown-time-zone",
+        "time-zone-not-in-tzdata",
+        "number-for-time-zone",
     ],
 )
 async def test_invalid_orders_are_refused_with_the_field(
@@ -441,6 +470,50 @@ async def test_invalid_orders_are_refused_with_the_field(
     assert (got["error"]["code"], got["error"]["field"]) == (code, field)
     assert got["error"]["message"]
     assert await count(db, orders) == 0
+
+
+async def zone_of(db: Database, customer_id: int) -> str | None:
+    async with db.read() as conn:
+        query = select(customers.c.timezone).where(customers.c.id == customer_id)
+        zone: str | None = (await conn.execute(query)).scalar_one()
+        return zone
+
+
+async def test_i16_10_an_order_tells_where_the_customer_lives_and_a_replay_changes_nothing(
+    api: Client, db: Database
+) -> None:
+    member = await add_customer(db)
+    customer = {"phone": PHONE, "time_zone": "Asia/Yekaterinburg"}
+    status, _ = await post_order(api, order_body(customer=customer))
+    assert status == 201
+    assert await zone_of(db, member) == "Asia/Yekaterinburg"
+
+    # The zone says where the person lives, not what they bought: a replay naming another
+    # zone is the same order (no conflict) and leaves the customer as the new order set them.
+    moved = {"phone": PHONE, "time_zone": "Asia/Omsk"}
+    status, _ = await post_order(api, order_body(customer=moved))
+    assert status == 200
+    assert await zone_of(db, member) == "Asia/Yekaterinburg"
+
+    # A new order without the field leaves it as it is.
+    status, _ = await post_order(api, order_body(order_id="A-1002", customer={"phone": PHONE}))
+    assert status == 201
+    assert await zone_of(db, member) == "Asia/Yekaterinburg"
+
+
+async def test_i16_10_a_not_yet_joined_customer_gets_the_zone_and_a_stranger_none(
+    api: Client, db: Database
+) -> None:
+    visitor = await add_customer(db, joined=False)
+    customer = {"telegram_id": TELEGRAM_ID, "time_zone": "Europe/Kaliningrad"}
+    status, _ = await post_order(api, order_body(customer=customer))
+    assert status == 201
+    assert await zone_of(db, visitor) == "Europe/Kaliningrad"
+
+    stranger = {"phone": "+79997654321", "time_zone": "Europe/Kaliningrad"}
+    status, _ = await post_order(api, order_body(order_id="A-2001", customer=stranger))
+    assert status == 201
+    assert await count(db, customers) == 1  # no customer is made up for a phone
 
 
 async def test_malformed_json_is_a_400(api: Client, db: Database) -> None:
@@ -561,7 +634,9 @@ async def test_followers_see_new_orders_and_changes_but_not_replays(
     db: Database, clock: FixedClock
 ) -> None:
     follower = RecordingFollower()
-    app = create_api_app(db=db, rules=Rules(), clock=clock, api_token=TOKEN, followers=[follower])
+    app = create_api_app(
+        services_for(db, rules=Rules(), clock=clock, followers=[follower]), api_token=TOKEN
+    )
     async with TestClient(TestServer(app)) as api:
         member = await add_customer(db)
         await post_order(api, order_body())
@@ -713,11 +788,68 @@ async def test_i15_3_an_expired_or_replaced_code_is_refused(
     assert stored and old not in stored and new not in stored  # hashed, never the code
 
 
+async def test_guessing_a_members_code_locks_it_and_a_new_code_works(
+    api: Client, db: Database, clock: FixedClock
+) -> None:
+    """Six digits are a million codes: five wrong tries lock the member's live code, though
+    each refused order rolls back, so guessing cannot spend their points."""
+    member = await add_customer(db)
+    await give_points(db, clock, member, 500)
+    code = await spend_code(db, clock, member)
+    wrong = [f"{(int(code) + step) % 10**6:06d}" for step in range(1, 6)]  # bonus default: 5
+    for guess in wrong:
+        status, body = await post_order(api, order_body(bonus_redeemed="50", redeem_code=guess))
+        assert (status, body["error"]["code"]) == (422, "redeem_code_invalid")
+
+    status, body = await post_order(api, order_body(bonus_redeemed="50", redeem_code=code))
+    assert (status, body["error"]["code"], body["error"]["field"]) == (
+        422,
+        "redeem_code_locked",
+        "redeem_code",
+    )
+    assert "/code" in body["error"]["message"]
+    assert await count(db, orders) == 0
+    assert await count(db, ledger_entries) == 1  # the welcome gift only
+
+    # The member asks the bot for a new code: it spends, and its count starts afresh.
+    fresh = await spend_code(db, clock, member)
+    status, body = await post_order(api, order_body(bonus_redeemed="50", redeem_code=fresh))
+    assert status == 201
+    assert body["balance"]["available"] == 450
+
+
+async def test_wrong_codes_count_only_against_the_member_they_were_tried_for(
+    api: Client, db: Database, clock: FixedClock
+) -> None:
+    member = await add_customer(db)
+    other = await add_customer(db, telegram_id=456, phone="+79990000000")
+    await give_points(db, clock, member, 500)
+    await give_points(db, clock, other, 500)
+    others_code = await spend_code(db, clock, other)
+    own = await spend_code(db, clock, member)
+    for _ in range(5):  # the other member's code, tried for this member
+        status, body = await post_order(
+            api, order_body(bonus_redeemed="50", redeem_code=others_code)
+        )
+        assert body["error"]["code"] == "redeem_code_invalid"
+    # Typed for its own member, the other code still works; this member's is locked.
+    other_order = order_body(
+        order_id="B-1",
+        customer={"telegram_id": 456},
+        bonus_redeemed="50",
+        redeem_code=others_code,
+    )
+    status, body = await post_order(api, other_order)
+    assert status == 201, body
+    status, body = await post_order(api, order_body(bonus_redeemed="50", redeem_code=own))
+    assert body["error"]["code"] == "redeem_code_locked"
+
+
 async def test_i15_3_a_shop_that_signs_customers_in_may_turn_the_code_off(
     db: Database, clock: FixedClock
 ) -> None:
     rules = Rules(bonus=Bonus(redeem_requires_code=False))
-    app = create_api_app(db=db, rules=rules, clock=clock, api_token=TOKEN)
+    app = create_api_app(services_for(db, rules=rules, clock=clock, followers=()), api_token=TOKEN)
     member = await add_customer(db)
     await give_points(db, clock, member, 500)
     async with TestClient(TestServer(app)) as client:
@@ -733,8 +865,9 @@ async def test_i15_5_tier_window_counts_the_orders_own_date_not_when_it_was_repo
     db: Database, clock: FixedClock
 ) -> None:
     rules = Rules(bonus=Bonus(tier_window="12 months"))
-    followers = order_followers(db=db, rules=rules, clock=clock, zone=ZoneInfo("Europe/Moscow"))
-    app = create_api_app(db=db, rules=rules, clock=clock, api_token=TOKEN, followers=followers)
+    app = create_api_app(
+        services_for(db, rules=rules, clock=clock, zone=ZoneInfo("Europe/Moscow")), api_token=TOKEN
+    )
     await add_customer(db)
 
     async def tier() -> str:

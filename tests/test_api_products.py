@@ -13,6 +13,7 @@ from scenarios.clock import FixedClock
 from scenarios.rules import Rules
 from storage.database import Database
 from storage.products import ProductRecord, SqlProducts
+from tests.support.services import services_for
 
 Client = TestClient[web.Request, web.Application]
 AUTH = {"Authorization": "Bearer t0ken"}
@@ -28,7 +29,9 @@ CAT_FOOD = {
 
 @pytest.fixture
 async def client(db: Database, clock: FixedClock) -> AsyncIterator[Client]:
-    app = create_api_app(db=db, rules=Rules(), clock=clock, api_token="t0ken")
+    app = create_api_app(
+        services_for(db, rules=Rules(), clock=clock, followers=()), api_token="t0ken"
+    )
     async with TestClient(TestServer(app)) as test_client:
         yield test_client
 

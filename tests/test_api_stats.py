@@ -13,6 +13,7 @@ from scenarios.clock import FixedClock
 from scenarios.rules import Rules
 from storage.database import Database
 from tests.support.seed import NOW
+from tests.support.services import services_for
 from tests.support.small_shop import seed_small_shop
 
 Client = TestClient[web.Request, web.Application]
@@ -22,7 +23,8 @@ AUTH = {"Authorization": "Bearer t0ken"}
 @pytest.fixture
 async def api(db: Database) -> AsyncIterator[Client]:
     await seed_small_shop(db)
-    app = create_api_app(db=db, rules=Rules(), clock=FixedClock(NOW), api_token="t0ken")
+    services = services_for(db, rules=Rules(), clock=FixedClock(NOW), followers=())
+    app = create_api_app(services, api_token="t0ken")
     async with TestClient(TestServer(app)) as client:
         yield client
 

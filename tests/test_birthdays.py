@@ -8,7 +8,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select, update
 
-from bot.signup import signup_services
 from scenarios.birthdays import (
     Birthday,
     birthdays_to_look_at,
@@ -26,6 +25,7 @@ from storage.customers import SqlCustomers
 from storage.database import Database
 from storage.ledger import SqlLedger
 from storage.schema import customers, outbox
+from tests.support.services import services_for
 from tests.support.signup import entries
 
 ZONE = ZoneInfo("Europe/Moscow")
@@ -65,7 +65,7 @@ def test_a_birthday_entered_less_than_30_days_before_earns_nothing() -> None:
 async def member_with_birthday(
     db: Database, clock: FixedClock, rules: Rules, telegram_id: int, birthday: Birthday
 ) -> int:
-    services = signup_services(db=db, rules=rules, clock=clock, zone=ZONE)
+    services = services_for(db, rules=rules, clock=clock, zone=ZONE)
     person = await SqlCustomers(db).seen(
         telegram_id=telegram_id,
         first_name="Anna",
@@ -75,13 +75,13 @@ async def member_with_birthday(
         refresh_after=timedelta(minutes=10),
     )
     async with db.transaction():
-        await services.desk.join(
+        await services.signup.join(
             person,
             phone=f"+7999{telegram_id:07d}",
             consent=Consent(accepted_at=clock.now(), marketing_opt_in=False),
             invite=None,
         )
-        await services.desk.set_birthday(person, birthday)
+        await services.signup.set_birthday(person, birthday)
     return person.id
 
 
@@ -101,7 +101,7 @@ async def test_the_gift_comes_once_a_year_by_tier_with_a_greeting(
     await PointsLedger(SqlLedger(db), bonus=rules.bonus, ladder=ladder, clock=clock).accrue(
         customer_id=gold, order_id="BIG", total=3_500_000
     )
-    gifts = signup_services(db=db, rules=rules, clock=clock, zone=ZONE).birthdays
+    gifts = services_for(db, rules=rules, clock=clock, zone=ZONE).birthdays
 
     # The evening before the gift day (Moscow) is still too early.
     clock.set(datetime(2026, 11, 15 - days_before, 20, 59, tzinfo=UTC) - timedelta(days=1))
@@ -133,7 +133,7 @@ async def test_a_fresh_birthday_gets_no_gift_that_year(db: Database) -> None:
     rules = Rules()
     clock = FixedClock(datetime(2026, 11, 1, 9, 0, tzinfo=UTC))
     anna = await member_with_birthday(db, clock, rules, 301, Birthday(20, 11))
-    gifts = signup_services(db=db, rules=rules, clock=clock, zone=ZONE).birthdays
+    gifts = services_for(db, rules=rules, clock=clock, zone=ZONE).birthdays
     clock.set(datetime(2026, 11, 20, 6, 0, tzinfo=UTC))
     assert await gifts.tick() == 0
     assert await birthday_entries(db, anna) == []
@@ -152,6 +152,6 @@ async def test_erased_members_get_nothing(db: Database) -> None:
             update(customers).where(customers.c.id == anna).values(erased_at=clock.now())
         )
     clock.set(datetime(2026, 11, 20, 6, 0, tzinfo=UTC))
-    gifts = signup_services(db=db, rules=rules, clock=clock, zone=ZONE).birthdays
+    gifts = services_for(db, rules=rules, clock=clock, zone=ZONE).birthdays
     assert await gifts.tick() == 0
     assert await birthday_entries(db, anna) == []

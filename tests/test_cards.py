@@ -25,6 +25,7 @@ from storage.database import Database
 from storage.migrate import migrate
 from storage.orders import SqlOrders
 from storage.schema import metadata
+from tests.support.services import services_for
 
 
 def test_a_card_number_is_an_ean13_in_the_in_store_range() -> None:
@@ -74,7 +75,9 @@ async def test_i18_7_look_ups_by_card_number_are_rate_limited(
     sqlite_db: Database, clock: FixedClock
 ) -> None:
     app = create_api_app(
-        db=sqlite_db, rules=Rules(), clock=clock, api_token="t", card_lookups_per_minute=3
+        services_for(sqlite_db, rules=Rules(), clock=clock, followers=()),
+        api_token="t",
+        card_lookups_per_minute=3,
     )
     auth = {"Authorization": "Bearer t"}
     async with TestClient(TestServer(app)) as client:

@@ -23,13 +23,11 @@ from bot.delivery.limiter import Limits, RateLimiter
 from bot.delivery.sender import OutboxSender
 from bot.dispatcher import create_dispatcher
 from bot.fsm_storage import DatabaseFsmStorage
-from handlers.rating import rating_buttons
 from locales import CatalogI18n
 from locales.rendering import Renderer
 from scenarios.clock import SystemClock
 from scenarios.delivery import Category, Outgoing, enqueue
 from scenarios.ledger import balance
-from scenarios.ratings import RatingRequests
 from scenarios.rules import Delivery, QuietHours, Ratings, Rules
 from storage.database import Database
 from storage.fsm import SqlFsmStates
@@ -39,6 +37,7 @@ from storage.ratings import SqlRatings
 from storage.schema import outbox
 from tests.fake_telegram import FakeGroup, FakeTelegram, FakeUser, RateLimits, SentMessage
 from tests.support.seed import member
+from tests.support.services import services_for
 
 pytestmark = pytest.mark.e2e
 
@@ -125,15 +124,19 @@ async def shop(db: Database, renderer: Renderer, i18n: CatalogI18n) -> AsyncIter
     await tg.start()
     bot: Bot = tg.bot(default=DefaultBotProperties(parse_mode=ParseMode.HTML))
     clock = SystemClock()
-    dispatcher: Dispatcher = create_dispatcher(
-        db=db,
+    services = services_for(
+        db,
+        rules=RULES,
         clock=clock,
         i18n=i18n,
         renderer=renderer,
-        rules=RULES,
-        fsm_storage=DatabaseFsmStorage(SqlFsmStates(db), clock),
         admin_ids=(ADMIN_ID,),
         staff_chat_id=STAFF_CHAT,
+        followers=lambda services: [services.rating_requests],  # the API's only follower
+    )
+    dispatcher: Dispatcher = create_dispatcher(
+        services=services,
+        fsm_storage=DatabaseFsmStorage(SqlFsmStates(db), clock),
         version="e2e",
         started_at=clock.now(),
     )
@@ -155,18 +158,9 @@ async def shop(db: Database, renderer: Renderer, i18n: CatalogI18n) -> AsyncIter
             )
         ),
     )
-    followers = [
-        RatingRequests(
-            store=SqlRatings(db),
-            outbox=SqlOutbox(db),
-            rules=RULES.ratings,
-            clock=clock,
-            buttons=rating_buttons,
-        )
-    ]
     port = free_port()
     runner = await start_api(
-        create_api_app(db=db, rules=RULES, clock=clock, api_token=TOKEN, followers=followers),
+        create_api_app(services, api_token=TOKEN),
         "127.0.0.1",
         port,
     )

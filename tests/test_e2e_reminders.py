@@ -14,7 +14,6 @@ from aiogram import Bot, Dispatcher
 from bot.delivery.sender import OutboxSender
 from bot.dispatcher import create_dispatcher
 from bot.fsm_storage import DatabaseFsmStorage
-from bot.reminders import ReminderSweeper
 from locales import CatalogI18n
 from locales.rendering import Renderer
 from scenarios.clock import SystemClock
@@ -23,6 +22,7 @@ from storage.database import Database
 from storage.fsm import SqlFsmStates
 from tests.fake_telegram import FakeTelegram
 from tests.support.reminders import add_member, add_product, open_shop, reminder_rows
+from tests.support.services import services_for
 
 pytestmark = pytest.mark.e2e
 
@@ -50,14 +50,10 @@ async def test_an_order_from_the_api_becomes_a_reminder_whose_buttons_work(
 
     bot: Bot = tg.bot()
     dispatcher: Dispatcher = create_dispatcher(
-        db=db,
-        clock=clock,
-        i18n=i18n,
-        renderer=renderer,
-        rules=RULES,
+        services=services_for(
+            db, rules=RULES, clock=clock, i18n=i18n, renderer=renderer, staff_chat_id=STAFF_CHAT
+        ),
         fsm_storage=DatabaseFsmStorage(SqlFsmStates(db), clock),
-        admin_ids=(),
-        staff_chat_id=STAFF_CHAT,
         version="e2e",
         started_at=now,
     )
@@ -71,7 +67,9 @@ async def test_an_order_from_the_api_becomes_a_reminder_whose_buttons_work(
         shop_zone=ZoneInfo("UTC"),
         worker_id="e2e",
     )
-    sweeper = ReminderSweeper(db=db, i18n=i18n, rules=RULES, clock=clock, shop_zone=ZoneInfo("UTC"))
+    sweeper = services_for(
+        db, i18n=i18n, rules=RULES, clock=clock, zone=ZoneInfo("UTC")
+    ).reminder_sweeper
     polling = asyncio.create_task(dispatcher.start_polling(bot, handle_signals=False))
     try:
         async with open_shop(db, clock=clock, rules=RULES) as shop:

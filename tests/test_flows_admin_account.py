@@ -10,7 +10,6 @@ import pytest
 from aiogram.methods import AnswerCallbackQuery, EditMessageText, SendMessage
 from sqlalchemy import func, select, update
 
-from bot.account_jobs import create_account_jobs
 from locales import CatalogI18n
 from locales.rendering import Renderer
 from scenarios.cards import card_number
@@ -25,6 +24,7 @@ from storage.ratings import SqlRatings
 from storage.schema import audit_log, customers, gifts, ledger_entries, outbox
 from tests.support.flow import Flow, build_flow
 from tests.support.seed import member, order
+from tests.support.services import services_for
 from tests.support.updates import TgUser
 
 MOSCOW = ZoneInfo("Europe/Moscow")
@@ -301,7 +301,7 @@ async def test_an_admin_gives_a_holiday_gift_to_one_tier_after_confirming(
     assert action == "gift"
     assert (details["recipients"], details["points"], details["tier"]) == (1, 150, "silver")
 
-    jobs = create_account_jobs(db=flow.db, rules=Rules(), clock=clock, shop_zone=MOSCOW)
+    jobs = services_for(flow.db, rules=Rules(), clock=clock, zone=MOSCOW).account_jobs
     assert await jobs.gifts.tick() == 1
     assert await available(flow, clock, bronze) == 10
     view = await balance(SqlLedger(flow.db), customer_id=silver, clock=clock)
@@ -370,7 +370,7 @@ async def test_i15_13_a_gift_speaks_each_member_s_language(
     text = plain(preview.text)
     assert "Reason: Happy New Year!\nru: С Новым годом!\nuk: З Новим роком!\n" in text
     await flow.press(ADMIN, button(preview, 0), message=flow.message_from(preview))
-    jobs = create_account_jobs(db=flow.db, rules=Rules(), clock=clock, shop_zone=MOSCOW)
+    jobs = services_for(flow.db, rules=Rules(), clock=clock, zone=MOSCOW).account_jobs
     assert await jobs.gifts.tick() == 3
     async with flow.db.read() as conn:
         rows = (

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 import pytest
 from aiogram.methods import AnswerCallbackQuery, EditMessageText, SendMessage
 
-from bot.signup import signup_services
 from locales import CatalogI18n
 from locales.rendering import Renderer
 from scenarios.clock import FixedClock
@@ -15,6 +14,7 @@ from scenarios.rules import Rules, Shop
 from storage.customers import CustomerRecord, SqlCustomers
 from storage.database import Database
 from tests.support.flow import Flow, build_flow
+from tests.support.services import services_for
 from tests.support.signup import contact, entries, inline_labels, photos, texts
 from tests.support.updates import TgUser
 
@@ -124,7 +124,7 @@ async def test_a_birthday_changed_10_days_before_the_date_gets_no_gift_that_year
     ivan, petr = await record_of(flow, IVAN), await record_of(flow, PETR)
     assert birthday_of(ivan) == (15, 12, None, clock.now())
 
-    gifts = signup_services(db=flow.db, rules=RULES, clock=clock, zone=renderer.zone).birthdays
+    gifts = services_for(flow.db, rules=RULES, clock=clock, zone=renderer.zone).birthdays
     clock.set(datetime(2026, 12, 15, 6, 0, tzinfo=UTC))
     assert await gifts.tick() == 1  # Petr's; Ivan's changed date is too fresh
     assert [e for e in await entries(flow.db, ivan.id) if e[0] == "birthday"] == []

@@ -17,9 +17,7 @@ from sqlalchemy import select, update
 
 from bot.cli import export_customer
 from bot.delivery.sender import OutboxSender
-from bot.order_desk import create_order_desk, order_followers
 from bot.settings import Settings
-from bot.signup import signup_services
 from locales import CatalogI18n
 from locales.rendering import Renderer
 from scenarios.clock import FixedClock
@@ -32,9 +30,10 @@ from storage.customers import CustomerRecord, SqlCustomers
 from storage.database import Database
 from storage.ledger import SqlLedger
 from storage.referrals import SqlReferrals
-from storage.schema import erased_identities, ledger_entries, metadata, outbox
+from storage.schema import erased_identities, ledger_entries, metadata, orders, outbox
 from tests.support.databases import sqlite_database
 from tests.support.flow import Flow, build_flow
+from tests.support.services import services_for
 from tests.support.signup import contact, entries, inline_labels, photos, texts
 from tests.support.updates import TgUser
 
@@ -54,12 +53,11 @@ def flow(db: Database, clock: FixedClock, i18n: CatalogI18n, renderer: Renderer)
 
 def order_desk(flow: Flow, clock: FixedClock) -> OrderDesk:
     """The shop's API side over the same database, with every follower (referrals too)."""
-    followers = order_followers(db=flow.db, rules=RULES, clock=clock, zone=ZONE)
-    return create_order_desk(db=flow.db, rules=RULES, clock=clock, followers=followers)
+    return services_for(flow.db, rules=RULES, clock=clock, zone=ZONE).order_desk
 
 
 def referrals(flow: Flow, clock: FixedClock) -> Referrals:
-    return signup_services(db=flow.db, rules=RULES, clock=clock, zone=ZONE).referrals
+    return services_for(flow.db, rules=RULES, clock=clock, zone=ZONE).referrals
 
 
 async def report(desk: OrderDesk, ref: str, user: TgUser, total: str = "1500.00") -> None:
@@ -328,6 +326,7 @@ async def test_i18_1_after_erasure_no_table_holds_the_customers_data(
                     for leak in leaks(value, telegram_id=ANNA.id, needles=needles):
                         found.append(f"{table.name}.{column} = {value!r}: {leak}")
     assert found == []
+
     # What the admin wrote stays readable, without the person in it.
     async with flow.db.read() as conn:
         reasons = (
@@ -346,6 +345,42 @@ async def test_i18_1_after_erasure_no_table_holds_the_customers_data(
 
 
 # ---- #18.2: what the files hold after an erasure ---------------------------------------------
+
+
+async def test_after_erasure_no_fingerprint_of_an_order_that_named_the_phone_is_kept(
+    flow: Flow, clock: FixedClock
+) -> None:
+    """A plain sha256 of a body that held the phone gives the phone back to whoever tries every
+    number against it with the order's stored lines; the shop's replay still is one."""
+    desk = order_desk(flow, clock)
+    await join(flow, ANNA, ANNA_PHONE)
+    order = RawOrder(
+        order_id="A-7",
+        customer=RawCustomer(phone="+7 999 123-45-67"),
+        items=[RawItem(sku="CAT", name="Cat food", quantity=1, price="1500.00")],
+        total="1500.00",
+        currency="RUB",
+        status="paid",
+    )
+    assert (await desk.report(order)).created
+    record = await member(flow, ANNA)
+    async with flow.db.read() as conn:
+        [kept] = (await conn.execute(select(orders.c.fingerprint))).scalars().all()
+    assert kept is not None and len(kept) == 64
+
+    await erase(flow, ANNA)
+
+    async with flow.db.read() as conn:
+        for table in metadata.sorted_tables:
+            for row in (await conn.execute(select(table))).all():
+                assert kept not in [str(value) for value in row], table.name
+    again = await desk.report(order)
+    assert not again.created  # the first answer again; nothing is applied twice
+    assert [e[0] for e in await entries(flow.db, record.id)] == [
+        "welcome",
+        "accrual",
+        "forfeiture",
+    ]
 
 
 async def test_i18_2_a_byte_search_of_the_sqlite_files_finds_nothing_after_erasure(
@@ -479,9 +514,9 @@ async def test_i18_6_my_data_sends_a_json_file_labelled_in_the_customers_languag
     assert record.id == mine["Profile"]["Customer number"]
 
 
-async def test_i15_4_a_friend_who_erases_before_the_reward_earns_nobody_points(
-    flow: Flow, clock: FixedClock
-) -> None:
+async def ivan_invites_anna_who_orders(flow: Flow, clock: FixedClock) -> tuple[int, int]:
+    """Ivan's friend Anna joins through his link and her first order qualifies the referral:
+    (Ivan's id, Anna's id)."""
     desk = order_desk(flow, clock)
     await join(flow, IVAN, IVAN_PHONE)
     ivan = await member(flow, IVAN)
@@ -490,13 +525,44 @@ async def test_i15_4_a_friend_who_erases_before_the_reward_earns_nobody_points(
     await report(desk, "A-1", ANNA, total="5000.00")
     referral = await SqlReferrals(flow.db).of_referee(referee_id=anna.id)
     assert referral is not None and referral.state == "qualified"
+    return ivan.id, anna.id
+
+
+async def test_i15_4_a_friend_who_erases_before_the_reward_earns_nobody_points(
+    flow: Flow, clock: FixedClock
+) -> None:
+    ivan_id, anna_id = await ivan_invites_anna_who_orders(flow, clock)
     await erase(flow, ANNA)
     clock.advance(timedelta(days=30))
     assert await referrals(flow, clock).reward_due() == 0
-    for customer_id in (ivan.id, anna.id):
+    for customer_id in (ivan_id, anna_id):
         assert [e for e in await entries(flow.db, customer_id) if e[0] == "referral"] == []
-    referral = await SqlReferrals(flow.db).of_referee(referee_id=anna.id)
+    referral = await SqlReferrals(flow.db).of_referee(referee_id=anna_id)
     assert referral is not None and (referral.state, referral.reason) == ("refused", "erased")
+
+
+async def test_a_referrer_who_erases_before_the_reward_earns_nothing_and_the_friend_still_does(
+    flow: Flow, clock: FixedClock
+) -> None:
+    """Points paid into an erased account would be a liability nobody can ever spend."""
+    ivan_id, anna_id = await ivan_invites_anna_who_orders(flow, clock)
+    await erase(flow, IVAN)
+    clock.advance(timedelta(days=30))
+
+    assert await referrals(flow, clock).reward_due() == 1
+
+    assert [e for e in await entries(flow.db, ivan_id) if e[0] == "referral"] == []
+    assert (await SqlLedger(flow.db).reconcile(customer_id=ivan_id)).entries_sum == 0
+    assert [(e[0], e[2]) for e in await entries(flow.db, anna_id) if e[0] == "referral"] == [
+        ("referral", 200)
+    ]
+    referral = await SqlReferrals(flow.db).of_referee(referee_id=anna_id)
+    assert referral is not None
+    assert (referral.state, referral.reason) == ("rewarded", "referrer_left")
+    refusals = await SqlReferrals(flow.db).refusals()
+    assert [(r.reason, r.referrer_id, r.referee_id) for r in refusals] == [
+        ("referrer_left", ivan_id, anna_id)
+    ]
 
 
 async def test_i15_1_someone_who_never_joined_leaves_no_hash(flow: Flow) -> None:

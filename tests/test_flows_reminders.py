@@ -11,7 +11,6 @@ import pytest
 from aiogram.methods import AnswerCallbackQuery, EditMessageText, SendMessage, TelegramMethod
 from sqlalchemy import select, update
 
-from bot.reminders import ReminderSweeper
 from locales import CatalogI18n
 from locales.rendering import Renderer
 from scenarios.clock import FixedClock
@@ -20,6 +19,7 @@ from storage.database import Database
 from storage.schema import outbox, reminder_stops
 from tests.support.flow import Flow, build_flow
 from tests.support.reminders import Shop, add_member, add_product, open_shop, reminder_rows
+from tests.support.services import services_for
 from tests.support.updates import TgUser
 
 DAY = timedelta(days=1)
@@ -57,9 +57,9 @@ async def remind(
     await shop.order(user.id, [("LITTER", 1)], at=T0, ref=f"L-{user.id}")
     await shop.order(user.id, [("CAT", 1)], at=T0 - 10 * DAY, ref=f"C-{user.id}")
     clock.set(T0 + 17 * DAY)
-    sweeper = ReminderSweeper(
-        db=db, i18n=i18n, rules=Rules(), clock=clock, shop_zone=ZoneInfo("UTC")
-    )
+    sweeper = services_for(
+        db, i18n=i18n, rules=Rules(), clock=clock, zone=ZoneInfo("UTC")
+    ).reminder_sweeper
     await sweeper.tick()
     async with db.read() as conn:
         payload = (

@@ -15,7 +15,6 @@ from aiogram.methods import (
 from aiogram.types import ReplyKeyboardMarkup, ReplyKeyboardRemove
 from sqlalchemy import select
 
-from bot.order_desk import create_order_desk
 from locales import CatalogI18n
 from locales.rendering import Renderer
 from scenarios.cards import card_number, display_card_number, valid_card
@@ -31,6 +30,7 @@ from storage.outbox import SqlOutbox
 from storage.referrals import SqlReferrals
 from storage.schema import customers, ledger_entries, ledger_lots, orders, outbox
 from tests.support.flow import Flow, build_flow
+from tests.support.services import services_for
 from tests.support.signup import contact, customer_count, entries, inline_labels, photos, texts
 from tests.support.updates import TgUser
 
@@ -514,7 +514,7 @@ async def test_i15_3_the_card_gives_a_one_time_code_that_spends_points_once(
     assert second is not None
     code = second[1] + second[2]
 
-    desk = create_order_desk(db=flow.db, rules=RULES, clock=clock)
+    desk = services_for(flow.db, rules=RULES, clock=clock, followers=()).order_desk
 
     def order(ref: str, redeem_code: str | None) -> RawOrder:
         return RawOrder(

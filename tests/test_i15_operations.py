@@ -13,12 +13,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.account_jobs import create_account_jobs
 from scenarios.clock import FixedClock
 from scenarios.rules import Rules
 from storage.database import Database
 from storage.ledger import EntryKind
 from tests.support.seed import member
+from tests.support.services import services_for
 from tests.test_account_jobs import ledger_for
 
 MOSCOW = ZoneInfo("Europe/Moscow")
@@ -28,7 +28,7 @@ async def test_i15_15_periodic_jobs_log_at_info_only_when_they_did_something(
     db: Database, clock: FixedClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     rules = Rules()
-    jobs = create_account_jobs(db=db, rules=rules, clock=clock, shop_zone=MOSCOW)
+    jobs = services_for(db, rules=rules, clock=clock, zone=MOSCOW).account_jobs
     with caplog.at_level(logging.INFO):
         for _ in range(3):
             await jobs.tick()

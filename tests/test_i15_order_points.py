@@ -10,7 +10,6 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select, update
 
 from bot.api import create_api_app
-from bot.order_desk import order_followers
 from locales.rendering import Renderer
 from scenarios.clock import FixedClock
 from scenarios.rules import Bonus, Rules
@@ -18,6 +17,7 @@ from storage.database import Database
 from storage.ledger import EntryKind
 from storage.schema import customers, outbox
 from tests.support.seed import member
+from tests.support.services import services_for
 from tests.test_account_jobs import ledger_for
 
 MOSCOW = ZoneInfo("Europe/Moscow")
@@ -72,8 +72,7 @@ async def test_i15_8_points_earned_spent_and_refunded_are_told_once_per_order_ev
     await ledger_for(db, clock, rules).grant(
         customer_id=customer_id, kind=EntryKind.WELCOME, source="w", points=1000, reason="w"
     )
-    followers = order_followers(db=db, rules=rules, clock=clock, zone=MOSCOW)
-    app = create_api_app(db=db, rules=rules, clock=clock, api_token="t", followers=followers)
+    app = create_api_app(services_for(db, rules=rules, clock=clock, zone=MOSCOW), api_token="t")
     async with TestClient(TestServer(app)) as api:
         first = await api.post("/api/v1/orders", json=body("R-1", "2580.00"), headers=HEADERS)
         assert first.status == 201
@@ -127,8 +126,7 @@ async def test_i15_8_a_new_debt_and_its_repayment_are_told(
 ) -> None:
     rules = Rules(bonus=Bonus(hold_days=0, redeem_requires_code=False))
     await anna(db, locale="en")
-    followers = order_followers(db=db, rules=rules, clock=clock, zone=MOSCOW)
-    app = create_api_app(db=db, rules=rules, clock=clock, api_token="t", followers=followers)
+    app = create_api_app(services_for(db, rules=rules, clock=clock, zone=MOSCOW), api_token="t")
     async with TestClient(TestServer(app)) as api:
         # 129 points earned and spent at once, then the first order is refunded: a debt.
         assert (
@@ -163,8 +161,7 @@ async def test_i15_8_imported_history_and_non_members_are_told_nothing(
     db: Database, clock: FixedClock
 ) -> None:
     rules = Rules()
-    followers = order_followers(db=db, rules=rules, clock=clock, zone=MOSCOW)
-    app = create_api_app(db=db, rules=rules, clock=clock, api_token="t", followers=followers)
+    app = create_api_app(services_for(db, rules=rules, clock=clock, zone=MOSCOW), api_token="t")
     async with TestClient(TestServer(app)) as api:
         stranger = await api.post("/api/v1/orders", json=body("N-1", "2580.00"), headers=HEADERS)
         assert stranger.status == 201

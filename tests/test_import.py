@@ -18,7 +18,6 @@ from sqlalchemy import Table, func, insert, select
 
 from bot.api import create_api_app, start_api
 from bot.importer import ProgressBar
-from bot.order_desk import create_order_desk, order_followers
 from scenarios.clock import FixedClock, SystemClock
 from scenarios.importing import (
     ORDER_COLUMNS,
@@ -48,6 +47,7 @@ from storage.schema import (
     products,
     reminders,
 )
+from tests.support.services import services_for
 
 ROOT = Path(__file__).resolve().parent.parent
 MOSCOW = ZoneInfo("Europe/Moscow")
@@ -88,9 +88,10 @@ async def add_member(db: Database, *, phone: str = PHONE) -> int:
 async def run(
     db: Database, clock: FixedClock, text: str, *, recorder: Recorder | None = None
 ) -> ImportSummary:
-    desk = create_order_desk(  # as bot/importer.py builds it: history needs no spend code
-        db=db, rules=Rules(), clock=clock, followers=[recorder] if recorder else [], history=True
-    )
+    # as bot/importer.py builds it: history needs no spend code
+    desk = services_for(
+        db, rules=Rules(), clock=clock, zone=MOSCOW, followers=[recorder] if recorder else []
+    ).history_desk
     return await import_orders(rows_of(text), desk=desk, uow=db, zone=MOSCOW, currency="RUB")
 
 
@@ -131,12 +132,7 @@ async def test_i16_6_cancelled_and_refunded_history_is_imported_with_that_status
     db: Database, clock: FixedClock
 ) -> None:
     member = await add_member(db)
-    desk = create_order_desk(
-        db=db,
-        rules=Rules(),
-        clock=clock,
-        followers=order_followers(db=db, rules=Rules(), clock=clock, zone=MOSCOW),
-    )
+    desk = services_for(db, rules=Rules(), clock=clock, zone=MOSCOW).order_desk
     await SqlProducts(db).save(
         ProductRecord(
             sku="CAT-2KG",
@@ -278,13 +274,7 @@ async def test_recent_imported_orders_get_their_rating_request_and_old_ones_do_n
     db: Database, clock: FixedClock
 ) -> None:
     await add_member(db)
-    desk = create_order_desk(
-        db=db,
-        rules=Rules(),
-        clock=clock,
-        followers=order_followers(db=db, rules=Rules(), clock=clock, zone=MOSCOW),
-        history=True,
-    )
+    desk = services_for(db, rules=Rules(), clock=clock, zone=MOSCOW).history_desk
     text = (
         "order_id,created_at,status,phone,total,sku,quantity,price\n"
         "OLD,2025-06-10,delivered,+79991234567,100.00,X,1,100.00\n"
@@ -418,10 +408,12 @@ async def test_i17_6_api_orders_answer_within_half_a_second_while_3000_orders_ar
     db = sqlite_db
     rules, clock = Rules(), SystemClock()
     runner = await start_api(
-        create_api_app(db=db, rules=rules, clock=clock, api_token="t"), "127.0.0.1", 0
+        create_api_app(services_for(db, rules=rules, clock=clock, followers=()), api_token="t"),
+        "127.0.0.1",
+        0,
     )
     port = runner.addresses[0][1]
-    desk = create_order_desk(db=db, rules=rules, clock=clock)
+    desk = services_for(db, rules=rules, clock=clock, followers=()).order_desk
     url = f"http://127.0.0.1:{port}/api/v1/orders"
     waits: list[float] = []
     try:

@@ -19,6 +19,7 @@ from storage.customers import SqlCustomers
 from storage.database import Database
 from storage.outbox import SqlOutbox
 from storage.schema import customers
+from tests.support.services import services_for
 
 TOKEN = "secret-api-token-123"
 PHONE = "+79998881234"
@@ -47,7 +48,9 @@ async def test_i18_5_the_api_access_log_masks_phones_telegram_ids_and_tokens(
             )
         )
     port = free_port()
-    app = create_api_app(db=sqlite_db, rules=Rules(), clock=clock, api_token=TOKEN)
+    app = create_api_app(
+        services_for(sqlite_db, rules=Rules(), clock=clock, followers=()), api_token=TOKEN
+    )
     caplog.set_level(logging.INFO)
     runner = await start_api(app, "127.0.0.1", port)
     base = f"http://127.0.0.1:{port}/api/v1"

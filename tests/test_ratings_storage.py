@@ -7,7 +7,6 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 
-from bot.signup import signup_services
 from scenarios.clock import FixedClock
 from scenarios.delivery import Category, Outgoing, enqueue
 from scenarios.ratings import CHANGE_WINDOW, RatingDesk, Verdict
@@ -18,6 +17,7 @@ from storage.outbox import SqlOutbox
 from storage.ratings import SqlRatings
 from storage.schema import outbox
 from tests.support.seed import NOW, member
+from tests.support.services import services_for
 
 
 async def rated(db: Database, ref: str, customer_id: int, score: int, *, at: timedelta) -> int:
@@ -267,9 +267,9 @@ async def test_erasure_clears_comments_alert_snapshots_and_finished_messages(
     assert record is not None
 
     async with db.transaction():
-        erased = await signup_services(
-            db=db, rules=Rules(), clock=clock, zone=ZoneInfo("UTC")
-        ).desk.erase(record)
+        erased = await services_for(
+            db, rules=Rules(), clock=clock, zone=ZoneInfo("UTC"), staff_redactor=False
+        ).signup.erase(record)
 
     assert (erased.ratings_scrubbed, erased.alert_ids) == (1, (alert.id,))
     async with db.read() as conn:

@@ -11,9 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from bot.app import build_application, shutdown
-from bot.order_desk import order_followers
+from bot.services import Services
 from bot.settings import Settings
-from bot.signup import SignupServices, signup_services
 from locales.rendering import Renderer
 from scenarios.clock import FixedClock
 from scenarios.ledger import PointsLedger
@@ -36,6 +35,7 @@ from storage.ledger import SqlLedger
 from storage.orders import SqlOrders
 from storage.referrals import SqlReferrals
 from storage.schema import outbox
+from tests.support.services import services_for
 from tests.support.signup import entries
 
 ZONE = ZoneInfo("Europe/Moscow")
@@ -100,7 +100,7 @@ def test_the_month_is_the_shops() -> None:
 class World:
     db: Database
     clock: FixedClock
-    services: SignupServices
+    services: Services
     desk: OrderDesk
     customers: SqlCustomers
     referrals: SqlReferrals
@@ -118,7 +118,7 @@ class World:
     async def join(self, telegram_id: int, *, invite: str | None = None) -> int:
         person = await self.person(telegram_id)
         async with self.db.transaction():
-            joined = await self.services.desk.join(
+            joined = await self.services.signup.join(
                 person,
                 phone=f"+7999{telegram_id:07d}",
                 consent=Consent(accepted_at=self.clock.now(), marketing_opt_in=False),
@@ -157,7 +157,7 @@ class World:
 
 @pytest.fixture
 def world(db: Database, clock: FixedClock) -> World:
-    services = signup_services(db=db, rules=RULES, clock=clock, zone=ZONE)
+    services = services_for(db, rules=RULES, clock=clock, zone=ZONE)
     ladder = TierLadder.from_rules(RULES.bonus, currency="RUB")
     ledger = SqlLedger(db)
     desk = OrderDesk(
@@ -334,9 +334,7 @@ async def test_the_application_runs_the_referral_and_birthday_jobs(tmp_path: Pat
     try:
         jobs = {job.id for job in app.scheduler.get_jobs()}
         assert {"referral-rewards", "birthday-gifts"} <= jobs
-        followers = order_followers(
-            db=app.db, rules=app.rules, clock=app.clock, zone=app.settings.zone
-        )
+        followers = app.services.order_followers
         assert Referrals in [type(follower) for follower in followers]
     finally:
         await shutdown(app)

@@ -7,7 +7,6 @@ from zoneinfo import ZoneInfo
 from aiogram import Bot
 
 from bot.broadcast_progress import BroadcastProgress
-from bot.reminders import ReminderSweeper
 from bot.scheduler import create_scheduler
 from locales import CatalogI18n
 from locales.rendering import Renderer
@@ -18,6 +17,7 @@ from storage.customers import SqlCustomers
 from storage.database import Database
 from storage.outbox import SqlOutbox
 from tests.support.recording_session import RecordingSession
+from tests.support.services import services_for
 
 
 def test_the_sweep_runs_every_tick_and_learning_daily(
@@ -39,9 +39,9 @@ def test_the_sweep_runs_every_tick_and_learning_daily(
             rules=rules,
             clock=clock,
         ),
-        reminders=ReminderSweeper(
-            db=sqlite_db, i18n=i18n, rules=rules, clock=clock, shop_zone=ZoneInfo("UTC")
-        ),
+        reminders=services_for(
+            sqlite_db, i18n=i18n, rules=rules, clock=clock, zone=ZoneInfo("UTC")
+        ).reminder_sweeper,
     )
     sweep = scheduler.get_job("reminder-sweep")
     learn = scheduler.get_job("reminder-learned-intervals")

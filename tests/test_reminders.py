@@ -20,6 +20,7 @@ from storage.reminders import SqlReminders
 from storage.schema import customers, outbox, product_intervals, reminders
 from tests.support.databases import postgres_database
 from tests.support.reminders import Shop, add_member, add_product, open_shop, reminder_rows
+from tests.support.services import services_for
 
 DAY = timedelta(days=1)
 HOUR = timedelta(hours=1)
@@ -45,13 +46,13 @@ async def outbox_rows(db: Database) -> list[dict[str, object]]:
 
 
 def sweeper(db: Database, i18n: CatalogI18n, clock: FixedClock, **rules: object) -> ReminderSweeper:
-    return ReminderSweeper(
-        db=db,
+    return services_for(
+        db,
         i18n=i18n,
         rules=Rules(reminders=Reminders.model_validate(rules)),
         clock=clock,
-        shop_zone=ZoneInfo("UTC"),
-    )
+        zone=ZoneInfo("UTC"),
+    ).reminder_sweeper
 
 
 async def test_an_order_plans_one_reminder_per_consumable_line(shop: Shop, db: Database) -> None:

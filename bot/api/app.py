@@ -9,7 +9,7 @@ import math
 import re
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import TypeVar
 
@@ -17,7 +17,6 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 from pydantic import BaseModel, ValidationError
 
-from bot.analytics import shop_analytics
 from bot.api.access_log import MaskedAccessLogger, mask_target
 from bot.api.models import (
     AMOUNT_PATTERN,
@@ -37,13 +36,12 @@ from bot.api.models import (
 )
 from bot.api.openapi import openapi_document
 from bot.api.stats import install_stats
-from bot.order_desk import create_order_desk
+from bot.services import Services
 from scenarios.cards import looks_like_card
 from scenarios.clock import Clock
 from scenarios.orders import (
     CustomerCard,
     OrderDesk,
-    OrderFollower,
     OrderProblem,
     Points,
     ProblemKind,
@@ -51,7 +49,6 @@ from scenarios.orders import (
     StatusChange,
 )
 from scenarios.products import checked_product, save_product
-from scenarios.rules import Rules
 from storage.availability import is_unavailable
 from storage.database import Database
 from storage.products import SqlProducts
@@ -61,6 +58,7 @@ log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 
 DESK = web.AppKey("order_desk", OrderDesk)
+PRODUCTS = web.AppKey("products", SqlProducts)
 DATABASE = web.AppKey("database", Database)
 CLOCK = web.AppKey("clock", Clock)
 MAX_BODY = 1024 * 1024
@@ -108,27 +106,24 @@ def error_response(status: int, code: str, message: str, field: str | None = Non
 
 
 def create_api_app(
+    services: Services,
     *,
-    db: Database,
-    rules: Rules,
-    clock: Clock,
     api_token: str,
-    followers: Sequence[OrderFollower] = (),
     card_lookups_per_minute: int = CARD_LOOKUPS_PER_MINUTE,
 ) -> web.Application:
-    """The API over this database; every route but /healthz wants ``Bearer <api_token>``.
-
-    ``followers`` act on every new order and status change in the same transaction (rating
-    requests, reminders, referral rewards)."""
+    """The API over the services' database; every route but /healthz wants
+    ``Bearer <api_token>``. Orders go to ``services.order_desk``, whose followers act on every
+    new order and status change in the same transaction (rating requests, reminders, referral
+    rewards)."""
     if not api_token:
         raise ValueError("the API needs a non-empty token")
-    desk = create_order_desk(db=db, rules=rules, clock=clock, followers=followers)
     app = web.Application(
         middlewares=[_json_errors, _bearer_auth(api_token)], client_max_size=MAX_BODY
     )
-    app[DESK] = desk
-    app[DATABASE] = db
-    app[CLOCK] = clock
+    app[DESK] = services.order_desk
+    app[DATABASE] = services.db
+    app[CLOCK] = services.clock
+    app[PRODUCTS] = services.products
     app[CARD_LIMIT] = LookupLimit(card_lookups_per_minute)
     app.router.add_get("/healthz", healthz)
     app.router.add_post("/api/v1/orders", report_order)
@@ -137,7 +132,10 @@ def create_api_app(
     app.router.add_put("/api/v1/products/{sku}", put_product)
     app.router.add_get("/api/v1/openapi.json", openapi)
     install_stats(
-        app, analytics=shop_analytics(db, rules), clock=clock, currency=rules.shop.currency
+        app,
+        analytics=services.analytics,
+        clock=services.clock,
+        currency=services.rules.shop.currency,
     )
     return app
 
@@ -216,9 +214,7 @@ async def put_product(request: web.Request) -> web.Response:
     sku = _path(request, "sku")
     body = await _parse(request, ProductBody)
     product = checked_product(sku=sku, **body.model_dump())
-    created = await save_product(
-        SqlProducts(request.app[DATABASE]), product, clock=request.app[CLOCK]
-    )
+    created = await save_product(request.app[PRODUCTS], product, clock=request.app[CLOCK])
     answer = ProductAnswer(**{**asdict(product), "related": list(product.related)})
     return _answer(answer, status=201 if created else 200)
 

@@ -73,6 +73,7 @@ _FIELD_CODES = {
     "consumption_days": "invalid_days",
     "lead_days": "invalid_days",
     "related": "invalid_related",
+    "time_zone": "invalid_time_zone",
 }
 
 
@@ -112,6 +113,13 @@ class CustomerBody(_Body):
         default=None, description="The customer's Telegram user id"
     )
     name: Text | None = Field(default=None, max_length=256, description="As the shop knows it")
+    time_zone: Text | None = Field(
+        default=None,
+        max_length=64,
+        description="Where the customer lives, an IANA zone name; quiet hours and daily caps "
+        "follow it. Set on the customer with a new order; without it: unchanged",
+        examples=["Europe/Kyiv"],
+    )
 
 
 class ItemBody(_Body):
@@ -165,6 +173,7 @@ class OrderBody(_Body):
                 phone=self.customer.phone,
                 telegram_id=self.customer.telegram_id,
                 name=self.customer.name,
+                time_zone=self.customer.time_zone,
             ),
             items=tuple(
                 RawItem(

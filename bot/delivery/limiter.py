@@ -147,6 +147,21 @@ class RateLimiter:
         if self._slowdown < 1.0:
             self._slowdown = min(1.0, self._slowdown + 0.01)
 
+    def group_has_room(self, chat_id: int) -> bool:
+        """Whether one more message fits in this group's window now (an edit made in answer
+        to a press there, which cannot wait in the outbox's queue without the press hanging)."""
+        sends = self._group_sends.get(chat_id)
+        if sends is None:
+            return True
+        moment = self._now()
+        while sends and sends[0] <= moment - self.limits.group_window:
+            sends.popleft()
+        return len(sends) < self.limits.group_per_minute
+
+    def count_group_send(self, chat_id: int) -> None:
+        """A message to this group left outside the outbox: it counts against the window."""
+        self._group_sends.setdefault(chat_id, deque()).append(self._now())
+
     @property
     def paused_until(self) -> float:
         return self._paused_until

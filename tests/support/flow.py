@@ -19,8 +19,8 @@ from locales.rendering import Renderer
 from scenarios.clock import Clock
 from scenarios.rules import Rules
 from storage.database import Database
-from storage.fsm import SqlFsmStates
 from tests.support.recording_session import RecordingSession
+from tests.support.services import services_for
 from tests.support.updates import TgUser, Updates
 
 BOT_TOKEN = "123456:TEST-TOKEN"
@@ -76,15 +76,18 @@ def build_flow(
 ) -> Flow:
     session = session or RecordingSession()
     bot = Bot(BOT_TOKEN, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
-    dispatcher = create_dispatcher(
-        db=db,
+    services = services_for(
+        db,
+        rules=rules,
         clock=clock,
         i18n=i18n,
         renderer=renderer,
-        rules=rules or Rules(),
-        fsm_storage=DatabaseFsmStorage(SqlFsmStates(db), clock),
         admin_ids=admin_ids,
         staff_chat_id=staff_chat_id,
+    )
+    dispatcher = create_dispatcher(
+        services=services,
+        fsm_storage=DatabaseFsmStorage(services.fsm_states, clock),
         version="test",
         started_at=clock.now(),
     )

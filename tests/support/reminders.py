@@ -15,12 +15,12 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import insert, select
 
 from bot.api import create_api_app
-from bot.reminders import replenishment_follower
 from scenarios.clock import Clock, FixedClock
 from scenarios.rules import Rules
 from storage.database import Database
 from storage.products import ProductRecord, SqlProducts
 from storage.schema import customers, reminders
+from tests.support.services import services_for
 
 TOKEN = "shop-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -139,12 +139,9 @@ async def open_shop(
     db: Database, *, clock: Clock, rules: Rules | None = None, zone: str = "UTC"
 ) -> AsyncIterator[Shop]:
     rules = rules or Rules()
-    app = create_api_app(
-        db=db,
-        rules=rules,
-        clock=clock,
-        api_token=TOKEN,
-        followers=[replenishment_follower(db, rules=rules, clock=clock, shop_zone=ZoneInfo(zone))],
+    services = services_for(
+        db, rules=rules, clock=clock, zone=ZoneInfo(zone), followers=lambda s: [s.replenishment]
     )
+    app = create_api_app(services, api_token=TOKEN)
     async with TestClient(TestServer(app)) as client:
         yield Shop(api=client, db=db, clock=clock)

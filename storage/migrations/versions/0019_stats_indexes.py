@@ -1,14 +1,14 @@
 """Indexes for /stats: customers' order histories read from the index alone, the ledger by date.
 
 Revision ID: 0019
-Revises: 0017
+Revises: 0022
 Create Date: 2026-12-01
 """
 
 from alembic import op
 
 revision = "0019"
-down_revision = "0017"
+down_revision = "0022"
 branch_labels = None
 depends_on = None
 
