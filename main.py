@@ -11,6 +11,7 @@ from typing import Literal, NoReturn
 from bot.cli import (
     describe_settings,
     export_customer,
+    export_data,
     fail,
     load_settings_and_rules,
     migrate_only,
@@ -47,6 +48,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     hooks.add_argument(
         "--retry", nargs="*", type=int, metavar="ID", help="retry these (none given: all failed)"
     )
+    dump = commands.add_parser(
+        "export", help="write customers.csv, orders.csv and ledger.csv (UTF-8 with BOM) to DIR"
+    )
+    dump.add_argument("directory", type=Path, metavar="DIR")
     for kind in IMPORT_KINDS:
         description = None
         if f"import-{kind}" in argv:  # its own --help lists the columns
@@ -72,6 +77,8 @@ def main(argv: list[str] | None = None) -> NoReturn:
         from bot.webhooks.cli import webhooks_command
 
         sys.exit(asyncio.run(webhooks_command(settings, retry=args.retry)))
+    if args.command == "export":
+        sys.exit(asyncio.run(export_data(settings, rules, args.directory)))
     if args.command == "export-customer":
         sys.exit(asyncio.run(export_customer(settings, rules, args.ref)))
     if args.command in ("import-orders", "import-products"):

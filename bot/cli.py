@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
+from pathlib import Path
 from typing import NoReturn
 
 from pydantic import ValidationError
@@ -128,4 +130,31 @@ async def export_customer(settings: Settings, rules: Rules, ref: str) -> int:
         default=settings.default_locale,
     )
     print(export_json(data, i18n=services.i18n, locale=locale))
+    return 0
+
+
+async def export_data(settings: Settings, rules: Rules, directory: Path) -> int:
+    """``export DIR``: customers.csv, orders.csv and ledger.csv (what /export sends) in DIR."""
+    from bot.services import build_services
+    from locales.csv_export import EXPORT_KINDS, csv_parts
+    from scenarios.clock import SystemClock
+    from storage.database import Database
+    from storage.migrate import migrate
+
+    await asyncio.to_thread(directory.mkdir, parents=True, exist_ok=True)
+    db = Database(settings.database_url)
+    export = build_services(settings, rules, db, SystemClock()).data_export
+    try:
+        await migrate(db)
+        for kind in EXPORT_KINDS:
+            rows = 0
+            # One file per kind: a disk takes what a Telegram upload does not.
+            async for part in csv_parts(
+                kind, export.rows(kind), currency=rules.shop.currency, max_bytes=2**62
+            ):
+                await asyncio.to_thread((directory / part.filename).write_bytes, part.data)
+                rows += part.rows
+            print(f"{directory / f'{kind}.csv'}: {rows} rows")
+    finally:
+        await db.close()
     return 0

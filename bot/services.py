@@ -15,7 +15,9 @@ from aiogram.utils.i18n import I18n
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.account_jobs import AccountJobs
+from bot.analytics import shop_analytics
 from bot.broadcast_progress import BroadcastProgress
+from bot.charts import StatsCharts
 from bot.delivery.limiter import RateLimiter
 from bot.delivery.sender import OutboxSender, limits_from
 from bot.erasure import StaffRedactor
@@ -29,6 +31,7 @@ from handlers.rating import rating_buttons
 from handlers.staff_alerts import StaffAlerts, StaffMembership
 from locales import create_i18n
 from locales.rendering import Renderer
+from scenarios.analytics import ShopAnalytics
 from scenarios.birthdays import BirthdayGifts
 from scenarios.cashier import QrKey, QrVisitProof, Till
 from scenarios.clock import Clock
@@ -51,6 +54,7 @@ from storage.audit import SqlAuditLog
 from storage.broadcasts import SqlBroadcasts
 from storage.customers import SqlCustomers
 from storage.database import Database
+from storage.export import SqlExport
 from storage.fsm import SqlFsmStates
 from storage.gifts import SqlGifts
 from storage.inbox import SqlInbox
@@ -133,6 +137,10 @@ class Services:
     # the Mini App (bot/webapp): its address (None: no Mini App, no buttons) and the till
     webapp_url: str | None
     till: Till
+    # the shop's figures (/stats, GET /api/v1/stats), their charts, the CSV export (/export)
+    analytics: ShopAnalytics
+    charts: StatsCharts
+    data_export: SqlExport
 
     def by_name(self) -> Iterator[tuple[str, Any]]:
         """(name, service) pairs: the dispatcher's workflow data, what handlers ask for."""
@@ -175,6 +183,7 @@ def build_services(
     reminders = SqlReminders(db)
     members = SqlMembership(db)
     preferences = SqlPreferences(db)
+    broadcasts = SqlBroadcasts(db)
     # the points program
     ladder = TierLadder.from_rules(rules.bonus, currency=rules.shop.currency)
     points = PointsLedger(ledger, bonus=rules.bonus, ladder=ladder, clock=clock)
@@ -366,7 +375,7 @@ def build_services(
         outbox=outbox,
         segments=SqlSegments(db),
         preferences=preferences,
-        broadcasts=SqlBroadcasts(db),
+        broadcasts=broadcasts,
         reminders=reminders,
         ledger_reader=ledger,
         account_store=account,
@@ -404,6 +413,9 @@ def build_services(
         limiter=limiter,
         webapp_url=settings.webapp_url,
         till=till(every_follower),
+        analytics=shop_analytics(db, rules, reminders=reminders, broadcasts=broadcasts),
+        charts=StatsCharts(),
+        data_export=SqlExport(db),
     )
     if order_followers is None:
         return services

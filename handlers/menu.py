@@ -40,6 +40,7 @@ ADMIN_COMMANDS: tuple[tuple[str, LazyProxy], ...] = (
     ("customer", __("A customer's profile (admins)")),
     ("gift", __("A holiday gift to members (admins)")),
     ("stats", __("Statistics (admins)")),
+    ("export", __("Customers, orders and points as CSV files (admins)")),
 )
 
 

@@ -139,6 +139,8 @@ orders = Table(
     Column("received_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     Index("ix_orders_customer_ordered", "customer_id", "ordered_at"),
+    # /stats reads customers' histories from this index alone (migration 0019).
+    Index("ix_orders_customer_history", "customer_id", "ordered_at", "id", "status", "total"),
     # sha256 of the order as the shop API first reported it: a replay must match it exactly.
     Column("fingerprint", String(64), nullable=True),
 )
@@ -251,6 +253,7 @@ ledger_entries = Table(
     UniqueConstraint("source", "kind"),
     Index("ix_ledger_entries_customer_history", "customer_id", "id"),
     Index("ix_ledger_entries_customer_kind", "customer_id", "kind", "occurred_at"),
+    Index("ix_ledger_entries_occurred_at", "occurred_at"),
 )
 
 ledger_lots = Table(

@@ -105,6 +105,7 @@ async def test_the_bot_answers_start_in_each_users_language_and_stops_cleanly(
             "customer",
             "gift",
             "stats",
+            "export",
         ]
 
         # /lang round trip over real HTTP: the button edits the message and sticks.

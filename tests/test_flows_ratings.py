@@ -609,7 +609,15 @@ async def test_stats_for_admins_only(shop: Shop, flow: Flow, clock: FixedClock) 
     clock.advance(timedelta(hours=3))
     await shop.staff_press(OLGA, "alert:1:resolve", message=alert)
 
-    [stats] = sent(await flow.send(ADMIN, "/stats"))
+    [summary] = sent(await flow.send(ADMIN, "/stats"))
+    satisfaction = next(
+        str(button.callback_data)
+        for line in summary.reply_markup.inline_keyboard  # type: ignore[union-attr]
+        for button in line
+        if button.text == "Satisfaction"
+    )
+    [stats] = edits(await flow.press(ADMIN, satisfaction, message=flow.message_from(summary)))
+    assert stats.text is not None
     assert "Last 7 days: 2 ratings, average 3.5, CSAT 50%" in stats.text
     assert "Negative alerts: 0 open, 1 resolved" in stats.text
     assert "Median time to resolve: 3 hours" in stats.text

@@ -23,6 +23,7 @@ from scenarios.status import BotStatus
 from storage.ratings import AlertRecord, PeriodStats, RatingStats
 from storage.reminders import ReminderRecord
 from tests.support.account_samples import ACCOUNT_SAMPLES
+from tests.support.stats_samples import SAMPLE_STATS, STATS_SAMPLES
 
 ROOT = Path(__file__).resolve().parent.parent
 PLACEHOLDER = re.compile(r"%\((\w+)\)s")
@@ -293,14 +294,10 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
     "rating_comment.html": {"order_id": "A-1001", "comment": "Cat & Dog <3", "heading": True},
     "rating_compensation.html": {"points": 300, "order_id": "A-1001"},
     "rating_staff_reply.html": {"shop": "Cat & Dog", "order_id": "A-1001", "text": "Sorry <3"},
-    "stats.html": {
-        "ratings": RATING_STATS,
-        "median": "3 hours",
-        "reminders": ReminderStats(sent=1002, converted=101, revenue=1290000),
-    },
     "stats_ratings.html": {"ratings": RATING_STATS, "median": None},
 }
 SAMPLE_CONTEXTS.update(ACCOUNT_SAMPLES)
+SAMPLE_CONTEXTS.update(STATS_SAMPLES)
 
 
 def test_every_template_has_a_sample_context(renderer: Renderer) -> None:
@@ -394,15 +391,26 @@ def test_rating_texts_escape_what_people_typed_and_use_plurals(renderer: Rendere
         assert "Anna" not in gone and tier not in gone
     uk = plain(renderer.render("rating_compensation.html", locale="uk", points=2, order_id="A-1"))
     assert "ми нарахували вам 2 бали" in uk
-    stats = plain(
+    satisfaction = plain(
         renderer.render(
-            "stats.html",
+            "stats_satisfaction.html",
             locale="ru",
+            stats=SAMPLE_STATS,
+            period_label="30 дней",
             ratings=RATING_STATS,
             median="3 ч",
+        )
+    )
+    engagement = plain(
+        renderer.render(
+            "stats_engagement.html",
+            locale="ru",
+            stats=SAMPLE_STATS,
+            period_label="30 дней",
             reminders=ReminderStats(sent=21, converted=1, revenue=129000),
         )
     )
+    stats = satisfaction + engagement
     assert "За 7 дней: 2 оценки, в среднем 3,5, CSAT 50 %" in stats
     assert "За 30 дней: 5 оценок, в среднем 4,2, CSAT 80 %" in stats
     assert "Негативные оценки: открыто 1, решено 3" in stats

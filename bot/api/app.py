@@ -35,6 +35,7 @@ from bot.api.models import (
     Receipt as ReceiptAnswer,
 )
 from bot.api.openapi import openapi_document
+from bot.api.stats import install_stats
 from bot.services import Services
 from scenarios.cards import looks_like_card
 from scenarios.clock import Clock
@@ -134,6 +135,12 @@ def create_api_app(
     app.router.add_get("/api/v1/customers/{ref}", customer_card)
     app.router.add_put("/api/v1/products/{sku}", put_product)
     app.router.add_get("/api/v1/openapi.json", openapi)
+    install_stats(
+        app,
+        analytics=services.analytics,
+        clock=services.clock,
+        currency=services.rules.shop.currency,
+    )
     return app
 
 

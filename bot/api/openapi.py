@@ -25,6 +25,7 @@ from bot.api.models import (
     StatusAnswer,
     StatusBody,
 )
+from bot.api.stats import PERIOD_PARAMETER, StatsAnswer
 from scenarios.customers import MAX_REF
 from scenarios.orders import MAX_ORDER_ID
 
@@ -89,7 +90,8 @@ TOTAL_PARAMETER = {
 
 def _components() -> dict[str, Any]:
     models = [(model, "validation") for model in REQUESTS]
-    models += [(model, "serialization") for model in ANSWERS]
+    answers: tuple[type[BaseModel], ...] = (*ANSWERS, StatsAnswer)
+    models += [(model, "serialization") for model in answers]
     _, schema = models_json_schema(models, ref_template=_REF)  # type: ignore[arg-type]
     return dict(schema["$defs"])
 
@@ -174,6 +176,17 @@ def _shop_document() -> dict[str, Any]:
                     "responses": {
                         "200": _json(StatusAnswer, "The change and the balance"),
                         **_errors(400, 401, 404, 409, 413, 422),
+                    },
+                }
+            },
+            "/api/v1/stats": {
+                "get": {
+                    "summary": "The shop's figures for a period ending now (what /stats shows)",
+                    "security": secured,
+                    "parameters": [PERIOD_PARAMETER],
+                    "responses": {
+                        "200": _json(StatsAnswer, "Repeat sales, retention, value, cohorts"),
+                        **_errors(401, 422, 503),
                     },
                 }
             },

@@ -1,0 +1,320 @@
+"""The shop's figures at a glance: repeat purchase rate, retention, value, cohorts, program cost."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Protocol
+
+from scenarios.clv import Forecast, fitted_forecast
+from scenarios.reminders import ReminderStats, TotalsReader, reminder_stats
+from storage.analytics import (
+    CohortRow,
+    CustomerFigures,
+    HistoryGroup,
+    ProgramFigures,
+    RepeatFigures,
+    Window,
+    month_of,
+    month_start,
+    week_index_of,
+    week_start,
+)
+
+FORECAST_DAYS = 365
+
+
+class Period(StrEnum):
+    WEEK = "7d"
+    MONTH = "30d"
+    QUARTER = "90d"
+    YEAR = "12m"
+
+    @property
+    def days(self) -> int:
+        return {"7d": 7, "30d": 30, "90d": 90, "12m": 365}[self.value]
+
+    @property
+    def cohort_months(self) -> int:
+        """How many months of first orders the cohort table shows."""
+        return 12 if self is Period.YEAR else 6
+
+
+class AnalyticsStore(Protocol):
+    async def customers(self, window: Window) -> CustomerFigures: ...
+    async def repeat_sales(self, window: Window) -> RepeatFigures: ...
+    async def program(self, window: Window) -> ProgramFigures: ...
+    async def cohorts(self, *, first_month: int, end: datetime) -> list[CohortRow]: ...
+    async def satisfaction(self, window: Window) -> tuple[int, int]: ...
+    async def histories(self, *, end: datetime) -> list[HistoryGroup]: ...
+    async def broadcasts_started(self, window: Window) -> Sequence[int]: ...
+    async def weekly_orders(
+        self, *, since: datetime, end: datetime
+    ) -> list[tuple[int, int, int]]: ...
+    async def rating_distribution(
+        self, *, since: datetime, end: datetime, by_month: bool
+    ) -> list[tuple[int, int, int]]: ...
+
+
+class BroadcastResults(Protocol):
+    async def results(
+        self, *, broadcast_id: int, conversion_days: int
+    ) -> list[tuple[str, int, int, int, int]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Cohort:
+    month: datetime  # the first day of the month of the cohort's first orders (UTC)
+    size: int
+    retention: tuple[float, ...]  # share ordering again in month 1, 2, 3, ... after the first
+
+
+@dataclass(frozen=True, slots=True)
+class Engagement:
+    reminders: ReminderStats
+    broadcasts: int  # started in the period
+    delivered: int
+    converted: int  # recipients who ordered within the conversion window
+    broadcast_revenue: int  # minor units
+
+    @property
+    def broadcast_conversion(self) -> float:
+        return self.converted / self.delivered if self.delivered else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ShopStats:
+    period: Period
+    start: datetime
+    end: datetime
+    customers: CustomerFigures
+    repeat: RepeatFigures
+    program: ProgramFigures
+    point_value: int  # minor units one point pays for
+    forecast: Forecast
+    cohorts: tuple[Cohort, ...]
+    rated: int  # scores in the period
+    satisfied: int  # of them 4 or 5
+    engagement: Engagement
+
+    @property
+    def repeat_purchase_rate(self) -> float:
+        """Share of customers (ever ordered) with two orders or more."""
+        return _share(self.repeat.repeat_buyers, self.repeat.buyers)
+
+    @property
+    def retention_rate(self) -> float:
+        """CRR: (customers at the end - new ones) / customers at the start, where a customer
+        counts while their last order is under lost_days old. Customers who came back after
+        being lost are not "retained", so the rate stays within 0..1."""
+        return _share(self.repeat.retained, self.repeat.at_start)
+
+    @property
+    def purchase_frequency(self) -> float:
+        """Orders per ordering customer in the period."""
+        return _share(self.repeat.period_customer_orders, self.repeat.period_buyers)
+
+    @property
+    def aov(self) -> int:
+        """Average order value in the period, minor units."""
+        return _per(self.repeat.period_revenue, self.repeat.period_orders)
+
+    @property
+    def clv_historic(self) -> int:
+        """Revenue per customer over their whole history so far, minor units."""
+        return _per(self.repeat.revenue, self.repeat.buyers)
+
+    @property
+    def clv_predicted(self) -> int:
+        return round(self.forecast.value)
+
+    @property
+    def points_liability(self) -> int:
+        """What the points customers hold would pay for, minor units."""
+        return self.program.points_outstanding * self.point_value
+
+    @property
+    def redemption_rate(self) -> float:
+        return _share(self.program.spent, self.program.earned)
+
+    @property
+    def cashback_share(self) -> float:
+        """Cashback earned in the period, in money, as a share of the period's revenue."""
+        return _share(self.program.accrued * self.point_value, self.repeat.period_revenue)
+
+    @property
+    def csat(self) -> float | None:
+        return self.satisfied / self.rated if self.rated else None
+
+    @property
+    def returning_share(self) -> float:
+        return _share(self.repeat.revenue_returning, self.repeat.period_revenue)
+
+
+def _share(part: int, whole: int) -> float:
+    return part / whole if whole else 0.0
+
+
+def _per(total: int, count: int) -> int:
+    # Half a kopeck up: the way a till rounds.
+    return (2 * total + count) // (2 * count) if count else 0
+
+
+def window_of(period: Period, *, now: datetime, sleeping_days: int, lost_days: int) -> Window:
+    return Window(
+        start=now - timedelta(days=period.days),
+        end=now,
+        sleeping_days=sleeping_days,
+        lost_days=lost_days,
+    )
+
+
+def simple_forecast(repeat: RepeatFigures) -> Forecast:
+    """AOV x orders per customer, both over the last 12 months: a customer like last year's."""
+    orders = _share(repeat.year_orders, repeat.year_buyers)
+    return Forecast(
+        value=_share(repeat.year_revenue, repeat.year_buyers), orders=orders, fitted=False
+    )
+
+
+def cohorts_of(rows: Sequence[CohortRow]) -> tuple[Cohort, ...]:
+    return tuple(
+        Cohort(
+            month=month_start(row.month),
+            size=row.size,
+            retention=tuple(_share(active, row.size) for active in row.active[1:]),
+        )
+        for row in rows
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ChartData:
+    """The series behind the pictures: orders per week (first, repeat) of known customers, the
+    cohorts, and scores per week (per month over a year) as counts of 1..5 stars."""
+
+    weeks: tuple[tuple[datetime, int, int], ...]
+    cohorts: tuple[Cohort, ...]
+    ratings: tuple[tuple[datetime, tuple[int, int, int, int, int]], ...]
+    ratings_by_month: bool
+
+
+# At least this many weeks of orders on the chart, however short the period: a trend needs them.
+MIN_CHART_WEEKS = 12
+
+
+@dataclass(frozen=True, slots=True)
+class StatsRules:
+    sleeping_days: int
+    lost_days: int
+    point_value: int
+    conversion_days: int
+
+
+class ShopAnalytics:
+    """Collects every figure of /stats and GET /api/v1/stats for one period."""
+
+    def __init__(
+        self,
+        store: AnalyticsStore,
+        *,
+        reminders: TotalsReader,
+        broadcasts: BroadcastResults,
+        rules: StatsRules,
+    ) -> None:
+        self._store = store
+        self._reminders = reminders
+        self._broadcasts = broadcasts
+        self._rules = rules
+
+    def window(self, period: Period, *, now: datetime) -> Window:
+        return window_of(
+            period,
+            now=now,
+            sleeping_days=self._rules.sleeping_days,
+            lost_days=self._rules.lost_days,
+        )
+
+    async def collect(self, period: Period, *, now: datetime) -> ShopStats:
+        store = self._store
+        window = self.window(period, now=now)
+        repeat = await store.repeat_sales(window)
+        groups = await store.histories(end=now)
+        forecast = fitted_forecast(groups, weeks=FORECAST_DAYS / 7) or simple_forecast(repeat)
+        rated, satisfied = await store.satisfaction(window)
+        cohort_rows = await store.cohorts(
+            first_month=month_of(now) - period.cohort_months + 1, end=now
+        )
+        return ShopStats(
+            period=period,
+            start=window.start,
+            end=window.end,
+            customers=await store.customers(window),
+            repeat=repeat,
+            program=await store.program(window),
+            point_value=self._rules.point_value,
+            forecast=forecast,
+            cohorts=cohorts_of(cohort_rows),
+            rated=rated,
+            satisfied=satisfied,
+            engagement=await self._engagement(window),
+        )
+
+    async def chart_data(self, period: Period, *, now: datetime) -> ChartData:
+        weeks = max(MIN_CHART_WEEKS, -(-period.days // 7))
+        this_week = week_index_of(now)
+        first_week = this_week - weeks + 1
+        series = {
+            week: (first, again)
+            for week, first, again in await self._store.weekly_orders(
+                since=week_start(first_week), end=now
+            )
+        }
+        by_month = period is Period.YEAR
+        since = now - timedelta(days=period.days)
+        scores: dict[int, list[int]] = {}
+        for bucket, score, count in await self._store.rating_distribution(
+            since=since, end=now, by_month=by_month
+        ):
+            scores.setdefault(bucket, [0] * 5)[score - 1] += count
+        if by_month:
+            buckets = range(month_of(since), month_of(now) + 1)
+            starts = month_start
+        else:
+            buckets = range(week_index_of(since), this_week + 1)
+            starts = week_start
+        cohort_rows = await self._store.cohorts(
+            first_month=month_of(now) - period.cohort_months + 1, end=now
+        )
+        return ChartData(
+            weeks=tuple(
+                (week_start(week), *series.get(week, (0, 0)))
+                for week in range(first_week, this_week + 1)
+            ),
+            cohorts=cohorts_of(cohort_rows),
+            ratings=tuple(
+                (starts(bucket), tuple(scores.get(bucket, [0] * 5)))  # type: ignore[misc]
+                for bucket in buckets
+            ),
+            ratings_by_month=by_month,
+        )
+
+    async def _engagement(self, window: Window) -> Engagement:
+        delivered = converted = revenue = 0
+        started = await self._store.broadcasts_started(window)
+        for broadcast_id in started:
+            for _variant, _recipients, got, bought, money in await self._broadcasts.results(
+                broadcast_id=broadcast_id, conversion_days=self._rules.conversion_days
+            ):
+                delivered += got
+                converted += bought
+                revenue += money
+        return Engagement(
+            reminders=await reminder_stats(self._reminders),
+            broadcasts=len(started),
+            delivered=delivered,
+            converted=converted,
+            broadcast_revenue=revenue,
+        )

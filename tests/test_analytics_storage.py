@@ -1,0 +1,148 @@
+"""Shop figures on SQLite and PostgreSQL against a small shop worked out by hand
+(tests/support/small_shop.py tells every order)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from fractions import Fraction
+
+import pytest
+
+from scenarios.analytics import Period, ShopAnalytics, StatsRules
+from storage.analytics import (
+    CohortRow,
+    CustomerFigures,
+    ProgramFigures,
+    SqlAnalytics,
+    Window,
+    month_of,
+    week_start,
+)
+from storage.broadcasts import SqlBroadcasts
+from storage.database import Database
+from storage.reminders import SqlReminders
+from tests.support.seed import NOW
+from tests.support.small_shop import PERIOD_START, RUB, seed_small_shop
+
+WINDOW = Window(start=PERIOD_START, end=NOW, sleeping_days=90, lost_days=365)
+RULES = StatsRules(sleeping_days=90, lost_days=365, point_value=100, conversion_days=14)
+
+
+@pytest.fixture
+async def shop(db: Database) -> SqlAnalytics:
+    await seed_small_shop(db)
+    return SqlAnalytics(db)
+
+
+def analytics(db: Database) -> ShopAnalytics:
+    return ShopAnalytics(
+        SqlAnalytics(db), reminders=SqlReminders(db), broadcasts=SqlBroadcasts(db), rules=RULES
+    )
+
+
+async def test_customers_members_joined_offers_blocked_sleeping_lost(shop: SqlAnalytics) -> None:
+    # Sleeping: F (two orders 3 days apart, 12 days since) and I (30 days apart, 75 since);
+    # lost: D (380 days) and E (500 days). H is not a member.
+    assert await shop.customers(WINDOW) == CustomerFigures(
+        members=8, joined=1, opted_in=6, blocked=1, sleeping=2, lost=2
+    )
+
+
+async def test_repeat_sales_figures(shop: SqlAnalytics) -> None:
+    figures = await shop.repeat_sales(WINDOW)
+    # Ordered at all: A B C D E F I; twice or more: A B F I.
+    assert (figures.buyers, figures.repeat_buyers) == (7, 4)
+    assert figures.revenue == 21 * RUB
+    # Active at the start (an order in the year before it): A B D I; still active at the end
+    # (an order in the last year): A B I. New: C and F.
+    assert (figures.at_start, figures.retained, figures.new) == (4, 3, 2)
+    # In the period: A, B, C once each, F twice; and the guest.
+    assert (figures.period_buyers, figures.period_customer_orders) == (4, 5)
+    assert (figures.period_orders, figures.period_revenue) == (6, 17 * RUB)
+    # Second or later orders: A's third, B's second, F's second.
+    assert (figures.revenue_returning, figures.revenue_new) == (7 * RUB, 10 * RUB)
+    # Gaps ending in the period: F 3 days, B 95, A 190.
+    assert figures.median_gap_days == 95
+    # The last 365 days: A twice, B twice, C, F twice, I twice.
+    assert (figures.year_orders, figures.year_buyers, figures.year_revenue) == (9, 5, 17 * RUB)
+
+
+async def test_median_gap_of_an_even_count_is_the_mean_of_the_middle_two(db: Database) -> None:
+    await seed_small_shop(db)
+    shop = SqlAnalytics(db)
+    wider = Window(start=NOW.replace(year=2025), end=NOW, sleeping_days=90, lost_days=365)
+    # Since 2025-11-20: A 200 -> 10 (190) and 400 -> 200 (200, ends 2026-05-04), B 95,
+    # F 3, I 30: sorted 3, 30, 95, 190, 200 -> 95.
+    assert (await shop.repeat_sales(wider)).median_gap_days == 95
+    later = Window(start=datetime(2026, 9, 1, tzinfo=UTC), end=NOW, sleeping_days=90, lost_days=365)
+    # Since 2026-09-01: I 30, F 3, A 190, B 95 -> (30 + 95) / 2.
+    assert (await shop.repeat_sales(later)).median_gap_days == 62.5
+
+
+async def test_program_cost(shop: SqlAnalytics) -> None:
+    # Earned: accruals 300 + 100 (the welcome was before the period). Spent: 100 less the 30
+    # a refund gave back, plus the admin's -10. Expired: 20. Outstanding: A 230 + B 150.
+    assert await shop.program(WINDOW) == ProgramFigures(
+        points_outstanding=380, earned=400, spent=80, expired=20, accrued=400
+    )
+
+
+async def test_cohorts_by_month_of_first_order(shop: SqlAnalytics) -> None:
+    june = month_of(datetime(2026, 6, 1, tzinfo=UTC))
+    # August: B (and again in November) and I (and again in September); October: C;
+    # November: F. A, D and E started before June.
+    assert await shop.cohorts(first_month=june, end=NOW) == [
+        CohortRow(month=june + 2, size=2, active=(2, 1, 0, 1)),
+        CohortRow(month=june + 4, size=1, active=(1, 0)),
+        CohortRow(month=june + 5, size=1, active=(1,)),
+    ]
+
+
+async def test_weekly_orders_split_first_and_repeat(shop: SqlAnalytics) -> None:
+    weeks = await shop.weekly_orders(since=datetime(2026, 10, 26, tzinfo=UTC), end=NOW)
+    assert [(week_start(w).date().isoformat(), first, again) for w, first, again in weeks] == [
+        ("2026-10-26", 1, 0),  # C on Saturday 31st
+        ("2026-11-02", 1, 1),  # F's first and second
+        ("2026-11-09", 0, 2),  # A's third, B's second
+    ]
+
+
+async def test_rating_distribution_and_satisfaction(shop: SqlAnalytics) -> None:
+    scores = await shop.rating_distribution(since=PERIOD_START, end=NOW, by_month=False)
+    assert [(week_start(w).date().isoformat(), s, n) for w, s, n in scores] == [
+        ("2026-11-09", 2, 1),
+        ("2026-11-09", 5, 1),
+        ("2026-11-16", 4, 1),
+    ]
+    assert await shop.satisfaction(WINDOW) == (3, 2)
+
+
+async def test_the_rates_an_owner_reads(db: Database) -> None:
+    await seed_small_shop(db)
+    stats = await analytics(db).collect(Period.MONTH, now=NOW)
+    assert Fraction(stats.repeat_purchase_rate).limit_denominator(100) == Fraction(4, 7)
+    assert stats.retention_rate == 0.75  # (5 active at the end - 2 new) / 4 at the start
+    assert stats.purchase_frequency == 1.25
+    assert stats.aov == 283_333  # 17 000 ₽ / 6 orders, to the kopeck
+    assert stats.clv_historic == 300_000  # 21 000 ₽ / 7 customers
+    # Too little history for a fit: 17 000 ₽ over the 5 customers of the last year.
+    assert not stats.forecast.fitted
+    assert stats.clv_predicted == 340_000
+    assert stats.points_liability == 38_000
+    assert stats.redemption_rate == 0.2
+    assert stats.cashback_share == 400 * 100 / (17 * RUB)
+    assert stats.csat == 2 / 3
+    assert [(c.month.date().isoformat(), c.size, c.retention) for c in stats.cohorts] == [
+        ("2026-08-01", 2, (0.5, 0.0, 0.5)),
+        ("2026-10-01", 1, (0.0,)),
+        ("2026-11-01", 1, ()),
+    ]
+    assert stats.engagement.broadcasts == 1
+
+
+async def test_an_empty_shop_has_zeros_not_errors(db: Database) -> None:
+    stats = await analytics(db).collect(Period.WEEK, now=NOW)
+    assert (stats.repeat_purchase_rate, stats.retention_rate, stats.aov) == (0.0, 0.0, 0)
+    assert stats.repeat.median_gap_days is None
+    assert stats.csat is None
+    assert stats.cohorts == ()
