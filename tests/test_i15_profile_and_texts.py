@@ -72,6 +72,18 @@ AUDIT_ENTRIES = {
         None,
         {"gift_id": 1, "amount": 100, "reason": "New Year", "tier": None, "recipients": 3},
     ),
+    "till_purchase": AuditEntry(
+        AT,
+        900003,
+        "till_purchase",
+        42,
+        {
+            "order_id": "till-6f1c2a9e",
+            "total": "1000.00",
+            "points_redeemed": 20,
+            "points_accrued": 4,
+        },
+    ),
 }
 EXPECTED = {
     "en": {
@@ -79,18 +91,27 @@ EXPECTED = {
         "compensation": "compensation +300 points for the rating of order A-1001",
         "erasure": "personal data erased at the customer's request",
         "gift": "holiday gift: New Year",
+        "till_purchase": (
+            "purchase at the till, order till-6f1c2a9e: 4 points earned, 20 points spent"
+        ),
     },
     "ru": {
         "bonus_adjustment": "бонусы изменены на +500 бонусов, причина: sorry",
         "compensation": "компенсация +300 бонусов за оценку заказа A-1001",
         "erasure": "персональные данные удалены по просьбе клиента",
         "gift": "праздничный подарок: New Year",
+        "till_purchase": (
+            "покупка на кассе, заказ till-6f1c2a9e: начислено 4 бонуса, списано 20 бонусов"
+        ),
     },
     "uk": {
         "bonus_adjustment": "бали змінено на +500 балів, причина: sorry",
         "compensation": "компенсація +300 балів за оцінку замовлення A-1001",
         "erasure": "персональні дані видалено на прохання клієнта",
         "gift": "святковий подарунок: New Year",
+        "till_purchase": (
+            "покупка на касі, замовлення till-6f1c2a9e: нараховано 4 бали, списано 20 балів"
+        ),
     },
 }
 
@@ -215,6 +236,11 @@ ALLOWED_LATIN = {
     "QR",
     "CSAT",
     "HTML",
+    "Excel",
+    # the names of the customer-value models, as the literature in every language spells them
+    "BG",
+    "NBD",
+    "Gamma",
     "EAN",
     "tier",
     "gold",
@@ -232,7 +258,7 @@ ALLOWED_LATIN = {
     "postgresql",
 }
 _NOT_WORDS = re.compile(
-    r"<[^>]+>|&\w+;|https?://\S+|/\w+|@\w+|\b[A-Z]+-\w+\b|\b[A-Z]{3}\b|%\(\w+\)s|\{\w+\}"
+    r"<code>[^<]*</code>|<[^>]+>|&\w+;|https?://\S+|/\w+|@\w+|\b[A-Z]+-\w+\b|\b[A-Z]{3}\b|%\(\w+\)s|\{\w+\}"
 )
 _LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z'’]+")  # single letters: variants A and B, <b>
 _CYRILLIC = re.compile(r"[А-Яа-яЁёІіЇїЄєҐґ]")
