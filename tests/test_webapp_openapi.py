@@ -51,6 +51,11 @@ def _failures(base_url: str, authorization: str) -> list[str]:
                 "positive_data_acceptance": {
                     "expected-statuses": ["2xx", "401", "403", "404", "409", "422"]
                 },
+                # A body over the Mini App's 16 KiB is refused as too large before it is read
+                # as JSON: the fuzzer's longest item lists get there.
+                "negative_data_rejection": {
+                    "expected-statuses": ["400", "401", "403", "404", "413", "422"]
+                },
             },
         }
     )
