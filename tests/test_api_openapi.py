@@ -13,7 +13,6 @@ import pytest
 import schemathesis
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from schemathesis.engine import events
 
 from bot.api import create_api_app
 from bot.api.models import NewStatus, StatusReport
@@ -22,6 +21,7 @@ from scenarios.clock import FixedClock
 from scenarios.orders import MAX_ORDER_ID, ORDER_STATUSES, STATUS_CHANGES
 from scenarios.rules import Rules
 from storage.database import Database
+from tests.support.schemathesis_run import schemathesis_failures
 from tests.support.services import services_for
 from tests.test_api_orders import AUTH, TOKEN, add_customer, item, order_body
 
@@ -260,7 +260,8 @@ async def test_i16_15_a_405_says_which_methods_are_allowed(
 
 
 def _schemathesis_failures(base_url: str) -> list[str]:
-    config = schemathesis.config.SchemathesisConfig.from_dict(
+    return schemathesis_failures(
+        DOCUMENT,
         {
             "seed": 15,
             "max-time": 40,
@@ -275,23 +276,8 @@ def _schemathesis_failures(base_url: str) -> list[str]:
                     "expected-statuses": ["2xx", "401", "404", "409", "422"]
                 },
             },
-        }
+        },
     )
-    schema = schemathesis.openapi.from_dict(DOCUMENT, config=config)
-    failures = []
-    for event in schemathesis.engine.from_schema(schema).execute():
-        if isinstance(event, events.ScenarioFinished):
-            for checks in event.recorder.checks.values():
-                for check in checks:
-                    if check.failure_info is not None:
-                        failure = check.failure_info.failure
-                        failures.append(
-                            f"{failure.code} {check.name} {failure.operation}: {failure.title}\n"
-                            f"{check.failure_info.code_sample}"
-                        )
-        elif isinstance(event, events.NonFatalError | events.FatalError):
-            failures.append(f"error: {event!r}")
-    return sorted(set(failures))
 
 
 async def test_i16_15_schemathesis_finds_no_disagreement_on_sqlite(

@@ -10,10 +10,8 @@ from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
-import schemathesis
 from aiogram import Bot
 from aiohttp.test_utils import TestServer
-from schemathesis.engine import events
 
 from bot.api.openapi import openapi_document
 from bot.webapp import create_webapp, create_webapp_server, webapp_services
@@ -23,6 +21,7 @@ from bot.webapp.openapi import webapp_openapi
 from locales import CatalogI18n
 from scenarios.clock import FixedClock
 from storage.database import Database
+from tests.support.schemathesis_run import schemathesis_failures
 from tests.support.services import services_for
 from tests.test_api_orders import add_customer
 from tests.test_webapp_api import CASHIER, TOKEN, signed
@@ -39,7 +38,8 @@ def mini_app_document() -> dict[str, Any]:
 
 
 def _failures(base_url: str, authorization: str) -> list[str]:
-    config = schemathesis.config.SchemathesisConfig.from_dict(
+    return schemathesis_failures(
+        mini_app_document(),
         {
             "seed": 13,
             "max-time": 40,
@@ -57,23 +57,8 @@ def _failures(base_url: str, authorization: str) -> list[str]:
                     "expected-statuses": ["400", "401", "403", "404", "413", "422"]
                 },
             },
-        }
+        },
     )
-    schema = schemathesis.openapi.from_dict(mini_app_document(), config=config)
-    failures = []
-    for event in schemathesis.engine.from_schema(schema).execute():
-        if isinstance(event, events.ScenarioFinished):
-            for checks in event.recorder.checks.values():
-                for check in checks:
-                    if check.failure_info is not None:
-                        failure = check.failure_info.failure
-                        failures.append(
-                            f"{failure.code} {check.name} {failure.operation}: {failure.title}\n"
-                            f"{check.failure_info.code_sample}"
-                        )
-        elif isinstance(event, events.NonFatalError | events.FatalError):
-            failures.append(f"error: {event!r}")
-    return sorted(set(failures))
 
 
 async def test_schemathesis_finds_no_disagreement_in_the_mini_app_api(
