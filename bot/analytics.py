@@ -3,19 +3,28 @@ root (bot/services.py) calls it once."""
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 from scenarios.analytics import ShopAnalytics, StatsRules
 from scenarios.rules import Rules
-from storage.analytics import SqlAnalytics
+from storage.analytics import Calendar, SqlAnalytics
 from storage.broadcasts import SqlBroadcasts
 from storage.database import Database
 from storage.reminders import SqlReminders
 
 
 def shop_analytics(
-    db: Database, rules: Rules, *, reminders: SqlReminders, broadcasts: SqlBroadcasts
+    db: Database,
+    rules: Rules,
+    *,
+    reminders: SqlReminders,
+    broadcasts: SqlBroadcasts,
+    zone: ZoneInfo,
 ) -> ShopAnalytics:
+    # Months and weeks are the shop's: a cohort is the month the shop's calendar showed.
+    calendar = Calendar(zone)
     return ShopAnalytics(
-        SqlAnalytics(db),
+        SqlAnalytics(db, calendar=calendar),
         reminders=reminders,
         broadcasts=broadcasts,
         rules=StatsRules(
@@ -24,4 +33,5 @@ def shop_analytics(
             point_value=rules.bonus.point_value,
             conversion_days=rules.broadcasts.conversion_days,
         ),
+        calendar=calendar,
     )

@@ -9,8 +9,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.optimize import minimize
-from scipy.special import gammaln, hyp2f1
 
 from storage.analytics import HistoryGroup
 
@@ -32,6 +30,8 @@ class Forecast:
 
 
 def _bgnbd_loglik(params: Floats, x: Floats, tx: Floats, big_t: Floats, w: Floats) -> float:
+    from scipy.special import gammaln  # scipy loads on the first fit, not at the bot's start
+
     r, alpha, a, b = np.exp(params)
     a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
     a2 = gammaln(a + b) + gammaln(b + x) - gammaln(b) - gammaln(a + b + x)
@@ -46,6 +46,8 @@ def _bgnbd_loglik(params: Floats, x: Floats, tx: Floats, big_t: Floats, w: Float
 
 
 def _gamma_gamma_loglik(params: Floats, x: Floats, m: Floats, w: Floats) -> float:
+    from scipy.special import gammaln
+
     p, q, v = np.exp(params)
     px = p * x
     ll = (
@@ -64,6 +66,8 @@ def _gamma_gamma_loglik(params: Floats, x: Floats, m: Floats, w: Floats) -> floa
 def _fit(loglik: object, start: Sequence[float], *args: Floats) -> Floats | None:
     """Maximum likelihood over log-parameters, kept within e^-12..e^12 (far wider than any
     shop's figures in weeks and mean orders, and where the special functions stay finite)."""
+    from scipy.optimize import minimize
+
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         result = minimize(
             lambda params: -loglik(params, *args),  # type: ignore[operator]
@@ -100,6 +104,8 @@ def enough_history(groups: Sequence[HistoryGroup]) -> bool:
 def fitted_forecast(groups: Sequence[HistoryGroup], *, weeks: float) -> Forecast | None:
     """Expected orders (BG/NBD) times expected order value (Gamma-Gamma) over the next
     ``weeks``, averaged over every customer; None when the fit fails or is degenerate."""
+    from scipy.special import hyp2f1
+
     if not enough_history(groups):
         return None
     w = np.array([g.customers for g in groups], dtype=np.float64)
@@ -107,9 +113,11 @@ def fitted_forecast(groups: Sequence[HistoryGroup], *, weeks: float) -> Forecast
     tx = np.array([g.recency for g in groups], dtype=np.float64)
     big_t = np.array([g.age for g in groups], dtype=np.float64)
     m = np.array([max(g.mean_order, 1.0) for g in groups], dtype=np.float64)
-    # Nobody's recency passes their age; a first order "this week" still has some age.
+    # Nobody's recency passes their age; a first order "this week" still has some age. A
+    # repeat buyer's orders count as a day apart at least: at recency 0 the BG/NBD likelihood
+    # grows without bound as alpha shrinks, and the fit fails (two orders at one moment).
     big_t = np.maximum(big_t, 0.5)
-    tx = np.minimum(tx, big_t)
+    tx = np.minimum(np.where(x > 0, np.maximum(tx, 1 / 7), tx), big_t)
     start = (0.0, math.log(float(np.mean(big_t)) + 1), 0.0, 0.0)
     fit, fit_w = _sample(w)
     purchase = _fit(_bgnbd_loglik, start, x[fit], tx[fit], big_t[fit], fit_w)

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     ColumnElement,
+    Float,
     Integer,
     and_,
     case,
+    cast,
     exists,
     func,
     literal,
+    literal_column,
+    null,
     or_,
     select,
+    true,
+    union_all,
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -37,8 +44,6 @@ from storage.sql import epoch_seconds
 
 DAY = 86_400.0
 WEEK = 7 * DAY
-# Epoch 0 was a Thursday: three days on, week numbers change on Mondays at 00:00 UTC.
-_WEEK_SHIFT = 3 * DAY
 # Points that came into accounts (every credit but the undoing of a spend).
 EARNED_KINDS = (
     EntryKind.ACCRUAL,
@@ -48,31 +53,6 @@ EARNED_KINDS = (
     EntryKind.COMPENSATION,
     EntryKind.GIFT,
 )
-
-
-class month_index(FunctionElement[int]):
-    """year * 12 + month - 1 of a timestamp in UTC: consecutive months differ by one."""
-
-    type = Integer()
-    inherit_cache = True
-
-
-@compiles(month_index, "postgresql")
-def _month_postgresql(element: month_index, compiler: SQLCompiler, **kw: Any) -> str:
-    value = f"({compiler.process(element.clauses, **kw)} AT TIME ZONE 'UTC')"
-    return (
-        f"(CAST(EXTRACT(YEAR FROM {value}) AS INTEGER) * 12"
-        f" + CAST(EXTRACT(MONTH FROM {value}) AS INTEGER) - 1)"
-    )
-
-
-@compiles(month_index, "sqlite")
-def _month_sqlite(element: month_index, compiler: SQLCompiler, **kw: Any) -> str:
-    value = compiler.process(element.clauses, **kw)
-    return (
-        f"(CAST(strftime('%Y', {value}) AS INTEGER) * 12"
-        f" + CAST(strftime('%m', {value}) AS INTEGER) - 1)"
-    )
 
 
 class whole(FunctionElement[int]):
@@ -92,26 +72,46 @@ def _whole_sqlite(element: whole, compiler: SQLCompiler, **kw: Any) -> str:
     return f"CAST({compiler.process(element.clauses, **kw)} AS INTEGER)"
 
 
-def week_index(column: Any) -> ColumnElement[int]:
-    """Monday-based week number since 1970 (UTC)."""
-    return whole((epoch_seconds(column) + _WEEK_SHIFT) / WEEK)
+# 1970-01-05 was a Monday: week 0 of the calendar begins on it.
+_FIRST_MONDAY = date(1970, 1, 5)
 
 
-def week_start(index: int) -> datetime:
-    """The Monday 00:00 UTC that begins week ``index`` of week_index()."""
-    return datetime.fromtimestamp(index * WEEK - _WEEK_SHIFT, tz=UTC)
+@dataclass(frozen=True, slots=True)
+class Calendar:
+    """Months and Monday-based weeks as the shop's clock shows them: a cohort month, a chart's
+    week begin at local midnight, whatever the database's timestamps are in (UTC)."""
+
+    zone: ZoneInfo
+
+    def month_of(self, moment: datetime) -> int:
+        """year * 12 + month - 1 of the moment's local date: consecutive months differ by one."""
+        local = moment.astimezone(self.zone)
+        return local.year * 12 + local.month - 1
+
+    def month_start(self, index: int) -> datetime:
+        return datetime(index // 12, index % 12 + 1, 1, tzinfo=self.zone)
+
+    def week_of(self, moment: datetime) -> int:
+        """Weeks since the Monday 1970-01-05, by the moment's local date."""
+        return (moment.astimezone(self.zone).date() - _FIRST_MONDAY).days // 7
+
+    def week_start(self, index: int) -> datetime:
+        day = _FIRST_MONDAY + timedelta(days=7 * index)
+        return datetime(day.year, day.month, day.day, tzinfo=self.zone)
+
+    def bucket(self, column: Any, *, first: int, last: int, by_month: bool) -> ColumnElement[int]:
+        """The month (or week) index, from ``first`` to ``last``, a timestamp falls in; NULL
+        before the first. Bounds are instants worked out here, compared on the stored
+        timestamps: the same on both backends, and the database needs no time-zone tables."""
+        starts = self.month_start if by_month else self.week_start
+        # Latest first: most rows are recent, and the first bound passed decides.
+        whens = [
+            (column >= starts(index).astimezone(UTC), index) for index in range(last, first - 1, -1)
+        ]
+        return case(*whens, else_=None)
 
 
-def week_index_of(moment: datetime) -> int:
-    return int((moment.timestamp() + _WEEK_SHIFT) // WEEK)
-
-
-def month_start(index: int) -> datetime:
-    return datetime(index // 12, index % 12 + 1, 1, tzinfo=UTC)
-
-
-def month_of(moment: datetime) -> int:
-    return moment.year * 12 + moment.month - 1
+UTC_CALENDAR = Calendar(ZoneInfo("UTC"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +168,7 @@ class ProgramFigures:
 
 @dataclass(frozen=True, slots=True)
 class CohortRow:
-    month: int  # month_index of the first order
+    month: int  # Calendar.month_of the first order
     size: int
     active: tuple[int, ...]  # customers ordering in month 0, 1, 2, ... after the first
 
@@ -185,46 +185,23 @@ class HistoryGroup:
     mean_order: float
 
 
+@dataclass(frozen=True, slots=True)
+class Overview:
+    """What one pass over every customer's history gives: the Customers and Repeat sales
+    figures, the fit's input and the cohorts."""
+
+    customers: CustomerFigures
+    repeat: RepeatFigures
+    histories: list[HistoryGroup]
+    cohorts: list[CohortRow]  # empty unless asked for
+
+
 def _counted(end: datetime) -> ColumnElement[bool]:
     return and_(orders.c.status.not_in(VOID_STATUSES), orders.c.ordered_at < end)
 
 
 def _members() -> ColumnElement[bool]:
     return and_(customers.c.joined_at.is_not(None), customers.c.telegram_id.is_not(None))
-
-
-def _is_first(end: datetime) -> ColumnElement[bool]:
-    """The order is its customer's first counted one (ties on the moment broken by id): one
-    index seek per order, where a window function over every order would sort them all."""
-    prior = orders.alias("prior")
-    return ~exists(
-        select(literal(1)).where(
-            prior.c.customer_id == orders.c.customer_id,
-            prior.c.status.not_in(VOID_STATUSES),
-            prior.c.ordered_at < end,
-            or_(
-                prior.c.ordered_at < orders.c.ordered_at,
-                and_(prior.c.ordered_at == orders.c.ordered_at, prior.c.id < orders.c.id),
-            ),
-        )
-    )
-
-
-def _previous_at(end: datetime) -> Any:
-    """The moment of the customer's counted order just before this one (None: the first)."""
-    prior = orders.alias("prior")
-    return (
-        select(func.max(prior.c.ordered_at))
-        .where(
-            prior.c.customer_id == orders.c.customer_id,
-            prior.c.status.not_in(VOID_STATUSES),
-            or_(
-                prior.c.ordered_at < orders.c.ordered_at,
-                and_(prior.c.ordered_at == orders.c.ordered_at, prior.c.id < orders.c.id),
-            ),
-        )
-        .scalar_subquery()
-    )
 
 
 def _known(end: datetime) -> ColumnElement[bool]:
@@ -239,172 +216,393 @@ def _count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
     return _sum(case((condition, 1), else_=0))
 
 
+def _per_customer(end: datetime) -> Any:
+    """Each known customer's counted orders before ``end`` in one row: how many, the first and
+    the last moment, the revenue. One grouped pass over the covering index
+    ix_orders_customer_history; every figure of a press derives from it, so it is computed
+    once per statement (MATERIALIZED: both backends keep it instead of re-scanning)."""
+    return (
+        select(
+            orders.c.customer_id,
+            func.count().label("n"),
+            func.min(orders.c.ordered_at).label("first_at"),
+            func.max(orders.c.ordered_at).label("last_at"),
+            func.sum(orders.c.total).label("spend"),
+            # The same moments as seconds, parsed once per customer rather than per use.
+            epoch_seconds(func.min(orders.c.ordered_at)).label("first_s"),
+            epoch_seconds(func.max(orders.c.ordered_at)).label("last_s"),
+        )
+        .where(_known(end))
+        .group_by(orders.c.customer_id)
+        .cte("per_customer")
+        .prefix_with("MATERIALIZED")
+    )
+
+
+def _orders_since(since: datetime, end: datetime, *, name: str) -> Any:
+    """Counted orders in [since, end), guests' too, each with the moment of its customer's
+    counted order just before it (ties on the moment broken by id; NULL: the first). Read
+    from ix_orders_ordered_at by date; only a customer's earliest order in the range looks
+    further back, with one index seek."""
+    within = (
+        select(
+            orders.c.id,
+            orders.c.customer_id,
+            orders.c.ordered_at,
+            orders.c.total,
+            func.lag(orders.c.ordered_at)
+            .over(partition_by=orders.c.customer_id, order_by=(orders.c.ordered_at, orders.c.id))
+            .label("lag_at"),
+        )
+        .where(_counted(end), orders.c.ordered_at >= since)
+        .subquery()
+    )
+    prior = orders.alias("prior")
+    before = (
+        select(func.max(prior.c.ordered_at))
+        .where(
+            prior.c.customer_id == within.c.customer_id,
+            prior.c.status.not_in(VOID_STATUSES),
+            prior.c.ordered_at < since,
+        )
+        .scalar_subquery()
+    )
+    return (
+        select(
+            within.c.customer_id,
+            within.c.ordered_at,
+            within.c.total,
+            # COALESCE looks back only when the range holds no earlier order (both backends
+            # evaluate it lazily).
+            func.coalesce(within.c.lag_at, before).label("previous_at"),
+        )
+        .cte(name)
+        .prefix_with("MATERIALIZED")
+    )
+
+
+def _median(days: Any) -> tuple[Any, Any]:
+    """The middle one or two of whole-day gaps (NULL for none), from their histogram: the
+    sorted gaps' middle ones are where the running count reaches half of all."""
+    gaps = select(days.label("days")).subquery()
+    histogram = select(gaps.c.days, func.count().label("n")).group_by(gaps.c.days).subquery()
+    # Kept for both ends of the middle: one pass over the gaps.
+    running = (
+        select(
+            histogram.c.days,
+            func.sum(histogram.c.n).over(order_by=histogram.c.days).label("running"),
+            func.sum(histogram.c.n).over().label("total"),
+        )
+        .cte("running_gaps")
+        .prefix_with("MATERIALIZED")
+    )
+    # The middle positions (1-based) are ceil(total / 2) and total // 2 + 1.
+    low = select(func.min(running.c.days)).where(running.c.running * 2 >= running.c.total)
+    high = select(func.min(running.c.days)).where(running.c.running * 2 >= running.c.total + 1)
+    return low.scalar_subquery(), high.scalar_subquery()
+
+
+# One statement answers a press (UNION ALL: the histories are read once); each row says in
+# its first column what it carries. A figure is a row (its number, its value: money stays an
+# exact integer, never in a column with averages); a history group or a cohort cell fills the
+# columns after the kind. Narrow rows: some fifty thousand groups come back.
+_FIGURE, _GROUP, _COHORT_CELL = 0, 1, 2
+_WIDTH = 5
+
+
+def _part(kind: int, columns: Sequence[Any], source: Any) -> Any:
+    """``columns`` of ``source`` as one part of the UNION: the kind, then NULL to the width."""
+    # Typed: PostgreSQL settles a UNION's column types part by part, and an untyped NULL
+    # first would make them text. The padding columns only ever hold averages.
+    padded = [*columns, *([cast(null(), Float)] * (_WIDTH - len(columns)))]
+    return select(
+        literal_column(str(kind)).label("kind"),
+        *(column.label(f"c{n}") for n, column in enumerate(padded)),
+    ).select_from(source)
+
+
+def _rows_part(kind: int, statement: Any) -> Any:
+    rows = statement.subquery()
+    return _part(kind, list(rows.c), rows)
+
+
+def _figure_parts(figures: Any) -> list[Any]:
+    """The one row of ``figures`` (a CTE) as one row per figure: (its number, its value)."""
+    return [
+        _part(_FIGURE, [literal_column(str(n)), column], figures)
+        for n, column in enumerate(figures.c)
+    ]
+
+
+def _groups_of(rows: Iterable[Sequence[Any]]) -> list[HistoryGroup]:
+    return [
+        HistoryGroup(
+            customers=int(count),
+            repeats=int(repeats),
+            recency=float(recency),
+            age=float(age),
+            mean_order=float(mean),
+        )
+        for count, repeats, recency, age, mean, *_rest in rows
+    ]
+
+
+def _cohorts_of(cells: Iterable[Sequence[Any]], *, last_month: int) -> list[CohortRow]:
+    by_cohort: dict[int, dict[int, int]] = {}
+    for cohort, months, count, *_rest in cells:
+        by_cohort.setdefault(int(cohort), {})[int(months)] = int(count)
+    return [
+        CohortRow(
+            month=cohort,
+            size=months.get(0, 0),
+            active=tuple(months.get(k, 0) for k in range(last_month - cohort + 1)),
+        )
+        for cohort, months in sorted(by_cohort.items())
+    ]
+
+
+async def _without_jit(conn: Any) -> None:
+    """On PostgreSQL, no JIT for the rest of this read: the estimates of a 1M-order shop make
+    it compile these statements (some 200 functions), a second or more, several times what
+    running them costs."""
+    if conn.dialect.name == "postgresql":
+        await conn.exec_driver_sql("SET LOCAL jit = off")
+
+
 class SqlAnalytics:
     """Read-only figures for /stats, the API and the benchmark; the database does the sums."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, calendar: Calendar = UTC_CALENDAR) -> None:
         self._db = db
+        self._calendar = calendar
 
-    async def customers(self, window: Window) -> CustomerFigures:
-        per_customer = (
-            select(
-                orders.c.customer_id,
-                func.count().label("n"),
-                func.min(orders.c.ordered_at).label("first_at"),
-                func.max(orders.c.ordered_at).label("last_at"),
-            )
-            .where(orders.c.customer_id.is_not(None), _counted(window.end))
-            .group_by(orders.c.customer_id)
-            .subquery()
-        )
-        now = literal(window.end.timestamp())
-        idle = now - epoch_seconds(per_customer.c.last_at)
+    async def overview(self, window: Window, *, first_month: int | None = None) -> Overview:
+        """The Customers and Repeat sales figures, the fit's input and (from ``first_month``
+        on) the cohorts, in one statement: one pass over the customers' histories, kept for
+        every part (MATERIALIZED), and one over the period's orders by date."""
+        start, end = window.start, window.end
+        history = _per_customer(end)
+        c = history.c
+        now = literal(end.timestamp())
+        idle = now - c.last_s
         lost = idle >= window.lost_days * DAY
         # As storage.segments defines "sleeping": overdue (twice their own usual interval, or
         # sleeping_days after a single order) and not yet lost.
         overdue = or_(
             idle >= window.sleeping_days * DAY,
             and_(
-                per_customer.c.n >= 2,
-                idle * (per_customer.c.n - 1)
-                > 2
-                * (epoch_seconds(per_customer.c.last_at) - epoch_seconds(per_customer.c.first_at)),
+                c.n >= 2,
+                idle * (c.n - 1) > 2 * (c.last_s - c.first_s),
             ),
         )
-        statement = (
+        members = (
             select(
-                func.count(),
-                _count_if(customers.c.joined_at >= window.start),
-                _count_if(customers.c.marketing_opt_in.is_(True)),
-                _count_if(customers.c.blocked_at.is_not(None)),
-                _count_if(and_(per_customer.c.n.is_not(None), overdue, ~lost)),
-                _count_if(and_(per_customer.c.n.is_not(None), lost)),
+                func.count().label("members"),
+                _count_if(customers.c.joined_at >= start).label("joined"),
+                _count_if(customers.c.marketing_opt_in.is_(True)).label("opted_in"),
+                _count_if(customers.c.blocked_at.is_not(None)).label("blocked"),
+                _count_if(and_(c.n.is_not(None), overdue, ~lost)).label("sleeping"),
+                _count_if(and_(c.n.is_not(None), lost)).label("lost"),
             )
-            .select_from(
-                customers.outerjoin(per_customer, per_customer.c.customer_id == customers.c.id)
-            )
+            .select_from(customers.outerjoin(history, c.customer_id == customers.c.id))
             .where(_members())
+            .subquery()
         )
-        async with self._db.read() as conn:
-            row = (await conn.execute(statement)).one()
-        return CustomerFigures(*(int(value) for value in row))
-
-    async def repeat_sales(self, window: Window) -> RepeatFigures:
-        start, end = window.start, window.end
         lost_before_start = start - timedelta(days=window.lost_days)
         lost_before_end = end - timedelta(days=window.lost_days)
         year_ago = end - timedelta(days=365)
-        in_period = orders.c.ordered_at >= start
-        per_customer = (
-            select(
-                orders.c.customer_id,
-                func.count().label("n"),
-                func.min(orders.c.ordered_at).label("first_at"),
-                func.max(orders.c.ordered_at).label("last_at"),
-                func.sum(orders.c.total).label("spend"),
-                func.max(case((orders.c.ordered_at < start, orders.c.ordered_at))).label(
-                    "last_before_start"
-                ),
-                _count_if(in_period).label("period_orders"),
-                _sum(case((in_period, orders.c.total))).label("period_revenue"),
-                _count_if(orders.c.ordered_at >= year_ago).label("year_orders"),
-                _sum(case((orders.c.ordered_at >= year_ago, orders.c.total))).label("year_revenue"),
+        prior = orders.alias("prior")
+        # Active at the start: an order in the lost_days before it. Whoever's last order is
+        # older than the start is settled by it; the others look into that span once.
+        ordered_in_span = exists(
+            select(literal(1)).where(
+                prior.c.customer_id == c.customer_id,
+                prior.c.status.not_in(VOID_STATUSES),
+                prior.c.ordered_at >= lost_before_start,
+                prior.c.ordered_at < start,
             )
-            .where(_known(end))
-            .group_by(orders.c.customer_id)
+        )
+        at_start = or_(
+            and_(c.last_at < start, c.last_at >= lost_before_start),
+            and_(c.last_at >= start, c.first_at < start, ordered_in_span),
+        )
+        flagged = select(
+            c.n,
+            c.spend,
+            c.first_at,
+            c.last_at,
+            case((at_start, 1), else_=0).label("at_start"),
+        ).subquery()
+        f = flagged.c
+        buyers = select(
+            func.count().label("buyers"),
+            _count_if(f.n >= 2).label("repeat_buyers"),
+            _sum(f.spend).label("revenue"),
+            _sum(f.at_start).label("at_start"),
+            _count_if(and_(f.at_start == 1, f.last_at >= lost_before_end)).label("retained"),
+            _count_if(f.first_at >= start).label("new"),
+            _count_if(f.last_at >= start).label("period_buyers"),
+            _count_if(f.last_at >= year_ago).label("year_buyers"),
+        ).subquery()
+        period = _orders_since(start, end, name="period_orders")
+        p = period.c
+        known = p.customer_id.is_not(None)
+        in_period = select(
+            func.count().label("orders"),
+            _sum(p.total).label("revenue"),
+            _count_if(known).label("customer_orders"),
+            _sum(case((known, p.total))).label("customer_revenue"),
+            # Of known customers' revenue in the period, what their first orders brought.
+            _sum(case((and_(known, p.previous_at.is_(None)), p.total))).label("first_revenue"),
+        ).subquery()
+        year = (
+            select(
+                func.count().label("orders"),
+                _sum(orders.c.total).label("revenue"),
+            )
+            .where(_known(end), orders.c.ordered_at >= year_ago)
             .subquery()
         )
-        c = per_customer.c
-        at_start = c.last_before_start >= lost_before_start
-        customers_query = select(
-            func.count(),
-            _count_if(c.n >= 2),
-            _sum(c.spend),
-            _count_if(at_start),
-            _count_if(and_(at_start, c.last_at >= lost_before_end)),
-            _count_if(c.first_at >= start),
-            _count_if(c.period_orders > 0),
-            _sum(c.period_orders),
-            _sum(c.period_revenue),
-            _sum(c.year_orders),
-            _count_if(c.year_orders > 0),
-            _sum(c.year_revenue),
-        ).select_from(per_customer)
-        every_order = select(
-            func.count(),
-            _sum(orders.c.total),
-        ).where(_counted(end), orders.c.ordered_at >= start)
+        days = whole(
+            (epoch_seconds(p.ordered_at) - epoch_seconds(p.previous_at)) / DAY + 0.5
+        ).label("days")
+        gaps = select(days).where(known, p.previous_at.is_not(None)).subquery()
+        low, high = _median(gaps.c.days)
+        figures = (
+            select(*members.c, *buyers.c, *in_period.c, *year.c, low, high)
+            .select_from(members.join(buyers, true()).join(in_period, true()).join(year, true()))
+            .cte("figures")
+            .prefix_with("MATERIALIZED")
+        )
+        parts = [*_figure_parts(figures), _rows_part(_GROUP, self._history_groups(history, end))]
+        if first_month is not None:
+            cells = self._cohort_cells(history, first_month=first_month, end=end)
+            parts.append(_rows_part(_COHORT_CELL, cells))
         async with self._db.read() as conn:
-            (
-                buyers,
-                repeat_buyers,
-                revenue,
-                active_at_start,
-                retained,
-                new,
-                period_buyers,
-                customer_orders,
-                customer_revenue,
-                year_orders,
-                year_buyers,
-                year_revenue,
-            ) = (await conn.execute(customers_query)).one()
-            period_orders, period_revenue = (await conn.execute(every_order)).one()
-            # Of known customers' revenue in the period, what their first orders brought.
-            first_revenue = (
-                await conn.execute(
-                    select(_sum(orders.c.total)).where(_known(end), in_period, _is_first(end))
-                )
-            ).scalar_one()
-            again_revenue = int(customer_revenue) - int(first_revenue)
-            median = await self._median_gap(conn, window)
-        return RepeatFigures(
-            buyers=int(buyers),
-            repeat_buyers=int(repeat_buyers),
-            revenue=int(revenue),
-            at_start=int(active_at_start),
-            retained=int(retained),
-            new=int(new),
-            period_buyers=int(period_buyers),
-            period_orders=int(period_orders),
-            period_customer_orders=int(customer_orders),
-            period_revenue=int(period_revenue),
+            await _without_jit(conn)
+            rows = (await conn.execute(union_all(*parts))).all()
+        by_kind: dict[int, list[Any]] = {_FIGURE: [], _GROUP: [], _COHORT_CELL: []}
+        for row in rows:
+            by_kind[int(row[0])].append(row[1:])
+        values = dict((int(n), value) for n, value, *_rest in by_kind[_FIGURE])
+        row = [values[n] for n in range(len(figures.c))]
+        (
+            n_members,
+            joined,
+            opted_in,
+            blocked,
+            sleeping,
+            n_lost,
+            n_buyers,
+            repeat_buyers,
+            revenue,
+            active_at_start,
+            retained,
+            new,
+            period_buyers,
+            year_buyers,
+            period_orders,
+            period_revenue,
+            customer_orders,
+            customer_revenue,
+            first_revenue,
+            year_orders,
+            year_revenue,
+        ) = (int(value) for value in row[:21])
+        low_days, high_days = row[21:23]
+        again_revenue = customer_revenue - first_revenue
+        repeat = RepeatFigures(
+            buyers=n_buyers,
+            repeat_buyers=repeat_buyers,
+            revenue=revenue,
+            at_start=active_at_start,
+            retained=retained,
+            new=new,
+            period_buyers=period_buyers,
+            period_orders=period_orders,
+            period_customer_orders=customer_orders,
+            period_revenue=period_revenue,
             # Guests' orders cannot be anyone's second: they count as new business.
-            revenue_new=int(period_revenue) - int(again_revenue),
-            revenue_returning=int(again_revenue),
-            median_gap_days=median,
-            year_orders=int(year_orders),
-            year_buyers=int(year_buyers),
-            year_revenue=int(year_revenue),
+            revenue_new=period_revenue - again_revenue,
+            revenue_returning=again_revenue,
+            median_gap_days=None if low_days is None else (int(low_days) + int(high_days)) / 2,
+            year_orders=year_orders,
+            year_buyers=year_buyers,
+            year_revenue=year_revenue,
+        )
+        return Overview(
+            customers=CustomerFigures(n_members, joined, opted_in, blocked, sleeping, n_lost),
+            repeat=repeat,
+            histories=_groups_of(by_kind[_GROUP]),
+            cohorts=(
+                []
+                if first_month is None
+                else _cohorts_of(
+                    by_kind[_COHORT_CELL],
+                    last_month=self._calendar.month_of(end),
+                )
+            ),
         )
 
-    @staticmethod
-    async def _median_gap(conn: Any, window: Window) -> float | None:
-        """The median of the gaps in whole days (rounded), from their histogram: the sorted
-        gaps' middle one or two are where the running count reaches half of all."""
-        previous = _previous_at(window.end)
-        days = whole(
-            (epoch_seconds(orders.c.ordered_at) - epoch_seconds(previous)) / DAY + 0.5
-        ).label("days")
-        gaps = (
-            select(days).where(_known(window.end), orders.c.ordered_at >= window.start).subquery()
+    async def customers(self, window: Window) -> CustomerFigures:
+        return (await self.overview(window)).customers
+
+    async def repeat_sales(self, window: Window) -> RepeatFigures:
+        return (await self.overview(window)).repeat
+
+    async def histories(self, *, end: datetime) -> list[HistoryGroup]:
+        """Known customers' histories for the BG/NBD and Gamma-Gamma fits, grouped by repeat
+        orders and whole weeks (100 000 customers become some fifty thousand rows)."""
+        async with self._db.read() as conn:
+            rows = (await conn.execute(self._history_groups(_per_customer(end), end))).all()
+        return _groups_of(rows)
+
+    def _cohort_cells(self, history: Any, *, first_month: int, end: datetime) -> Any:
+        """(cohort, months since, customers ordering) for the customers whose first counted
+        order falls from ``first_month`` on: their orders are read by customer, from the
+        index, and only theirs."""
+        calendar = self._calendar
+        since = calendar.month_start(first_month)
+        last_month = calendar.month_of(end)
+        c = history.c
+        cohort = calendar.bucket(c.first_at, first=first_month, last=last_month, by_month=True)
+        members = (
+            select(c.customer_id, cohort.label("cohort")).where(c.first_at >= since).subquery()
         )
-        gaps = select(gaps.c.days).where(gaps.c.days.is_not(None)).subquery()
-        histogram = select(gaps.c.days, func.count().label("n")).group_by(gaps.c.days).subquery()
-        running = select(
-            histogram.c.days,
-            func.sum(histogram.c.n).over(order_by=histogram.c.days).label("running"),
-            func.sum(histogram.c.n).over().label("total"),
+        month = calendar.bucket(
+            orders.c.ordered_at, first=first_month, last=last_month, by_month=True
+        )
+        # Each customer once per month they ordered in, then counted per cohort and month.
+        active = (
+            select(members.c.customer_id, members.c.cohort, month.label("month"))
+            .select_from(members.join(orders, orders.c.customer_id == members.c.customer_id))
+            .where(_counted(end), orders.c.ordered_at >= since)
+            .distinct()
+            .subquery()
+        )
+        offset = (active.c.month - active.c.cohort).label("offset")
+        return select(active.c.cohort, offset, func.count()).group_by(active.c.cohort, offset)
+
+    @staticmethod
+    def _history_groups(history: Any, end: datetime) -> Any:
+        """Customers grouped by repeat orders and whole weeks of recency and age; each group
+        carries its members' mean recency and age in weeks (the floor would put a repeat
+        buyer of one week at recency 0, where the BG/NBD likelihood has no maximum)."""
+        c = history.c
+        weeks = select(
+            c.n,
+            ((c.last_s - c.first_s) / WEEK).label("recency"),
+            ((literal(end.timestamp()) - c.first_s) / WEEK).label("age"),
+            (c.spend * 1.0 / c.n).label("mean_order"),
         ).subquery()
-        # The middle positions (1-based) are ceil(total / 2) and total // 2 + 1.
-        low = select(func.min(running.c.days)).where(running.c.running * 2 >= running.c.total)
-        high = select(func.min(running.c.days)).where(running.c.running * 2 >= running.c.total + 1)
-        low_days, high_days = (
-            await conn.execute(select(low.scalar_subquery(), high.scalar_subquery()))
-        ).one()
-        if low_days is None:
-            return None
-        return (int(low_days) + int(high_days)) / 2
+        w = weeks.c
+        return select(
+            func.count(),
+            w.n - 1,
+            func.avg(w.recency),
+            func.avg(w.age),
+            func.avg(w.mean_order),
+        ).group_by(w.n, whole(w.recency), whole(w.age))
 
     async def program(self, window: Window) -> ProgramFigures:
         amount = ledger_entries.c.amount
@@ -434,69 +632,41 @@ class SqlAnalytics:
         )
 
     async def cohorts(self, *, first_month: int, end: datetime) -> list[CohortRow]:
-        """Per month of first order from ``first_month`` on: the cohort's size and how many of
-        it ordered in each month since (month 0 is the first order's own month)."""
-        since = month_start(first_month)
-        prior = orders.alias("prior")
-        # Customers whose history starts within the months shown: no counted order before.
-        earlier = exists(
-            select(literal(1)).where(
-                prior.c.customer_id == orders.c.customer_id,
-                prior.c.status.not_in(VOID_STATUSES),
-                prior.c.ordered_at < since,
-            )
-        )
-        first = (
-            select(
-                orders.c.customer_id,
-                func.min(month_index(orders.c.ordered_at)).label("cohort"),
-            )
-            .where(_known(end), orders.c.ordered_at >= since, ~earlier)
-            .group_by(orders.c.customer_id)
-            .subquery()
-        )
-        offset = (month_index(orders.c.ordered_at) - first.c.cohort).label("offset")
-        statement = (
-            select(first.c.cohort, offset, func.count(func.distinct(orders.c.customer_id)))
-            .select_from(orders.join(first, first.c.customer_id == orders.c.customer_id))
-            .where(_counted(end), orders.c.ordered_at >= since)
-            .group_by(first.c.cohort, offset)
-            .order_by(first.c.cohort, offset)
-        )
+        """Per month of first order from ``first_month`` on (the shop's months): the cohort's
+        size and how many of it ordered in each month since (month 0: the first's own)."""
+        cells = self._cohort_cells(_per_customer(end), first_month=first_month, end=end)
         async with self._db.read() as conn:
-            rows = (await conn.execute(statement)).all()
-        by_cohort: dict[int, dict[int, int]] = {}
-        for cohort, month, count in rows:
-            by_cohort.setdefault(int(cohort), {})[int(month)] = int(count)
-        last_month = month_of(end)
-        return [
-            CohortRow(
-                month=cohort,
-                size=months.get(0, 0),
-                active=tuple(months.get(k, 0) for k in range(last_month - cohort + 1)),
-            )
-            for cohort, months in sorted(by_cohort.items())
-        ]
+            await _without_jit(conn)
+            rows = (await conn.execute(cells)).all()
+        return _cohorts_of(rows, last_month=self._calendar.month_of(end))
 
-    async def weekly_orders(self, *, since: datetime, end: datetime) -> list[tuple[int, int, int]]:
-        """(week_index, first orders, repeat orders) of known customers, week by week."""
-        first = _is_first(end)
-        week = week_index(orders.c.ordered_at).label("week")
+    async def weekly_orders(self, *, first_week: int, end: datetime) -> list[tuple[int, int, int]]:
+        """(week, first orders, repeat orders) of known customers, the shop's weeks from
+        ``first_week`` on."""
+        calendar = self._calendar
+        recent = _orders_since(calendar.week_start(first_week), end, name="recent_orders")
+        week = calendar.bucket(
+            recent.c.ordered_at, first=first_week, last=calendar.week_of(end), by_month=False
+        ).label("week")
+        first = recent.c.previous_at.is_(None)
         statement = (
             select(week, _count_if(first), _count_if(~first))
-            .where(_known(end), orders.c.ordered_at >= since)
+            .where(recent.c.customer_id.is_not(None))
             .group_by(week)
             .order_by(week)
         )
         async with self._db.read() as conn:
+            await _without_jit(conn)
             return [(int(w), int(a), int(b)) for w, a, b in (await conn.execute(statement)).all()]
 
     async def rating_distribution(
         self, *, since: datetime, end: datetime, by_month: bool
     ) -> list[tuple[int, int, int]]:
-        """(week or month index, score, count) of the scores given in [since, end)."""
-        bucket = (
-            month_index(ratings.c.rated_at) if by_month else week_index(ratings.c.rated_at)
+        """(the shop's week or month, score, count) of the scores given in [since, end)."""
+        calendar = self._calendar
+        of = calendar.month_of if by_month else calendar.week_of
+        bucket = calendar.bucket(
+            ratings.c.rated_at, first=of(since), last=of(end), by_month=by_month
         ).label("bucket")
         statement = (
             select(bucket, ratings.c.score, func.count())
@@ -522,39 +692,6 @@ class SqlAnalytics:
             count, satisfied = (await conn.execute(statement)).one()
         return int(count), int(satisfied)
 
-    async def histories(self, *, end: datetime) -> list[HistoryGroup]:
-        """Known customers' histories for the BG/NBD and Gamma-Gamma fits, grouped by repeat
-        orders and whole weeks (100 000 customers become a few thousand rows to fit)."""
-        first = func.min(epoch_seconds(orders.c.ordered_at))
-        last = func.max(epoch_seconds(orders.c.ordered_at))
-        per_customer = (
-            select(
-                (func.count() - 1).label("repeats"),
-                whole((last - first) / WEEK).label("recency"),
-                whole((literal(end.timestamp()) - first) / WEEK).label("age"),
-                func.avg(orders.c.total).label("mean_order"),
-            )
-            .where(orders.c.customer_id.is_not(None), _counted(end))
-            .group_by(orders.c.customer_id)
-            .subquery()
-        )
-        c = per_customer.c
-        statement = select(
-            func.count(), c.repeats, c.recency, c.age, func.avg(c.mean_order)
-        ).group_by(c.repeats, c.recency, c.age)
-        async with self._db.read() as conn:
-            rows = (await conn.execute(statement)).all()
-        return [
-            HistoryGroup(
-                customers=int(n),
-                repeats=int(repeats),
-                recency=float(recency),
-                age=float(age),
-                mean_order=float(mean),
-            )
-            for n, repeats, recency, age, mean in rows
-        ]
-
     async def broadcasts_started(self, window: Window) -> Sequence[int]:
         statement = (
             select(broadcasts.c.id)
@@ -569,9 +706,11 @@ class SqlAnalytics:
 
 
 __all__ = [
+    "Calendar",
     "CohortRow",
     "CustomerFigures",
     "HistoryGroup",
+    "Overview",
     "ProgramFigures",
     "RepeatFigures",
     "SqlAnalytics",

@@ -3,25 +3,26 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from fractions import Fraction
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from scenarios.analytics import Period, ShopAnalytics, StatsRules
 from storage.analytics import (
+    UTC_CALENDAR,
+    Calendar,
     CohortRow,
     CustomerFigures,
     ProgramFigures,
     SqlAnalytics,
     Window,
-    month_of,
-    week_start,
 )
 from storage.broadcasts import SqlBroadcasts
 from storage.database import Database
 from storage.reminders import SqlReminders
-from tests.support.seed import NOW
+from tests.support.seed import NOW, member, order
 from tests.support.small_shop import PERIOD_START, RUB, seed_small_shop
 
 WINDOW = Window(start=PERIOD_START, end=NOW, sleeping_days=90, lost_days=365)
@@ -34,9 +35,13 @@ async def shop(db: Database) -> SqlAnalytics:
     return SqlAnalytics(db)
 
 
-def analytics(db: Database) -> ShopAnalytics:
+def analytics(db: Database, calendar: Calendar = UTC_CALENDAR) -> ShopAnalytics:
     return ShopAnalytics(
-        SqlAnalytics(db), reminders=SqlReminders(db), broadcasts=SqlBroadcasts(db), rules=RULES
+        SqlAnalytics(db, calendar=calendar),
+        reminders=SqlReminders(db),
+        broadcasts=SqlBroadcasts(db),
+        rules=RULES,
+        calendar=calendar,
     )
 
 
@@ -79,6 +84,16 @@ async def test_median_gap_of_an_even_count_is_the_mean_of_the_middle_two(db: Dat
     assert (await shop.repeat_sales(later)).median_gap_days == 62.5
 
 
+async def test_histories_carry_the_mean_recency_not_whole_weeks(shop: SqlAnalytics) -> None:
+    # F's two orders 15 and 12 days ago: three days apart, not "0 weeks" (on whole weeks the
+    # BG/NBD fit of a big shop with many such buyers found no maximum: the formula was used).
+    groups = await shop.histories(end=NOW)
+    (f,) = [g for g in groups if g.repeats == 1 and g.age < 3]
+    assert (f.customers, f.mean_order) == (1, 2 * RUB)
+    assert f.recency == pytest.approx(3 / 7)
+    assert f.age == pytest.approx(15 / 7)
+
+
 async def test_program_cost(shop: SqlAnalytics) -> None:
     # Earned: accruals 300 + 100 (the welcome was before the period). Spent: 100 less the 30
     # a refund gave back, plus the admin's -10. Expired: 20. Outstanding: A 230 + B 150.
@@ -88,7 +103,7 @@ async def test_program_cost(shop: SqlAnalytics) -> None:
 
 
 async def test_cohorts_by_month_of_first_order(shop: SqlAnalytics) -> None:
-    june = month_of(datetime(2026, 6, 1, tzinfo=UTC))
+    june = UTC_CALENDAR.month_of(datetime(2026, 6, 1, tzinfo=UTC))
     # August: B (and again in November) and I (and again in September); October: C;
     # November: F. A, D and E started before June.
     assert await shop.cohorts(first_month=june, end=NOW) == [
@@ -99,8 +114,11 @@ async def test_cohorts_by_month_of_first_order(shop: SqlAnalytics) -> None:
 
 
 async def test_weekly_orders_split_first_and_repeat(shop: SqlAnalytics) -> None:
-    weeks = await shop.weekly_orders(since=datetime(2026, 10, 26, tzinfo=UTC), end=NOW)
-    assert [(week_start(w).date().isoformat(), first, again) for w, first, again in weeks] == [
+    first_week = UTC_CALENDAR.week_of(datetime(2026, 10, 26, tzinfo=UTC))
+    weeks = await shop.weekly_orders(first_week=first_week, end=NOW)
+    assert [
+        (UTC_CALENDAR.week_start(w).date().isoformat(), first, again) for w, first, again in weeks
+    ] == [
         ("2026-10-26", 1, 0),  # C on Saturday 31st
         ("2026-11-02", 1, 1),  # F's first and second
         ("2026-11-09", 0, 2),  # A's third, B's second
@@ -109,7 +127,7 @@ async def test_weekly_orders_split_first_and_repeat(shop: SqlAnalytics) -> None:
 
 async def test_rating_distribution_and_satisfaction(shop: SqlAnalytics) -> None:
     scores = await shop.rating_distribution(since=PERIOD_START, end=NOW, by_month=False)
-    assert [(week_start(w).date().isoformat(), s, n) for w, s, n in scores] == [
+    assert [(UTC_CALENDAR.week_start(w).date().isoformat(), s, n) for w, s, n in scores] == [
         ("2026-11-09", 2, 1),
         ("2026-11-09", 5, 1),
         ("2026-11-16", 4, 1),
@@ -146,3 +164,44 @@ async def test_an_empty_shop_has_zeros_not_errors(db: Database) -> None:
     assert stats.repeat.median_gap_days is None
     assert stats.csat is None
     assert stats.cohorts == ()
+
+
+MOSCOW = ZoneInfo("Europe/Moscow")  # UTC+3 all year
+
+
+def days_before_now(moment: datetime) -> float:
+    return (NOW - moment) / timedelta(days=1)
+
+
+async def test_months_and_weeks_are_the_shops_own(db: Database) -> None:
+    # 00:30 on 1 November in Moscow is 21:30 on 31 October in UTC: still October there.
+    october = await member(db, 1)
+    november = await member(db, 2)
+    weekly = await member(db, 3)
+    moments = [
+        ("oct-1", october, datetime(2026, 10, 31, 23, 30, tzinfo=MOSCOW)),
+        ("nov-1", november, datetime(2026, 11, 1, 0, 30, tzinfo=MOSCOW)),
+        # Sunday 15 November 23:30, then Monday 16th 00:30 (Sunday 21:30 in UTC).
+        ("week-1", weekly, datetime(2026, 11, 15, 23, 30, tzinfo=MOSCOW)),
+        ("week-2", weekly, datetime(2026, 11, 16, 0, 30, tzinfo=MOSCOW)),
+    ]
+    for ref, customer, moment in moments:
+        await order(db, ref, customer, days_before_now(moment))
+    shop = analytics(db, Calendar(MOSCOW))
+    stats = await shop.collect(Period.MONTH, now=NOW)
+    assert [(c.month.date().isoformat(), c.size, c.retention) for c in stats.cohorts] == [
+        ("2026-10-01", 1, (0.0,)),
+        ("2026-11-01", 2, ()),
+    ]
+    charts = await shop.chart_data(Period.MONTH, now=NOW)
+    assert [(week.date().isoformat(), first, again) for week, first, again in charts.weeks][
+        -3:
+    ] == [
+        ("2026-11-02", 0, 0),
+        ("2026-11-09", 1, 0),
+        ("2026-11-16", 0, 1),
+    ]
+    assert [(c.month.date().isoformat(), c.size) for c in charts.cohorts] == [
+        ("2026-10-01", 1),
+        ("2026-11-01", 2),
+    ]

@@ -34,7 +34,9 @@ class _Answer(BaseModel):
 
 
 class CohortAnswer(_Answer):
-    month: str = Field(description="The month of the cohort's first orders, YYYY-MM (UTC)")
+    month: str = Field(
+        description="The month of the cohort's first orders, YYYY-MM, in the shop's time zone"
+    )
     customers: int = Field(description="Customers whose first order fell in that month")
     retention: list[float] = Field(
         description="Share (0..1) of the cohort ordering again in month 1, 2, 3, ... after it"
