@@ -99,12 +99,15 @@ def main() -> None:
         default=None,
         help="seconds the fake Bot API takes per request: the bot over HTTP long polling",
     )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="with --latency: bursts per case, the best counts"
+    )
     args = parser.parse_args()
     if args.latency is not None:
         from bench.latency import run_with_latency
 
         users = args.users if args.users != parser.get_default("users") else 200
-        asyncio.run(run_with_latency(args.latency, users, args.postgres))
+        asyncio.run(run_with_latency(args.latency, users, args.postgres, args.rounds))
         return
     asyncio.run(run(args.updates, args.users, args.postgres))
 

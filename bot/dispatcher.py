@@ -9,7 +9,14 @@ from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
 from aiogram.fsm.storage.memory import SimpleEventIsolation
 
 from bot.i18n import CustomerLocaleMiddleware
-from bot.middlewares import CustomerMiddleware, HandlerModeMiddleware, UnitOfWorkMiddleware
+from bot.inline_filters import run_filters_inline
+from bot.middlewares import (
+    CustomerMiddleware,
+    HandlerModeMiddleware,
+    StateMiddleware,
+    UnitOfWorkMiddleware,
+    use_user_lock,
+)
 from bot.services import Services
 from handlers import create_routers
 
@@ -33,8 +40,12 @@ def create_dispatcher(
         started_at=started_at,
         **dict(services.by_name()),
     )
+    # Outer order: aiogram's errors and user context, the user's lock, the unit of work, the
+    # customer (one statement that also reads the FSM row), then the FSM state.
+    use_user_lock(dispatcher)
     dispatcher.update.outer_middleware(UnitOfWorkMiddleware(db))
     dispatcher.update.outer_middleware(CustomerMiddleware(services.customers, services.clock))
+    dispatcher.update.outer_middleware(StateMiddleware())
     # Inner middlewares of the dispatcher run for every router's handlers, after the filters.
     handler_mode = HandlerModeMiddleware(db)
     for name, observer in dispatcher.observers.items():
@@ -42,4 +53,5 @@ def create_dispatcher(
             observer.middleware(handler_mode)
     CustomerLocaleMiddleware(services.i18n).setup(dispatcher)
     dispatcher.include_routers(*create_routers())
+    run_filters_inline(dispatcher)
     return dispatcher

@@ -31,6 +31,12 @@ class DatabaseFsmStorage(BaseStorage):
     async def set_data(self, key: StorageKey, data: Mapping[str, Any]) -> None:
         await self.states.set_data(key=self.keys.build(key), data=dict(data), now=self.clock.now())
 
+    async def set_step(self, key: StorageKey, state: State, data: Mapping[str, Any]) -> None:
+        """The state and its data in one write (handlers.wizard.go_to)."""
+        await self.states.set(
+            key=self.keys.build(key), state=state.state, data=dict(data), now=self.clock.now()
+        )
+
     async def get_data(self, key: StorageKey) -> dict[str, Any]:
         _, data = await self.states.get(key=self.keys.build(key))
         return data

@@ -15,18 +15,21 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiogram import BaseMiddleware, Bot
+from aiogram import BaseMiddleware, Bot, Dispatcher
 from aiogram.client.session.middlewares.base import (
     BaseRequestMiddleware,
     NextRequestMiddlewareType,
 )
 from aiogram.dispatcher.flags import get_flag
 from aiogram.exceptions import TelegramNetworkError, TelegramRetryAfter, TelegramServerError
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.middleware import FSMContextMiddleware
 from aiogram.methods import Response, TelegramMethod
 from aiogram.methods.base import TelegramType
 from aiogram.types import Chat, TelegramObject, Update, User
 from aiohttp import ClientConnectorError
 
+from bot.fsm_storage import DatabaseFsmStorage
 from handlers.flags import DB_FLAG
 from scenarios.clock import Clock
 from scenarios.customers import TelegramUser, recognise
@@ -152,12 +155,60 @@ class CustomerMiddleware(BaseMiddleware):
                     language_code=user.language_code,
                 ),
                 clock=self.clock,
+                fsm_key=_fsm_key(data),
             )
             if customer.blocked_at is not None and _writes_to_us(event, chat):
                 # Someone who writes to the bot has evidently not blocked it (any more).
                 await chat_returned(self.customers, telegram_id=user.id)
             data["customer"] = customer
         return await handler(event, data)
+
+
+def _fsm_key(data: dict[str, Any]) -> str | None:
+    """The update's FSM row, when it lives in our database: read with the customer."""
+    state: FSMContext | None = data.get("state")
+    if state is None or not isinstance(state.storage, DatabaseFsmStorage):
+        return None
+    return state.storage.keys.build(state.key)
+
+
+class UserLockMiddleware(FSMContextMiddleware):
+    """aiogram's FSM middleware without its eager state read: it takes the user's lock (event
+    isolation) and hands the handlers their ``state``; ``StateMiddleware`` reads the state
+    later, inside the unit of work, where the customer's statement has already read it."""
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        context = self.resolve_event_context(data["bot"], data)
+        data["fsm_storage"] = self.storage
+        if context is None:
+            return await handler(event, data)
+        # The lock first: everything the update reads is read after the user's previous
+        # update has committed (aiogram issue 1317).
+        async with self.events_isolation.lock(key=context.key):
+            data["state"] = context
+            return await handler(event, data)
+
+
+class StateMiddleware(BaseMiddleware):
+    """``raw_state`` for the state filters, as aiogram's FSM middleware would have set it."""
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        state: FSMContext | None = data.get("state")
+        if state is not None:
+            data["raw_state"] = await state.get_state()
+        return await handler(event, data)
+
+
+def use_user_lock(dispatcher: Dispatcher) -> None:
+    """Swap the dispatcher's FSM middleware for ``UserLockMiddleware`` (same storage, lock
+    and strategy); register ``StateMiddleware`` after the customer's."""
+    fsm = dispatcher.fsm
+    lock = UserLockMiddleware(
+        storage=fsm.storage, events_isolation=fsm.events_isolation, strategy=fsm.strategy
+    )
+    dispatcher.update.outer_middleware.unregister(fsm)
+    dispatcher.update.outer_middleware(lock)
+    dispatcher.fsm = lock
 
 
 def _writes_to_us(update: TelegramObject, chat: Chat | None) -> bool:

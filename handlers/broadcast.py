@@ -17,6 +17,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from handlers.filters import ButtonNumber, IsAdmin
+from handlers.wizard import go_on_to
 from locales.rendering import Renderer
 from scenarios.broadcasts import (
     InvalidBroadcastError,
@@ -196,8 +197,7 @@ async def chose_segment(
         await _reply(callback, _("Which tier?"), builder.as_markup())
         return
     if kind in NEEDS_VALUE:
-        await state.set_state(Wizard.segment_value)
-        await state.update_data(kind=kind.value)
+        await go_on_to(state, Wizard.segment_value, kind=kind.value)
         prompts = {
             SegmentKind.SKU: _("Send the product's SKU, e.g. CAT-2KG."),
             SegmentKind.CATEGORY: _("Send the category name."),
@@ -260,8 +260,7 @@ async def _segment_chosen(
     locale: str,
 ) -> None:
     members, reachable = await audience(segments, segment, rules=rules, clock=clock)
-    await state.set_state(Wizard.text)
-    await state.update_data(segment=segment.as_json(), variants={})
+    await go_on_to(state, Wizard.text, segment=segment.as_json(), variants={})
     await _reply(
         event,
         renderer.render(
@@ -332,8 +331,7 @@ async def got_extra_text(message: Message, state: FSMContext) -> None:
 
 
 async def _offer_extras(event: Message | CallbackQuery, state: FSMContext) -> None:
-    await state.set_state(Wizard.extras)
-    await state.update_data(editing="A")
+    await go_on_to(state, Wizard.extras, editing="A")
     data = await state.get_data()
     builder = InlineKeyboardBuilder()
     have = set(data["variants"]["A"].get("by_locale", {}))
@@ -378,8 +376,7 @@ async def step(
         await _offer_extras(callback, state)
     elif action in {"add_ru", "add_uk", "add_en", "add_b"}:
         target = "B" if action == "add_b" else action.removeprefix("add_")
-        await state.update_data(target=target)
-        await state.set_state(Wizard.extra_text)
+        await go_on_to(state, Wizard.extra_text, target=target)
         prompts = {
             "ru": _("Send the Russian text."),
             "uk": _("Send the Ukrainian text."),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 
 from aiogram import Bot
@@ -45,9 +46,16 @@ ADMIN_COMMANDS: tuple[tuple[str, LazyProxy], ...] = (
 
 
 def command_menu(*, admin: bool, i18n: I18n, locale: str) -> list[BotCommand]:
+    return list(_command_menu(admin, i18n, locale))
+
+
+@functools.lru_cache(maxsize=64)
+def _command_menu(admin: bool, i18n: I18n, locale: str) -> tuple[BotCommand, ...]:
+    """Built once per menu and language: /help shows it on every call, and building a
+    dozen pydantic objects and translations each time cost more than the reply's query."""
     entries = ADMIN_COMMANDS if admin else CUSTOMER_COMMANDS
     with i18n.context(), i18n.use_locale(locale):
-        return [BotCommand(command=name, description=str(text)) for name, text in entries]
+        return tuple(BotCommand(command=name, description=str(text)) for name, text in entries)
 
 
 async def register_commands(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Coroutine
+from typing import Any
 
 from aiogram import F, Router
 from aiogram.filters.callback_data import CallbackData
@@ -15,6 +18,7 @@ from handlers.editing import unless_unchanged
 from handlers.filters import ButtonNumber
 from handlers.keyboards import keyboard
 from handlers.staff_alerts import StaffAlerts
+from handlers.wizard import go_on_to
 from locales.rendering import Renderer
 from scenarios.ratings import SCORES, Answer, RatingDesk, Verdict, request_context
 from scenarios.rules import Rules
@@ -80,19 +84,48 @@ async def _show(
     rating: RatingRecord,
     *,
     buttons: bool,
+    toast: str | None = None,
     **flags: bool,
 ) -> None:
-    """Re-render the request message: the score (or that it expired), buttons while useful."""
+    """Re-render the request message: the score (or that it expired), buttons while useful;
+    with ``toast``, the button's answer goes at the same time as the edit (one round trip to
+    Telegram instead of two; both leave after what the press changed is committed)."""
+    edit = await _request_edit(callback, renderer, locale, ratings, rating, buttons, flags)
+    requests = [edit] if edit is not None else []
+    if toast is not None:
+        requests.append(_answer(callback, toast))
+    # Only Bot API calls here, no database work: each commits what is open as it leaves.
+    await asyncio.gather(*requests)
+
+
+async def _answer(callback: CallbackQuery, text: str) -> None:
+    await callback.answer(text)
+
+
+async def _request_edit(
+    callback: CallbackQuery,
+    renderer: Renderer,
+    locale: str,
+    ratings: SqlRatings,
+    rating: RatingRecord,
+    buttons: bool,
+    flags: dict[str, bool],
+) -> Coroutine[Any, Any, None] | None:
+    """The edit to send, read and rendered now (the database's part happens here)."""
     if not isinstance(callback.message, Message):
-        return
+        return None
     summary = await ratings.order_summary(order_ref=rating.order_ref)
     if summary is None:
-        return
+        return None
     text = request_text(renderer, locale, summary, rating.score, **flags)
-    with unless_unchanged():
-        await callback.message.edit_text(
-            text, reply_markup=keyboard(rating_buttons(rating.id) if buttons else [])
-        )
+    message = callback.message
+    markup = keyboard(rating_buttons(rating.id) if buttons else [])
+
+    async def edit() -> None:
+        with unless_unchanged():
+            await message.edit_text(text, reply_markup=markup)
+
+    return edit()
 
 
 async def rate(
@@ -131,15 +164,17 @@ async def rate(
     if answer.verdict is Verdict.UNCHANGED:
         await callback.answer(_("Your rating is saved."))
         return
-    await _show(callback, renderer, locale, ratings, rating, buttons=True)
     assert rating.score is not None
     if rating_desk.is_negative(rating.score):
-        await callback.answer(_("Thank you for your honesty."))
+        toast = _("Thank you for your honesty.")
+        await _show(callback, renderer, locale, ratings, rating, buttons=True, toast=toast)
         await _escalate(callback, answer, staff_alerts, state)
         return
-    await callback.answer(_("Thank you for your rating!"))
+    toast = _("Thank you for your rating!")
+    alert = await staff_alerts.alert_of(rating)
+    await _show(callback, renderer, locale, ratings, rating, buttons=True, toast=toast)
     await state.clear()
-    await staff_alerts.score_raised(rating)
+    await staff_alerts.score_raised(rating, alert)
     if answer.previous is not None or not isinstance(callback.message, Message):
         return
     review = rules.ratings.review_url
@@ -160,8 +195,7 @@ async def _escalate(
     await staff_alerts.raise_for(rating)
     if rating.comment is not None or not isinstance(callback.message, Message):
         return
-    await state.set_state(RatingComment.waiting)
-    await state.update_data(rating_id=rating.id)
+    await go_on_to(state, RatingComment.waiting, rating_id=rating.id)
     await callback.message.answer(
         _(
             "We are sorry. What went wrong? Write it in one message and our team will "

@@ -25,6 +25,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from handlers.flags import READS_ONLY
 from handlers.start import Signup, accepted_at, phone_keyboard
 from handlers.webapp import card_button
+from handlers.wizard import go_to
 from locales.formatting import format_points
 from locales.rendering import Renderer
 from scenarios.birthdays import parse_birthday
@@ -258,8 +259,7 @@ async def phone_shared(
         }
         await message.answer(texts[refused.reason], reply_markup=phone_keyboard())
         return
-    await state.set_state(Signup.birthday)
-    await state.set_data({"welcome": joined.welcome_points})
+    await go_to(state, Signup.birthday, {"welcome": joined.welcome_points})
     if joined.orders_too_old:
         found = _(
             "You are in! I found %(count)s earlier order of yours.",

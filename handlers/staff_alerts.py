@@ -21,6 +21,7 @@ from aiogram.utils.i18n import gettext as _
 from handlers.editing import unless_unchanged
 from handlers.filters import ButtonNumber
 from handlers.keyboards import keyboard
+from handlers.wizard import go_on_to
 from locales.formatting import format_points
 from locales.rendering import Renderer
 from scenarios.clock import Clock
@@ -264,11 +265,16 @@ class StaffAlerts:
         else:
             await self.refresh(alert, rating)
 
-    async def score_raised(self, rating: RatingRecord) -> None:
-        """Changed from a negative score: the complaint is over, and the staff see why."""
-        alert = await self.escalation.score_raised(rating)
+    async def alert_of(self, rating: RatingRecord) -> AlertRecord | None:
+        """The rating's alert, if a negative score ever raised one."""
+        return await self._ratings.alert_for_rating(rating_id=rating.id)
+
+    async def score_raised(self, rating: RatingRecord, alert: AlertRecord | None) -> None:
+        """Changed from a negative score: the complaint is over, and the staff see why.
+        ``alert`` is looked up beforehand (alert_of), with the score's own write: a rating
+        that never had one then needs no transaction after the customer's answer."""
         if alert is not None:
-            await self.refresh(alert, rating)
+            await self.refresh(await self.escalation.score_raised(alert), rating)
 
     async def refresh_for(self, rating: RatingRecord) -> None:
         """The rating's alert, if it has one, shows what changed (a comment, or none coming)."""
@@ -537,8 +543,7 @@ async def press_alert(
                 )
             return
     elif action == "reply":
-        await state.set_state(StaffReply.waiting)
-        await state.update_data(alert_id=alert.id)
+        await go_on_to(state, StaffReply.waiting, alert_id=alert.id)
         await callback.answer(
             _("Send your reply as your next message in this chat; it goes to the customer."),
             show_alert=True,

@@ -20,6 +20,7 @@ from aiogram.types import (
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from handlers.wizard import go_on_to, go_to
 from locales.rendering import Renderer
 from scenarios.cards import display_card_number, member_card
 from scenarios.clock import Clock
@@ -122,8 +123,9 @@ async def greet(
             reply_markup=None if customer.marketing_opt_in else offers_on_keyboard(),
         )
         return
-    await state.set_state(Signup.consent)
-    await state.set_data({"offers": False, "invite": code if valid_code(code) else None})
+    await go_to(
+        state, Signup.consent, {"offers": False, "invite": code if valid_code(code) else None}
+    )
     await message.answer(
         renderer.render(
             "welcome.html",
@@ -194,8 +196,7 @@ async def consent(
         if message is not None:
             await message.edit_text(text)
         return
-    await state.set_state(Signup.phone)
-    await state.update_data(accepted_at=clock.now().isoformat())
+    await go_on_to(state, Signup.phone, accepted_at=clock.now().isoformat())
     await callback.answer()
     if message is not None:
         await message.edit_reply_markup(reply_markup=None)

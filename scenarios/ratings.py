@@ -74,7 +74,9 @@ class RatingStore(Protocol):
 
     async def by_id(self, *, rating_id: int, lock: bool = False) -> RatingRecord | None: ...
 
-    async def save_score(self, *, rating_id: int, score: int, now: datetime) -> None: ...
+    async def save_score(
+        self, *, rating_id: int, score: int, now: datetime
+    ) -> RatingRecord | None: ...
 
     async def save_comment(self, *, rating_id: int, comment: str) -> None: ...
 
@@ -144,6 +146,8 @@ class RatingRequests:
         return status == "delivered"
 
     async def after_order(self, event: OrderEvent) -> None:
+        if event.is_partial_refund:  # the order stands; its rating request is as it was
+            return
         now = self._clock.now()
         if event.status in FINAL_STATUSES:
             reason = f"order {event.order_id} was {event.status}"
@@ -237,8 +241,7 @@ class RatingDesk:
             return Answer(Verdict.LOCKED, rating)
         if rating.score == score:
             return Answer(Verdict.UNCHANGED, rating, previous=score)
-        await self._store.save_score(rating_id=rating_id, score=score, now=now)
-        saved = await self._store.by_id(rating_id=rating_id)
+        saved = await self._store.save_score(rating_id=rating_id, score=score, now=now)
         return Answer(Verdict.SAVED, saved, previous=rating.score)
 
     async def comment(self, *, rating_id: int, customer_id: int, text: str) -> RatingRecord | None:
@@ -315,15 +318,12 @@ class Escalation:
         await self._released(alert_id)
         return True
 
-    async def score_raised(self, rating: RatingRecord) -> AlertRecord | None:
+    async def score_raised(self, alert: AlertRecord) -> AlertRecord:
         """The customer changed a negative score to a good one: their complaint is over, closed
-        as resolved by the customer. The rating's alert as it is now (None: it had none)."""
-        alert = await self._store.alert_for_rating(rating_id=rating.id)
-        if alert is None:
-            return None
+        as resolved by the customer. The rating's alert as it is now."""
         if await self._store.resolve_by_customer(alert_id=alert.id, now=self._clock.now()):
             await self._released(alert.id)
-            return await self._store.alert(alert_id=alert.id)
+            return await self._store.alert(alert_id=alert.id) or alert
         return alert
 
     async def _released(self, alert_id: int) -> None:

@@ -21,7 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from storage.availability import Availability
+from storage.sqlite_driver import OneTripConnection, OneTripDBAPI
 from storage.urls import DEFAULT_DATABASE_URL, DatabaseUrlError, normalize_database_url
+
+# Below both pools: PostgreSQL's 10 + 10 overflow, SQLAlchemy's 5 + 10 for an SQLite file.
+UNIT_CONNECTIONS = 8
 
 PRIVATE_DIRECTORY = 0o700
 PRIVATE_FILE = 0o600
@@ -71,6 +75,11 @@ class _Unit:
         self.commits = 0  # write transactions committed so far (tests and logs read it)
         self._stack: AsyncExitStack | None = None
         self._switching = asyncio.Lock()
+        # Rows this update read or wrote, for repositories that may reuse them within the
+        # update (the FSM row: storage/fsm.py says when that is safe). Written through by
+        # their owners; forgotten when anything rolls back.
+        self.cache: dict[Any, Any] = {}
+        self.failed_commit: BaseException | None = None
 
     async def enter(self, wanted: Mode) -> AsyncConnection:
         async with self._switching:
@@ -94,14 +103,13 @@ class _Unit:
             return self.current.connection
 
     async def leave(self) -> None:
-        """A block is done with the connection. A read transaction ends with its last block
-        (so a unit holds no pooled connection while it renders or waits); a write one stays
-        open until the next request leaves or the unit ends."""
+        """A block is done with the connection. The transaction, read or write, stays open
+        for the next block until a request leaves, a write needs a write transaction, or the
+        unit ends: the middlewares' and the handler's reads share one BEGIN and one pooled
+        connection (one snapshot), instead of one transaction per repository call. A unit
+        never waits on Telegram with it: ``release()`` ends it first."""
         async with self._switching:
             self.depth -= 1
-            current = self.current
-            if self.depth == 0 and current is not None and current.mode == "read":
-                await self._end(commit=True)
 
     async def set_mode(self, mode: UnitMode) -> None:
         """The handler is known: a read-only one ends a write begun so far (a new customer is
@@ -119,6 +127,10 @@ class _Unit:
     async def release(self) -> bool:
         """Commit what is open, before something leaves the process; True if it wrote."""
         async with self._switching:
+            if self.failed_commit is not None:
+                # Requests sent together (asyncio.gather): the first one's commit failed, so
+                # none of them may tell the user anything.
+                raise self.failed_commit
             current = self.current
             if current is None:
                 return False
@@ -133,6 +145,7 @@ class _Unit:
     async def finish(self, error: BaseException | None) -> None:
         async with self._switching:
             self.closed = True
+            self.cache.clear()
             if self.current is not None:
                 await self._end(commit=error is None, error=error)
 
@@ -140,6 +153,8 @@ class _Unit:
         db = self._db
         stack = AsyncExitStack()
         try:
+            await db._unit_slots.acquire()
+            stack.callback(db._unit_slots.release)
             if db.is_sqlite and mode == "write":
                 await db._sqlite_writer.acquire(behind_others=True)
                 stack.callback(db._sqlite_writer.release)
@@ -160,10 +175,16 @@ class _Unit:
         assert current is not None
         current.open = False
         if commit:
-            await stack.aclose()  # commits, returns the connection, frees the SQLite writer
+            try:
+                await stack.aclose()  # commits, returns the connection, frees the SQLite writer
+            except BaseException as error:
+                self.cache.clear()
+                self.failed_commit = error
+                raise
             if current.mode == "write":
                 self.commits += 1
         else:
+            self.cache.clear()
             failure = error or RuntimeError("unit of work rolled back")
             await stack.__aexit__(type(failure), failure, failure.__traceback__)
 
@@ -245,6 +266,7 @@ class Database:
         connect_args: dict[str, Any] | None = None,
         foreign_keys: bool = True,
         strict: bool = False,
+        unit_connections: int = UNIT_CONNECTIONS,
     ) -> None:
         self.url = normalize_database_url(url)
         self.connect_args = connect_args or {}
@@ -255,10 +277,17 @@ class Database:
         options: dict[str, Any] = {"connect_args": connect_args or {}}
         if self.backend == "postgresql":
             options |= {"pool_size": pool_size, "max_overflow": pool_size, "pool_pre_ping": True}
+        else:
+            options["module"] = OneTripDBAPI()
         self.engine: AsyncEngine = create_async_engine(self.url, **options)
         self._ambient: ContextVar[_Transaction | None] = ContextVar("ambient_tx", default=None)
         self._unit: ContextVar[_Unit | None] = ContextVar("unit_of_work", default=None)
         self._sqlite_writer = WriterLock()
+        # Updates' units of work hold at most this many pooled connections at once (each holds
+        # one only between its first database use and its next Bot API call), so many updates
+        # can wait on Telegram at once while the API, the outbox and the jobs still find a
+        # free connection in the pool.
+        self._unit_slots = asyncio.Semaphore(unit_connections)
         self._maintenance: set[asyncio.Task[None]] = set()
         # Shared by everything on this handle, so an outage is reported once for the process.
         self.availability = Availability()
@@ -341,6 +370,11 @@ class Database:
         unit = self._unit.get()
         return unit if unit is not None and not unit.closed else None
 
+    def unit_cache(self) -> dict[Any, Any] | None:
+        """The open unit of work's cache of rows (see ``_Unit.cache``), if there is a unit."""
+        unit = self.unit
+        return unit.cache if unit is not None else None
+
     async def set_unit_mode(self, mode: UnitMode) -> None:
         if (unit := self.unit) is not None:
             await unit.set_mode(mode)
@@ -368,8 +402,14 @@ class Database:
             async with self.transaction() as connection:
                 yield connection
             return
-        async with self.transaction() as connection, connection.begin_nested():
-            yield connection
+        async with self.transaction() as connection:
+            try:
+                async with connection.begin_nested():
+                    yield connection
+            except BaseException:
+                if (unit := self.unit) is not None:
+                    unit.cache.clear()  # what it cached may be what the savepoint undid
+                raise
 
     def read(self) -> Any:
         """A read-only transaction; on SQLite it takes no write lock."""
@@ -501,4 +541,8 @@ def _tune_sqlite(engine: AsyncEngine, busy_timeout_ms: int, *, foreign_keys: boo
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Connection) -> None:
         statement = connection.get_execution_options().get("sqlite_begin", "BEGIN IMMEDIATE")
-        connection.exec_driver_sql(statement)
+        adapted = connection.connection.dbapi_connection
+        if isinstance(adapted, OneTripConnection):
+            adapted.begin_with_next = statement  # sent with the first statement, one trip
+        else:
+            connection.exec_driver_sql(statement)

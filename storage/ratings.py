@@ -188,17 +188,22 @@ class SqlRatings:
             ).one_or_none()
         return RatingRecord(**row._mapping) if row else None
 
-    async def save_score(self, *, rating_id: int, score: int, now: datetime) -> None:
+    async def save_score(self, *, rating_id: int, score: int, now: datetime) -> RatingRecord | None:
+        """The rating as saved (None: there is no such rating)."""
         async with self._db.transaction() as conn:
-            await conn.execute(
-                update(ratings)
-                .where(ratings.c.id == rating_id)
-                .values(
-                    score=score,
-                    rated_at=now,
-                    first_rated_at=func.coalesce(ratings.c.first_rated_at, now),
+            row = (
+                await conn.execute(
+                    update(ratings)
+                    .where(ratings.c.id == rating_id)
+                    .values(
+                        score=score,
+                        rated_at=now,
+                        first_rated_at=func.coalesce(ratings.c.first_rated_at, now),
+                    )
+                    .returning(*ratings.c)
                 )
-            )
+            ).one_or_none()
+        return RatingRecord(**row._mapping) if row else None
 
     async def save_comment(self, *, rating_id: int, comment: str) -> None:
         async with self._db.transaction() as conn:

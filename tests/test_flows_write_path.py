@@ -154,12 +154,13 @@ async def test_i17_1_what_a_reply_told_stays_committed_when_the_handler_fails_la
     shop: Shop, flow: Flow, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await shop.ordered(ANNA, "A-1001")
+    await shop.press_star(ANNA, "A-1001", 1)  # a complaint: its alert is closed by a 5 below
 
     async def broken(self: SqlRatings, **_: Any) -> None:
         raise RuntimeError("the database went away")
 
-    # Fails right after "Thank you for your rating!" went out.
-    monkeypatch.setattr(SqlRatings, "alert_for_rating", broken)
+    # Fails right after "Thank you for your rating!" went out, closing the complaint.
+    monkeypatch.setattr(SqlRatings, "resolve_by_customer", broken)
     calls = await shop.press_star(ANNA, "A-1001", 5)
 
     assert answers(calls) == ["Thank you for your rating!", SORRY]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiogram.fsm.context import FSMContext
@@ -13,12 +14,14 @@ from aiogram.fsm.storage.base import StorageKey
 from aiogram.fsm.storage.redis import RedisStorage
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from sqlalchemy import event
 
 from bot.app import build_application, shutdown
 from bot.fsm_storage import DatabaseFsmStorage
 from bot.settings import Settings
 from scenarios.clock import FixedClock
 from scenarios.rules import Rules
+from storage.database import Database
 from storage.fsm import SqlFsmStates
 from tests.support.databases import ON_CI, sqlite_database
 
@@ -90,3 +93,39 @@ async def test_redis_url_moves_fsm_state_to_redis_and_it_survives_a_restart(
         await context.clear()
     finally:
         await shutdown(second)
+
+
+async def test_an_update_reads_its_fsm_row_once_and_a_rollback_forgets_what_it_knew(
+    db: Database, clock: FixedClock
+) -> None:
+    states = SqlFsmStates(db)
+    reads: list[str] = []
+
+    def count(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "fsm_states" in statement:
+            reads.append(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        async with db.unit_of_work():
+            context = FSMContext(DatabaseFsmStorage(states, clock), key())
+            assert await context.get_state() is None
+            await context.clear()  # nothing there: nothing to write
+            await context.set_state(Signup.phone)
+            await context.update_data(consent=True)
+            assert await context.get_state() == "Signup:phone"
+            assert await context.get_data() == {"consent": True}
+            assert len(reads) == 1
+            with pytest.raises(RuntimeError):
+                async with db.savepoint():
+                    await context.set_state(None)
+                    await context.set_data({})
+                    raise RuntimeError("this part fails alone")
+            # The savepoint undid the clearing: what the update knew is read again.
+            assert await context.get_state() == "Signup:phone"
+            assert len(reads) == 2
+        async with db.unit_of_work():
+            again = FSMContext(DatabaseFsmStorage(states, clock), key())
+            assert await again.get_data() == {"consent": True}
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", count)

@@ -17,7 +17,8 @@ class BotProcess:
     def __init__(self, *, workdir: Path, env: dict[str, str]) -> None:
         self.workdir = workdir
         inherited = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG"}}
-        self.env = {**inherited, "PYTHONUNBUFFERED": "1", **env}
+        # PYTHONFAULTHANDLER: a bot that will not stop is sent SIGABRT and prints where it hangs.
+        self.env = {**inherited, "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1", **env}
         self.process: asyncio.subprocess.Process | None = None
         self.log = workdir / "bot.log"
 
@@ -49,8 +50,15 @@ class BotProcess:
         assert self.process is not None
         if self.process.returncode is None:
             self.process.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(timeout):
-            return await self.process.wait()
+        try:
+            async with asyncio.timeout(timeout):
+                return await self.process.wait()
+        except TimeoutError:
+            self.process.send_signal(signal.SIGABRT)  # faulthandler writes every thread's stack
+            await self.process.wait()
+            raise AssertionError(
+                f"the bot did not stop {timeout:.0f} s after SIGTERM:\n{self.output()}"
+            ) from None
 
     async def kill(self) -> None:
         """kill -9: no chance to clean up."""

@@ -1,0 +1,177 @@
+"""The SQLite driver adapter: one trip to aiosqlite's thread per statement, same results as stock.
+
+Everything SQLAlchemy reads from a cursor (rows, RETURNING, rowcount, lastrowid, errors, a
+streamed result) is checked on a real SQLite file through the bot's own Database handle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import pytest
+from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from storage.database import Database
+
+metadata = MetaData()
+items = Table(
+    "items",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String, nullable=False, unique=True),
+    Column("amount", Integer, nullable=False),
+)
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    database = Database(f"sqlite:///{tmp_path / 'driver.sqlite3'}")
+    async with database.engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+@contextmanager
+def trips_to_the_thread() -> Iterator[list[str]]:
+    """Names of the functions handed to aiosqlite's worker thread meanwhile."""
+    handed: list[str] = []
+    original = aiosqlite.Connection._execute
+
+    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        handed.append(getattr(fn, "__name__", repr(fn)))
+        return await original(self, fn, *args, **kwargs)  # type: ignore[no-untyped-call]
+
+    aiosqlite.Connection._execute = counted  # type: ignore[method-assign]
+    try:
+        yield handed
+    finally:
+        aiosqlite.Connection._execute = original  # type: ignore[method-assign]
+
+
+async def test_a_select_is_one_trip_to_the_thread(db: Database) -> None:
+    async with db.transaction() as conn:
+        await conn.execute(insert(items), [{"name": "a", "amount": 1}, {"name": "b", "amount": 2}])
+    async with db.engine.connect() as conn:
+        await conn.execute(select(items.c.id))  # the connection's own set-up is not counted
+        with trips_to_the_thread() as handed:
+            rows = (await conn.execute(select(items.c.name).order_by(items.c.id))).all()
+    assert [row.name for row in rows] == ["a", "b"]
+    assert len(handed) == 1, handed  # the stock adapter makes four: cursor, execute, fetch, close
+
+
+async def test_rowcount_lastrowid_and_returning_are_those_of_the_statement(db: Database) -> None:
+    async with db.transaction() as conn:
+        first = await conn.execute(insert(items).values(name="a", amount=1))
+        assert first.inserted_primary_key == (1,)
+        many = await conn.execute(
+            insert(items), [{"name": "b", "amount": 2}, {"name": "c", "amount": 3}]
+        )
+        assert many.rowcount == 2
+        changed = await conn.execute(update(items).where(items.c.amount >= 2).values(amount=9))
+        assert changed.rowcount == 2
+        none = await conn.execute(update(items).where(items.c.id == 99).values(amount=0))
+        assert none.rowcount == 0
+        returned = await conn.execute(
+            insert(items).values(name="d", amount=4).returning(items.c.id, items.c.amount)
+        )
+        assert returned.one() == (4, 4)
+    async with db.read() as conn:
+        total = await conn.execute(select(items.c.name, items.c.amount).order_by(items.c.id))
+        assert total.all() == [("a", 1), ("b", 9), ("c", 9), ("d", 4)]
+
+
+async def test_a_constraint_error_is_sqlalchemys_and_rolls_back(db: Database) -> None:
+    with pytest.raises(IntegrityError):
+        async with db.transaction() as conn:
+            await conn.execute(insert(items).values(name="a", amount=1))
+            await conn.execute(insert(items).values(name="a", amount=2))
+    async with db.read() as conn:
+        assert (await conn.execute(select(items))).all() == []
+
+
+async def test_a_streamed_result_still_comes_in_parts(db: Database) -> None:
+    async with db.transaction() as conn:
+        await conn.execute(insert(items), [{"name": f"n{n}", "amount": n} for n in range(2500)])
+    async with db.engine.connect() as conn:
+        result = await conn.stream(select(items.c.amount).order_by(items.c.id))
+        parts = [len(part) async for part in result.partitions(1000)]
+    assert parts == [1000, 1000, 500]
+
+
+async def test_a_write_transaction_is_its_statements_and_its_commit(db: Database) -> None:
+    async with db.engine.connect() as conn:
+        await conn.execute(select(items.c.id))
+    with trips_to_the_thread() as handed:
+        async with db.transaction() as conn:
+            await conn.execute(insert(items).values(name="a", amount=1))
+            await conn.execute(update(items).values(amount=2))
+    # BEGIN IMMEDIATE went with the INSERT: two statements, one commit.
+    assert len(handed) == 3, handed
+    async with db.read() as conn:
+        assert (await conn.execute(select(items.c.amount))).scalar_one() == 2
+
+
+async def test_the_deferred_begin_still_takes_the_write_lock_and_rolls_back(
+    db: Database, tmp_path: Path
+) -> None:
+    with pytest.raises(RuntimeError):
+        async with db.transaction() as conn:
+            await conn.execute(insert(items).values(name="a", amount=1))
+            # Another connection cannot write meanwhile: BEGIN IMMEDIATE took the lock.
+            async with aiosqlite.connect(tmp_path / "driver.sqlite3", timeout=0.05) as other:
+                with pytest.raises(aiosqlite.OperationalError, match="locked"):
+                    await other.execute("BEGIN IMMEDIATE")
+            raise RuntimeError("the handler failed")
+    async with db.read() as conn:
+        assert (await conn.execute(select(items.c.id))).all() == []
+
+
+async def test_a_transaction_that_ran_nothing_never_goes_to_the_thread(db: Database) -> None:
+    async with db.engine.connect() as conn:
+        await conn.execute(select(items.c.id))
+    with trips_to_the_thread() as handed:
+        async with db.transaction():
+            pass
+        async with db.read():
+            pass
+    assert handed == []
+
+
+async def test_a_streamed_result_begins_its_transaction_first(db: Database) -> None:
+    async with db.transaction() as conn:
+        await conn.execute(insert(items), [{"name": f"n{i}", "amount": i} for i in range(5)])
+    async with db.transaction() as conn:
+        stream = await conn.stream(select(items.c.amount).order_by(items.c.id))
+        amounts = [row.amount async for row in stream]
+        await conn.execute(update(items).values(amount=0))
+        in_transaction = await conn.exec_driver_sql("SELECT 1")  # still the same transaction
+        assert in_transaction.scalar_one() == 1
+    assert amounts == [0, 1, 2, 3, 4]
+
+
+async def test_a_first_statement_that_fails_still_releases_the_write_lock(
+    db: Database, tmp_path: Path
+) -> None:
+    async with db.transaction() as conn:
+        await conn.execute(insert(items).values(name="a", amount=1))
+    with pytest.raises(IntegrityError):
+        async with db.transaction() as conn:
+            await conn.execute(insert(items).values(name="a", amount=2))  # BEGIN, then refused
+    async with aiosqlite.connect(tmp_path / "driver.sqlite3", timeout=0.05) as other:
+        await other.execute("BEGIN IMMEDIATE")  # not "database is locked"
+        await other.rollback()
+    async with db.transaction() as conn:
+        await conn.execute(insert(items).values(name="b", amount=3))
+    async with db.read() as conn:
+        assert (await conn.execute(select(items.c.name).order_by(items.c.id))).scalars().all() == [
+            "a",
+            "b",
+        ]
