@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -116,8 +117,9 @@ def make_hooks(
     return services, hooks
 
 
-@pytest.fixture
-async def shop(db: Database, clock: FixedClock) -> AsyncIterator[Shop]:
+@asynccontextmanager
+async def serving(db: Database, clock: FixedClock) -> AsyncIterator[Shop]:
+    """The shop's API with its webhooks, served over HTTP."""
     services, hooks = make_hooks(db, clock)
     app = create_api_app(services, api_token=TOKEN)
     hooks.mount(app, clock=clock)
@@ -126,6 +128,12 @@ async def shop(db: Database, clock: FixedClock) -> AsyncIterator[Shop]:
     await server.start_server(access_log_class=MaskedAccessLogger)
     async with TestClient(server) as client:
         yield Shop(client=client, hooks=hooks, db=db, clock=clock)
+
+
+@pytest.fixture
+async def shop(db: Database, clock: FixedClock) -> AsyncIterator[Shop]:
+    async with serving(db, clock) as served:
+        yield served
 
 
 async def add_member(db: Database, phone: str = PHONE) -> int:

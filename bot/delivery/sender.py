@@ -207,6 +207,8 @@ class OutboxSender:
             except Exception as error:  # a failing round must not end delivery for good
                 await self._after_failure(error)
                 continue
+            # A round that succeeded with nothing to send is also the database answering.
+            self.health.ok(_WHO)
             if handled == 0:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):

@@ -78,8 +78,9 @@ class InboxWorker:
         taken = 0
         while not self._stopping and await self.process_next():
             taken += 1
-        if taken:
-            self._db.availability.ok("webhooks")
+        # Also when nothing was due: a worker that failed during an outage and then finds an
+        # empty inbox must not keep the process "away" (the operator would never read "back").
+        self._db.availability.ok("webhooks")
         return taken
 
     async def process_next(self) -> bool:

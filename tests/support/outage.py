@@ -98,3 +98,20 @@ async def kill_backends_for(role: str, *, seconds: float, every: float = 0.1) ->
     finally:
         await admin.close()
     return killed
+
+
+@asynccontextmanager
+async def locked_out(role: str) -> AsyncIterator[None]:
+    """PostgreSQL refuses ``role`` until the block ends: its backends killed, and new ones
+    refused with "too many connections" (SQLSTATE 53300, as a server at its limit answers).
+    Unlike killing backends now and then, no quick statement slips through in between."""
+    admin = Database(POSTGRES_URL)
+    try:
+        async with admin.engine.begin() as conn:
+            await conn.execute(text(f'ALTER ROLE "{role}" CONNECTION LIMIT 0'))
+            await terminate_backends(conn, role)
+        yield
+    finally:
+        async with admin.engine.begin() as conn:
+            await conn.execute(text(f'ALTER ROLE "{role}" CONNECTION LIMIT -1'))
+        await admin.close()
