@@ -22,6 +22,7 @@ from scenarios.rules import Rules
 from storage.availability import Availability, Backoff, is_unavailable
 from storage.fsm import SqlFsmStates
 from storage.outbox import SqlOutbox
+from storage.qr_tokens import SqlQrScans
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,8 @@ HOUSEKEEPING_EVERY = timedelta(hours=1)
 BIRTHDAY_GIFTS_EVERY = timedelta(hours=1)
 LEARN_EVERY = timedelta(days=1)  # per-product intervals learned from purchases
 RATING_EXPIRY_EVERY = timedelta(minutes=1)
+# A till scan that spent nothing is kept this long after its visit window, then forgotten.
+QR_SCANS_KEPT = timedelta(days=1)
 # A job that meets the database away retries within its tick for at most this long.
 RETRY_AT_MOST = timedelta(minutes=2)
 
@@ -92,6 +95,7 @@ def create_scheduler(
     reminders: ReminderSweeper | None = None,
     rating_expiry: RatingExpiry | None = None,
     availability: Availability | None = None,
+    qr_scans: SqlQrScans | None = None,
 ) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(
         timezone=UTC,
@@ -119,6 +123,21 @@ def create_scheduler(
             forget_idle_wizards,
             seconds=HOUSEKEEPING_EVERY.total_seconds(),
             id="forget-idle-wizards",
+            next_run_time=datetime.now(UTC),
+        )
+
+    if qr_scans is not None:
+        kept = timedelta(minutes=rules.webapp.visit_minutes) + QR_SCANS_KEPT
+
+        async def forget_old_qr_scans() -> None:
+            forgotten = await qr_scans.forget_unused(scanned_before=clock.now() - kept)
+            if forgotten:
+                log.info("forgot %d till scan(s) older than %s", forgotten, kept)
+
+        add_job(
+            forget_old_qr_scans,
+            seconds=HOUSEKEEPING_EVERY.total_seconds(),
+            id="forget-old-qr-scans",
             next_run_time=datetime.now(UTC),
         )
 

@@ -137,6 +137,7 @@ class Services:
     # the Mini App (bot/webapp): its address (None: no Mini App, no buttons) and the till
     webapp_url: str | None
     till: Till
+    qr_scans: SqlQrScans
     # the shop's figures (/stats, GET /api/v1/stats), their charts, the CSV export (/export)
     analytics: ShopAnalytics
     charts: StatsCharts
@@ -413,7 +414,8 @@ def build_services(
         limiter=limiter,
         webapp_url=settings.webapp_url,
         till=till(every_follower),
-        analytics=shop_analytics(db, rules, reminders=reminders, broadcasts=broadcasts),
+        qr_scans=qr_scans,
+        analytics=shop_analytics(db, rules, reminders=reminders, broadcasts=broadcasts, zone=zone),
         charts=StatsCharts(),
         data_export=SqlExport(db),
     )
@@ -482,5 +484,6 @@ def build_runtime(services: Services, bot: Bot, *, fsm_states: SqlFsmStates | No
             clock=s.clock,
         ),
         availability=s.db.availability,
+        qr_scans=s.qr_scans,
     )
     return Runtime(sender=sender, scheduler=scheduler)

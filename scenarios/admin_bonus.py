@@ -6,11 +6,10 @@ import re
 from dataclasses import dataclass
 from datetime import tzinfo
 from enum import StrEnum
-from typing import Protocol
 
 from scenarios.audit import AuditEntry, AuditLog
 from scenarios.clock import Clock
-from scenarios.customers import parse_customer_ref
+from scenarios.customers import CustomerMatcher, CustomerSource, parse_customer_ref
 from scenarios.delivery import Category, OutboxWriter, Outgoing, enqueue
 from scenarios.ledger import (
     MAX_REASON,
@@ -24,7 +23,6 @@ from scenarios.ledger import (
 from scenarios.problems import InputProblem
 from scenarios.tiers import TierLadder
 from storage.customers import CustomerRecord
-from storage.orders import CustomerMatch
 
 BONUS_ADJUSTMENT = "bonus_adjustment"  # the audit action and the customer's message kind
 MAX_POINTS = 10_000_000
@@ -94,22 +92,6 @@ def parse_bonus(args: str | None) -> BonusRequest:
         points=parse_points_change(words[split]),
         reason=checked_reason(" ".join(words[split + 1 :])),
     )
-
-
-class CustomerMatcher(Protocol):
-    async def match_customer(
-        self,
-        *,
-        telegram_id: int | None,
-        phone: str | None,
-        customer_id: int | None = None,
-        username: str | None = None,
-        card: str | None = None,
-    ) -> CustomerMatch | None: ...
-
-
-class CustomerSource(Protocol):
-    async def customer(self, *, customer_id: int) -> CustomerRecord | None: ...
 
 
 async def find_customer(

@@ -8,7 +8,6 @@ import hmac
 import re
 import secrets
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -16,7 +15,7 @@ from typing import Protocol
 from scenarios.audit import AuditLog
 from scenarios.cards import member_card
 from scenarios.clock import Clock
-from scenarios.customers import parse_customer_ref, region_for
+from scenarios.customers import CustomerMatcher, CustomerSource, parse_customer_ref, region_for
 from scenarios.ledger import LedgerReader, balance, redeem_limit, tier_status
 from scenarios.orders import (
     OrderDesk,
@@ -27,12 +26,12 @@ from scenarios.orders import (
     Receipt,
     parse_money,
 )
-from scenarios.problems import ProblemKind
+from scenarios.problems import ProblemKind, is_ascii_number
 from scenarios.rules import Bonus, Webapp
 from scenarios.tiers import TierLadder, percent_to_basis_points
+from scenarios.transactions import UnitOfWork
 from storage.audit import AuditEntry
 from storage.customers import CustomerRecord
-from storage.orders import CustomerMatch
 from storage.qr_tokens import QrScan
 from storage.redeem_codes import CodeCheck
 
@@ -99,7 +98,7 @@ def read_qr(key: bytes, text: str, *, now: datetime) -> QrClaim:
     if len(parts) != 5 or parts[0] != QR_PREFIX:
         raise invalid
     prefix, customer, nonce, expires, signature = parts
-    if not (customer.isdigit() and expires.isdigit() and len(nonce) == 16):
+    if not (is_ascii_number(customer) and is_ascii_number(expires) and len(nonce) == 16):
         raise invalid
     expected = _signature(key, f"{prefix}.{customer}.{nonce}.{expires}")
     if not hmac.compare_digest(expected.encode(), signature.encode()):
@@ -147,26 +146,6 @@ class QrScans(Protocol):
     async def get(self, *, nonce: str, lock: bool = False) -> QrScan | None: ...
 
     async def bind_order(self, *, nonce: str, order_ref: str) -> bool: ...
-
-
-class Members(Protocol):
-    async def customer(self, *, customer_id: int) -> CustomerRecord | None: ...
-
-
-class MemberFinder(Protocol):
-    async def match_customer(
-        self,
-        *,
-        telegram_id: int | None,
-        phone: str | None,
-        customer_id: int | None = None,
-        username: str | None = None,
-        card: str | None = None,
-    ) -> CustomerMatch | None: ...
-
-
-class UnitOfWork(Protocol):
-    def transaction(self) -> AbstractAsyncContextManager[object]: ...
 
 
 class QrVisitProof:
@@ -242,8 +221,8 @@ class Till:
         uow: UnitOfWork,
         desk: OrderDesk,
         scans: QrScans,
-        members: Members,
-        finder: MemberFinder,
+        members: CustomerSource,
+        finder: CustomerMatcher,
         reader: LedgerReader,
         audit: AuditLog,
         bonus: Bonus,
@@ -284,6 +263,7 @@ class Till:
             member = await self._members.customer(customer_id=claim.customer_id)
             if member is None or member.joined_at is None:
                 raise TillProblem(404, "customer_not_found", "no member with this card", "qr")
+            _not_own_card(member, cashier_id=cashier_id)
             if not await self._scans.claim(
                 nonce=claim.nonce, customer_id=member.id, cashier_id=cashier_id, now=now
             ):
@@ -292,7 +272,7 @@ class Till:
                 )
         return await self._view(member, total=total, visit=claim.nonce)
 
-    async def look_up(self, *, ref: str, total: str | None = None) -> MemberAtTill:
+    async def look_up(self, *, ref: str, cashier_id: int, total: str | None = None) -> MemberAtTill:
         """A member by card number or phone typed at the till (earns points; spending them needs
         the QR code when the shop asks for proof)."""
         try:
@@ -309,15 +289,17 @@ class Till:
         member = await self._members.customer(customer_id=match.id) if match else None
         if member is None or member.joined_at is None:
             raise TillProblem(404, "customer_not_found", "no member with this reference", "ref")
+        _not_own_card(member, cashier_id=cashier_id)
         return await self._view(member, total=total, visit=None)
 
     async def member(
-        self, *, customer_id: int, total: str | None, visit: str | None
+        self, *, customer_id: int, cashier_id: int, total: str | None, visit: str | None
     ) -> MemberAtTill:
         """The member again, e.g. with the purchase's total to show the cap."""
         member = await self._members.customer(customer_id=customer_id)
         if member is None or member.joined_at is None:
             raise TillProblem(404, "customer_not_found", "no such member", "customer_id")
+        _not_own_card(member, cashier_id=cashier_id)
         return await self._view(member, total=total, visit=visit)
 
     async def _view(
@@ -379,6 +361,7 @@ class Till:
         member = await self._members.customer(customer_id=customer_id)
         if member is None or member.joined_at is None or member.telegram_id is None:
             raise TillProblem(404, "customer_not_found", "no such member", "customer_id")
+        _not_own_card(member, cashier_id=cashier_id)
         raw = RawOrder(
             order_id=order_id,
             customer=RawCustomer(telegram_id=member.telegram_id),
@@ -414,6 +397,18 @@ class Till:
             status = {ProblemKind.CONFLICT: 409, ProblemKind.NOT_FOUND: 404}.get(problem.kind, 422)
             raise TillProblem(status, problem.code, problem.message, problem.field) from None
         return Purchase(receipt=reported.receipt, recorded=reported.created, redeemed=redeem)
+
+
+def _not_own_card(member: CustomerRecord, *, cashier_id: int) -> None:
+    """A cashier's own purchases are recorded by someone else: nobody earns or spends points on
+    their own card with nobody watching."""
+    if member.telegram_id == cashier_id:
+        raise TillProblem(
+            403,
+            "own_card",
+            "a purchase on your own card is recorded by another cashier",
+            "customer",
+        )
 
 
 def _audit_details(

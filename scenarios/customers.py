@@ -13,6 +13,7 @@ from scenarios.cards import looks_like_card, valid_card
 from scenarios.clock import Clock
 from scenarios.problems import InputProblem, invalid
 from storage.customers import CustomerRecord
+from storage.orders import CustomerMatch
 
 SUPPORTED_LOCALES: tuple[str, ...] = ("ru", "uk", "en")
 
@@ -55,6 +56,7 @@ class CustomerDirectory(Protocol):
         language_code: str | None,
         now: datetime,
         refresh_after: timedelta,
+        fsm_key: str | None = None,
     ) -> CustomerRecord: ...
 
     async def set_locale(self, *, customer_id: int, locale: str) -> None: ...
@@ -73,9 +75,14 @@ def resolve_locale(*, chosen: str | None, language_code: str | None, default: st
 
 
 async def recognise(
-    directory: CustomerDirectory, *, user: TelegramUser, clock: Clock
+    directory: CustomerDirectory,
+    *,
+    user: TelegramUser,
+    clock: Clock,
+    fsm_key: str | None = None,
 ) -> CustomerRecord:
-    """The customer behind this Telegram user; the first contact creates them, once."""
+    """The customer behind this Telegram user; the first contact creates them, once.
+    ``fsm_key``: the update's wizard row, read by the same statement."""
     return await directory.seen(
         telegram_id=user.id,
         first_name=user.first_name,
@@ -83,6 +90,7 @@ async def recognise(
         language_code=user.language_code,
         now=clock.now(),
         refresh_after=SEEN_REFRESH,
+        fsm_key=fsm_key,
     )
 
 
@@ -120,6 +128,24 @@ def telegram_id_problem(value: int) -> str | None:
     if value > MAX_TELEGRAM_ID:
         return "a Telegram id has at most 16 digits"
     return None
+
+
+class CustomerMatcher(Protocol):
+    """Who a reference names: by Telegram id, phone, row id, username or card number."""
+
+    async def match_customer(
+        self,
+        *,
+        telegram_id: int | None,
+        phone: str | None,
+        customer_id: int | None = None,
+        username: str | None = None,
+        card: str | None = None,
+    ) -> CustomerMatch | None: ...
+
+
+class CustomerSource(Protocol):
+    async def customer(self, *, customer_id: int) -> CustomerRecord | None: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from scenarios.clock import Clock
 from scenarios.customers import SUPPORTED_LOCALES
 from scenarios.delivery import Category, OutboxWriter, Outgoing, enqueue
 from scenarios.ledger import PointsLedger
+from scenarios.problems import is_ascii_number
 from scenarios.tiers import TierLadder
 from scenarios.transactions import UnitOfWork
 from storage.gifts import GiftMember, GiftRecord, NewGift
@@ -73,7 +74,7 @@ def parse_gift(args: str | None, *, tier_names: tuple[str, ...]) -> GiftRequest:
 
 
 def _positive_points(text: str) -> int:
-    if not text.isdigit():
+    if not is_ascii_number(text):
         raise AdminProblem(Problem.BAD_NUMBER)
     amount = int(text)
     if amount == 0:

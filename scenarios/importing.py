@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 from scenarios.clock import Clock
 from scenarios.orders import RawCustomer, RawItem, RawOrder, Reported
-from scenarios.problems import InputProblem
+from scenarios.problems import InputProblem, is_ascii_number
 from scenarios.products import ProductStore, checked_product, save_product
 from scenarios.transactions import SavepointUnitOfWork
 
@@ -204,12 +204,12 @@ def _order(order_id: str, lines: list[CsvRow], *, zone: ZoneInfo, currency: str)
                     f"line {lines[0].line} gave {first.get(column, '')!r}"
                 )
     telegram_id = first.get("telegram_id", "")
-    if telegram_id and not telegram_id.isdigit():
+    if telegram_id and not is_ascii_number(telegram_id):
         raise ValueError(f"telegram_id {telegram_id!r} is not a number")
     items = []
     for row in lines:
         quantity = row.values["quantity"]
-        if not quantity.isdigit():
+        if not is_ascii_number(quantity):
             raise ValueError(f"line {row.line}: quantity {quantity!r} is not a whole number")
         items.append(
             RawItem(
@@ -364,6 +364,6 @@ def _days(values: dict[str, str], column: str) -> int | None:
     text = values.get(column, "")
     if not text:
         return None
-    if not text.isdigit():
+    if not is_ascii_number(text):
         raise ValueError(f"{column}: {text!r} is not a whole number of days")
     return int(text)

@@ -7,15 +7,16 @@ from typing import Any, Protocol
 
 from scenarios.clock import Clock
 from scenarios.delivery import Category, OutboxWriter, Outgoing, enqueue
-from scenarios.ledger import LedgerReader, balance_view, order_source
+from scenarios.ledger import LedgerReader, balance_view, order_source, refund_source
 from scenarios.orders import OrderEvent
 from storage.customers import CustomerRecord
 from storage.ledger import EntryKind
 
 ORDER_POINTS = "order_points"
 # An order causes at most an accrual and a redemption, then (cancelled or refunded) a reversal,
-# a restoration and a correction; they are the customer's newest entries while the order's
-# transaction holds the customer's lock, so this many newest entries always contain them.
+# a restoration and a correction, and a partial refund a reversal and a restoration; they are
+# the customer's newest entries while the order's transaction holds the customer's lock, so
+# this many newest entries always contain them.
 _RECENT_ENTRIES = 20
 _CANCELLING = frozenset({"cancelled", "refunded"})
 
@@ -25,10 +26,12 @@ class CustomerLookup(Protocol):
 
 
 class OrderPointsNotices:
-    """An order follower: after an order is recorded, cancelled or refunded, one transactional
-    message tells the member what their points did (``order-points:<order>:<event>`` is its
-    key, so an event is told once). It reads the ledger rather than trusting the caller's
-    figures, so the message says what was written. Imported history is told nothing."""
+    """An order follower: after an order is recorded, cancelled, refunded or partly refunded,
+    one transactional message tells the member what their points did
+    (``order-points:<order>:<event>`` is its key, the event of a partial refund being
+    ``refund:<refund id>``, so an event is told once, whatever the retries). It reads the
+    ledger rather than trusting the caller's figures, so the message says what was written.
+    Imported history is told nothing."""
 
     def __init__(
         self,
@@ -48,7 +51,9 @@ class OrderPointsNotices:
     async def after_order(self, event: OrderEvent) -> None:
         if event.customer_id is None or not event.recent:
             return
-        if event.is_new:
+        if event.refund_key is not None:
+            name = "partial"
+        elif event.is_new:
             name = "new"
         elif event.status in _CANCELLING:
             name = event.status
@@ -63,7 +68,7 @@ class OrderPointsNotices:
         await enqueue(
             self._outbox,
             Outgoing(
-                dedupe_key=f"order-points:{event.order_id}:{name}",
+                dedupe_key=f"order-points:{event.order_id}:{_event_key(event, name)}",
                 chat_id=customer.telegram_id,
                 category=Category.TRANSACTIONAL,
                 kind=ORDER_POINTS,
@@ -75,7 +80,11 @@ class OrderPointsNotices:
 
     async def _context(self, event: OrderEvent, name: str) -> dict[str, Any] | None:
         assert event.customer_id is not None
-        source = order_source(event.order_id)
+        source = (
+            refund_source(event.order_id, event.refund_key)
+            if event.refund_key is not None
+            else order_source(event.order_id)
+        )
         entries = [
             entry
             for entry in await self._reader.history(
@@ -118,4 +127,20 @@ class OrderPointsNotices:
         if reversed_points <= 0 and restored <= 0 and corrected <= 0:
             return None
         context.update(reversed=reversed_points, restored=restored, corrected=corrected)
+        if name == "partial":
+            # A partial refund takes nothing from the points it gives back, so what its lots
+            # lack right after they were written paid off a debt (a full refund's correction
+            # may take from them, so it says only what is still owed).
+            restoration = next((e for e in entries if e.kind is EntryKind.RESTORATION), None)
+            left = sum(
+                lot.remaining
+                for lot in snapshot.open_lots
+                if restoration is not None and lot.entry_id == restoration.id
+            )
+            context.update(debt_paid=restored - left)
         return context
+
+
+def _event_key(event: OrderEvent, name: str) -> str:
+    """The order event's part of the message's key: one message per refund id."""
+    return f"refund:{event.refund_key}" if event.refund_key is not None else name

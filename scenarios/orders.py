@@ -15,7 +15,13 @@ from typing import Protocol
 from zoneinfo import available_timezones
 
 from scenarios.clock import Clock
-from scenarios.customers import normalize_phone, parse_customer_ref, region_for, telegram_id_problem
+from scenarios.customers import (
+    CustomerMatcher,
+    normalize_phone,
+    parse_customer_ref,
+    region_for,
+    telegram_id_problem,
+)
 from scenarios.group_commit import GroupCommit
 from scenarios.ledger import (
     Cancellation,
@@ -440,8 +446,9 @@ class Refunded:
 
 @dataclass(frozen=True, slots=True)
 class OrderEvent:
-    """An order the desk has just recorded or moved, for what follows it (rating request,
-    replenishment reminders, referral rewards). Followers run inside the desk's transaction."""
+    """An order the desk has just recorded, moved or partly refunded, for what follows it
+    (points notice, tier, rating request, replenishment reminders, referral rewards).
+    Followers run inside the desk's transaction."""
 
     order_id: str
     customer_id: int | None  # the member it belongs to, None when not (yet) a member
@@ -451,10 +458,16 @@ class OrderEvent:
     # False for orders older than ``orders.follow_up_horizon_days`` (imported history): no
     # message should follow them, only bookkeeping.
     recent: bool
+    # Part of the order's money was refunded (this refund id); its status stays as it was.
+    refund_key: str | None = None
 
     @property
     def is_new(self) -> bool:
         return self.previous_status is None
+
+    @property
+    def is_partial_refund(self) -> bool:
+        return self.refund_key is not None
 
 
 class OrderFollower(Protocol):
@@ -496,22 +509,12 @@ class RefundStore(Protocol):
     async def for_order(self, *, order_ref: str) -> dict[str, int]: ...
 
 
-class OrderStore(Protocol):
+class OrderStore(CustomerMatcher, Protocol):
     async def by_ref(self, *, order_ref: str, lock: bool = False) -> StoredOrder | None: ...
 
     async def add(self, order: NewOrder, *, now: datetime) -> int | None: ...
 
     async def set_status(self, *, order_ref: str, status: str, now: datetime) -> None: ...
-
-    async def match_customer(
-        self,
-        *,
-        telegram_id: int | None,
-        phone: str | None,
-        customer_id: int | None = None,
-        username: str | None = None,
-        card: str | None = None,
-    ) -> CustomerMatch | None: ...
 
     async def by_refs(self, *, order_refs: Sequence[str]) -> dict[str, StoredOrder]: ...
 
@@ -924,6 +927,8 @@ class OrderDesk:
         status: str,
         previous_status: str | None,
         ordered_at: datetime,
+        *,
+        refund_key: str | None = None,
     ) -> None:
         event = OrderEvent(
             order_id=order_id,
@@ -932,6 +937,7 @@ class OrderDesk:
             previous_status=previous_status,
             ordered_at=ordered_at,
             recent=ordered_at >= self._clock.now() - self._horizon,
+            refund_key=refund_key,
         )
         for follower in self._followers:
             await follower.after_order(event)
@@ -1072,6 +1078,16 @@ class OrderDesk:
                     )
                 except LedgerRefusal as refusal:
                     raise invalid(refusal.code, refusal.message, "amount") from None
+                # The customer is told what this refund did to their points, and their tier
+                # counts the order without the refunded part, as after a full refund.
+                await self._follow(
+                    order_id,
+                    stored.customer_id,
+                    stored.status,
+                    stored.status,
+                    stored.ordered_at,
+                    refund_key=refund_key,
+                )
         return Refunded(
             order_id=order_id,
             customer_id=stored.customer_id,

@@ -30,3 +30,9 @@ class InputProblem(Exception):
 def invalid(code: str, message: str, field: str) -> InputProblem:
     """Well-formed input that breaks a rule, naming the field."""
     return InputProblem(ProblemKind.INVALID, code, message, field)
+
+
+def is_ascii_number(text: str) -> bool:
+    """Only the digits 0-9: ``str.isdigit()`` also says yes to "¹" and "²", which ``int()``
+    refuses (a 500 or "something went wrong" instead of a clear answer)."""
+    return text.isascii() and text.isdigit()

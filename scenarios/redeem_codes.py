@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from scenarios.clock import Clock
+from scenarios.problems import is_ascii_number
 from scenarios.rules import Bonus
 from storage.redeem_codes import CodeCheck
 
@@ -47,7 +48,7 @@ def code_hash(customer_id: int, code: str) -> str:
 def normal_code(text: str) -> str | None:
     """The code as the till typed it ("123 456", "123-456"), or None if it cannot be one."""
     digits = "".join(ch for ch in text if ch not in " -")
-    if len(digits) != CODE_DIGITS or not digits.isascii() or not digits.isdigit():
+    if len(digits) != CODE_DIGITS or not is_ascii_number(digits):
         return None
     return digits
 

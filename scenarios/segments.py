@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
+from scenarios.problems import is_ascii_number
+
 
 class SegmentKind(StrEnum):
     ALL = "all"  # every member of the program
@@ -65,7 +67,7 @@ def segment_with_value(kind: SegmentKind, raw: str, *, tier_names: tuple[str, ..
             raise InvalidSegmentError("a category is at most 64 characters")
         return Segment(kind, category=value)
     if kind is SegmentKind.INACTIVE:
-        if not value.isdigit() or not 1 <= int(value) <= 3650:
+        if not is_ascii_number(value) or not 1 <= int(value) <= 3650:
             raise InvalidSegmentError("days must be a whole number from 1 to 3650")
         return Segment(kind, days=int(value))
     raise InvalidSegmentError(f"{kind} needs no value")

@@ -10,6 +10,7 @@ from sqlalchemy import ColumnElement, and_, exists, func, select, update
 from storage.customers import CustomerRecord
 from storage.database import Database
 from storage.ledger import EntryKind
+from storage.refunds import paid_after_refunds
 from storage.schema import customers, ledger_entries, ledger_lots, tier_standings
 from storage.sql import insert
 
@@ -33,7 +34,8 @@ class Standing:
 
 
 def paid_spend_of(customer_id: ColumnElement[int], since: datetime | None) -> ColumnElement[int]:
-    """Money paid on a customer's orders (accruals not reversed), as a correlated subquery."""
+    """Money paid on a customer's orders (accruals not reversed, less what partial refunds
+    returned), as a correlated subquery."""
     reversal = ledger_entries.alias("reversal_of_spend")
     condition = and_(
         ledger_entries.c.customer_id == customer_id,
@@ -45,7 +47,12 @@ def paid_spend_of(customer_id: ColumnElement[int], since: datetime | None) -> Co
     if since is not None:
         condition = and_(condition, ledger_entries.c.occurred_at >= since)
     return (
-        select(func.coalesce(func.sum(ledger_entries.c.paid_amount), 0))
+        select(
+            func.coalesce(
+                func.sum(paid_after_refunds(ledger_entries.c.paid_amount, ledger_entries.c.source)),
+                0,
+            )
+        )
         .where(condition)
         .scalar_subquery()
     )

@@ -26,6 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.database import Database
+from storage.refunds import paid_after_refunds
 from storage.schema import (
     customers,
     ledger_accounts,
@@ -260,7 +261,9 @@ _PAID_ORDERS = and_(
         _reversal.c.source == ledger_entries.c.source, _reversal.c.kind == EntryKind.REVERSAL
     ),
 )
-_PAID_SPEND = select(func.coalesce(func.sum(ledger_entries.c.paid_amount), 0))
+# What the tier counts of an order: what was paid for it, less what partial refunds returned.
+_PAID_NET = paid_after_refunds(ledger_entries.c.paid_amount, ledger_entries.c.source)
+_PAID_SPEND = select(func.coalesce(func.sum(_PAID_NET), 0))
 _PAID_SPEND_EVER = _PAID_SPEND.where(_PAID_ORDERS)
 # The tier window counts an order from when it was placed: a backdated or imported order of
 # 13 months ago is outside a 12-month window even though it was reported today.
@@ -289,7 +292,7 @@ _PAID_ORDERS_MANY = and_(
 )
 # Rows, not sums: a book asks for the spend since its own "now", a moment later than the batch's.
 _PAID_MANY = select(
-    ledger_entries.c.customer_id, ledger_entries.c.ordered_at, ledger_entries.c.paid_amount
+    ledger_entries.c.customer_id, ledger_entries.c.ordered_at, _PAID_NET.label("paid_amount")
 )
 _PAID_MANY_EVER = _PAID_MANY.where(_PAID_ORDERS_MANY)
 _PAID_MANY_SINCE = _PAID_MANY.where(
@@ -868,7 +871,8 @@ async def _account(conn: AsyncConnection, customer_id: int) -> AccountRecord:
 
 
 async def _paid_spend(conn: AsyncConnection, customer_id: int, since: datetime | None) -> int:
-    """Money paid on the customer's orders since a moment (None: ever), cancelled ones left out."""
+    """Money paid on the customer's orders since a moment (None: ever), cancelled ones left out
+    and partly refunded ones less the refunded share."""
     if since is None:
         total = await conn.execute(_PAID_SPEND_EVER, {"customer_id": customer_id})
     else:

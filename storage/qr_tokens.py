@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from storage.database import Database
 from storage.schema import qr_scans
@@ -54,3 +54,15 @@ class SqlQrScans:
                 .values(order_ref=order_ref)
             )
             return bool(result.rowcount)
+
+    async def forget_unused(self, *, scanned_before: datetime) -> int:
+        """Scans that paid for nothing, from before ``scanned_before``: their code expired long
+        ago, so the row no longer guards anything. Scans that spent points stay with their
+        purchase."""
+        async with self._db.transaction() as conn:
+            result = await conn.execute(
+                delete(qr_scans).where(
+                    qr_scans.c.order_ref.is_(None), qr_scans.c.scanned_at < scanned_before
+                )
+            )
+            return int(result.rowcount or 0)

@@ -141,6 +141,8 @@ orders = Table(
     Index("ix_orders_customer_ordered", "customer_id", "ordered_at"),
     # /stats reads customers' histories from this index alone (migration 0019).
     Index("ix_orders_customer_history", "customer_id", "ordered_at", "id", "status", "total"),
+    # ... and a date range of orders (the period, the last year, the cohorts' months), 0023.
+    Index("ix_orders_ordered_at", "ordered_at", "status", "customer_id", "total", "id"),
     # sha256 of the order as the shop API first reported it: a replay must match it exactly.
     Column("fingerprint", String(64), nullable=True),
 )

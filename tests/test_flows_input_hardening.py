@@ -89,3 +89,12 @@ async def test_i15_7_a_forged_button_with_a_huge_number_says_it_is_out_of_date(
     expected = "Ця кнопка застаріла." if who is ANNA else "This button is out of date."
     assert len(answers) == 1 and answers[0].startswith(expected), texts(calls)
     assert not any(APOLOGY in text for text in texts(calls))
+
+
+@pytest.mark.parametrize("command", ["/gift ¹ New Year", "/gift 1² New Year", "/bonus tg:¹ +1 x"])
+async def test_a_superscript_digit_is_not_a_number(flow: Flow, command: str) -> None:
+    # str.isdigit() says yes to "¹" while int() refuses it: the answer must still be the usage.
+    await member(flow.db, ANNA.id)
+    [answer] = texts(await flow.send(ADMIN, command))
+    assert APOLOGY not in answer.lower()
+    assert "Nothing was changed." in answer or answer.startswith("Usage"), answer

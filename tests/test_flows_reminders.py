@@ -248,3 +248,21 @@ async def test_i16_13_a_reorder_request_reaches_staff_in_the_staff_chats_languag
             await conn.execute(select(outbox).where(outbox.c.kind == "reorder_request"))
         ).mappings()
     assert request["payload"]["text"].startswith("<b>🛒 Заявка на повторне замовлення</b>")
+
+
+async def test_i18_3_erasure_takes_the_name_and_card_out_of_a_queued_reorder_request(
+    shop: Shop, sqlite_db: Database, clock: FixedClock, i18n: CatalogI18n, flow: Flow
+) -> None:
+    buttons = await remind(shop, sqlite_db, clock, i18n, user=ANNA)
+    await flow.press(ANNA, buttons[0][0]["callback_data"])
+    [ask] = [c for c in await flow.send(ANNA, "/delete_me") if isinstance(c, SendMessage)]
+    await flow.press(ANNA, "erase:1", message=flow.message_from(ask))
+    async with sqlite_db.read() as conn:
+        requests = (
+            await conn.execute(select(outbox).where(outbox.c.kind == "reorder_request"))
+        ).mappings()
+        texts = [row["payload"]["text"] for row in requests]
+    assert texts, "the request is still there for the shop"
+    assert all("Anna" not in text and "card" not in text for text in texts), texts
+    assert all("The customer has deleted their personal data." in text for text in texts), texts
+    assert all("Litter &lt;fresh&gt; (LITTER)" in text for text in texts), texts

@@ -106,7 +106,9 @@ def test_i15_12_the_tier_down_text_follows_the_tier_window(renderer: Renderer) -
     assert "Your orders of the last 12 months count" in rolling
     lifetime = renderer.render("tier_change.html", locale="en", window="lifetime", **context)
     assert "12 months" not in lifetime
-    assert "A refunded order no longer counts towards your tier" in lifetime
+    assert (
+        "Refunded orders and refunded parts of orders no longer count towards your tier" in lifetime
+    )
     # The announcement carries the ladder's window.
     from scenarios.tier_watch import tier_change_message
     from scenarios.tiers import Downgrade, Tier, TierWindow

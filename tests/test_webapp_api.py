@@ -258,6 +258,39 @@ async def test_customers_get_403_at_the_till_and_bad_init_data_401(
     assert session["texts"]["card_title"] == "My member card"
 
 
+async def test_a_cashier_cannot_record_a_purchase_on_their_own_card(
+    client: Client, db: Database, clock: FixedClock
+) -> None:
+    # The cashier is a member too; at the till their own card is for another cashier to use.
+    own = await add_customer(db, telegram_id=CASHIER, phone="+79990001122")
+    async with db.transaction() as conn:
+        await conn.execute(
+            update(customers).where(customers.c.id == own).values(card_number=card_number(own))
+        )
+    headers = auth(CASHIER, clock)
+    qr = await (await client.get("/app/api/me/qr", headers=headers)).json()
+    attempts = [
+        ("/app/api/till/scan", {"qr": qr["text"]}),
+        ("/app/api/till/lookup", {"ref": display_card_number(card_number(own))}),
+        ("/app/api/till/lookup", {"customer_id": own, "total": "100.00"}),
+        ("/app/api/till/purchases", {"id": "purchase-own1", "customer_id": own, "total": "5000"}),
+    ]
+    for path, body in attempts:
+        answer = await client.post(path, json=body, headers=headers)
+        assert answer.status == 403, (path, await answer.text())
+        assert (await answer.json())["error"]["code"] == "own_card"
+    session = await (await client.get("/app/api/session", headers=headers)).json()
+    assert session["texts"]["own_card"] == (
+        "This is your own card: ask another cashier to record your purchase."
+    )
+    assert await points(db, own) == 0
+    assert (await count(db, orders), await count(db, qr_scans), await count(db, audit_log)) == (
+        0,
+        0,
+        0,
+    )
+
+
 async def test_failed_sign_ins_make_the_address_wait(client: Client, clock: FixedClock) -> None:
     forged = auth(MEMBER, clock, token="999:OTHER")
     for _ in range(FAILED_SIGN_INS_PER_MINUTE):
@@ -432,3 +465,14 @@ async def test_cashier_ids_and_the_staff_chats_members_open_the_till(
     assert not await check(MEMBER, "Anna")
     assert asked == [7007, MEMBER]  # admins and CASHIER_IDS need no question to Telegram
     await bot.session.close()
+
+
+async def test_a_history_page_named_by_a_superscript_digit_is_422(
+    client: Client, clock: FixedClock
+) -> None:
+    for before in ("¹", "1²", "-1", "x"):
+        answer = await client.get(
+            "/app/api/me/history", params={"before": before}, headers=auth(MEMBER, clock)
+        )
+        assert answer.status == 422, (before, await answer.text())
+        assert (await answer.json())["error"]["code"] == "invalid_before"

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
+from scenarios.problems import is_ascii_number
+
 SCHEME = "tma"
 MAX_INIT_DATA = 4096
 
@@ -76,7 +78,7 @@ def validate_init_data(
     if not hmac.compare_digest(expected.encode(), given.encode()):
         raise InitDataError("initData is not signed with this bot's token")
     auth_date = fields.get("auth_date", "")
-    if not auth_date.isdigit():
+    if not is_ascii_number(auth_date):
         raise InitDataError("initData has no auth_date")
     moment = now if now is not None else time.time()
     age = moment - int(auth_date)

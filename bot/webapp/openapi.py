@@ -23,7 +23,8 @@ _REF = "#/components/schemas/{model}"
 _REASONS = {
     400: "The body is not the shape this document gives",
     401: "Missing, forged or expired initData (Authorization: tma <initData>)",
-    403: "The user is not staff (admins, CASHIER_IDS, the staff chat's members)",
+    403: "The user is not staff (admins, CASHIER_IDS, the staff chat's members), or the card "
+    "is the cashier's own (`own_card`: another cashier records their purchases)",
     404: "Not a member, or no such member or reminder",
     409: "The QR code was used already or has expired",
     413: "The body is too large",

@@ -29,6 +29,7 @@ from scenarios.customers import resolve_locale
 from scenarios.ledger import balance, history, tier_status
 from scenarios.orders import RawItem, parse_money
 from scenarios.preferences import UnknownZoneError, set_time_zone
+from scenarios.problems import is_ascii_number
 from scenarios.reminders import Answer, cancel_one
 from scenarios.tiers import TierLadder
 from storage.availability import is_unavailable
@@ -267,7 +268,7 @@ async def my_history(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     customer = _member(request)
     before = request.query.get("before")
-    if before is not None and not (before.isdigit() and 0 < len(before) <= 18):
+    if before is not None and not (is_ascii_number(before) and 0 < len(before) <= 18):
         raise TillProblem(422, "invalid_before", "before is an entry id", "before")
     page = await history(
         services.ledger,
@@ -313,7 +314,7 @@ async def cancel_reminder(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     customer = _member(request)
     raw_id = request.match_info["reminder_id"]
-    if not (raw_id.isdigit() and len(raw_id) <= 18):
+    if not (is_ascii_number(raw_id) and len(raw_id) <= 18):
         raise TillProblem(404, "reminder_not_found", "no such reminder", "reminder_id")
     async with services.db.transaction():
         outcome = await cancel_one(
@@ -390,10 +391,15 @@ async def till_lookup(request: web.Request) -> web.Response:
     body = await _body(request, LookupBody)
     if body.customer_id is not None:
         member = await services.till.member(
-            customer_id=body.customer_id, total=body.total, visit=body.visit
+            customer_id=body.customer_id,
+            cashier_id=caller.user_id,
+            total=body.total,
+            visit=body.visit,
         )
     elif body.ref is not None:
-        member = await services.till.look_up(ref=body.ref, total=body.total)
+        member = await services.till.look_up(
+            ref=body.ref, cashier_id=caller.user_id, total=body.total
+        )
     else:
         raise TillProblem(422, "invalid_customer_ref", "send ref or customer_id", "ref")
     return _json(_till_member(services, member, caller.locale, needs_qr=_needs_qr(services)))

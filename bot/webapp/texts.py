@@ -63,6 +63,7 @@ PAGE_TEXTS: dict[str, LazyProxy] = {
     "over_order_share": __("That is more points than may pay for this total."),
     "total_below_redeemed": __("That is more points than may pay for this total."),
     "forbidden": __("Only the shop's staff can use the till."),
+    "own_card": __("This is your own card: ask another cashier to record your purchase."),
 }
 # What the page needs before it has signed in (and when it cannot): in every language.
 BOOT_TEXTS = ("loading", "unauthorized", "too_many", "failed")
