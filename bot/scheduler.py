@@ -111,34 +111,31 @@ def create_scheduler(
             resilient(job, id, health, budget=budget), "interval", seconds=seconds, id=id, **more
         )
 
+    def forget_hourly(id: str, forget: Callable[[], Awaitable[int]], message: str) -> None:
+        """Housekeeping: each hour (and at start) forget what has outlived its use."""
+        add_job(
+            counted(forget, message),
+            seconds=HOUSEKEEPING_EVERY.total_seconds(),
+            id=id,
+            next_run_time=datetime.now(UTC),
+        )
+
     if fsm_states is not None:
         idle = timedelta(days=rules.conversations.wizard_idle_days)
-
-        async def forget_idle_wizards() -> None:
-            forgotten = await fsm_states.purge_idle(idle_since=clock.now() - idle)
-            if forgotten:
-                log.info("forgot %d wizard(s) idle for %s", forgotten, idle)
-
-        add_job(
-            forget_idle_wizards,
-            seconds=HOUSEKEEPING_EVERY.total_seconds(),
-            id="forget-idle-wizards",
-            next_run_time=datetime.now(UTC),
+        states = fsm_states
+        forget_hourly(
+            "forget-idle-wizards",
+            lambda: states.purge_idle(idle_since=clock.now() - idle),
+            f"forgot %d wizard(s) idle for {idle}",
         )
 
     if qr_scans is not None:
         kept = timedelta(minutes=rules.webapp.visit_minutes) + QR_SCANS_KEPT
-
-        async def forget_old_qr_scans() -> None:
-            forgotten = await qr_scans.forget_unused(scanned_before=clock.now() - kept)
-            if forgotten:
-                log.info("forgot %d till scan(s) older than %s", forgotten, kept)
-
-        add_job(
-            forget_old_qr_scans,
-            seconds=HOUSEKEEPING_EVERY.total_seconds(),
-            id="forget-old-qr-scans",
-            next_run_time=datetime.now(UTC),
+        scans = qr_scans
+        forget_hourly(
+            "forget-old-qr-scans",
+            lambda: scans.forget_unused(scanned_before=clock.now() - kept),
+            f"forgot %d till scan(s) older than {kept}",
         )
 
     async def recover_lapsed_claims() -> None:
