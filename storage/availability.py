@@ -45,9 +45,11 @@ class Availability:
     (an API request) are forgotten at the first success of anyone. So an outage is logged as
     two lines, not as an error per job per tick. "Back" is said once nothing failed for
     ``settle`` seconds: a database that flaps (backends killed one after another) is one outage.
+    A part may go a second or two without touching the database (the sender busy with Telegram),
+    so a shorter settle saw one flapping outage as two.
     """
 
-    def __init__(self, now: Callable[[], float] = time.monotonic, *, settle: float = 1.0) -> None:
+    def __init__(self, now: Callable[[], float] = time.monotonic, *, settle: float = 3.0) -> None:
         self._now = now
         self._settle = settle
         self._failing: dict[str, bool] = {}  # who -> retries on its own

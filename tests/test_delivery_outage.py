@@ -209,7 +209,7 @@ async def test_i17_7_e2e_sending_marks_refused_for_seconds_then_everything_goes_
                 return set((await states(db)).values()) == {"sent"}
 
             await until(all_sent, timeout=10)
-            await bot.wait_for_log(BACK, timeout=5)
+            await bot.wait_for_log(BACK, timeout=10)
         finally:
             assert await bot.stop() == 0
         assert received(tg, first + later) == Counter(dict.fromkeys(first + later, 1))
