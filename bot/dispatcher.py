@@ -17,6 +17,7 @@ from bot.middlewares import (
     UnitOfWorkMiddleware,
     use_user_lock,
 )
+from bot.routing import one_router
 from bot.services import Services
 from handlers import create_routers
 
@@ -52,6 +53,6 @@ def create_dispatcher(
         if name not in {"update", "error"}:
             observer.middleware(handler_mode)
     CustomerLocaleMiddleware(services.i18n).setup(dispatcher)
-    dispatcher.include_routers(*create_routers())
+    dispatcher.include_router(one_router(create_routers()))
     run_filters_inline(dispatcher)
     return dispatcher
