@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from aiogram.utils.i18n import I18n
@@ -16,17 +17,30 @@ from babel.numbers import format_currency, format_decimal, get_currency_precisio
 from babel.numbers import format_percent as format_percent_babel
 from markupsafe import Markup
 
+# Babel parses the locale and the pattern again on every call, which was a third of rendering
+# a /balance; the same few numbers (balances, prices) are written over and over, so the pure
+# formatters below remember their recent answers.
+_REMEMBERED = 4096
 
+
+@lru_cache(maxsize=_REMEMBERED, typed=True)
 def format_number(value: int | Decimal, locale: str) -> str:
     return format_decimal(value, locale=locale)
 
 
+@lru_cache(maxsize=64)
+def _percent_pattern(locale: str) -> str:
+    """The locale's percent pattern with one optional decimal ("#,##0.#%")."""
+    return str(Locale.parse(locale).percent_formats[None].pattern).replace("0", "0.#", 1)
+
+
+@lru_cache(maxsize=_REMEMBERED, typed=True)
 def format_percent(share: float, locale: str) -> str:
     """0.048 → "4,8 %" in ru, "4.8%" in en: the locale's own pattern, one optional decimal."""
-    pattern = Locale.parse(locale).percent_formats[None].pattern
-    return format_percent_babel(share, format=pattern.replace("0", "0.#", 1), locale=locale)
+    return format_percent_babel(share, format=_percent_pattern(locale), locale=locale)
 
 
+@lru_cache(maxsize=_REMEMBERED)
 def format_money(minor_units: int, currency: str, locale: str) -> str:
     """1234567 kopecks → "12 345,67 ₽" in ru, "RUB 12,345.67" in en."""
     amount = Decimal(minor_units).scaleb(-get_currency_precision(currency))
