@@ -65,14 +65,16 @@ class UnitOfWorkMiddleware(BaseMiddleware):
 
 
 class HandlerModeMiddleware(BaseMiddleware):
-    """Once the handler is chosen: ``flags=READS_ONLY`` handlers read without the writer, the
-    rest begin write transactions (read-then-write stays atomic between two Bot API calls)."""
+    """Once the handler is chosen: ``flags=READS_ONLY`` handlers read without the writer,
+    ``READS_FIRST`` ones too until their first write, the rest begin write transactions
+    (read-then-write stays atomic between two Bot API calls)."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
-        await self.db.set_unit_mode("read" if get_flag(data, DB_FLAG) == "read" else "write")
+        flag = get_flag(data, DB_FLAG)
+        await self.db.set_unit_mode(flag if flag in ("read", "auto") else "write")
         return await handler(event, data)
 
 

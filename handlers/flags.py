@@ -1,4 +1,4 @@
-"""Handler flags the plumbing reads: which handlers only read the database."""
+"""Handler flags the plumbing reads: which handlers only read the database, or read first."""
 
 from __future__ import annotations
 
@@ -9,3 +9,8 @@ from typing import Any
 # defect that fails the tests.
 DB_FLAG = "db"
 READS_ONLY: dict[str, Any] = {DB_FLAG: "read"}
+# A handler that reads what it needs first and then writes once: its reads take no writer,
+# and its first write begins the write transaction (so holds SQLite's writer only from
+# there). Its writes must not rest on those reads being current (a conditional UPDATE that
+# checks them, for instance): another writer may have changed the rows in between.
+READS_FIRST: dict[str, Any] = {DB_FLAG: "auto"}

@@ -16,15 +16,16 @@ from aiogram.utils.i18n import gettext as _
 
 from handlers.editing import unless_unchanged
 from handlers.filters import ButtonNumber
+from handlers.flags import READS_FIRST
 from handlers.keyboards import keyboard
 from handlers.staff_alerts import StaffAlerts
 from handlers.wizard import go_on_to
 from locales.rendering import Renderer
-from scenarios.ratings import SCORES, Answer, RatingDesk, Verdict, request_context
+from scenarios.ratings import SCORES, Answer, Press, RatingDesk, Verdict, request_context
 from scenarios.rules import Rules
 from storage.customers import CustomerRecord
 from storage.messages import ButtonRows
-from storage.ratings import OrderSummary, RatingRecord, SqlRatings
+from storage.ratings import AlertRecord, OrderSummary, RatingRecord, SqlRatings
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ class RatingComment(StatesGroup):
 
 def create_router() -> Router:
     router = Router(name="rating")
-    router.callback_query.register(rate, RateOrder.filter())
+    router.callback_query.register(rate, RateOrder.filter(), flags=READS_FIRST)
     router.callback_query.register(skip_comment, SkipComment.filter())
     router.message.register(
         take_comment,
@@ -85,17 +86,27 @@ async def _show(
     *,
     buttons: bool,
     toast: str | None = None,
+    summary: OrderSummary | None = None,
     **flags: bool,
 ) -> None:
     """Re-render the request message: the score (or that it expired), buttons while useful;
     with ``toast``, the button's answer goes at the same time as the edit (one round trip to
     Telegram instead of two; both leave after what the press changed is committed)."""
-    edit = await _request_edit(callback, renderer, locale, ratings, rating, buttons, flags)
+    edit = await _request_edit(callback, renderer, locale, ratings, rating, buttons, flags, summary)
     requests = [edit] if edit is not None else []
     if toast is not None:
         requests.append(_answer(callback, toast))
-    # Only Bot API calls here, no database work: each commits what is open as it leaves.
-    await asyncio.gather(*requests)
+    if not requests:
+        return
+    # Only Bot API calls here, no database work: the first commits what the press changed as
+    # it leaves. It is awaited at once, not started as a task, so the commit goes before
+    # another turn of the event loop: SQLite's writer is held for one turn less (under a
+    # burst of presses a turn is milliseconds). The others wait for that commit, then go.
+    others = [asyncio.ensure_future(request) for request in requests[1:]]
+    try:
+        await requests[0]
+    finally:
+        await asyncio.gather(*others)
 
 
 async def _answer(callback: CallbackQuery, text: str) -> None:
@@ -110,11 +121,12 @@ async def _request_edit(
     rating: RatingRecord,
     buttons: bool,
     flags: dict[str, bool],
+    summary: OrderSummary | None = None,
 ) -> Coroutine[Any, Any, None] | None:
-    """The edit to send, read and rendered now (the database's part happens here)."""
+    """The edit to send, read (unless ``summary`` was) and rendered now."""
     if not isinstance(callback.message, Message):
         return None
-    summary = await ratings.order_summary(order_ref=rating.order_ref)
+    summary = summary or await ratings.order_summary(order_ref=rating.order_ref)
     if summary is None:
         return None
     text = request_text(renderer, locale, summary, rating.score, **flags)
@@ -140,9 +152,19 @@ async def rate(
     locale: str,
     state: FSMContext,
 ) -> None:
-    answer = await rating_desk.rate(
+    decided = await rating_desk.decide(
         rating_id=callback_data.rating, customer_id=customer.id, score=callback_data.score
     )
+    summary: OrderSummary | None = None
+    alert: AlertRecord | None = None
+    if isinstance(decided, Press):
+        # What the answer shows is read before the score is saved: the save then holds
+        # SQLite's single writer for one statement until it commits, not for five.
+        summary = await ratings.order_summary(order_ref=decided.rating.order_ref)
+        alert = await staff_alerts.alert_of(decided.rating)
+        answer = await rating_desk.save(decided)
+    else:
+        answer = decided
     rating = answer.rating
     if answer.verdict is Verdict.FORGED or rating is None:
         await callback.answer(
@@ -167,12 +189,15 @@ async def rate(
     assert rating.score is not None
     if rating_desk.is_negative(rating.score):
         toast = _("Thank you for your honesty.")
-        await _show(callback, renderer, locale, ratings, rating, buttons=True, toast=toast)
+        await _show(
+            callback, renderer, locale, ratings, rating, buttons=True, toast=toast, summary=summary
+        )
         await _escalate(callback, answer, staff_alerts, state)
         return
     toast = _("Thank you for your rating!")
-    alert = await staff_alerts.alert_of(rating)
-    await _show(callback, renderer, locale, ratings, rating, buttons=True, toast=toast)
+    await _show(
+        callback, renderer, locale, ratings, rating, buttons=True, toast=toast, summary=summary
+    )
     await state.clear()
     await staff_alerts.score_raised(rating, alert)
     if answer.previous is not None or not isinstance(callback.message, Message):

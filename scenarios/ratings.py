@@ -75,7 +75,12 @@ class RatingStore(Protocol):
     async def by_id(self, *, rating_id: int, lock: bool = False) -> RatingRecord | None: ...
 
     async def save_score(
-        self, *, rating_id: int, score: int, now: datetime
+        self,
+        *,
+        rating_id: int,
+        score: int,
+        now: datetime,
+        unchanged_since: RatingRecord | None = None,
     ) -> RatingRecord | None: ...
 
     async def save_comment(self, *, rating_id: int, comment: str) -> None: ...
@@ -217,6 +222,14 @@ class Answer:
     previous: int | None = None  # the score before this press
 
 
+@dataclass(frozen=True, slots=True)
+class Press:
+    """A press decided on the rating as read: its score is saved unless the rating changed."""
+
+    rating: RatingRecord
+    score: int
+
+
 class RatingDesk:
     """A customer's press and comment, checked against the database, never the button."""
 
@@ -226,9 +239,16 @@ class RatingDesk:
         self._clock = clock
 
     async def rate(self, *, rating_id: int, customer_id: int, score: int) -> Answer:
+        decided = await self.decide(rating_id=rating_id, customer_id=customer_id, score=score)
+        return decided if isinstance(decided, Answer) else await self.save(decided)
+
+    async def decide(self, *, rating_id: int, customer_id: int, score: int) -> Answer | Press:
+        """What a press means, on the rating as it is now, writing nothing: an answer, or a
+        press to ``save``. Reads outside the write (and the caller's reads before ``save``)
+        leave SQLite's single writer to one statement."""
         if score not in SCORES:
             return Answer(Verdict.FORGED)
-        rating = await self._store.by_id(rating_id=rating_id, lock=True)
+        rating = await self._store.by_id(rating_id=rating_id)
         if rating is None or rating.customer_id != customer_id:
             return Answer(Verdict.FORGED)
         if rating.withdrawn_at is not None:
@@ -241,8 +261,28 @@ class RatingDesk:
             return Answer(Verdict.LOCKED, rating)
         if rating.score == score:
             return Answer(Verdict.UNCHANGED, rating, previous=score)
-        saved = await self._store.save_score(rating_id=rating_id, score=score, now=now)
-        return Answer(Verdict.SAVED, saved, previous=rating.score)
+        return Press(rating, score)
+
+    async def save(self, press: Press) -> Answer:
+        """Save a decided press. If the rating changed since it was read (its order cancelled,
+        another press saved first), nothing is written and the press is decided again on the
+        rating as it is then: it changes only by its owner's presses (one at a time) and its
+        withdrawal (once), so this ends."""
+        while True:
+            saved = await self._store.save_score(
+                rating_id=press.rating.id,
+                score=press.score,
+                now=self._clock.now(),
+                unchanged_since=press.rating,
+            )
+            if saved is not None:
+                return Answer(Verdict.SAVED, saved, previous=press.rating.score)
+            decided = await self.decide(
+                rating_id=press.rating.id, customer_id=press.rating.customer_id, score=press.score
+            )
+            if isinstance(decided, Answer):
+                return decided
+            press = decided
 
     async def comment(self, *, rating_id: int, customer_id: int, text: str) -> RatingRecord | None:
         """Store what went wrong; None if the rating is not this customer's."""

@@ -174,11 +174,14 @@ class SqlRatings:
         return bool(result.rowcount)
 
     async def by_id(self, *, rating_id: int, lock: bool = False) -> RatingRecord | None:
-        async with self._db.transaction() as conn:
-            query = select(ratings).where(ratings.c.id == rating_id)
-            if lock:
-                query = query.with_for_update()
-            row = (await conn.execute(query)).one_or_none()
+        """The rating; ``lock``: read for a change in the same transaction (FOR UPDATE)."""
+        query = select(ratings).where(ratings.c.id == rating_id)
+        if lock:
+            async with self._db.transaction() as conn:
+                row = (await conn.execute(query.with_for_update())).one_or_none()
+        else:
+            async with self._db.read() as conn:
+                row = (await conn.execute(query)).one_or_none()
         return RatingRecord(**row._mapping) if row else None
 
     async def by_order(self, *, order_ref: str) -> RatingRecord | None:
@@ -188,13 +191,30 @@ class SqlRatings:
             ).one_or_none()
         return RatingRecord(**row._mapping) if row else None
 
-    async def save_score(self, *, rating_id: int, score: int, now: datetime) -> RatingRecord | None:
-        """The rating as saved (None: there is no such rating)."""
+    async def save_score(
+        self,
+        *,
+        rating_id: int,
+        score: int,
+        now: datetime,
+        unchanged_since: RatingRecord | None = None,
+    ) -> RatingRecord | None:
+        """The rating as saved (None: there is no such rating). With ``unchanged_since`` (the
+        rating as the caller read it), only if it is still open and scored as then: None when
+        it was withdrawn or rated since, and nothing is written."""
+        condition = ratings.c.id == rating_id
+        if unchanged_since is not None:
+            condition = and_(
+                condition,
+                ratings.c.withdrawn_at.is_(None),
+                ratings.c.score.is_not_distinct_from(unchanged_since.score),
+                ratings.c.rated_at.is_not_distinct_from(unchanged_since.rated_at),
+            )
         async with self._db.transaction() as conn:
             row = (
                 await conn.execute(
                     update(ratings)
-                    .where(ratings.c.id == rating_id)
+                    .where(condition)
                     .values(
                         score=score,
                         rated_at=now,

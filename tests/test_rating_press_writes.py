@@ -1,0 +1,87 @@
+"""A star press holds SQLite's single writer for its one write, and a press decided on a
+rating that changed before the write is decided again (nothing saved on a cancelled order).
+
+Found measuring the write path (#17): a press read the rating, saved the score, then read
+the alert, the order and its items, all inside the write transaction, so under a burst of
+presses every other writer (an API order, a store webhook) waited behind five statements
+per press instead of one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from scenarios.clock import FixedClock
+from scenarios.ratings import Answer, Press, RatingDesk, Verdict
+from storage.database import Database
+from storage.ratings import SqlRatings
+from tests.test_flows_ratings import ANNA, RULES, Shop, answer_of, edits
+from tests.test_flows_ratings import clock as clock  # the same fixtures
+from tests.test_flows_ratings import flow as flow
+from tests.test_flows_ratings import shop as shop
+
+
+def statements_under_the_writer(db: Database) -> list[str]:
+    """Every statement run while this process holds SQLite's writer, from now on."""
+    seen: list[str] = []
+
+    @event.listens_for(db.engine.sync_engine, "before_cursor_execute")
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if db._sqlite_writer.locked():
+            seen.append(statement.split()[0] + " " + statement.split()[1])
+
+    return seen
+
+
+async def test_a_changed_score_writes_one_statement_under_the_writer(shop: Shop) -> None:
+    await shop.ordered(ANNA, "A-1001")
+    await shop.press_star(ANNA, "A-1001", 5)
+    under_writer = statements_under_the_writer(shop.flow.db)
+
+    calls = await shop.press_star(ANNA, "A-1001", 4)
+
+    assert answer_of(calls).text == "Thank you for your rating!"
+    assert "4" in str(edits(calls)[0].text)
+    assert under_writer == ["UPDATE ratings"]
+
+
+async def test_a_press_on_an_order_cancelled_after_it_was_read_saves_nothing(
+    shop: Shop, clock: FixedClock
+) -> None:
+    await shop.ordered(ANNA, "A-1001")
+    store = SqlRatings(shop.flow.db)
+    desk = RatingDesk(store=store, rules=RULES.ratings, clock=clock)
+    rating = await store.by_order(order_ref="A-1001")
+    assert rating is not None
+    decided = await desk.decide(rating_id=rating.id, customer_id=rating.customer_id, score=5)
+    assert isinstance(decided, Press)
+
+    assert await store.withdraw(order_ref="A-1001", now=clock.now())  # the order is cancelled
+    answer = await desk.save(decided)
+
+    assert isinstance(answer, Answer)
+    assert answer.verdict is Verdict.WITHDRAWN
+    kept = await store.by_order(order_ref="A-1001")
+    assert kept is not None and kept.score is None
+
+
+@pytest.mark.parametrize("first", [2, 5])
+async def test_a_press_after_another_saved_first_is_decided_on_that_score(
+    shop: Shop, clock: FixedClock, first: int
+) -> None:
+    await shop.ordered(ANNA, "A-1001")
+    store = SqlRatings(shop.flow.db)
+    desk = RatingDesk(store=store, rules=RULES.ratings, clock=clock)
+    rating = await store.by_order(order_ref="A-1001")
+    assert rating is not None
+    decided = await desk.decide(rating_id=rating.id, customer_id=rating.customer_id, score=first)
+    assert isinstance(decided, Press)
+    # Another process saved the same score meanwhile: this press changes nothing more.
+    await store.save_score(rating_id=rating.id, score=first, now=clock.now())
+
+    answer = await desk.save(decided)
+
+    assert answer.verdict is Verdict.UNCHANGED
