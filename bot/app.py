@@ -17,13 +17,13 @@ from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
 from aiogram.fsm.storage.redis import RedisEventIsolation, RedisStorage
 from aiogram.utils.i18n import I18n
 from aiohttp import web
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.account_jobs import AccountJobs
 from bot.api import create_api_app, start_api
 from bot.delivery.sender import OutboxSender
 from bot.dispatcher import create_dispatcher
 from bot.fsm_storage import DatabaseFsmStorage
+from bot.scheduler import Scheduler
 from bot.services import Services, build_runtime, build_services
 from bot.settings import Settings
 from bot.stopping import StopDeadline
@@ -73,7 +73,7 @@ class Application:
     renderer: Renderer
     bot: Bot
     dispatcher: Dispatcher
-    scheduler: AsyncIOScheduler
+    scheduler: Scheduler
     fsm_storage: BaseStorage
     sender: OutboxSender
     account_jobs: AccountJobs
@@ -226,8 +226,7 @@ def start_webapp(app: Application) -> tuple[web.Application, WebappServices]:
 
 
 async def shutdown(app: Application) -> None:
-    if app.scheduler.running:
-        app.scheduler.shutdown(wait=False)
+    await app.scheduler.stop()
     await app.fsm_storage.close()
     await app.bot.session.close()
     await app.db.close()

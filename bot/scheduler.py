@@ -48,12 +48,38 @@ def counted(job: Callable[[], Awaitable[int]], message: str) -> Callable[[], Awa
     return run
 
 
+# How long a stopping bot lets the jobs under way finish before APScheduler cancels them.
+JOBS_STOP_GRACE = 5.0
+
+
+class Scheduler(AsyncIOScheduler):  # type: ignore[misc]  # APScheduler 3 ships no types
+    """APScheduler's, stopping without cutting a job off in the middle of a run."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.runs: set[asyncio.Task[Any]] = set()  # job runs under way (``resilient`` adds)
+
+    async def stop(self, *, grace: float = JOBS_STOP_GRACE) -> None:
+        """No new runs; those under way finish (within ``grace``), then APScheduler stops.
+        Cancelled mid-run, a job's CancelledError is logged by APScheduler as a failed job
+        with its traceback, on an ordinary stop."""
+        if not self.running:
+            return
+        self.pause()
+        under_way = [run for run in self.runs if not run.done()]
+        if under_way:
+            await asyncio.wait(under_way, timeout=grace)
+        self.shutdown(wait=False)
+        await asyncio.sleep(0)  # APScheduler's asyncio shutdown runs at the loop's next turn
+
+
 def resilient(
     job: Callable[[], Awaitable[Any]],
     name: str,
     availability: Availability,
     *,
     budget: float,
+    runs: set[asyncio.Task[Any]] | None = None,
 ) -> Callable[[], Awaitable[None]]:
     """A job that meets the database away or locked waits and tries again within its tick
     instead of failing it. The outage is logged once for the process, not per job per tick;
@@ -61,6 +87,10 @@ def resilient(
     who = f"job {name}"
 
     async def run() -> None:
+        task = asyncio.current_task()
+        if runs is not None and task is not None:
+            runs.add(task)
+            task.add_done_callback(runs.discard)
         backoff = Backoff()
         deadline = time.monotonic() + budget
         while True:
@@ -96,8 +126,8 @@ def create_scheduler(
     rating_expiry: RatingExpiry | None = None,
     availability: Availability | None = None,
     qr_scans: SqlQrScans | None = None,
-) -> AsyncIOScheduler:
-    scheduler = AsyncIOScheduler(
+) -> Scheduler:
+    scheduler = Scheduler(
         timezone=UTC,
         # A tick that overran or was missed while the process slept runs once, not N times.
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60},
@@ -108,7 +138,11 @@ def create_scheduler(
         # Retrying stops before the next tick is due (APScheduler would skip it and say so).
         budget = min(0.9 * seconds, RETRY_AT_MOST.total_seconds())
         scheduler.add_job(
-            resilient(job, id, health, budget=budget), "interval", seconds=seconds, id=id, **more
+            resilient(job, id, health, budget=budget, runs=scheduler.runs),
+            "interval",
+            seconds=seconds,
+            id=id,
+            **more,
         )
 
     def forget_hourly(id: str, forget: Callable[[], Awaitable[int]], message: str) -> None:

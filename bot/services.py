@@ -12,7 +12,6 @@ from zoneinfo import ZoneInfo
 
 from aiogram import Bot
 from aiogram.utils.i18n import I18n
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.account_jobs import AccountJobs
 from bot.analytics import shop_analytics
@@ -24,7 +23,7 @@ from bot.erasure import StaffRedactor
 from bot.order_desk import create_order_desk
 from bot.rating_expiry import RatingExpiry
 from bot.reminders import ReminderComposer, ReminderSweeper
-from bot.scheduler import create_scheduler
+from bot.scheduler import Scheduler, create_scheduler
 from bot.settings import Settings
 from bot.webhooks import Webhooks, create_webhooks, secrets_of
 from handlers.rating import rating_buttons
@@ -438,7 +437,7 @@ class Runtime:
     """What talks to Telegram on its own: the outbox's sender and the periodic jobs."""
 
     sender: OutboxSender
-    scheduler: AsyncIOScheduler
+    scheduler: Scheduler
 
 
 def build_runtime(services: Services, bot: Bot, *, fsm_states: SqlFsmStates | None) -> Runtime:
