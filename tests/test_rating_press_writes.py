@@ -48,16 +48,23 @@ async def test_a_changed_score_writes_one_statement_under_the_writer(shop: Shop)
     assert under_writer == ["UPDATE ratings"]
 
 
-async def test_a_press_on_an_order_cancelled_after_it_was_read_saves_nothing(
-    shop: Shop, clock: FixedClock
-) -> None:
+async def decided_press(shop: Shop, clock: FixedClock, score: int) -> tuple[RatingDesk, Press]:
+    """Anna's order A-1001 and her press of ``score``, decided on the rating but not saved."""
     await shop.ordered(ANNA, "A-1001")
     store = SqlRatings(shop.flow.db)
     desk = RatingDesk(store=store, rules=RULES.ratings, clock=clock)
     rating = await store.by_order(order_ref="A-1001")
     assert rating is not None
-    decided = await desk.decide(rating_id=rating.id, customer_id=rating.customer_id, score=5)
+    decided = await desk.decide(rating_id=rating.id, customer_id=rating.customer_id, score=score)
     assert isinstance(decided, Press)
+    return desk, decided
+
+
+async def test_a_press_on_an_order_cancelled_after_it_was_read_saves_nothing(
+    shop: Shop, clock: FixedClock
+) -> None:
+    desk, decided = await decided_press(shop, clock, 5)
+    store = SqlRatings(shop.flow.db)
 
     assert await store.withdraw(order_ref="A-1001", now=clock.now())  # the order is cancelled
     answer = await desk.save(decided)
@@ -72,15 +79,11 @@ async def test_a_press_on_an_order_cancelled_after_it_was_read_saves_nothing(
 async def test_a_press_after_another_saved_first_is_decided_on_that_score(
     shop: Shop, clock: FixedClock, first: int
 ) -> None:
-    await shop.ordered(ANNA, "A-1001")
-    store = SqlRatings(shop.flow.db)
-    desk = RatingDesk(store=store, rules=RULES.ratings, clock=clock)
-    rating = await store.by_order(order_ref="A-1001")
-    assert rating is not None
-    decided = await desk.decide(rating_id=rating.id, customer_id=rating.customer_id, score=first)
-    assert isinstance(decided, Press)
+    desk, decided = await decided_press(shop, clock, first)
     # Another process saved the same score meanwhile: this press changes nothing more.
-    await store.save_score(rating_id=rating.id, score=first, now=clock.now())
+    await SqlRatings(shop.flow.db).save_score(
+        rating_id=decided.rating.id, score=first, now=clock.now()
+    )
 
     answer = await desk.save(decided)
 
