@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 
@@ -36,7 +35,6 @@ async def test_i17_1_a_slow_reply_to_one_user_stalls_no_other_user_api_order_or_
 
     # Anna presses a star; Telegram takes SLOW seconds to accept the edit of her message.
     slow = tg.fail_next("editMessageText", None, delay=SLOW, chat_id=anna.id)
-    begun = time.monotonic()
     press = await anna.press(request, request.buttons[4]["callback_data"])
     async with asyncio.timeout(SLOW):
         while slow.hits == 0:
@@ -44,9 +42,7 @@ async def test_i17_1_a_slow_reply_to_one_user_stalls_no_other_user_api_order_or_
 
     # Meanwhile: Boris's /balance, a new API order, and an outbox message to Carla.
     [balance] = await boris.ask("/balance", timeout=SLOW)
-    balance_after = time.monotonic() - begun
     await shop.order("A-2002", boris.id)
-    order_after = time.monotonic() - begun
     await enqueue(
         SqlOutbox(db),
         Outgoing(
@@ -59,15 +55,11 @@ async def test_i17_1_a_slow_reply_to_one_user_stalls_no_other_user_api_order_or_
         clock=SystemClock(),
     )
     [parcel] = await tg.wait_for(carla, 1, timeout=SLOW)
-    outbox_after = time.monotonic() - begun
 
     assert "points" in (balance.text or "").lower() or "bonus" in (balance.text or "").lower()
     assert parcel.text == "Your parcel is on its way."
-    assert max(balance_after, order_after, outbox_after) < SLOW - 1, (
-        balance_after,
-        order_after,
-        outbox_after,
-    )
+    # All three happened while Telegram still held Anna's edit: her message is not edited yet.
+    assert "Your rating" not in (tg.message(anna, request.message_id).text or "")
     # Anna's own press completes: her answer (sent alongside the edit) and, once Telegram has
     # taken the slow edit, her message showing the rating.
     answer = await tg.wait_callback_answer(press, timeout=SLOW + 5)
