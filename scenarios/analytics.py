@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from scenarios.clv import Forecast, fitted_forecast
 from scenarios.reminders import ReminderStats, TotalsReader, reminder_stats
@@ -209,6 +209,17 @@ class StatsRules:
     conversion_days: int
 
 
+async def _together(*work: Awaitable[Any]) -> list[Any]:
+    """Every result, the work done at once. A failure is raised as it is (an outage is then
+    reported as one), once the rest has ended: none is cancelled mid-statement, which on
+    PostgreSQL would cut its connection, and none is left holding one."""
+    results = await asyncio.gather(*work, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results
+
+
 class ShopAnalytics:
     """Collects every figure of /stats and GET /api/v1/stats for one period."""
 
@@ -238,20 +249,26 @@ class ShopAnalytics:
     async def collect(self, period: Period, *, now: datetime) -> ShopStats:
         store, calendar = self._store, self._calendar
         window = self.window(period, now=now)
-        overview = await store.overview(
-            window, first_month=calendar.month_of(now) - period.cohort_months + 1
+
+        async def overview_and_fit() -> tuple[Overview, Forecast | None]:
+            overview = await store.overview(
+                window, first_month=calendar.month_of(now) - period.cohort_months + 1
+            )
+            # Some tenths of a second of numpy for a big shop: off the event loop.
+            fitted = await asyncio.to_thread(
+                fitted_forecast, overview.histories, weeks=FORECAST_DAYS / 7
+            )
+            return overview, fitted
+
+        # The store's sections are asked at once, each in a read of its own (on PostgreSQL its
+        # own server process; on SQLite its own thread, which lets go of the GIL while SQLite
+        # works): the small ones are answered while the overview is.
+        (overview, fitted), (rated, satisfied), program, engagement = await _together(
+            overview_and_fit(),
+            store.satisfaction(window),
+            store.program(window),
+            self._engagement(window),
         )
-        # Some tenths of a second of numpy for a big shop: off the event loop, and while the
-        # database answers the remaining sections (both let go of the GIL: two cores work).
-        fit = asyncio.ensure_future(
-            asyncio.to_thread(fitted_forecast, overview.histories, weeks=FORECAST_DAYS / 7)
-        )
-        try:
-            rated, satisfied = await store.satisfaction(window)
-            program = await store.program(window)
-            engagement = await self._engagement(window)
-        finally:
-            fitted = await fit
         return ShopStats(
             period=period,
             start=window.start,
@@ -272,18 +289,18 @@ class ShopAnalytics:
         weeks = max(MIN_CHART_WEEKS, -(-period.days // 7))
         this_week = calendar.week_of(now)
         first_week = this_week - weeks + 1
-        series = {
-            week: (first, again)
-            for week, first, again in await self._store.weekly_orders(
-                first_week=first_week, end=now
-            )
-        }
         by_month = period is Period.YEAR
         since = now - timedelta(days=period.days)
+        weekly, rated, cohort_rows = await _together(  # at once, as in collect()
+            self._store.weekly_orders(first_week=first_week, end=now),
+            self._store.rating_distribution(since=since, end=now, by_month=by_month),
+            self._store.cohorts(
+                first_month=calendar.month_of(now) - period.cohort_months + 1, end=now
+            ),
+        )
+        series = {week: (first, again) for week, first, again in weekly}
         scores: dict[int, list[int]] = {}
-        for bucket, score, count in await self._store.rating_distribution(
-            since=since, end=now, by_month=by_month
-        ):
+        for bucket, score, count in rated:
             scores.setdefault(bucket, [0] * 5)[score - 1] += count
         if by_month:
             buckets = range(calendar.month_of(since), calendar.month_of(now) + 1)
@@ -291,9 +308,6 @@ class ShopAnalytics:
         else:
             buckets = range(calendar.week_of(since), this_week + 1)
             starts = calendar.week_start
-        cohort_rows = await self._store.cohorts(
-            first_month=calendar.month_of(now) - period.cohort_months + 1, end=now
-        )
         return ChartData(
             weeks=tuple(
                 (calendar.week_start(week), *series.get(week, (0, 0)))

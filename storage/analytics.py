@@ -478,12 +478,12 @@ class SqlAnalytics:
         if first_month is not None:
             cells = self._cohort_cells(history, first_month=first_month, end=end)
             parts.append(_rows_part(_COHORT_CELL, cells))
-        async with self._db.read() as conn:
+        async with self._db.report() as conn:
             await _without_jit(conn)
             rows = (await conn.execute(union_all(*parts))).all()
         by_kind: dict[int, list[Any]] = {_FIGURE: [], _GROUP: [], _COHORT_CELL: []}
-        for row in rows:
-            by_kind[int(row[0])].append(row[1:])
+        for part_row in rows:
+            by_kind[int(part_row[0])].append(part_row[1:])
         values = dict((int(n), value) for n, value, *_rest in by_kind[_FIGURE])
         row = [values[n] for n in range(len(figures.c))]
         (
@@ -553,7 +553,7 @@ class SqlAnalytics:
     async def histories(self, *, end: datetime) -> list[HistoryGroup]:
         """Known customers' histories for the BG/NBD and Gamma-Gamma fits, grouped by repeat
         orders and whole weeks (100 000 customers become some fifty thousand rows)."""
-        async with self._db.read() as conn:
+        async with self._db.report() as conn:
             rows = (await conn.execute(self._history_groups(_per_customer(end), end))).all()
         return _groups_of(rows)
 
@@ -619,7 +619,7 @@ class SqlAnalytics:
             _sum(case((kind == EntryKind.ACCRUAL, amount))),
         ).where(in_period)
         outstanding = select(_sum(ledger_accounts.c.balance)).where(ledger_accounts.c.balance > 0)
-        async with self._db.read() as conn:
+        async with self._db.report() as conn:
             earned, adjusted, spent, expired, accrued = (await conn.execute(statement)).one()
             points = (await conn.execute(outstanding)).scalar_one()
         return ProgramFigures(
@@ -635,7 +635,7 @@ class SqlAnalytics:
         """Per month of first order from ``first_month`` on (the shop's months): the cohort's
         size and how many of it ordered in each month since (month 0: the first's own)."""
         cells = self._cohort_cells(_per_customer(end), first_month=first_month, end=end)
-        async with self._db.read() as conn:
+        async with self._db.report() as conn:
             await _without_jit(conn)
             rows = (await conn.execute(cells)).all()
         return _cohorts_of(rows, last_month=self._calendar.month_of(end))
@@ -655,7 +655,7 @@ class SqlAnalytics:
             .group_by(week)
             .order_by(week)
         )
-        async with self._db.read() as conn:
+        async with self._db.report() as conn:
             await _without_jit(conn)
             return [(int(w), int(a), int(b)) for w, a, b in (await conn.execute(statement)).all()]
 
@@ -678,7 +678,7 @@ class SqlAnalytics:
             .group_by(bucket, ratings.c.score)
             .order_by(bucket, ratings.c.score)
         )
-        async with self._db.read() as conn:
+        async with self._db.report() as conn:
             return [(int(b), int(s), int(n)) for b, s, n in (await conn.execute(statement)).all()]
 
     async def satisfaction(self, window: Window) -> tuple[int, int]:
@@ -688,7 +688,7 @@ class SqlAnalytics:
             ratings.c.rated_at >= window.start,
             ratings.c.rated_at < window.end,
         )
-        async with self._db.read() as conn:
+        async with self._db.report() as conn:
             count, satisfied = (await conn.execute(statement)).one()
         return int(count), int(satisfied)
 
@@ -701,7 +701,7 @@ class SqlAnalytics:
             )
             .order_by(broadcasts.c.id)
         )
-        async with self._db.read() as conn:
+        async with self._db.report() as conn:
             return [int(value) for value in (await conn.execute(statement)).scalars()]
 
 

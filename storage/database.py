@@ -334,6 +334,19 @@ class Database:
             finally:
                 await unit.leave()
             return
+        async with self._own_transaction(mode) as connection:
+            yield connection
+
+    @asynccontextmanager
+    async def report(self) -> AsyncIterator[AsyncConnection]:
+        """A read-only transaction of its own, even inside a unit of work or another
+        transaction: a long report (/stats) reads its sections in several at once, each on its
+        own pooled connection (on SQLite, its own thread), so two cores answer it."""
+        async with self._own_transaction("read") as connection:
+            yield connection
+
+    @asynccontextmanager
+    async def _own_transaction(self, mode: Mode) -> AsyncIterator[AsyncConnection]:
         writer = self._sqlite_writer if self.is_sqlite and mode == "write" else nullcontext()
         async with writer, self.engine.connect() as connection:
             if self.is_sqlite:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from zoneinfo import ZoneInfo
@@ -205,3 +206,54 @@ async def test_months_and_weeks_are_the_shops_own(db: Database) -> None:
         ("2026-10-01", 1),
         ("2026-11-01", 2),
     ]
+
+
+async def test_figures_read_at_once_inside_an_updates_unit_of_work_are_the_same(
+    db: Database,
+) -> None:
+    # /stats runs in an update's read-only unit of work; its sections are asked at once, each in
+    # a read of its own, beside the unit's own transaction.
+    await seed_small_shop(db)
+    alone = await analytics(db).collect(Period.QUARTER, now=NOW)
+    async with db.unit_of_work("read"):
+        await SqlReminders(db).totals()  # the unit's own read is open meanwhile
+        inside = await analytics(db).collect(Period.QUARTER, now=NOW)
+        charts = await analytics(db).chart_data(Period.QUARTER, now=NOW)
+    assert inside == alone
+    assert charts == await analytics(db).chart_data(Period.QUARTER, now=NOW)
+
+
+class FailingProgram(SqlAnalytics):
+    """The program section fails while the satisfaction section is still being answered."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
+        self.satisfaction_done = False
+
+    async def program(self, window: Window) -> ProgramFigures:
+        await asyncio.sleep(0)
+        raise ConnectionRefusedError("the database went away")
+
+    async def satisfaction(self, window: Window) -> tuple[int, int]:
+        await asyncio.sleep(0.2)
+        figures = await super().satisfaction(window)
+        self.satisfaction_done = True
+        return figures
+
+
+async def test_a_failing_section_fails_the_figures_as_itself_once_the_others_ended(
+    db: Database,
+) -> None:
+    store = FailingProgram(db)
+    shop = ShopAnalytics(
+        store,
+        reminders=SqlReminders(db),
+        broadcasts=SqlBroadcasts(db),
+        rules=RULES,
+        calendar=UTC_CALENDAR,
+    )
+    # As itself, not inside an ExceptionGroup: the outage handling knows it.
+    with pytest.raises(ConnectionRefusedError, match="went away"):
+        await shop.collect(Period.MONTH, now=NOW)
+    # No section is left running (holding a pooled connection) after the failure is raised.
+    assert store.satisfaction_done
