@@ -260,9 +260,9 @@ class ShopAnalytics:
             )
             return overview, fitted
 
-        # The store's sections are asked at once, each in a read of its own (on PostgreSQL its
-        # own server process; on SQLite its own thread, which lets go of the GIL while SQLite
-        # works): the small ones are answered while the overview is.
+        # The store's sections are asked at once, each in a read of its own: the small ones are
+        # answered while the overview is. (On PostgreSQL they run in parallel; SQLite's threads
+        # hand the GIL back and forth row by row, so there they mostly take turns.)
         (overview, fitted), (rated, satisfied), program, engagement = await _together(
             overview_and_fit(),
             store.satisfaction(window),

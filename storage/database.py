@@ -341,7 +341,7 @@ class Database:
     async def report(self) -> AsyncIterator[AsyncConnection]:
         """A read-only transaction of its own, even inside a unit of work or another
         transaction: a long report (/stats) reads its sections in several at once, each on its
-        own pooled connection (on SQLite, its own thread), so two cores answer it."""
+        own pooled connection (on PostgreSQL, its own server process)."""
         async with self._own_transaction("read") as connection:
             yield connection
 

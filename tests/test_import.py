@@ -426,8 +426,8 @@ async def test_i17_6_api_orders_wait_for_a_few_imported_orders_not_a_chunk_while
 ) -> None:
     # SQLite, where one writer serves the whole process. An API order that comes while a CSV
     # import runs waits for the import's current group of orders, not for a whole chunk of 200.
-    # Counted in imported orders committed while the API order was in flight, not in seconds:
-    # a machine that stalls on fsync stalls the import too, so the count does not change.
+    # Counted in groups of imported orders started while the API order was in flight, not in
+    # seconds: a machine that stalls on fsync stalls the import too, so the count does not change.
     db = sqlite_db
     rules, clock = Rules(), SystemClock()
     runner = await start_api(
