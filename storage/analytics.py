@@ -33,6 +33,7 @@ from storage.database import Database
 from storage.ledger import EntryKind
 from storage.schema import (
     broadcasts,
+    customer_order_totals,
     customers,
     ledger_accounts,
     ledger_entries,
@@ -239,6 +240,35 @@ def _per_customer(end: datetime) -> Any:
     )
 
 
+def _kept_totals() -> Any:
+    """The rows of _per_customer as customer_order_totals keeps them (triggers on orders, on
+    every write): one row per customer to read instead of a million orders to group."""
+    totals = customer_order_totals.c
+    return (
+        select(
+            totals.customer_id,
+            totals.orders.label("n"),
+            totals.first_at,
+            totals.last_at,
+            totals.spend,
+            epoch_seconds(totals.first_at).label("first_s"),
+            epoch_seconds(totals.last_at).label("last_s"),
+        )
+        .cte("per_customer")
+        .prefix_with("MATERIALIZED")
+    )
+
+
+async def _histories(conn: Any, end: datetime) -> Any:
+    """Every known customer's counted orders before ``end``, for the read ``conn`` is in: the
+    kept totals when no order is that recent (a /stats press: the end is now), else grouped
+    from the orders (a window in the past, or orders stamped ahead of the clock)."""
+    latest = (await conn.execute(select(func.max(orders.c.ordered_at)))).scalar_one()
+    if latest is None or latest < end:
+        return _kept_totals()
+    return _per_customer(end)
+
+
 def _orders_since(since: datetime, end: datetime, *, name: str) -> Any:
     """Counted orders in [since, end), guests' too, each with the moment of its customer's
     counted order just before it (ties on the moment broken by id; NULL: the first). Read
@@ -380,8 +410,79 @@ class SqlAnalytics:
         """The Customers and Repeat sales figures, the fit's input and (from ``first_month``
         on) the cohorts, in one statement: one pass over the customers' histories, kept for
         every part (MATERIALIZED), and one over the period's orders by date."""
+        async with self._db.report() as conn:
+            await _without_jit(conn)
+            history = await _histories(conn, window.end)
+            statement, figures = self._overview_statement(window, history, first_month)
+            rows = (await conn.execute(statement)).all()
+        by_kind: dict[int, list[Any]] = {_FIGURE: [], _GROUP: [], _COHORT_CELL: []}
+        for part_row in rows:
+            by_kind[int(part_row[0])].append(part_row[1:])
+        values = dict((int(n), value) for n, value, *_rest in by_kind[_FIGURE])
+        row = [values[n] for n in range(len(figures.c))]
+        (
+            n_members,
+            joined,
+            opted_in,
+            blocked,
+            sleeping,
+            n_lost,
+            n_buyers,
+            repeat_buyers,
+            revenue,
+            active_at_start,
+            retained,
+            new,
+            period_buyers,
+            year_buyers,
+            period_orders,
+            period_revenue,
+            customer_orders,
+            customer_revenue,
+            first_revenue,
+            year_orders,
+            year_revenue,
+        ) = (int(value) for value in row[:21])
+        low_days, high_days = row[21:23]
+        again_revenue = customer_revenue - first_revenue
+        repeat = RepeatFigures(
+            buyers=n_buyers,
+            repeat_buyers=repeat_buyers,
+            revenue=revenue,
+            at_start=active_at_start,
+            retained=retained,
+            new=new,
+            period_buyers=period_buyers,
+            period_orders=period_orders,
+            period_customer_orders=customer_orders,
+            period_revenue=period_revenue,
+            # Guests' orders cannot be anyone's second: they count as new business.
+            revenue_new=period_revenue - again_revenue,
+            revenue_returning=again_revenue,
+            median_gap_days=None if low_days is None else (int(low_days) + int(high_days)) / 2,
+            year_orders=year_orders,
+            year_buyers=year_buyers,
+            year_revenue=year_revenue,
+        )
+        return Overview(
+            customers=CustomerFigures(n_members, joined, opted_in, blocked, sleeping, n_lost),
+            repeat=repeat,
+            histories=_groups_of(by_kind[_GROUP]),
+            cohorts=(
+                []
+                if first_month is None
+                else _cohorts_of(
+                    by_kind[_COHORT_CELL],
+                    last_month=self._calendar.month_of(window.end),
+                )
+            ),
+        )
+
+    def _overview_statement(
+        self, window: Window, history: Any, first_month: int | None
+    ) -> tuple[Any, Any]:
+        """The overview's one statement over ``history`` (see _histories), and its figures CTE."""
         start, end = window.start, window.end
-        history = _per_customer(end)
         c = history.c
         now = literal(end.timestamp())
         idle = now - c.last_s
@@ -478,71 +579,7 @@ class SqlAnalytics:
         if first_month is not None:
             cells = self._cohort_cells(history, first_month=first_month, end=end)
             parts.append(_rows_part(_COHORT_CELL, cells))
-        async with self._db.report() as conn:
-            await _without_jit(conn)
-            rows = (await conn.execute(union_all(*parts))).all()
-        by_kind: dict[int, list[Any]] = {_FIGURE: [], _GROUP: [], _COHORT_CELL: []}
-        for part_row in rows:
-            by_kind[int(part_row[0])].append(part_row[1:])
-        values = dict((int(n), value) for n, value, *_rest in by_kind[_FIGURE])
-        row = [values[n] for n in range(len(figures.c))]
-        (
-            n_members,
-            joined,
-            opted_in,
-            blocked,
-            sleeping,
-            n_lost,
-            n_buyers,
-            repeat_buyers,
-            revenue,
-            active_at_start,
-            retained,
-            new,
-            period_buyers,
-            year_buyers,
-            period_orders,
-            period_revenue,
-            customer_orders,
-            customer_revenue,
-            first_revenue,
-            year_orders,
-            year_revenue,
-        ) = (int(value) for value in row[:21])
-        low_days, high_days = row[21:23]
-        again_revenue = customer_revenue - first_revenue
-        repeat = RepeatFigures(
-            buyers=n_buyers,
-            repeat_buyers=repeat_buyers,
-            revenue=revenue,
-            at_start=active_at_start,
-            retained=retained,
-            new=new,
-            period_buyers=period_buyers,
-            period_orders=period_orders,
-            period_customer_orders=customer_orders,
-            period_revenue=period_revenue,
-            # Guests' orders cannot be anyone's second: they count as new business.
-            revenue_new=period_revenue - again_revenue,
-            revenue_returning=again_revenue,
-            median_gap_days=None if low_days is None else (int(low_days) + int(high_days)) / 2,
-            year_orders=year_orders,
-            year_buyers=year_buyers,
-            year_revenue=year_revenue,
-        )
-        return Overview(
-            customers=CustomerFigures(n_members, joined, opted_in, blocked, sleeping, n_lost),
-            repeat=repeat,
-            histories=_groups_of(by_kind[_GROUP]),
-            cohorts=(
-                []
-                if first_month is None
-                else _cohorts_of(
-                    by_kind[_COHORT_CELL],
-                    last_month=self._calendar.month_of(end),
-                )
-            ),
-        )
+        return union_all(*parts), figures
 
     async def customers(self, window: Window) -> CustomerFigures:
         return (await self.overview(window)).customers
@@ -554,7 +591,8 @@ class SqlAnalytics:
         """Known customers' histories for the BG/NBD and Gamma-Gamma fits, grouped by repeat
         orders and whole weeks (100 000 customers become some fifty thousand rows)."""
         async with self._db.report() as conn:
-            rows = (await conn.execute(self._history_groups(_per_customer(end), end))).all()
+            history = await _histories(conn, end)
+            rows = (await conn.execute(self._history_groups(history, end))).all()
         return _groups_of(rows)
 
     def _cohort_cells(self, history: Any, *, first_month: int, end: datetime) -> Any:
@@ -634,9 +672,10 @@ class SqlAnalytics:
     async def cohorts(self, *, first_month: int, end: datetime) -> list[CohortRow]:
         """Per month of first order from ``first_month`` on (the shop's months): the cohort's
         size and how many of it ordered in each month since (month 0: the first's own)."""
-        cells = self._cohort_cells(_per_customer(end), first_month=first_month, end=end)
         async with self._db.report() as conn:
             await _without_jit(conn)
+            history = await _histories(conn, end)
+            cells = self._cohort_cells(history, first_month=first_month, end=end)
             rows = (await conn.execute(cells)).all()
         return _cohorts_of(rows, last_month=self._calendar.month_of(end))
 

@@ -147,6 +147,20 @@ orders = Table(
     Column("fingerprint", String(64), nullable=True),
 )
 
+# Each known customer's counted orders (not cancelled or refunded) in one row: how many, the first
+# and last moment, the spend. Kept by triggers on orders (migration 0024), so /stats reads one
+# row per customer instead of regrouping every order; no foreign key, the triggers alone decide
+# when a row goes (a customer's deletion sets their orders' customer_id to NULL, which does).
+customer_order_totals = Table(
+    "customer_order_totals",
+    metadata,
+    Column("customer_id", BigIntId, primary_key=True, autoincrement=False),
+    Column("orders", Integer, nullable=False),
+    Column("first_at", UtcDateTime, nullable=False),
+    Column("last_at", UtcDateTime, nullable=False),
+    Column("spend", BigInteger, nullable=False),
+)
+
 order_items = Table(
     "order_items",
     metadata,
