@@ -34,7 +34,7 @@ from aiogram.types import CallbackQuery, Message, Update
 
 from bench.common import backends, fresh_database
 from bot.api import create_api_app, start_api
-from bot.app import UPDATES_IN_FLIGHT
+from bot.app import UPDATES_IN_FLIGHT, settle_heap
 from bot.dispatcher import create_dispatcher
 from bot.fsm_storage import DatabaseFsmStorage
 from bot.telegram_session import TelegramSession
@@ -354,6 +354,7 @@ async def measure_backend(
         async with Polling(ours_dp, ours_bot, limit=UPDATES_IN_FLIGHT) as ours:
             # Warm-up: the first contact stores each customer's name (a write, once).
             await burst(ours, fake, "send", [(uid, "/help") for uid in known])
+        settle_heap()  # as the bot does once it is up (bot.app.run_polling)
         for name, make in cases:
             echo_rates, ours_rates = [], []
             for n in range(rounds):

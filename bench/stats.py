@@ -27,6 +27,7 @@ from sqlalchemy import text
 
 from bench.common import backends, fresh_database
 from bot.analytics import shop_analytics
+from bot.app import settle_heap
 from bot.charts import StatsCharts
 from handlers.stats_charts import stats_charts
 from locales import create_i18n
@@ -231,6 +232,7 @@ async def measure(db: Database, *, rounds: int) -> None:
     i18n = create_i18n("en")
     I18n.set_current(i18n)  # the handler's gettext, as the middleware sets it for an update
     window = analytics.window(Period.MONTH, now=NOW)
+    settle_heap()  # as the bot does once it is up (bot.app.run_polling)
 
     async def baseline() -> None:
         async with db.read() as conn:
