@@ -4,7 +4,7 @@ equal the customer's counted orders, on SQLite and PostgreSQL, also with writers
 from __future__ import annotations
 
 import asyncio
-from dataclasses import astuple, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -132,7 +132,7 @@ async def test_writers_side_by_side_on_postgresql_leave_the_totals_right() -> No
 
 def flat(groups: list[HistoryGroup]) -> list[float]:
     """Every number of the groups, in one order (the floats may differ in the last digits)."""
-    return [value for group in sorted(groups, key=astuple) for value in astuple(group)]
+    return [value for group in sorted(groups) for value in group]
 
 
 WINDOW = Window(start=PERIOD_START, end=NOW, sleeping_days=90, lost_days=365)
