@@ -39,7 +39,7 @@ from bench.latency import (
     seed_customers,
 )
 from bot.api import create_api_app, start_api
-from bot.app import UPDATES_IN_FLIGHT
+from bot.app import UPDATES_IN_FLIGHT, settle_heap
 from bot.dispatcher import create_dispatcher
 from bot.fsm_storage import DatabaseFsmStorage
 from bot.webhooks import create_webhooks
@@ -177,6 +177,7 @@ async def measure(backend: str, db: Database, fake: FakeApi, users: int) -> None
     try:
         async with Polling(dispatcher, bot, limit=UPDATES_IN_FLIGHT) as polling:
             await burst(polling, fake, "send", [(uid, "/help") for uid in known])  # warm-up
+            settle_heap()  # as the bot does once it is up (bot.app.run_polling)
             api, api_span = await while_pressing(
                 polling, fake, press, lambda stop, go: order_times(base, stop, users, go)
             )

@@ -15,6 +15,7 @@ from storage.analytics import (
     Calendar,
     CohortRow,
     CustomerFigures,
+    HistoryGroup,
     Overview,
     ProgramFigures,
     RepeatFigures,
@@ -41,7 +42,10 @@ class Period(StrEnum):
 
 
 class AnalyticsStore(Protocol):
-    async def overview(self, window: Window, *, first_month: int | None = None) -> Overview: ...
+    async def overview(
+        self, window: Window, *, first_month: int | None = None, histories: bool = True
+    ) -> Overview: ...
+    async def histories(self, *, end: datetime) -> list[HistoryGroup]: ...
     async def program(self, window: Window) -> ProgramFigures: ...
     async def cohorts(self, *, first_month: int, end: datetime) -> list[CohortRow]: ...
     async def satisfaction(self, window: Window) -> tuple[int, int]: ...
@@ -250,21 +254,22 @@ class ShopAnalytics:
         store, calendar = self._store, self._calendar
         window = self.window(period, now=now)
 
-        async def overview_and_fit() -> tuple[Overview, Forecast | None]:
-            overview = await store.overview(
-                window, first_month=calendar.month_of(now) - period.cohort_months + 1
-            )
-            # Some tenths of a second of numpy for a big shop: off the event loop.
-            fitted = await asyncio.to_thread(
-                fitted_forecast, overview.histories, weeks=FORECAST_DAYS / 7
-            )
-            return overview, fitted
+        async def fit() -> Forecast | None:
+            histories = await store.histories(end=now)
+            # Some tenths of a second of numpy for a big shop: off the event loop, and while
+            # the database answers the figures (the overview's long steps release the GIL).
+            return await asyncio.to_thread(fitted_forecast, histories, weeks=FORECAST_DAYS / 7)
 
         # The store's sections are asked at once, each in a read of its own: the small ones are
         # answered while the overview is. (On PostgreSQL they run in parallel; SQLite's threads
         # hand the GIL back and forth row by row, so there they mostly take turns.)
-        (overview, fitted), (rated, satisfied), program, engagement = await _together(
-            overview_and_fit(),
+        overview, fitted, (rated, satisfied), program, engagement = await _together(
+            store.overview(
+                window,
+                first_month=calendar.month_of(now) - period.cohort_months + 1,
+                histories=False,
+            ),
+            fit(),
             store.satisfaction(window),
             store.program(window),
             self._engagement(window),

@@ -401,14 +401,19 @@ class SqlAnalytics:
         self._db = db
         self._calendar = calendar
 
-    async def overview(self, window: Window, *, first_month: int | None = None) -> Overview:
-        """The Customers and Repeat sales figures, the fit's input and (from ``first_month``
-        on) the cohorts, in one statement: one pass over the customers' histories, kept for
-        every part (MATERIALIZED), and one over the period's orders by date."""
+    async def overview(
+        self, window: Window, *, first_month: int | None = None, histories: bool = True
+    ) -> Overview:
+        """The Customers and Repeat sales figures, the fit's input (unless ``histories`` is
+        False: then empty) and (from ``first_month`` on) the cohorts, in one statement: one
+        pass over the customers' histories, kept for every part (MATERIALIZED), and one over
+        the period's orders by date."""
         async with self._db.report() as conn:
             await _without_jit(conn)
             history = await _histories(conn, window.end)
-            statement, figures = self._overview_statement(window, history, first_month)
+            statement, figures = self._overview_statement(
+                window, history, first_month, histories=histories
+            )
             rows = (await conn.execute(statement)).all()
         by_kind: dict[int, list[Any]] = {_FIGURE: [], _GROUP: [], _COHORT_CELL: []}
         for part_row in rows:
@@ -474,7 +479,7 @@ class SqlAnalytics:
         )
 
     def _overview_statement(
-        self, window: Window, history: Any, first_month: int | None
+        self, window: Window, history: Any, first_month: int | None, *, histories: bool
     ) -> tuple[Any, Any]:
         """The overview's one statement over ``history`` (see _histories), and its figures CTE."""
         start, end = window.start, window.end
@@ -570,7 +575,9 @@ class SqlAnalytics:
             .cte("figures")
             .prefix_with("MATERIALIZED")
         )
-        parts = [*_figure_parts(figures), _rows_part(_GROUP, self._history_groups(history, end))]
+        parts = _figure_parts(figures)
+        if histories:
+            parts.append(_rows_part(_GROUP, self._history_groups(history, end)))
         if first_month is not None:
             cells = self._cohort_cells(history, first_month=first_month, end=end)
             parts.append(_rows_part(_COHORT_CELL, cells))
