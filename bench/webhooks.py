@@ -51,6 +51,7 @@ from scenarios.clock import SystemClock
 from storage.database import Database
 from storage.fsm import SqlFsmStates
 from storage.inbox import SqlInbox
+from storage.inbox_file import inbox_database, prepare_inbox
 from storage.schema import customers
 from tests.support.services import services_for
 from tests.support.webhooks import SHOPIFY_SECRET, body_of, shopify_headers, shopify_order
@@ -149,7 +150,11 @@ async def measure(backend: str, db: Database, fake: FakeApi, users: int) -> None
     def press(score: int) -> list[Any]:
         return [(uid, message_of[uid], f"rate:{ratings[uid]}:{score}") for uid in known]
 
-    services = services_for(db, rules=RULES, clock=clock, i18n=i18n, renderer=renderer)
+    inbox_db = inbox_database(db)  # as the bot keeps it: on SQLite, a file of its own
+    await prepare_inbox(inbox_db, db)
+    services = services_for(
+        db, rules=RULES, clock=clock, i18n=i18n, renderer=renderer, inbox_db=inbox_db
+    )
     dispatcher: Dispatcher = create_dispatcher(
         services=services,
         fsm_storage=DatabaseFsmStorage(SqlFsmStates(db), clock),
@@ -173,7 +178,7 @@ async def measure(backend: str, db: Database, fake: FakeApi, users: int) -> None
     runner = await start_api(app, "127.0.0.1", port)
     bot: Bot = _bot(fake.base_url)
     worker = asyncio.create_task(hooks.worker.run())
-    inbox = SqlInbox(db)
+    inbox = SqlInbox(inbox_db)
     try:
         async with Polling(dispatcher, bot, limit=UPDATES_IN_FLIGHT) as polling:
             await burst(polling, fake, "send", [(uid, "/help") for uid in known])  # warm-up
@@ -195,6 +200,8 @@ async def measure(backend: str, db: Database, fake: FakeApi, users: int) -> None
         await worker
         await runner.cleanup()
         await bot.session.close()
+        if inbox_db is not db:
+            await inbox_db.close()
     states = await inbox.counts()
     processed_rate = states.get("done", 0) / processed_span
     print(

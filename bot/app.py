@@ -37,6 +37,7 @@ from scenarios.clock import Clock, SystemClock
 from scenarios.rules import Rules
 from storage.database import Database
 from storage.fsm import SqlFsmStates
+from storage.inbox_file import inbox_database, prepare_inbox
 from storage.migrate import migrate
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,7 @@ def build_application(
 ) -> Application:
     clock = clock or SystemClock()
     db = Database(settings.database_url)
-    services = build_services(settings, rules, db, clock)
+    services = build_services(settings, rules, db, clock, inbox_db=inbox_database(db))
     fsm_states: SqlFsmStates | None = None
     fsm_storage: BaseStorage
     isolation: BaseEventIsolation | None = None
@@ -147,6 +148,7 @@ async def run_polling(app: Application) -> None:
     """Migrate, announce the menus, start the periodic jobs and poll until a signal stops us."""
     try:
         revision = await migrate(app.db)
+        await prepare_inbox(app.services.webhook_inbox.db, app.db)
         log.info("database %s at schema %s", app.db.safe_url, revision)
         me = await app.bot.get_me()
         await register_commands(
@@ -234,5 +236,7 @@ async def shutdown(app: Application) -> None:
     await app.scheduler.stop()
     await app.fsm_storage.close()
     await app.bot.session.close()
+    if (inbox_db := app.services.webhook_inbox.db) is not app.db:
+        await inbox_db.close()
     await app.db.close()
     log.info("stopped")

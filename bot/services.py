@@ -163,8 +163,10 @@ def build_services(
     renderer: Renderer | None = None,
     order_followers: FollowerChoice | None = None,
     staff_redactor: bool = True,
+    inbox_db: Database | None = None,
 ) -> Services:
-    """The whole service graph over ``db``. ``i18n``/``renderer``: the process's own (built
+    """The whole service graph over ``db``; the webhook inbox in ``inbox_db`` (its own SQLite
+    file: storage/inbox_file.py), else in ``db``. ``i18n``/``renderer``: the process's own (built
     from settings when not given). ``order_followers``: which followers the order desks call
     (tests choose a few; the shop runs them all). ``staff_redactor``: an erasure rewrites the
     staff chat's messages about the customer (off only where a test counts outbox rows)."""
@@ -301,7 +303,7 @@ def build_services(
     )
 
     refunds = SqlRefunds(db)
-    inbox = SqlInbox(db)
+    inbox = SqlInbox(inbox_db or db)
 
     def order_desk(
         followers: Sequence[OrderFollower], *, history: bool, proof: RedeemProof = redeem_codes

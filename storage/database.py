@@ -305,6 +305,11 @@ class Database:
     def is_sqlite(self) -> bool:
         return self.backend == "sqlite"
 
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite file (None on PostgreSQL and for an in-memory database)."""
+        return _sqlite_path(self.url) if self.is_sqlite else None
+
     def refuse_write(self, what: str) -> None:
         """A write where only reads belong: an error under ``strict``, else a warning."""
         if self.strict:

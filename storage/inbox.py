@@ -6,15 +6,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import NamedTuple
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, bindparam, func, select, tuple_, update
 
 from storage.database import Database
 from storage.schema import store_orders, webhook_inbox
 from storage.sql import insert
+from storage.types import UtcDateTime
 
 MAX_REASON = 2000
+
+
+class StoreOrderLink(NamedTuple):
+    platform: str
+    external_id: str
+    order_ref: str
 
 
 class InboxState(StrEnum):
@@ -50,9 +57,40 @@ _COLUMNS = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """What became of a delivery the worker took: finished (done, skipped, failed), or
+    pending again from ``not_before``. ``attempt``: it counts as one more try."""
+
+    id: int
+    state: InboxState
+    reason: str | None = None
+    not_before: datetime | None = None
+    attempt: bool = True
+
+
+_SETTLE = (
+    update(webhook_inbox)
+    .where(webhook_inbox.c.id == bindparam("settled_id"))
+    .values(
+        state=bindparam("new_state"),
+        reason=bindparam("new_reason"),
+        not_before=bindparam("new_not_before", type_=UtcDateTime()),
+        attempts=webhook_inbox.c.attempts + bindparam("tried"),
+        updated_at=bindparam("now", type_=UtcDateTime()),
+    )
+)
+
+
 class SqlInbox:
+    """The inbox table, in ``db``: on SQLite a file of its own (storage/inbox_file.py)."""
+
     def __init__(self, db: Database) -> None:
         self._db = db
+
+    @property
+    def db(self) -> Database:
+        return self._db
 
     async def add(
         self, *, platform: str, delivery_id: str, topic: str, body: str, now: datetime
@@ -76,27 +114,42 @@ class SqlInbox:
             )
         return bool(result.rowcount)
 
-    async def next_due(self, *, now: datetime) -> InboxRow | None:
-        """The oldest delivery due now, locked until the caller's transaction ends: call it
-        inside the transaction that processes it and marks it finished, so a crash rolls both
-        back and the delivery stays due (no lease to wait out).
-
-        PostgreSQL skips rows other workers hold (SKIP LOCKED); on SQLite the write
-        transaction (BEGIN IMMEDIATE) already serialises workers."""
+    async def due(self, *, now: datetime, limit: int) -> list[InboxRow]:
+        """The oldest deliveries due now, at most ``limit``. In a transaction of the inbox's
+        database they stay locked until it ends (PostgreSQL skips rows other workers hold:
+        SKIP LOCKED); on SQLite one worker per process takes them."""
         async with self._db.transaction() as conn:
-            row = (
-                await conn.execute(
-                    select(*_COLUMNS)
-                    .where(
-                        webhook_inbox.c.state == InboxState.PENDING,
-                        webhook_inbox.c.not_before <= now,
-                    )
-                    .order_by(webhook_inbox.c.id)
-                    .limit(1)
-                    .with_for_update(skip_locked=True)
+            rows = await conn.execute(
+                select(*_COLUMNS)
+                .where(
+                    webhook_inbox.c.state == InboxState.PENDING,
+                    webhook_inbox.c.not_before <= now,
                 )
-            ).one_or_none()
-        return InboxRow(**row._mapping) if row else None
+                .order_by(webhook_inbox.c.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+            return [InboxRow(**row._mapping) for row in rows]
+
+    async def settle(self, settled: Sequence[Settled], *, now: datetime) -> None:
+        """Each delivery's new state, in one statement (joins the caller's transaction)."""
+        if not settled:
+            return
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                _SETTLE,
+                [
+                    {
+                        "settled_id": row.id,
+                        "new_state": row.state,
+                        "new_reason": row.reason[:MAX_REASON] if row.reason else None,
+                        "new_not_before": row.not_before or now,
+                        "tried": int(row.attempt),
+                        "now": now,
+                    }
+                    for row in settled
+                ],
+            )
 
     async def finish(
         self,
@@ -107,34 +160,8 @@ class SqlInbox:
         reason: str | None = None,
         attempt: bool = True,
     ) -> None:
-        """Done, skipped or failed (joins the caller's transaction: a delivery mapped into the
-        order desk is marked done in the desk's own transaction, so it happens once)."""
-        values: dict[str, Any] = {
-            "state": state,
-            "reason": reason[:MAX_REASON] if reason else None,
-            "updated_at": now,
-        }
-        if attempt:
-            values["attempts"] = webhook_inbox.c.attempts + 1
-        async with self._db.transaction() as conn:
-            await conn.execute(
-                update(webhook_inbox).where(webhook_inbox.c.id == id).values(**values)
-            )
-
-    async def later(self, *, id: int, not_before: datetime, reason: str, now: datetime) -> None:
-        """Back to pending for another try at ``not_before`` (an order not known yet)."""
-        async with self._db.transaction() as conn:
-            await conn.execute(
-                update(webhook_inbox)
-                .where(webhook_inbox.c.id == id)
-                .values(
-                    state=InboxState.PENDING,
-                    reason=reason[:MAX_REASON],
-                    not_before=not_before,
-                    attempts=webhook_inbox.c.attempts + 1,
-                    updated_at=now,
-                )
-            )
+        """Done, skipped or failed (joins the caller's transaction)."""
+        await self.settle([Settled(id, state, reason, attempt=attempt)], now=now)
 
     async def retry_failed(self, *, now: datetime, ids: Sequence[int] = ()) -> int:
         """Failed deliveries (these ids, or all) back to pending with fresh tries."""
@@ -167,28 +194,43 @@ class SqlInbox:
             )
         return {state: int(count) for state, count in rows.all()}
 
-    # ---- a platform's order id and the order_ref it is stored under ------------------------
+
+class SqlStoreOrderLinks:
+    """A platform's order id and the order_ref it is stored under, in the main database
+    (written in the same transaction as the order)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def link_orders(self, links: Sequence[StoreOrderLink], *, now: datetime) -> None:
+        """Remember these links (one already kept stays as it was)."""
+        if not links:
+            return
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                insert(conn, store_orders).on_conflict_do_nothing(
+                    index_elements=["platform", "external_id"]
+                ),
+                [link._asdict() | {"created_at": now} for link in links],
+            )
 
     async def link_order(
         self, *, platform: str, external_id: str, order_ref: str, now: datetime
     ) -> None:
-        async with self._db.transaction() as conn:
-            await conn.execute(
-                insert(conn, store_orders)
-                .values(
-                    platform=platform, external_id=external_id, order_ref=order_ref, created_at=now
-                )
-                .on_conflict_do_nothing(index_elements=["platform", "external_id"])
+        await self.link_orders([StoreOrderLink(platform, external_id, order_ref)], now=now)
+
+    async def order_refs(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """The order_ref of each (platform, external id) that is linked already."""
+        if not keys:
+            return {}
+        async with self._db.read() as conn:
+            key = tuple_(store_orders.c.platform, store_orders.c.external_id)
+            rows = await conn.execute(
+                select(
+                    store_orders.c.platform, store_orders.c.external_id, store_orders.c.order_ref
+                ).where(key.in_(list(keys)))
             )
+            return {(row.platform, row.external_id): str(row.order_ref) for row in rows}
 
     async def order_ref(self, *, platform: str, external_id: str) -> str | None:
-        async with self._db.read() as conn:
-            row = (
-                await conn.execute(
-                    select(store_orders.c.order_ref).where(
-                        store_orders.c.platform == platform,
-                        store_orders.c.external_id == external_id,
-                    )
-                )
-            ).one_or_none()
-        return str(row.order_ref) if row else None
+        return (await self.order_refs([(platform, external_id)])).get((platform, external_id))

@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 from sqlalchemy import func, insert, select
 
+from storage.inbox_file import inbox_path
 from storage.schema import customers, ledger_entries, orders, webhook_inbox
 from tests.fake_telegram import FakeTelegram
 from tests.support.bot_process import BotProcess
@@ -49,7 +50,8 @@ def delivery(n: int) -> tuple[bytes, dict[str, str]]:
 
 
 async def counts(database: Path) -> dict[str, int]:
-    async with sqlite_database(database, migrated=False) as db, db.read() as conn:
+    """The deliveries in the inbox's own file, by state."""
+    async with sqlite_database(inbox_path(database), migrated=False) as db, db.read() as conn:
         rows = await conn.execute(
             select(webhook_inbox.c.state, func.count()).group_by(webhook_inbox.c.state)
         )

@@ -35,6 +35,7 @@ from scenarios.rules import Rules
 from scenarios.status import BotStatus, WebhookCounts
 from storage.database import Database
 from storage.inbox import InboxState, SqlInbox
+from storage.inbox_file import inbox_database, prepare_inbox
 from storage.ledger import EntryKind, SqlLedger
 from storage.schema import customers, ledger_entries, orders, webhook_inbox
 from tests.support.services import services_for
@@ -68,6 +69,7 @@ class Shop:
     client: Client
     hooks: Webhooks
     db: Database
+    inbox_db: Database  # on SQLite a file of its own (storage/inbox_file.py)
     clock: FixedClock
 
     async def shopify(
@@ -100,11 +102,17 @@ def clock() -> FixedClock:
 
 
 def make_hooks(
-    db: Database, clock: FixedClock, rules: Rules | None = None, secrets: WebhookSecrets = SECRETS
+    db: Database,
+    clock: FixedClock,
+    rules: Rules | None = None,
+    secrets: WebhookSecrets = SECRETS,
+    inbox_db: Database | None = None,
 ) -> tuple[Services, Webhooks]:
     """The composition root's services (every order follower) with the platforms' secrets."""
     rules = rules or Rules()
-    services = services_for(db, rules=rules, clock=clock, zone=ZoneInfo("Europe/Moscow"))
+    services = services_for(
+        db, rules=rules, clock=clock, zone=ZoneInfo("Europe/Moscow"), inbox_db=inbox_db
+    )
     hooks = create_webhooks(
         db=db,
         inbox=services.webhook_inbox,
@@ -119,15 +127,21 @@ def make_hooks(
 
 @asynccontextmanager
 async def serving(db: Database, clock: FixedClock) -> AsyncIterator[Shop]:
-    """The shop's API with its webhooks, served over HTTP."""
-    services, hooks = make_hooks(db, clock)
-    app = create_api_app(services, api_token=TOKEN)
-    hooks.mount(app, clock=clock)
-    # The bot's own access log (start_api), which masks the Tilda key in the path.
-    server = TestServer(app)
-    await server.start_server(access_log_class=MaskedAccessLogger)
-    async with TestClient(server) as client:
-        yield Shop(client=client, hooks=hooks, db=db, clock=clock)
+    """The shop's API with its webhooks, served over HTTP; the inbox where the bot keeps it."""
+    inbox_db = inbox_database(db)
+    try:
+        await prepare_inbox(inbox_db, db)
+        services, hooks = make_hooks(db, clock, inbox_db=inbox_db)
+        app = create_api_app(services, api_token=TOKEN)
+        hooks.mount(app, clock=clock)
+        # The bot's own access log (start_api), which masks the Tilda key in the path.
+        server = TestServer(app)
+        await server.start_server(access_log_class=MaskedAccessLogger)
+        async with TestClient(server) as client:
+            yield Shop(client=client, hooks=hooks, db=db, inbox_db=inbox_db, clock=clock)
+    finally:
+        if inbox_db is not db:
+            await inbox_db.close()
 
 
 @pytest.fixture
@@ -212,7 +226,7 @@ async def test_a_signed_shopify_order_earns_its_points_once(shop: Shop) -> None:
     await shop.process()
     accruals = [entry for entry in await entries(shop.db, member) if entry[0] == "accrual"]
     assert [(source, amount) for _, source, amount, _ in accruals] == [("order:#1001", EARNED)]
-    assert await inbox_states(shop.db) == [
+    assert await inbox_states(shop.inbox_db) == [
         ("shopify", "done", "order #1001 recorded as paid"),
         ("shopify", "done", "order #1001: nothing new"),
     ]
@@ -236,7 +250,7 @@ async def test_wrong_signatures_and_keys_get_401_and_keep_nothing(
     woo = woocommerce_order()
     assert (await shop.woo(woo, topic="order.created", delivery_id="d", secret="nope"))[0] == 401
     assert (await shop.tilda(form_of(tilda_fields()), key="guessed-key"))[0] == 401
-    assert await count(shop.db, webhook_inbox) == 0
+    assert await count(shop.inbox_db, webhook_inbox) == 0
     await shop.process()
     assert await count(shop.db, orders) == 0
     logged = "\n".join(record.getMessage() for record in caplog.records)
@@ -320,7 +334,7 @@ async def test_woocommerce_refunds_then_a_refunded_order(shop: Shop) -> None:
     await shop.woo(completed_late, topic="order.updated", delivery_id="d4")
     await shop.process()
     assert (await order_row(shop.db, "#727")).status == "refunded"
-    assert [state for _, state, _ in await inbox_states(shop.db)] == ["done"] * 4
+    assert [state for _, state, _ in await inbox_states(shop.inbox_db)] == ["done"] * 4
 
 
 async def test_an_order_without_a_phone_is_answered_200_and_kept_as_skipped(shop: Shop) -> None:
@@ -331,7 +345,7 @@ async def test_an_order_without_a_phone_is_answered_200_and_kept_as_skipped(shop
     )
     await shop.process()
     assert await count(shop.db, orders) == 0
-    assert await inbox_states(shop.db) == [
+    assert await inbox_states(shop.inbox_db) == [
         ("woocommerce", "skipped", "order #727 has no usable phone (customer, billing, shipping)")
     ]
 
@@ -341,7 +355,7 @@ async def test_an_order_of_someone_not_yet_a_member_is_kept_for_their_sign_up(sh
     await shop.process()
     stored = await order_row(shop.db, "#1706021234")
     assert (stored.customer_id, stored.phone, stored.status) == (None, PHONE, "paid")
-    assert "no member has this phone yet" in str((await inbox_states(shop.db))[0][2])
+    assert "no member has this phone yet" in str((await inbox_states(shop.inbox_db))[0][2])
 
 
 async def test_a_tilda_order_counts_as_paid(shop: Shop) -> None:
@@ -361,7 +375,7 @@ async def test_pings_get_200_and_write_nothing(shop: Shop) -> None:
         f"/webhooks/tilda/{TILDA_KEY}", data=b"test=test", headers=FORM
     ) as tilda:
         assert tilda.status == 200
-    assert await count(shop.db, webhook_inbox) == 0
+    assert await count(shop.inbox_db, webhook_inbox) == 0
 
 
 async def test_malformed_bodies_are_refused_or_dropped_and_nothing_is_written(shop: Shop) -> None:
@@ -383,7 +397,7 @@ async def test_malformed_bodies_are_refused_or_dropped_and_nothing_is_written(sh
         200,
         {"status": "ignored", "reason": "topic products/update is not used"},
     )
-    assert await count(shop.db, webhook_inbox) == 0
+    assert await count(shop.inbox_db, webhook_inbox) == 0
     assert await count(shop.db, orders) == 0
 
 
@@ -391,17 +405,17 @@ async def test_a_failed_delivery_is_kept_with_its_reason(shop: Shop) -> None:
     await add_member(shop.db)
     await shop.shopify(shopify_order(currency="USD"), topic="orders/paid", webhook_id="usd")
     await shop.process()
-    [(platform, state, reason)] = await inbox_states(shop.db)
+    [(platform, state, reason)] = await inbox_states(shop.inbox_db)
     assert (platform, state) == ("shopify", "failed")
     assert reason == "currency_mismatch: the shop keeps its points in RUB"
-    assert await SqlInbox(shop.db).counts() == {"failed": 1}
+    assert await SqlInbox(shop.inbox_db).counts() == {"failed": 1}
     assert await count(shop.db, orders) == 0
 
 
 async def test_the_webhooks_command_lists_and_retries_failed_deliveries(
     sqlite_db: Database, clock: FixedClock, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    inbox = SqlInbox(sqlite_db)
+    inbox = SqlInbox(sqlite_db)  # where the inbox was kept before it had a file of its own
     await inbox.add(
         platform="shopify", delivery_id="a", topic="orders/paid", body="{}", now=clock.now()
     )
@@ -416,7 +430,19 @@ async def test_the_webhooks_command_lists_and_retries_failed_deliveries(
     assert f"#{row.id}  shopify orders/paid" in listed and "currency_mismatch: RUB" in listed
     assert await webhooks_command(settings, retry=[]) == 0
     assert "1 failed deliveries queued again" in capsys.readouterr().out
-    assert await inbox.counts() == {"pending": 1}
+    # The command moved the kept deliveries to the inbox's own file, with their ids.
+    assert await inbox.counts() == {}
+    moved = inbox_database(sqlite_db)
+    try:
+        main_file = sqlite_db.sqlite_path
+        assert main_file is not None
+        assert moved.sqlite_path == main_file.with_name("bot.inbox.sqlite3")
+        assert await SqlInbox(moved).counts() == {"pending": 1}
+        assert [kept.id for kept in await SqlInbox(moved).listed(state=InboxState.PENDING)] == [
+            row.id
+        ]
+    finally:
+        await moved.close()
     assert await webhooks_command(settings, retry=None) == 0
 
 

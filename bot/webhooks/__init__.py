@@ -16,7 +16,7 @@ from scenarios.rules import Rules
 from scenarios.webhooks.platforms import shop_of
 from scenarios.webhooks.sync import StoreSync
 from storage.database import Database
-from storage.inbox import SqlInbox
+from storage.inbox import SqlInbox, SqlStoreOrderLinks
 from storage.orders import SqlOrders
 
 PREFIX = "/webhooks"
@@ -70,7 +70,7 @@ def create_webhooks(
     worker = InboxWorker(
         db=db,
         inbox=inbox,
-        sync=StoreSync(desk=desk, orders=orders, links=inbox, clock=clock),
+        sync=StoreSync(desk=desk, orders=orders, links=SqlStoreOrderLinks(db), clock=clock),
         shop=shop_of(rules),
         clock=clock,
     )

@@ -9,6 +9,7 @@ from bot.settings import Settings
 from scenarios.clock import SystemClock
 from storage.database import Database
 from storage.inbox import InboxState, SqlInbox
+from storage.inbox_file import inbox_database, prepare_inbox
 from storage.migrate import migrate
 
 SHOWN = 100
@@ -21,9 +22,11 @@ async def webhooks_command(
     some). With it: those ids (an empty list: all failed) back to the queue; the running bot
     takes them within seconds."""
     db = Database(settings.database_url)
+    inbox_db = inbox_database(db)
     try:
         await migrate(db)
-        inbox = SqlInbox(db)
+        await prepare_inbox(inbox_db, db)
+        inbox = SqlInbox(inbox_db)
         if retry is not None:
             moved = await inbox.retry_failed(now=SystemClock().now(), ids=retry)
             print(f"{moved} failed deliveries queued again; the running bot processes them")
@@ -31,6 +34,8 @@ async def webhooks_command(
         failed = await inbox.listed(state=InboxState.FAILED, limit=limit)
         counts = await inbox.counts()
     finally:
+        if inbox_db is not db:
+            await inbox_db.close()
         await db.close()
     summary = ", ".join(f"{count} {state}" for state, count in sorted(counts.items()))
     print(f"webhook deliveries: {summary or 'none yet'}")

@@ -1,28 +1,31 @@
-"""The inbox worker: takes kept deliveries and maps them into the order desk, one at a time."""
+"""The inbox worker: takes kept deliveries in batches and maps them into the order desk."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from scenarios.clock import Clock
 from scenarios.orders import OrderProblem
-from scenarios.webhooks.model import MappingProblem, Shop
+from scenarios.webhooks.model import Mapped, MappingProblem, Shop
 from scenarios.webhooks.platforms import read_delivery
-from scenarios.webhooks.sync import NotYet, Result, StoreSync
+from scenarios.webhooks.sync import NotYet, Outcome, Result, StoreSync
 from storage.availability import is_unavailable
 from storage.database import Database
-from storage.inbox import InboxRow, InboxState, SqlInbox
+from storage.inbox import InboxRow, InboxState, Settled, SqlInbox
 
 log = logging.getLogger(__name__)
 
+# Deliveries per transaction: new orders among them are written together in a few statements.
+BATCH = 32
+
 
 class InboxWorker:
-    """Runs beside the bot. Each delivery is taken, applied to the order desk and marked done
-    in one transaction, so a crash anywhere (kill -9 after the 200) rolls all of it back and
-    the delivery is still due when a worker starts again: it acts exactly once."""
+    """Runs beside the bot. A crash anywhere (kill -9 after the 200) leaves every delivery
+    not yet marked due when a worker starts again, and each acts exactly once: see
+    ``process_batch``."""
 
     def __init__(
         self,
@@ -33,6 +36,7 @@ class InboxWorker:
         shop: Shop,
         clock: Clock,
         idle_poll: float = 2.0,
+        batch: int = BATCH,
         max_attempts: int = 6,
         retry_after: timedelta = timedelta(seconds=30),
     ) -> None:
@@ -42,6 +46,7 @@ class InboxWorker:
         self._shop = shop
         self._clock = clock
         self._idle_poll = idle_poll
+        self._batch = batch
         self._max_attempts = max_attempts
         self._retry_after = retry_after
         self._wake = asyncio.Event()
@@ -74,64 +79,112 @@ class InboxWorker:
         log.info("webhook inbox worker stopped")
 
     async def drain(self) -> int:
-        """Process what is due now; returns how many deliveries were taken."""
+        """Process what is due now; returns how many deliveries were settled."""
         taken = 0
-        while not self._stopping and await self.process_next():
-            taken += 1
+        while not self._stopping and (settled := await self.process_batch()):
+            taken += settled
         # Also when nothing was due: a worker that failed during an outage and then finds an
         # empty inbox must not keep the process "away" (the operator would never read "back").
         self._db.availability.ok("webhooks")
         return taken
 
-    async def process_next(self) -> bool:
-        """Take the oldest due delivery and apply it; False when none is due."""
+    async def process_batch(self) -> int:
+        """Take the oldest due deliveries and apply them in one transaction of the main
+        database; returns how many were settled (0: none was due).
+
+        Where the inbox shares that database (PostgreSQL), the deliveries are taken and
+        marked in the same transaction, so a crash rolls all of it back. In its own SQLite
+        file they are marked once the main file has committed: a crash in between leaves
+        them due, and applying one again is a no-op (StoreSync is replay-safe)."""
         now = self._clock.now()
-        row: InboxRow | None = None
-        try:
-            # A unit of work, as an update's: on SQLite its write transaction takes turns with
-            # the other writers instead of queueing ahead of them, so the routes' one-row
-            # inserts (the 200 the platform waits for) never wait behind a run of deliveries.
-            async with self._db.unit_of_work("write"):
-                row = await self._inbox.next_due(now=now)
-                if row is None:
-                    return False
-                mapped = read_delivery(
+        shared = self._inbox.db is self._db
+        settled: list[tuple[InboxRow, Settled]] = []
+        async with self._db.transaction():
+            rows = await self._inbox.due(now=now, limit=self._batch)
+            if not rows:
+                return 0
+            await self._apply(rows, settled, now=now)
+            if shared:
+                await self._inbox.settle([done for _, done in settled], now=now)
+        if not shared:
+            await self._inbox.settle([done for _, done in settled], now=now)
+        for row, done in settled:
+            if done.state in (InboxState.DONE, InboxState.SKIPPED):
+                log.info("%s delivery %s: %s", row.platform, row.id, done.reason)
+        return len(settled)
+
+    async def _apply(
+        self, rows: list[InboxRow], settled: list[tuple[InboxRow, Settled]], *, now: datetime
+    ) -> None:
+        mapped: list[tuple[InboxRow, Mapped]] = []
+        for row in rows:
+            try:
+                delivery = read_delivery(
                     platform=row.platform, topic=row.topic, body=row.body.encode(), shop=self._shop
                 )
-                outcome = await self._sync.apply(mapped)
-                state = InboxState.DONE if outcome.result is Result.DONE else InboxState.SKIPPED
-                await self._inbox.finish(id=row.id, state=state, now=now, reason=outcome.note)
-            log.info("%s delivery %s: %s", row.platform, row.id, outcome.note)
-        except NotYet as wait:
-            assert row is not None
-            await self._again(row, str(wait))
-        except (MappingProblem, OrderProblem) as problem:
-            assert row is not None
+            except MappingProblem as problem:
+                settled.append((row, self._settled(row, problem, now=now)))
+                continue
+            mapped.append((row, delivery))
+        together = await self._together([delivery for _, delivery in mapped])
+        for position, recorded in together.items():
+            row = mapped[position][0]
+            settled.append((row, self._settled(row, recorded, now=now)))
+        alone = 0
+        for position, (row, delivery) in enumerate(mapped):
+            if position in together:
+                continue
+            if alone and self._db.writers_waiting():
+                break  # others wait for SQLite's writer; the rest stay due for the next round
+            alone += 1
+            result: Outcome | Exception
+            try:
+                async with self._db.savepoint():
+                    result = await self._sync.apply(delivery)
+            except Exception as error:
+                if is_unavailable(error):
+                    raise  # rolled back: every delivery of the batch is still due
+                result = error
+            settled.append((row, self._settled(row, result, now=now)))
+
+    async def _together(self, batch: list[Mapped]) -> dict[int, Outcome | Exception]:
+        """The new orders of the batch at once; if that fails as a whole, none of them (the
+        worker then applies each on its own)."""
+        try:
+            async with self._db.savepoint():
+                return await self._sync.new_orders_together(batch)
+        except Exception as error:
+            if is_unavailable(error):
+                raise
+            log.exception("webhook inbox worker: new orders together failed; one at a time")
+            return {}
+
+    def _settled(self, row: InboxRow, result: Outcome | Exception, *, now: datetime) -> Settled:
+        if isinstance(result, Outcome):
+            state = InboxState.DONE if result.result is Result.DONE else InboxState.SKIPPED
+            return Settled(row.id, state, result.note)
+        if isinstance(result, NotYet):
+            return self._again(row, str(result), now=now)
+        if isinstance(result, MappingProblem | OrderProblem):
             reason = (
-                f"{problem.code}: {problem.message}"
-                if isinstance(problem, OrderProblem)
-                else str(problem)
+                f"{result.code}: {result.message}"
+                if isinstance(result, OrderProblem)
+                else str(result)
             )
             log.warning("%s delivery %s failed: %s", row.platform, row.id, reason)
-            await self._inbox.finish(id=row.id, state=InboxState.FAILED, now=now, reason=reason)
-        except Exception as error:
-            if row is None or is_unavailable(error):
-                raise  # rolled back: the delivery is still due
-            log.exception("%s delivery %s could not be processed", row.platform, row.id)
-            await self._again(row, f"{type(error).__name__}: {error}")
-        return True
+            return Settled(row.id, InboxState.FAILED, reason)
+        log.error(
+            "%s delivery %s could not be processed",
+            row.platform,
+            row.id,
+            exc_info=(type(result), result, result.__traceback__),
+        )
+        return self._again(row, f"{type(result).__name__}: {result}", now=now)
 
-    async def _again(self, row: InboxRow, reason: str) -> None:
-        now = self._clock.now()
+    def _again(self, row: InboxRow, reason: str, *, now: datetime) -> Settled:
         tries = row.attempts + 1
         if tries >= self._max_attempts:
-            await self._inbox.finish(
-                id=row.id,
-                state=InboxState.FAILED,
-                now=now,
-                reason=f"{reason} (after {tries} tries)",
-            )
-            return
-        await self._inbox.later(
-            id=row.id, not_before=now + self._retry_after * tries, reason=reason, now=now
+            return Settled(row.id, InboxState.FAILED, f"{reason} (after {tries} tries)")
+        return Settled(
+            row.id, InboxState.PENDING, reason, not_before=now + self._retry_after * tries
         )

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
 from scenarios.clock import Clock
-from scenarios.orders import FINAL_STATUSES, OrderDesk
+from scenarios.orders import FINAL_STATUSES, OrderDesk, Reported
 from scenarios.webhooks.model import (
     Ignored,
     Mapped,
@@ -17,6 +18,7 @@ from scenarios.webhooks.model import (
     RefundNotice,
     StoreOrder,
 )
+from storage.inbox import StoreOrderLink
 from storage.orders import StoredOrder
 
 
@@ -39,11 +41,17 @@ class Outcome:
 class OrderLookup(Protocol):
     async def by_ref(self, *, order_ref: str, lock: bool = False) -> StoredOrder | None: ...
 
+    async def by_refs(self, *, order_refs: Sequence[str]) -> dict[str, StoredOrder]: ...
+
 
 class OrderLinks(Protocol):
+    async def link_orders(self, links: Sequence[StoreOrderLink], *, now: datetime) -> None: ...
+
     async def link_order(
         self, *, platform: str, external_id: str, order_ref: str, now: datetime
     ) -> None: ...
+
+    async def order_refs(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]: ...
 
     async def order_ref(self, *, platform: str, external_id: str) -> str | None: ...
 
@@ -67,6 +75,51 @@ class StoreSync:
         if isinstance(mapped, RefundNotice):
             return await self._refund_notice(mapped)
         return await self._order(mapped)
+
+    async def new_orders_together(self, batch: Sequence[Mapped]) -> dict[int, Outcome | Exception]:
+        """The batch's new paid or delivered orders, recorded at once through the desk's
+        batch path (a few statements for all of them), by their position in the batch: what
+        became of each, or the problem that refused it. Only an order's first delivery in
+        the batch qualifies, so the others, applied after, see it as before. The rest is
+        left to ``apply``, one at a time, in the batch's order."""
+        orders = _orders(batch)
+        linked = await self._links.order_refs([(o.platform, o.external_id) for o in orders])
+        stored = await self._orders.by_refs(order_refs=[order.order_ref for order in orders])
+        picked: dict[int, StoreOrder] = {}
+        seen: set[object] = set()
+        for position, delivery in enumerate(batch):
+            if isinstance(delivery, StoreOrder):
+                key = (delivery.platform, delivery.external_id)
+                if (
+                    delivery.state in (OrderState.PAID, OrderState.DELIVERED)
+                    and delivery.raw is not None
+                    and not delivery.refunds
+                    and key not in linked
+                    and delivery.order_ref not in stored
+                    and not {key, delivery.order_ref} & seen
+                ):
+                    picked[position] = delivery
+                seen |= {key, delivery.order_ref}
+            elif isinstance(delivery, RefundNotice):
+                seen.add((delivery.platform, delivery.external_order_id))
+        if not picked:
+            return {}
+        raws = [
+            replace(order.raw, order_id=order.order_ref, status=_status_of(order))
+            for order in picked.values()
+            if order.raw is not None
+        ]
+        reported = await self._desk.report_many(raws)
+        outcomes: dict[int, Outcome | Exception] = {}
+        links: list[StoreOrderLink] = []
+        for (position, order), result in zip(picked.items(), reported, strict=True):
+            if isinstance(result, Exception):
+                outcomes[position] = result
+                continue
+            links.append(StoreOrderLink(order.platform, order.external_id, order.order_ref))
+            outcomes[position] = Outcome(Result.DONE, _recorded(order, result))
+        await self._links.link_orders(links, now=self._clock.now())
+        return outcomes
 
     async def _order(self, order: StoreOrder) -> Outcome:
         ref = order.order_ref
@@ -101,7 +154,7 @@ class StoreSync:
             return Outcome(
                 Result.SKIPPED, f"order {ref} has no usable phone (customer, billing, shipping)"
             )
-        status = "delivered" if order.state is OrderState.DELIVERED else "paid"
+        status = _status_of(order)
         await self._links.link_order(
             platform=order.platform,
             external_id=order.external_id,
@@ -109,9 +162,7 @@ class StoreSync:
             now=self._clock.now(),
         )
         reported = await self._desk.report(replace(order.raw, order_id=ref, status=status))
-        notes = [f"order {ref} recorded as {status}"]
-        if reported.receipt.customer_id is None:
-            notes.append("no member has this phone yet (joining with it claims the order)")
+        notes = [_recorded(order, reported)]
         for refund in order.refunds:
             await self._desk.refund_part(
                 order_id=ref, refund_key=refund.refund_key, amount=refund.amount
@@ -154,3 +205,19 @@ class StoreSync:
             Result.DONE,
             f"refund {notice.refund.refund_key} of {ref}: {done.refunded} of {done.total} refunded",
         )
+
+
+def _orders(batch: Sequence[Mapped]) -> list[StoreOrder]:
+    return [delivery for delivery in batch if isinstance(delivery, StoreOrder)]
+
+
+def _status_of(order: StoreOrder) -> str:
+    """The desk's status for a new order the platform reports paid or delivered."""
+    return "delivered" if order.state is OrderState.DELIVERED else "paid"
+
+
+def _recorded(order: StoreOrder, reported: Reported) -> str:
+    note = f"order {order.order_ref} recorded as {_status_of(order)}"
+    if reported.receipt.customer_id is None:
+        note += "; no member has this phone yet (joining with it claims the order)"
+    return note

@@ -35,6 +35,7 @@ def services_for(
     staff_chat_id: int | None = None,
     followers: Sequence[OrderFollower] | FollowerChoice | None = None,
     staff_redactor: bool = True,
+    inbox_db: Database | None = None,
 ) -> Services:
     """``zone``: the shop's (else the renderer's, else UTC). ``followers``: what the order
     desks call after each order: a list, a choice among the services, or None for all."""
@@ -64,4 +65,5 @@ def services_for(
         renderer=renderer,
         order_followers=choice,
         staff_redactor=staff_redactor,
+        inbox_db=inbox_db,
     )

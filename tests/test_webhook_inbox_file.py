@@ -1,0 +1,138 @@
+"""The inbox in a file of its own, and deliveries applied in batches, on SQLite and PostgreSQL.
+
+A platform's 200 must not wait for the main database's writer; the worker applies what is due
+in one transaction, new orders together; a crash between the main commit and the inbox's mark
+applies nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from scenarios.clock import FixedClock
+from storage.database import Database
+from storage.schema import orders, webhook_inbox
+from tests.support.webhooks import shopify_order
+from tests.test_webhooks import (
+    EARNED,
+    PHONE,
+    Shop,
+    add_member,
+    count,
+    entries,
+    inbox_states,
+    serving,
+)
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(datetime(2026, 12, 1, 10, 0, tzinfo=UTC))  # the deliveries' own time
+
+
+@pytest.fixture
+async def shop(db: Database, clock: FixedClock) -> AsyncIterator[Shop]:
+    async with serving(db, clock) as served:
+        yield served
+
+
+def statements(db: Database) -> Counter[str]:
+    """Statements the database runs from now on, by their first words (INSERT INTO orders)."""
+    seen: Counter[str] = Counter()
+
+    @event.listens_for(db.engine.sync_engine, "before_cursor_execute")
+    def _count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen[" ".join(statement.split()[:3])] += 1
+
+    return seen
+
+
+async def test_a_delivery_is_acknowledged_while_the_main_database_writer_is_held(
+    shop: Shop,
+) -> None:
+    await add_member(shop.db)
+    async with shop.db.transaction() as conn:
+        await conn.execute(orders.delete().where(orders.c.order_ref == "nothing"))  # a writer
+        # The platform's 200 comes while this write transaction is still open: on SQLite the
+        # inbox's row goes to its own file, which has a writer of its own.
+        answer = await asyncio.wait_for(
+            shop.shopify(shopify_order(), topic="orders/paid", webhook_id="held"), 30
+        )
+        assert answer == (200, {"status": "accepted"})
+    assert await count(shop.inbox_db, webhook_inbox) == 1
+    assert await shop.process() == 1
+    assert await count(shop.db, orders) == 1
+
+
+def batch_order(n: int, **changes: Any) -> dict[str, Any]:
+    """Order #200n of its own customer (n = 0: the member's phone, the others nobody's yet)."""
+    phone = PHONE if n == 0 else f"+7999555{n:04d}"
+    return shopify_order(
+        id=820_000 + n,
+        name=f"#{2000 + n}",
+        order_number=2000 + n,
+        customer={"first_name": "Анна", "phone": phone},
+        **changes,
+    )
+
+
+async def test_new_orders_due_together_are_written_in_one_statement(shop: Shop) -> None:
+    member = await add_member(shop.db)
+    for n in range(20):
+        answer = await shop.shopify(batch_order(n), topic="orders/paid", webhook_id=f"b-{n}")
+        assert answer[0] == 200
+    # The first order again, and the fulfilment of the last one: applied after the batch's
+    # new orders, they find those orders recorded.
+    await shop.shopify(batch_order(0), topic="orders/create", webhook_id="b-again")
+    fulfilled = batch_order(19, fulfillment_status="fulfilled")
+    await shop.shopify(fulfilled, topic="orders/fulfilled", webhook_id="b-sent")
+    seen = statements(shop.db)
+    assert await shop.hooks.worker.process_batch() == 22
+    assert seen["INSERT INTO orders"] == 1, seen
+    nobody = "; no member has this phone yet (joining with it claims the order)"
+    assert await inbox_states(shop.inbox_db) == [
+        ("shopify", "done", "order #2000 recorded as paid"),
+        *[("shopify", "done", f"order #{2000 + n} recorded as paid{nobody}") for n in range(1, 20)],
+        ("shopify", "done", "order #2000: nothing new"),
+        ("shopify", "done", "order #2019: paid → delivered"),
+    ]
+    accruals = [entry for entry in await entries(shop.db, member) if entry[0] == "accrual"]
+    assert [(source, amount) for _, source, amount, _ in accruals] == [("order:#2000", EARNED)]
+    assert await count(shop.db, orders) == 20
+
+
+async def test_a_crash_after_the_orders_commit_and_before_the_mark_applies_nothing_twice(
+    sqlite_db: Database, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with serving(sqlite_db, clock) as shop:
+        assert shop.inbox_db is not shop.db, "on SQLite the inbox has a file of its own"
+        member = await add_member(shop.db)
+        await shop.shopify(shopify_order(), topic="orders/paid", webhook_id="c-1")
+        cancelled = shopify_order(cancelled_at="2026-12-01T12:00:00+03:00")
+        await shop.shopify(cancelled, topic="orders/cancelled", webhook_id="c-2")
+
+        async def killed(*_: object, **__: object) -> None:
+            raise KeyboardInterrupt  # the process dies here: the main file has committed
+
+        monkeypatch.setattr(shop.hooks.inbox, "settle", killed)
+        with pytest.raises(KeyboardInterrupt):
+            await shop.process()
+        monkeypatch.undo()
+        assert [state for _, state, _ in await inbox_states(shop.inbox_db)] == ["pending"] * 2
+        applied = await entries(shop.db, member)
+        assert [kind for kind, *_ in applied] == ["accrual", "reversal"]
+        # The restarted worker takes both again: the order is known, its cancellation done.
+        assert await shop.process() == 2
+        assert await inbox_states(shop.inbox_db) == [
+            ("shopify", "done", "order #1001: nothing new"),
+            ("shopify", "done", "order #1001 is cancelled"),
+        ]
+        assert await entries(shop.db, member) == applied
+        assert await count(shop.db, orders) == 1
