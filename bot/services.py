@@ -218,6 +218,7 @@ def build_services(
         clock=clock,
         zone=zone,
     )
+    inbox = SqlInbox(inbox_db or db)
     signup = SignupDesk(
         members=members,
         customers=customers,
@@ -234,6 +235,7 @@ def build_services(
         )
         if staff_redactor
         else None,
+        deliveries=inbox,
     )
     birthdays = BirthdayGifts(
         members=members,
@@ -303,7 +305,6 @@ def build_services(
     )
 
     refunds = SqlRefunds(db)
-    inbox = SqlInbox(inbox_db or db)
 
     def order_desk(
         followers: Sequence[OrderFollower], *, history: bool, proof: RedeemProof = redeem_codes

@@ -73,6 +73,12 @@ def _phone_pattern(e164: str) -> str:
     return rf"(?<!\d){prefix}{digits}(?!\d)"
 
 
+def names_phone(phone: str) -> Callable[[str], bool]:
+    """Whether a text spells this phone number, in any usual spelling."""
+    pattern = re.compile(_phone_pattern(phone))
+    return lambda text: pattern.search(text) is not None
+
+
 def scrubber(
     *,
     name: str | None,

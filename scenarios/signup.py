@@ -20,7 +20,7 @@ from scenarios.customers import normalize_phone, region_for
 from scenarios.delivery import Category, OutboxWriter, Outgoing, enqueue
 from scenarios.ledger import LedgerRefusal, PointsLedger, welcome_source
 from scenarios.orders import FINAL_STATUSES
-from scenarios.privacy import IdentityHasher, scrub_json, scrubber
+from scenarios.privacy import IdentityHasher, names_phone, scrub_json, scrubber
 from scenarios.problems import InputProblem
 from scenarios.ratings import alert_key
 from scenarios.referrals import Referrals, valid_code
@@ -190,6 +190,14 @@ class Outbox(QueueDropper, StaffMessages, OutboxWriter, Protocol):
     pass
 
 
+class Deliveries(Protocol):
+    """Store platforms' deliveries kept in the webhook inbox, not yet applied."""
+
+    async def erase_naming(
+        self, names: Callable[[str], bool], *, reason: str, now: datetime
+    ) -> int: ...
+
+
 class SignupDesk:
     """Each call runs inside the caller's unit of work (the update's transaction)."""
 
@@ -207,8 +215,10 @@ class SignupDesk:
         identities: ErasedIdentities,
         hasher: IdentityHasher,
         redactor: StaffRedactor | None = None,
+        deliveries: Deliveries | None = None,
     ) -> None:
         self._redactor = redactor
+        self._deliveries = deliveries
         self._identities = identities
         self._hasher = hasher
         self._members = members
@@ -351,6 +361,13 @@ class SignupDesk:
             scrub_json=lambda value: scrub_json(value, scrub),
         )
         await self._redact_staff_messages(erased)
+        deliveries_erased = 0
+        if self._deliveries is not None and customer.phone:
+            # A store's delivery still waiting (or failed) names them in its body: it goes
+            # unapplied rather than keep their phone, name and address.
+            deliveries_erased = await self._deliveries.erase_naming(
+                names_phone(customer.phone), reason="the customer erased their data", now=now
+            )
         # Messages already sent kept what they said (names, comments, the staff alerts about
         # this customer and their follow-up copies); only the rows' bare facts stay.
         staff_keys = [alert_key(alert_id) for alert_id in erased.alert_ids]
@@ -377,6 +394,7 @@ class SignupDesk:
                     "ratings_scrubbed": erased.ratings_scrubbed,
                     "alerts_scrubbed": len(erased.alert_ids),
                     "texts_scrubbed": erased.texts_scrubbed,
+                    "deliveries_erased": deliveries_erased,
                     "points_forfeited": -forfeited.entry.amount if forfeited else 0,
                 },
             )

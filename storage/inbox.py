@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import NamedTuple
 
-from sqlalchemy import and_, bindparam, func, select, tuple_, update
+from sqlalchemy import Boolean, and_, bindparam, case, func, select, tuple_, update
 
 from storage.database import Database
 from storage.schema import store_orders, webhook_inbox
@@ -78,8 +78,13 @@ _SETTLE = (
         not_before=bindparam("new_not_before", type_=UtcDateTime()),
         attempts=webhook_inbox.c.attempts + bindparam("tried"),
         updated_at=bindparam("now", type_=UtcDateTime()),
+        # A finished delivery's body (names, phones, addresses) is of no more use: only the
+        # id (for retries), the state and the reason stay.
+        body=case((bindparam("finished", type_=Boolean()), ""), else_=webhook_inbox.c.body),
     )
 )
+
+FINISHED = frozenset({InboxState.DONE, InboxState.SKIPPED})
 
 
 class SqlInbox:
@@ -146,6 +151,7 @@ class SqlInbox:
                         "new_not_before": row.not_before or now,
                         "tried": int(row.attempt),
                         "now": now,
+                        "finished": row.state in FINISHED,
                     }
                     for row in settled
                 ],
@@ -175,6 +181,30 @@ class SqlInbox:
                 .values(state=InboxState.PENDING, attempts=0, not_before=now, updated_at=now)
             )
         return int(result.rowcount)
+
+    async def erase_naming(
+        self, names: Callable[[str], bool], *, reason: str, now: datetime
+    ) -> int:
+        """Deliveries not yet applied (pending, failed) whose body ``names`` someone who erased
+        their data: emptied and skipped with ``reason``; how many."""
+        async with self._db.transaction() as conn:
+            rows = await conn.execute(
+                select(webhook_inbox.c.id, webhook_inbox.c.body).where(
+                    webhook_inbox.c.state.in_([InboxState.PENDING, InboxState.FAILED]),
+                    webhook_inbox.c.body != "",
+                )
+            )
+            ids = [row.id for row in rows if names(row.body)]
+            if ids:
+                await conn.execute(
+                    update(webhook_inbox)
+                    .where(webhook_inbox.c.id.in_(ids))
+                    .values(state=InboxState.SKIPPED, reason=reason, body="", updated_at=now)
+                )
+        # No old copy of their bodies left in SQLite's WAL, nor of those the worker emptied
+        # when it finished them.
+        self._db.checkpoint_soon()
+        return len(ids)
 
     async def listed(self, *, state: InboxState, limit: int = 100) -> list[InboxRow]:
         """Deliveries in this state, oldest first."""

@@ -10,11 +10,13 @@ act twice: a crash in between applies it again as a no-op.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import delete, make_url, select
 from sqlalchemy.engine import Connection
 
 from storage.database import Database
+from storage.inbox import FINISHED
 from storage.schema import webhook_inbox
 from storage.sql import insert
 
@@ -59,11 +61,18 @@ async def prepare_inbox(inbox_db: Database, db: Database) -> None:
             async with inbox_db.transaction() as own:
                 await own.execute(
                     insert(own, webhook_inbox).on_conflict_do_nothing(),
-                    [dict(row._mapping) for row in rows],
+                    [_kept(dict(row._mapping)) for row in rows],
                 )
             await main.execute(
                 delete(webhook_inbox).where(webhook_inbox.c.id.in_([row.id for row in rows]))
             )
+
+
+def _kept(row: dict[str, Any]) -> dict[str, Any]:
+    """A finished delivery moves without its body, as the worker now leaves it."""
+    if row["state"] in FINISHED:
+        row["body"] = ""
+    return row
 
 
 def _create_table(connection: Connection) -> None:

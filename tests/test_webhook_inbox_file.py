@@ -12,13 +12,16 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, select
 
 from scenarios.clock import FixedClock
+from storage.customers import SqlCustomers
 from storage.database import Database
 from storage.schema import orders, webhook_inbox
+from tests.support.services import services_for
 from tests.support.webhooks import shopify_order
 from tests.test_webhooks import (
     EARNED,
@@ -136,3 +139,60 @@ async def test_a_crash_after_the_orders_commit_and_before_the_mark_applies_nothi
         ]
         assert await entries(shop.db, member) == applied
         assert await count(shop.db, orders) == 1
+
+
+async def test_finished_deliveries_keep_no_body_and_an_erasure_empties_the_waiting_ones(
+    shop: Shop,
+) -> None:
+    await add_member(shop.db)
+    other = "+79995550042"
+    await shop.shopify(shopify_order(), topic="orders/paid", webhook_id="e-done")
+    dollars = shopify_order(id=830_001, name="#3001", order_number=3001, currency="USD")
+    await shop.shopify(dollars, topic="orders/paid", webhook_id="e-failed")
+    someone_else = shopify_order(
+        id=830_002,
+        name="#3002",
+        order_number=3002,
+        currency="USD",
+        customer={"first_name": "Олег", "phone": other},
+        billing_address={"phone": other},
+        shipping_address={"phone": other},
+    )
+    await shop.shopify(someone_else, topic="orders/paid", webhook_id="e-other")
+    await shop.process()
+    assert [state for _, state, _ in await inbox_states(shop.inbox_db)] == [
+        "done",
+        "failed",
+        "failed",
+    ]
+    assert await bodies(shop.inbox_db) == ["", "kept", "kept"]
+
+    services = services_for(
+        shop.db,
+        clock=shop.clock,
+        zone=ZoneInfo("UTC"),
+        staff_redactor=False,
+        inbox_db=shop.inbox_db,
+    )
+    record = await SqlCustomers(shop.db).by_telegram_id(telegram_id=5001)
+    assert record is not None
+    async with shop.db.transaction():
+        await services.signup.erase(record)
+    await shop.inbox_db.settle()  # the WAL checkpoint the erasure asked for
+    states = await inbox_states(shop.inbox_db)
+    assert states[1] == ("shopify", "skipped", "the customer erased their data")
+    assert states[2][1] == "failed", "another customer's delivery stays for a retry"
+    assert await bodies(shop.inbox_db) == ["", "", "kept"]
+    if (path := shop.inbox_db.sqlite_path) is not None:
+        kept = b"".join(
+            file.read_bytes() for file in path.parent.glob(f"{path.name}*") if file.is_file()
+        )
+        assert b"9991234567" not in kept
+        assert b"9995550042" in kept  # the search does find a phone that is still there
+
+
+async def bodies(db: Database) -> list[str]:
+    """Each delivery's body, in order: "" when emptied, else "kept"."""
+    async with db.read() as conn:
+        rows = await conn.execute(select(webhook_inbox.c.body).order_by(webhook_inbox.c.id))
+        return ["kept" if body else "" for body in rows.scalars()]
