@@ -8,6 +8,7 @@ import logging
 from datetime import datetime, timedelta
 
 from scenarios.clock import Clock
+from scenarios.group_commit import MAX_BATCH
 from scenarios.orders import OrderProblem
 from scenarios.webhooks.model import Mapped, MappingProblem, Shop
 from scenarios.webhooks.platforms import read_delivery
@@ -18,8 +19,9 @@ from storage.inbox import InboxRow, InboxState, Settled, SqlInbox
 
 log = logging.getLogger(__name__)
 
-# Deliveries per transaction: new orders among them are written together in a few statements.
-BATCH = 32
+# Deliveries per transaction, as many as the API's group commit writes at once: the new orders
+# among them go together in a few statements, so a batch holds SQLite's writer about as long.
+BATCH = MAX_BATCH
 
 
 class InboxWorker:
