@@ -122,8 +122,9 @@ class SqlInbox:
     async def due(self, *, now: datetime, limit: int) -> list[InboxRow]:
         """The oldest deliveries due now, at most ``limit``. In a transaction of the inbox's
         database they stay locked until it ends (PostgreSQL skips rows other workers hold:
-        SKIP LOCKED); on SQLite one worker per process takes them."""
-        async with self._db.transaction() as conn:
+        SKIP LOCKED); on SQLite one worker per process takes them, and a read takes no writer
+        from the routes' inserts."""
+        async with self._db.transaction("read" if self._db.is_sqlite else "write") as conn:
             rows = await conn.execute(
                 select(*_COLUMNS)
                 .where(
