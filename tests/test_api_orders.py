@@ -6,6 +6,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -180,6 +181,28 @@ async def test_healthz_is_503_when_the_database_does_not_answer(clock: FixedCloc
             assert (await response.json())["error"]["code"] == "database_unavailable"
     finally:
         await gone.close()
+
+
+async def test_healthz_is_503_when_the_webhook_inbox_file_cannot_be_opened(
+    sqlite_db: Database, clock: FixedClock, tmp_path: Path
+) -> None:
+    inbox_file = tmp_path / "inbox" / "bot.inbox.sqlite3"
+    inbox_db = Database(f"sqlite+aiosqlite:///{inbox_file}")
+    app = create_api_app(
+        services_for(sqlite_db, rules=Rules(), clock=clock, followers=(), inbox_db=inbox_db),
+        api_token=TOKEN,
+    )
+    try:
+        async with TestClient(TestServer(app)) as client:
+            assert (await client.get("/healthz")).status == 200
+            await inbox_db.engine.dispose()
+            inbox_file.unlink()
+            inbox_file.mkdir()  # a folder where the file was: SQLite cannot open it
+            response = await client.get("/healthz")
+            assert response.status == 503
+            assert (await response.json())["error"]["code"] == "database_unavailable"
+    finally:
+        await inbox_db.close()
 
 
 async def test_i17_7_an_order_while_the_database_is_away_is_a_503_to_retry_logged_once(

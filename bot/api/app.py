@@ -59,6 +59,8 @@ M = TypeVar("M", bound=BaseModel)
 DESK = web.AppKey("order_desk", OrderDesk)
 PRODUCTS = web.AppKey("products", SqlProducts)
 DATABASE = web.AppKey("database", Database)
+# The webhook inbox's database: on SQLite a file of its own (storage/inbox_file.py).
+INBOX_DATABASE = web.AppKey("inbox_database", Database)
 CLOCK = web.AppKey("clock", Clock)
 MAX_BODY = 1024 * 1024
 # Look-ups by card number, per API process: plenty for tills, hopeless for trying numbers.
@@ -126,6 +128,7 @@ def create_api_app(
     )
     app[DESK] = services.order_desk
     app[DATABASE] = services.db
+    app[INBOX_DATABASE] = services.webhook_inbox.db
     app[CLOCK] = services.clock
     app[PRODUCTS] = services.products
     app[CARD_LIMIT] = LookupLimit(card_lookups_per_minute)
@@ -232,9 +235,12 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
+    # The Mini App's own server (the API off, so no webhooks either) knows only the first.
+    databases = {request.app[DATABASE], request.app.get(INBOX_DATABASE, request.app[DATABASE])}
     try:
         async with asyncio.timeout(HEALTH_TIMEOUT):
-            await request.app[DATABASE].ping()
+            for database in databases:
+                await database.ping()
     except Exception as error:  # whatever the driver raises, the answer is "not healthy"
         log.warning("health check: the database is unreachable: %r", error)
         return error_response(503, "database_unavailable", "the database does not answer")
