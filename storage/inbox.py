@@ -59,14 +59,13 @@ _COLUMNS = (
 
 @dataclass(frozen=True, slots=True)
 class Settled:
-    """What became of a delivery the worker took: finished (done, skipped, failed), or
-    pending again from ``not_before``. ``attempt``: it counts as one more try."""
+    """What became of a delivery the worker took (one more try): finished (done, skipped,
+    failed), or pending again from ``not_before``."""
 
     id: int
     state: InboxState
     reason: str | None = None
     not_before: datetime | None = None
-    attempt: bool = True
 
 
 _SETTLE = (
@@ -76,7 +75,7 @@ _SETTLE = (
         state=bindparam("new_state"),
         reason=bindparam("new_reason"),
         not_before=bindparam("new_not_before", type_=UtcDateTime()),
-        attempts=webhook_inbox.c.attempts + bindparam("tried"),
+        attempts=webhook_inbox.c.attempts + 1,
         updated_at=bindparam("now", type_=UtcDateTime()),
         # A finished delivery's body (names, phones, addresses) is of no more use: only the
         # id (for retries), the state and the reason stay.
@@ -150,25 +149,12 @@ class SqlInbox:
                         "new_state": row.state,
                         "new_reason": row.reason[:MAX_REASON] if row.reason else None,
                         "new_not_before": row.not_before or now,
-                        "tried": int(row.attempt),
                         "now": now,
                         "finished": row.state in FINISHED,
                     }
                     for row in settled
                 ],
             )
-
-    async def finish(
-        self,
-        *,
-        id: int,
-        state: InboxState,
-        now: datetime,
-        reason: str | None = None,
-        attempt: bool = True,
-    ) -> None:
-        """Done, skipped or failed (joins the caller's transaction)."""
-        await self.settle([Settled(id, state, reason, attempt=attempt)], now=now)
 
     async def retry_failed(self, *, now: datetime, ids: Sequence[int] = ()) -> int:
         """Failed deliveries (these ids, or all) back to pending with fresh tries."""

@@ -20,6 +20,8 @@ from sqlalchemy import event, select
 from scenarios.clock import FixedClock
 from storage.customers import SqlCustomers
 from storage.database import Database
+from storage.inbox import InboxState, Settled, SqlInbox
+from storage.inbox_file import inbox_database, prepare_inbox
 from storage.schema import orders, webhook_inbox
 from tests.support.services import services_for
 from tests.support.webhooks import shopify_order
@@ -189,6 +191,40 @@ async def test_finished_deliveries_keep_no_body_and_an_erasure_empties_the_waiti
         )
         assert b"9991234567" not in kept
         assert b"9995550042" in kept  # the search does find a phone that is still there
+
+
+async def test_deliveries_kept_in_the_main_file_move_with_their_ids_and_no_finished_body(
+    sqlite_db: Database, clock: FixedClock
+) -> None:
+    old = SqlInbox(sqlite_db)  # where an older version kept the inbox
+    for delivery_id in ("done", "failed"):
+        await old.add(
+            platform="shopify",
+            delivery_id=delivery_id,
+            topic="orders/paid",
+            body='{"phone": "+79991234567"}',
+            now=clock.now(),
+        )
+    done, failed = await old.listed(state=InboxState.PENDING)
+    await old.settle(
+        [Settled(done.id, InboxState.DONE, "recorded"), Settled(failed.id, InboxState.FAILED, "x")],
+        now=clock.now(),
+    )
+    # settle() empties a finished body: put it back, as an older version left it.
+    async with sqlite_db.transaction() as conn:
+        await conn.execute(webhook_inbox.update().values(body='{"phone": "+79991234567"}'))
+    inbox_db = inbox_database(sqlite_db)
+    try:
+        await prepare_inbox(inbox_db, sqlite_db)
+        await prepare_inbox(inbox_db, sqlite_db)  # a second start moves nothing more
+        assert await old.counts() == {}
+        moved = SqlInbox(inbox_db)
+        assert await moved.counts() == {"done": 1, "failed": 1}
+        assert [row.id for row in await moved.listed(state=InboxState.DONE)] == [done.id]
+        assert [row.id for row in await moved.listed(state=InboxState.FAILED)] == [failed.id]
+        assert await bodies(inbox_db) == ["", "kept"]
+    finally:
+        await inbox_db.close()
 
 
 async def bodies(db: Database) -> list[str]:

@@ -34,7 +34,7 @@ from scenarios.orders import RawCustomer, RawItem, RawOrder
 from scenarios.rules import Rules
 from scenarios.status import BotStatus, WebhookCounts
 from storage.database import Database
-from storage.inbox import InboxState, SqlInbox
+from storage.inbox import InboxState, Settled, SqlInbox
 from storage.inbox_file import inbox_database, prepare_inbox
 from storage.ledger import EntryKind, SqlLedger
 from storage.schema import customers, ledger_entries, orders, webhook_inbox
@@ -420,8 +420,8 @@ async def test_the_webhooks_command_lists_and_retries_failed_deliveries(
         platform="shopify", delivery_id="a", topic="orders/paid", body="{}", now=clock.now()
     )
     [row] = await inbox.listed(state=InboxState.PENDING)
-    await inbox.finish(
-        id=row.id, state=InboxState.FAILED, now=clock.now(), reason="currency_mismatch: RUB"
+    await inbox.settle(
+        [Settled(row.id, InboxState.FAILED, "currency_mismatch: RUB")], now=clock.now()
     )
     settings = Settings(database_url=sqlite_db.url)
     assert await webhooks_command(settings, retry=None) == 1

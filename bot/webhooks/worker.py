@@ -100,12 +100,11 @@ class InboxWorker:
         them due, and applying one again is a no-op (StoreSync is replay-safe)."""
         now = self._clock.now()
         shared = self._inbox.db is self._db
-        settled: list[tuple[InboxRow, Settled]] = []
         async with self._db.transaction():
             rows = await self._inbox.due(now=now, limit=self._batch)
             if not rows:
                 return 0
-            await self._apply(rows, settled, now=now)
+            settled = await self._apply(rows, now=now)
             if shared:
                 await self._inbox.settle([done for _, done in settled], now=now)
         if not shared:
@@ -116,8 +115,10 @@ class InboxWorker:
         return len(settled)
 
     async def _apply(
-        self, rows: list[InboxRow], settled: list[tuple[InboxRow, Settled]], *, now: datetime
-    ) -> None:
+        self, rows: list[InboxRow], *, now: datetime
+    ) -> list[tuple[InboxRow, Settled]]:
+        """What became of each delivery applied; those left for the next round are not there."""
+        settled: list[tuple[InboxRow, Settled]] = []
         mapped: list[tuple[InboxRow, Mapped]] = []
         for row in rows:
             try:
@@ -148,6 +149,7 @@ class InboxWorker:
                     raise  # rolled back: every delivery of the batch is still due
                 result = error
             settled.append((row, self._settled(row, result, now=now)))
+        return settled
 
     async def _together(self, batch: list[Mapped]) -> dict[int, Outcome | Exception]:
         """The new orders of the batch at once; if that fails as a whole, none of them (the

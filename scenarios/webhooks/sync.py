@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from scenarios.clock import Clock
-from scenarios.orders import FINAL_STATUSES, OrderDesk, Reported
+from scenarios.orders import FINAL_STATUSES, OrderDesk, RawOrder, Reported
 from scenarios.webhooks.model import (
     Ignored,
     Mapped,
@@ -85,7 +85,7 @@ class StoreSync:
         orders = _orders(batch)
         linked = await self._links.order_refs([(o.platform, o.external_id) for o in orders])
         stored = await self._orders.by_refs(order_refs=[order.order_ref for order in orders])
-        picked: dict[int, StoreOrder] = {}
+        picked: dict[int, tuple[StoreOrder, RawOrder]] = {}
         seen: set[object] = set()
         for position, delivery in enumerate(batch):
             if isinstance(delivery, StoreOrder):
@@ -98,21 +98,19 @@ class StoreSync:
                     and delivery.order_ref not in stored
                     and not {key, delivery.order_ref} & seen
                 ):
-                    picked[position] = delivery
+                    raw = replace(
+                        delivery.raw, order_id=delivery.order_ref, status=_status_of(delivery)
+                    )
+                    picked[position] = (delivery, raw)
                 seen |= {key, delivery.order_ref}
             elif isinstance(delivery, RefundNotice):
                 seen.add((delivery.platform, delivery.external_order_id))
         if not picked:
             return {}
-        raws = [
-            replace(order.raw, order_id=order.order_ref, status=_status_of(order))
-            for order in picked.values()
-            if order.raw is not None
-        ]
-        reported = await self._desk.report_many(raws)
+        reported = await self._desk.report_many([raw for _, raw in picked.values()])
         outcomes: dict[int, Outcome | Exception] = {}
         links: list[StoreOrderLink] = []
-        for (position, order), result in zip(picked.items(), reported, strict=True):
+        for (position, (order, _)), result in zip(picked.items(), reported, strict=True):
             if isinstance(result, Exception):
                 outcomes[position] = result
                 continue
