@@ -1,9 +1,10 @@
-"""aiosqlite under SQLAlchemy in one trip to its thread per statement instead of four."""
+"""aiosqlite under SQLAlchemy: one trip to its thread per statement, short reads on none."""
 
 from __future__ import annotations
 
 import collections
 import sqlite3
+import time
 from typing import Any
 
 import aiosqlite
@@ -13,6 +14,12 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_dbapi,
 )
 from sqlalchemy.util import EMPTY_DICT
+
+# A read runs on the event loop's thread for at most this long; one that takes longer is
+# interrupted there and run again on aiosqlite's thread (``_Inline``).
+INLINE_BUDGET = 0.002
+# How many SQLite VM instructions pass between two looks at the clock while a read runs inline.
+_INLINE_CHECK_EVERY = 1_000
 
 # What one statement leaves behind: description, rowcount, lastrowid, rows, and whether a
 # transaction is open on the connection after it.
@@ -44,6 +51,50 @@ def _run(
         return cursor.description, cursor.rowcount, cursor.lastrowid, rows, in_transaction
     finally:
         cursor.close()
+
+
+class _Overran(Exception):
+    """An inline read ran past its budget; it goes to the thread instead."""
+
+
+class _Inline:
+    """A read run on the event loop's thread, interrupted once it overruns its budget.
+
+    An indexed lookup takes SQLite tens of microseconds; the trip to aiosqlite's thread and
+    back costs more than that in CPU, and on a busy bot the result then waits for the GIL,
+    which the event loop holds (Python hands it over every 5 ms). A read never waits for a
+    lock in WAL mode, so running it in place blocks the loop only for its own run. What may
+    wait (a BEGIN IMMEDIATE behind another process's writer, a commit's checkpoint and fsync)
+    and whatever runs long (reports, exports) stays on the thread.
+    """
+
+    __slots__ = ("deadline",)
+
+    def __init__(self) -> None:
+        self.deadline = 0.0
+
+    def __call__(self) -> bool:
+        return time.perf_counter() > self.deadline  # True interrupts the statement
+
+    def run(self, connection: aiosqlite.Connection, operation: str, parameters: Any) -> _Outcome:
+        raw: sqlite3.Connection = connection._conn
+        self.deadline = time.perf_counter() + INLINE_BUDGET
+        raw.set_progress_handler(self, _INLINE_CHECK_EVERY)
+        try:
+            return _run(connection, operation, parameters, many=False)
+        except sqlite3.OperationalError as error:
+            if time.perf_counter() > self.deadline and "interrupt" in str(error):
+                raise _Overran from error
+            raise
+        finally:
+            # The handler needs the GIL at each call: never leave it on for the thread.
+            raw.set_progress_handler(None, 0)
+
+
+def inline_read(operation: str, begin: str | None) -> bool:
+    """A SELECT whose transaction is open or begins deferred: it cannot wait for a lock.
+    (An interrupted SELECT leaves its transaction as it was; a write would be rolled back.)"""
+    return operation.startswith("SELECT") and begin in (None, "BEGIN")
 
 
 class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
@@ -100,17 +151,40 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         adapt: OneTripConnection = self._adapt_connection  # type: ignore[assignment]
         async with adapt._execute_mutex:
             begin, adapt.begin_with_next = adapt.begin_with_next, None
-            try:
-                # aiosqlite's own way onto its thread (its cursors use it); untyped there.
-                outcome: _Outcome = await connection._execute(  # type: ignore[no-untyped-call]
-                    _run, connection, operation, parameters, many=many, begin=begin
-                )
-            except BaseException:
-                # The BEGIN may have run before the statement failed: let the rollback go.
-                adapt.in_transaction = True
-                raise
+            outcome: _Outcome | None = None
+            if not many and inline_read(operation, begin):
+                outcome, begin = self._inline(adapt, operation, parameters, begin)
+            if outcome is None:
+                adapt.wrote = True  # what ran on the thread is committed there too
+                try:
+                    # aiosqlite's own way onto its thread (its cursors use it); untyped there.
+                    outcome = await connection._execute(  # type: ignore[no-untyped-call]
+                        _run, connection, operation, parameters, many=many, begin=begin
+                    )
+                except BaseException:
+                    # The BEGIN may have run before the statement failed: let the rollback go.
+                    adapt.in_transaction = True
+                    raise
+        assert outcome is not None
         self._description, self._rowcount, self._lastrowid, rows, adapt.in_transaction = outcome
         self._rows = collections.deque(rows)
+
+    def _inline(
+        self, adapt: OneTripConnection, operation: str, parameters: Any, begin: str | None
+    ) -> tuple[_Outcome | None, str | None]:
+        """The read run here (its outcome), or None and the BEGIN still to send when it
+        overran its budget and goes to the thread."""
+        connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
+        try:
+            if begin is not None:
+                connection._conn.execute(begin)
+                begin = None
+            return adapt.inline_run.run(connection, operation, parameters), None
+        except _Overran:
+            return None, begin
+        except BaseException:
+            adapt.in_transaction = connection._conn.in_transaction
+            raise
 
     async def _async_soft_close(self) -> None:
         """Nothing to close: the thread closed the cursor with the statement."""
@@ -123,14 +197,18 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
     back every connection it gets back, even one whose transaction just committed: that was a
     trip per checkout for nothing."""
 
-    __slots__ = ("begin_with_next", "in_transaction")
+    __slots__ = ("begin_with_next", "in_transaction", "inline_run", "wrote")
     _cursor_cls = OneTripCursor  # type: ignore[assignment]
 
     def __init__(self, dbapi: Any, connection: Any) -> None:
         super().__init__(dbapi, connection)
         self.begin_with_next: str | None = None
-        # As SQLite reported it after our last statement (read on its thread).
+        # As SQLite reported it after our last statement.
         self.in_transaction = False
+        # Short reads run on the event loop's thread (_Inline); ``wrote`` says the open
+        # transaction ran something on aiosqlite's thread, so it commits there too.
+        self.inline_run = _Inline()
+        self.wrote = False
 
     def cursor(self, server_side: bool = False) -> Any:
         if server_side:
@@ -140,19 +218,34 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
                 begin, self.begin_with_next = self.begin_with_next, None
                 super().cursor().execute(begin)
             self.in_transaction = True
+            self.wrote = True
         return super().cursor(server_side)
 
     def commit(self) -> None:
         self.begin_with_next = None  # if still set, nothing ran: nothing to commit
         if self.in_transaction:
-            super().commit()
+            if self.wrote:
+                super().commit()
+            else:  # a read's end releases its snapshot: nothing to write or wait for
+                self._end_inline(self._connection._conn.commit)
             self.in_transaction = False
+        self.wrote = False
 
     def rollback(self) -> None:
         self.begin_with_next = None
         if self.in_transaction:
-            super().rollback()
+            if self.wrote:
+                super().rollback()
+            else:
+                self._end_inline(self._connection._conn.rollback)
             self.in_transaction = False
+        self.wrote = False
+
+    def _end_inline(self, end: Any) -> None:
+        try:
+            end()
+        except Exception as error:
+            self._handle_exception(error)
 
 
 class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):
@@ -162,5 +255,8 @@ class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):
         super().__init__(aiosqlite, sqlite3)
 
     def connect(self, *arg: Any, **kw: Any) -> OneTripConnection:
+        # Opened on aiosqlite's thread and also used on the event loop's (inline reads, never
+        # both at once); SQLite's own mutex guards the connection either way.
+        kw["check_same_thread"] = False
         stock = super().connect(*arg, **kw)
         return OneTripConnection(self, stock._connection)

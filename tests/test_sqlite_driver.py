@@ -1,4 +1,5 @@
-"""The SQLite driver adapter: one trip to aiosqlite's thread per statement, same results as stock.
+"""The SQLite driver adapter: one trip to aiosqlite's thread per statement, short reads on none;
+the same results as stock.
 
 Everything SQLAlchemy reads from a cursor (rows, RETURNING, rowcount, lastrowid, errors, a
 streamed result) is checked on a real SQLite file through the bot's own Database handle.
@@ -13,8 +14,20 @@ from typing import Any
 
 import aiosqlite
 import pytest
-from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import (
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    func,
+    insert,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import aliased
 
 from storage.database import Database
 
@@ -56,15 +69,80 @@ def trips_to_the_thread() -> Iterator[list[str]]:
         aiosqlite.Connection._execute = original  # type: ignore[method-assign]
 
 
-async def test_a_select_is_one_trip_to_the_thread(db: Database) -> None:
+async def test_a_short_read_runs_without_a_trip_to_the_thread(db: Database) -> None:
     async with db.transaction() as conn:
         await conn.execute(insert(items), [{"name": "a", "amount": 1}, {"name": "b", "amount": 2}])
-    async with db.engine.connect() as conn:
+    async with db.read() as conn:
         await conn.execute(select(items.c.id))  # the connection's own set-up is not counted
-        with trips_to_the_thread() as handed:
+    with trips_to_the_thread() as handed:
+        async with db.read() as conn:
             rows = (await conn.execute(select(items.c.name).order_by(items.c.id))).all()
     assert [row.name for row in rows] == ["a", "b"]
-    assert len(handed) == 1, handed  # the stock adapter makes four: cursor, execute, fetch, close
+    # The stock adapter makes four trips for the SELECT (cursor, execute, fetch, close) and
+    # one for the COMMIT; a read's BEGIN, statement and commit now run where they are asked.
+    assert handed == []
+
+
+async def test_a_statement_that_writes_is_one_trip_to_the_thread(db: Database) -> None:
+    async with db.engine.connect() as conn:
+        await conn.execute(select(items.c.id))
+    with trips_to_the_thread() as handed:
+        async with db.transaction() as conn:
+            await conn.execute(insert(items).values(name="a", amount=1))
+            count = (await conn.execute(select(func.count()).select_from(items))).scalar_one()
+    # BEGIN IMMEDIATE went with the INSERT, the SELECT ran in place, the COMMIT on the thread.
+    assert count == 1
+    assert handed == ["_run", "commit"], handed
+
+
+async def test_a_long_read_is_interrupted_in_place_and_finished_on_the_thread(
+    db: Database, tmp_path: Path
+) -> None:
+    async with db.transaction() as conn:
+        await conn.execute(insert(items), [{"name": f"n{n}", "amount": n} for n in range(300)])
+    first, second, third = aliased(items), aliased(items), aliased(items)
+    many = first.join(second, true()).join(third, true())  # 27 million rows to count
+    async with db.read() as conn:
+        before = (await conn.execute(select(func.count()).select_from(items))).scalar_one()
+        # Another connection commits a row: this transaction's snapshot must not see it.
+        async with aiosqlite.connect(tmp_path / "driver.sqlite3") as other:
+            await other.execute("INSERT INTO items (name, amount) VALUES ('late', 0)")
+            await other.commit()
+        with trips_to_the_thread() as handed:
+            counted = await conn.execute(select(func.count()).select_from(many))
+        assert counted.scalar_one() == before**3
+        # The interruption left the transaction as it was: the same snapshot after it.
+        after = (await conn.execute(select(func.count()).select_from(items))).scalar_one()
+    assert (before, after) == (300, 300)
+    assert handed == ["_run"], handed  # the long count alone went to the thread
+    async with db.read() as conn:
+        assert (await conn.execute(select(func.count()).select_from(items))).scalar_one() == 301
+
+
+async def test_a_read_in_place_does_not_wait_for_another_processs_writer(
+    db: Database, tmp_path: Path
+) -> None:
+    async with db.transaction() as conn:
+        await conn.execute(insert(items).values(name="a", amount=1))
+    async with aiosqlite.connect(tmp_path / "driver.sqlite3") as other:
+        await other.execute("BEGIN IMMEDIATE")
+        await other.execute("UPDATE items SET amount = 2")  # not committed
+        with trips_to_the_thread() as handed:
+            async with db.read() as conn:
+                amount = (await conn.execute(select(items.c.amount))).scalar_one()
+        await other.rollback()
+    assert (amount, handed) == (1, [])
+
+
+async def test_an_error_in_a_read_in_place_is_sqlalchemys_and_the_connection_goes_on(
+    db: Database,
+) -> None:
+    missing = Table("missing", MetaData(), Column("id", Integer))
+    with pytest.raises(OperationalError, match="no such table"):
+        async with db.read() as conn:
+            await conn.execute(select(missing.c.id))
+    async with db.read() as conn:
+        assert (await conn.execute(select(func.count()).select_from(items))).scalar_one() == 0
 
 
 async def test_rowcount_lastrowid_and_returning_are_those_of_the_statement(db: Database) -> None:
