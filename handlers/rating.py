@@ -160,8 +160,7 @@ async def rate(
     if isinstance(decided, Press):
         # What the answer shows is read before the score is saved: the save then holds
         # SQLite's single writer for one statement until it commits, not for five.
-        summary = await ratings.order_summary(order_ref=decided.rating.order_ref)
-        alert = await staff_alerts.alert_of(decided.rating)
+        summary, alert = await ratings.press_view(rating_id=decided.rating.id)
         answer = await rating_desk.save(decided)
     else:
         answer = decided

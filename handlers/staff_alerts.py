@@ -265,14 +265,10 @@ class StaffAlerts:
         else:
             await self.refresh(alert, rating)
 
-    async def alert_of(self, rating: RatingRecord) -> AlertRecord | None:
-        """The rating's alert, if a negative score ever raised one."""
-        return await self._ratings.alert_for_rating(rating_id=rating.id)
-
     async def score_raised(self, rating: RatingRecord, alert: AlertRecord | None) -> None:
         """Changed from a negative score: the complaint is over, and the staff see why.
-        ``alert`` is looked up beforehand (alert_of), with the score's own write: a rating
-        that never had one then needs no transaction after the customer's answer."""
+        ``alert`` is read beforehand (SqlRatings.press_view), before the score's write: a
+        rating that never had one then needs no transaction after the customer's answer."""
         if alert is not None:
             await self.refresh(await self.escalation.score_raised(alert), rating)
 

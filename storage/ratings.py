@@ -285,33 +285,40 @@ class SqlRatings:
     # -- what the messages show --------------------------------------------------------------
 
     async def order_summary(self, *, order_ref: str) -> OrderSummary | None:
+        """The order and its lines, in one statement (each row: the order and one line)."""
         async with self._db.read() as conn:
-            order = (
+            rows = (
                 await conn.execute(
-                    select(
-                        orders.c.id,
-                        orders.c.order_ref,
-                        orders.c.total,
-                        orders.c.currency,
-                        orders.c.status,
-                    ).where(orders.c.order_ref == order_ref)
+                    select(*_SUMMARY_COLUMNS)
+                    .select_from(orders.outerjoin(order_items))
+                    .where(orders.c.order_ref == order_ref)
+                    .order_by(order_items.c.id)
                 )
-            ).one_or_none()
-            if order is None:
-                return None
-            lines = await conn.execute(
-                select(order_items.c.name, order_items.c.quantity)
-                .where(order_items.c.order_id == order.id)
-                .order_by(order_items.c.id)
+            ).all()
+        return _summary(rows)
+
+    async def press_view(self, *, rating_id: int) -> tuple[OrderSummary | None, AlertRecord | None]:
+        """What the answer to a star press shows and needs: the rated order's summary and the
+        rating's alert, if a negative score ever raised one; one statement."""
+        query = (
+            select(*_SUMMARY_COLUMNS, *_ALERT_COLUMNS.values())
+            .select_from(
+                ratings.outerjoin(orders, orders.c.order_ref == ratings.c.order_ref)
+                .outerjoin(order_items, order_items.c.order_id == orders.c.id)
+                .outerjoin(rating_alerts, rating_alerts.c.rating_id == ratings.c.id)
             )
-            items = tuple(ItemLine(name=name, quantity=quantity) for name, quantity in lines)
-        return OrderSummary(
-            order_ref=order.order_ref,
-            total=order.total,
-            currency=order.currency,
-            status=order.status,
-            items=items,
+            .where(ratings.c.id == rating_id)
+            .order_by(order_items.c.id)
         )
+        async with self._db.read() as conn:
+            rows = (await conn.execute(query)).all()
+        if not rows:
+            return None, None
+        first = rows[0]._mapping
+        alert = None
+        if first["alert_id"] is not None:
+            alert = AlertRecord(**{name: first[label] for name, label in _ALERT_COLUMNS.items()})
+        return _summary([row for row in rows if row.order_ref is not None]), alert
 
     async def member(self, *, customer_id: int) -> MemberContact | None:
         async with self._db.read() as conn:
@@ -549,3 +556,32 @@ class SqlRatings:
             average=float(average) if average is not None else None,
             satisfied=int(satisfied),
         )
+
+
+_SUMMARY_COLUMNS = (
+    orders.c.order_ref,
+    orders.c.total,
+    orders.c.currency,
+    orders.c.status,
+    order_items.c.name,
+    order_items.c.quantity,
+)
+# The alert's columns under names of their own: orders and alerts both have an ``id``.
+_ALERT_COLUMNS = {column.name: column.label(f"alert_{column.name}") for column in rating_alerts.c}
+
+
+def _summary(rows: Any) -> OrderSummary | None:
+    """An order summary from rows of _SUMMARY_COLUMNS: the order on each, one line per row
+    (an order without lines has one row, without a line)."""
+    if not rows:
+        return None
+    order = rows[0]
+    return OrderSummary(
+        order_ref=order.order_ref,
+        total=order.total,
+        currency=order.currency,
+        status=order.status,
+        items=tuple(
+            ItemLine(name=row.name, quantity=row.quantity) for row in rows if row.name is not None
+        ),
+    )

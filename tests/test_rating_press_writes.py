@@ -9,6 +9,7 @@ per press instead of one.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -22,6 +23,21 @@ from tests.test_flows_ratings import ANNA, RULES, Shop, answer_of, edits
 from tests.test_flows_ratings import clock as clock  # the same fixtures
 from tests.test_flows_ratings import flow as flow
 from tests.test_flows_ratings import shop as shop
+
+
+def statements_run(db: Database) -> list[str]:
+    """Each statement run from now on as its verb and the table of its first column (the
+    outbox sender's aside)."""
+    seen: list[str] = []
+
+    @event.listens_for(db.engine.sync_engine, "before_cursor_execute")
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        verb = statement.split()[0]
+        table = re.search(r"(\w+)\.\w+", statement)
+        if "outbox" not in statement:
+            seen.append(f"{verb} {table.group(1) if table else statement}")
+
+    return seen
 
 
 def statements_under_the_writer(db: Database) -> list[str]:
@@ -46,6 +62,19 @@ async def test_a_changed_score_writes_one_statement_under_the_writer(shop: Shop)
     assert answer_of(calls).text == "Thank you for your rating!"
     assert "4" in str(edits(calls)[0].text)
     assert under_writer == ["UPDATE ratings"]
+
+
+async def test_a_press_runs_four_statements_in_all(shop: Shop) -> None:
+    await shop.ordered(ANNA, "A-1001")
+    await shop.press_star(ANNA, "A-1001", 5)
+    ran = statements_run(shop.flow.db)
+
+    calls = await shop.press_star(ANNA, "A-1001", 4)
+
+    assert answer_of(calls).text == "Thank you for your rating!"
+    # The customer (with the FSM row), the rating, the order with its lines and the alert
+    # (one statement), the score.
+    assert ran == ["SELECT customers", "SELECT ratings", "SELECT orders", "UPDATE ratings"]
 
 
 async def decided_press(shop: Shop, clock: FixedClock, score: int) -> tuple[RatingDesk, Press]:

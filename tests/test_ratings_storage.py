@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 
 from scenarios.clock import FixedClock
 from scenarios.delivery import Category, Outgoing, enqueue
@@ -13,11 +15,23 @@ from scenarios.ratings import CHANGE_WINDOW, RatingDesk, Verdict
 from scenarios.rules import Ratings, Rules
 from storage.customers import SqlCustomers
 from storage.database import Database
+from storage.orders import NewOrder, OrderLine, SqlOrders
 from storage.outbox import SqlOutbox
 from storage.ratings import SqlRatings
 from storage.schema import outbox
 from tests.support.seed import NOW, member
 from tests.support.services import services_for
+
+
+def count_statements(db: Database) -> Callable[[], int]:
+    """How many statements the database ran from now on."""
+    ran: list[str] = []
+
+    @event.listens_for(db.engine.sync_engine, "before_cursor_execute")
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        ran.append(statement)
+
+    return lambda: len(ran)
 
 
 async def rated(db: Database, ref: str, customer_id: int, score: int, *, at: timedelta) -> int:
@@ -128,6 +142,64 @@ async def test_alerts_are_raised_once_and_move_from_open_to_resolved(db: Databas
     )
     assert stored.compensation_points == 300
     assert not await ratings.has_open_alert(customer_id=anna)
+
+
+async def test_a_press_reads_its_order_lines_and_alert_in_one_statement(db: Database) -> None:
+    anna = await member(db, 1001)
+    ratings = SqlRatings(db)
+    await SqlOrders(db).add(
+        NewOrder(
+            order_ref="A-1",
+            total=250_000,
+            currency="RUB",
+            status="delivered",
+            ordered_at=NOW,
+            customer_id=anna,
+            bonus_redeemed=0,
+            lines=[
+                OrderLine(sku="CAT", name="Cat food", quantity=2, price=100_000),
+                OrderLine(sku="TOY", name="Mouse toy", quantity=1, price=50_000),
+            ],
+        ),
+        now=NOW,
+    )
+    await SqlOrders(db).add(
+        NewOrder(
+            order_ref="A-2",
+            total=10_000,
+            currency="RUB",
+            status="delivered",
+            ordered_at=NOW,
+            customer_id=anna,
+            bonus_redeemed=0,
+            lines=[],
+        ),
+        now=NOW,
+    )
+    happy = await rated(db, "A-1", anna, 5, at=timedelta(0))
+    unhappy = await rated(db, "A-2", anna, 1, at=timedelta(0))
+    alert, _ = await ratings.raise_alert(
+        rating_id=unhappy, customer_id=anna, snapshot={"order_id": "A-2"}, now=NOW
+    )
+    statements = count_statements(db)
+
+    summary, no_alert = await ratings.press_view(rating_id=happy)
+    assert statements() == 1
+    assert no_alert is None
+    assert summary == await ratings.order_summary(order_ref="A-1")
+    assert summary is not None
+    assert [(line.name, line.quantity) for line in summary.items] == [
+        ("Cat food", 2),
+        ("Mouse toy", 1),
+    ]
+    assert (summary.total, summary.status) == (250_000, "delivered")
+
+    lineless, raised = await ratings.press_view(rating_id=unhappy)
+    assert raised == alert
+    assert lineless is not None
+    assert (lineless.order_ref, lineless.items) == ("A-2", ())
+    assert await ratings.press_view(rating_id=999) == (None, None)
+    assert await ratings.order_summary(order_ref="nope") is None
 
 
 async def test_the_sender_sees_an_open_complaint_until_it_is_resolved(db: Database) -> None:
