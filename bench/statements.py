@@ -191,6 +191,8 @@ async def measure(
         for statement, amount in counts.statements.most_common():
             print(f"      {amount / count:5.1f}  {statement}")
         pstats.Stats(profiler).sort_stats(SORT).print_stats(45)
+        if os.environ.get("BENCH_DUMP"):
+            profiler.dump_stats(os.environ["BENCH_DUMP"])
 
 
 def main() -> None:

@@ -95,6 +95,12 @@ class _Unit:
                     self._db.refuse_write("a write inside an open read transaction block")
                     self.depth += 1
                     return current.connection
+                if not self._db.is_sqlite:
+                    # PostgreSQL's read and write transactions are the same kind: this one
+                    # goes on as a write, without a commit, a checkout and a BEGIN between.
+                    current.mode = "write"
+                    self.depth += 1
+                    return current.connection
                 await self._end(commit=True)
             mode: Mode = "write" if "write" in (self.mode, wanted) else "read"
             await self._begin(mode)
@@ -119,7 +125,9 @@ class _Unit:
             current = self.current
             if current is None or self.depth:
                 return
-            if (mode == "read" and current.mode == "write") or (
+            if mode == "write" and current.mode == "read" and not self._db.is_sqlite:
+                current.mode = "write"  # on PostgreSQL the same transaction goes on (enter)
+            elif (mode == "read" and current.mode == "write") or (
                 mode == "write" and current.mode == "read"
             ):
                 await self._end(commit=True)

@@ -11,7 +11,7 @@ import pytest
 from aiogram.exceptions import TelegramNetworkError, TelegramRetryAfter, TelegramServerError
 from aiogram.methods import AnswerCallbackQuery, SendMessage, TelegramMethod
 from aiogram.types import ChatMemberLeft, ChatMemberMember, User
-from sqlalchemy import make_url, text
+from sqlalchemy import event, make_url, text
 
 from handlers.staff_alerts import StaffMembership
 from locales import CatalogI18n
@@ -124,6 +124,37 @@ async def test_i17_1_no_transaction_or_writer_is_held_while_a_reply_leaves(
     )
     assert [held for held in probe.held if held[1] or held[2]] == []
     assert await score_of(flow.db, "A-1001") == 5
+
+
+async def test_i17_2_a_press_reads_then_writes_in_one_transaction_on_postgresql_two_on_sqlite(
+    shop: Shop, flow: Flow
+) -> None:
+    await shop.ordered(ANNA, "A-1001")
+    await shop.press_star(ANNA, "A-1001", 5)
+    engine = flow.db.engine.sync_engine
+    seen: list[str] = []  # BEGIN, then the table of each statement
+
+    def began(_connection: Any) -> None:
+        seen.append("BEGIN")
+
+    def ran(_c: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append("outbox" if "FROM outbox" in statement else "update's")
+
+    event.listen(engine, "begin", began)
+    event.listen(engine, "before_cursor_execute", ran)
+    try:
+        calls = await shop.press_star(ANNA, "A-1001", 4)
+    finally:
+        event.remove(engine, "begin", began)
+        event.remove(engine, "before_cursor_execute", ran)
+    # The test's own look-up of the rating request in the outbox aside:
+    begun = [n for n, what in enumerate(seen[:-1]) if what == "BEGIN" and seen[n + 1] != "outbox"]
+
+    assert answers(calls) == ["Thank you for your rating!"]
+    assert await score_of(flow.db, "A-1001") == 4
+    # SQLite: the reads in a read transaction (no writer), the score in a write one. On
+    # PostgreSQL the read transaction goes on as the write: no commit, checkout or BEGIN more.
+    assert len(begun) == (2 if flow.db.is_sqlite else 1), seen
 
 
 async def test_i17_1_a_handler_failing_before_its_reply_changes_nothing_and_says_no_done(
