@@ -6,7 +6,8 @@ real Dispatcher with a recording Bot session (no network); per update it prints 
 statements run, the transactions begun, the connections checked out, the compiled-cache misses
 and, on SQLite, the aiosqlite thread hand-offs; the Bot API calls; and the wall and CPU
 milliseconds of one update handled alone (the process's CPU, the driver's threads included).
-``--profile CASE`` prints a cProfile of one case (BENCH_SORT=tottime for its own time).
+``--profile CASE`` prints a cProfile of one case (BENCH_SORT=tottime for its own time;
+BENCH_DUMP=FILE also saves it for pstats).
 """
 
 from __future__ import annotations

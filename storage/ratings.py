@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, literal, select, update
+from sqlalchemy import and_, bindparam, case, func, literal, select, update
 
 from storage.database import Database
 from storage.schema import customers, order_items, orders, outbox, rating_alerts, ratings
@@ -175,13 +175,12 @@ class SqlRatings:
 
     async def by_id(self, *, rating_id: int, lock: bool = False) -> RatingRecord | None:
         """The rating; ``lock``: read for a change in the same transaction (FOR UPDATE)."""
-        query = select(ratings).where(ratings.c.id == rating_id)
         if lock:
             async with self._db.transaction() as conn:
-                row = (await conn.execute(query.with_for_update())).one_or_none()
+                row = (await conn.execute(_LOCKED_BY_ID, {"rating_id": rating_id})).one_or_none()
         else:
             async with self._db.read() as conn:
-                row = (await conn.execute(query)).one_or_none()
+                row = (await conn.execute(_BY_ID, {"rating_id": rating_id})).one_or_none()
         return RatingRecord(**row._mapping) if row else None
 
     async def by_order(self, *, order_ref: str) -> RatingRecord | None:
@@ -202,27 +201,13 @@ class SqlRatings:
         """The rating as saved (None: there is no such rating). With ``unchanged_since`` (the
         rating as the caller read it), only if it is still open and scored as then: None when
         it was withdrawn or rated since, and nothing is written."""
-        condition = ratings.c.id == rating_id
+        values: dict[str, Any] = {"rating_id": rating_id, "new_score": score, "at": now}
+        statement = _SAVE_SCORE
         if unchanged_since is not None:
-            condition = and_(
-                condition,
-                ratings.c.withdrawn_at.is_(None),
-                ratings.c.score.is_not_distinct_from(unchanged_since.score),
-                ratings.c.rated_at.is_not_distinct_from(unchanged_since.rated_at),
-            )
+            statement = _SAVE_SCORE_IF_UNCHANGED
+            values |= {"was_score": unchanged_since.score, "was_rated_at": unchanged_since.rated_at}
         async with self._db.transaction() as conn:
-            row = (
-                await conn.execute(
-                    update(ratings)
-                    .where(condition)
-                    .values(
-                        score=score,
-                        rated_at=now,
-                        first_rated_at=func.coalesce(ratings.c.first_rated_at, now),
-                    )
-                    .returning(*ratings.c)
-                )
-            ).one_or_none()
+            row = (await conn.execute(statement, values)).one_or_none()
         return RatingRecord(**row._mapping) if row else None
 
     async def save_comment(self, *, rating_id: int, comment: str) -> None:
@@ -300,18 +285,8 @@ class SqlRatings:
     async def press_view(self, *, rating_id: int) -> tuple[OrderSummary | None, AlertRecord | None]:
         """What the answer to a star press shows and needs: the rated order's summary and the
         rating's alert, if a negative score ever raised one; one statement."""
-        query = (
-            select(*_SUMMARY_COLUMNS, *_ALERT_COLUMNS.values())
-            .select_from(
-                ratings.outerjoin(orders, orders.c.order_ref == ratings.c.order_ref)
-                .outerjoin(order_items, order_items.c.order_id == orders.c.id)
-                .outerjoin(rating_alerts, rating_alerts.c.rating_id == ratings.c.id)
-            )
-            .where(ratings.c.id == rating_id)
-            .order_by(order_items.c.id)
-        )
         async with self._db.read() as conn:
-            rows = (await conn.execute(query)).all()
+            rows = (await conn.execute(_PRESS_VIEW, {"rating_id": rating_id})).all()
         if not rows:
             return None, None
         first = rows[0]._mapping
@@ -568,6 +543,38 @@ _SUMMARY_COLUMNS = (
 )
 # The alert's columns under names of their own: orders and alerts both have an ``id``.
 _ALERT_COLUMNS = {column.name: column.label(f"alert_{column.name}") for column in rating_alerts.c}
+
+# A star press's statements, built once: building one costs more CPU than SQLite takes to
+# run it (a hundred microseconds and more), and a burst of presses runs them thousands of times.
+_BY_ID = select(ratings).where(ratings.c.id == bindparam("rating_id"))
+_LOCKED_BY_ID = _BY_ID.with_for_update()
+_PRESS_VIEW = (
+    select(*_SUMMARY_COLUMNS, *_ALERT_COLUMNS.values())
+    .select_from(
+        ratings.outerjoin(orders, orders.c.order_ref == ratings.c.order_ref)
+        .outerjoin(order_items, order_items.c.order_id == orders.c.id)
+        .outerjoin(rating_alerts, rating_alerts.c.rating_id == ratings.c.id)
+    )
+    .where(ratings.c.id == bindparam("rating_id"))
+    .order_by(order_items.c.id)
+)
+_SAVED_AT = bindparam("at", type_=ratings.c.rated_at.type)
+_SAVE_SCORE = (
+    update(ratings)
+    .where(ratings.c.id == bindparam("rating_id"))
+    .values(
+        score=bindparam("new_score"),
+        rated_at=_SAVED_AT,
+        first_rated_at=func.coalesce(ratings.c.first_rated_at, _SAVED_AT),
+    )
+    .returning(*ratings.c)
+)
+# Only while the rating is open and scored as the caller read it.
+_SAVE_SCORE_IF_UNCHANGED = _SAVE_SCORE.where(
+    ratings.c.withdrawn_at.is_(None),
+    ratings.c.score.is_not_distinct_from(bindparam("was_score")),
+    ratings.c.rated_at.is_not_distinct_from(bindparam("was_rated_at")),
+)
 
 
 def _summary(rows: Any) -> OrderSummary | None:
