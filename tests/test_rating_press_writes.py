@@ -25,29 +25,17 @@ from tests.test_flows_ratings import flow as flow
 from tests.test_flows_ratings import shop as shop
 
 
-def statements_run(db: Database) -> list[str]:
-    """Each statement run from now on as its verb and the table of its first column (the
-    outbox sender's aside)."""
+def statements_run(db: Database, *, under_the_writer: bool = False) -> list[str]:
+    """Each statement run from now on (or only while this process holds SQLite's writer) as
+    its verb and the table of its first column; the outbox sender's aside."""
     seen: list[str] = []
 
     @event.listens_for(db.engine.sync_engine, "before_cursor_execute")
     def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        verb = statement.split()[0]
+        if "outbox" in statement or (under_the_writer and not db._sqlite_writer.locked()):
+            return
         table = re.search(r"(\w+)\.\w+", statement)
-        if "outbox" not in statement:
-            seen.append(f"{verb} {table.group(1) if table else statement}")
-
-    return seen
-
-
-def statements_under_the_writer(db: Database) -> list[str]:
-    """Every statement run while this process holds SQLite's writer, from now on."""
-    seen: list[str] = []
-
-    @event.listens_for(db.engine.sync_engine, "before_cursor_execute")
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if db._sqlite_writer.locked():
-            seen.append(statement.split()[0] + " " + statement.split()[1])
+        seen.append(f"{statement.split()[0]} {table.group(1) if table else statement}")
 
     return seen
 
@@ -55,7 +43,7 @@ def statements_under_the_writer(db: Database) -> list[str]:
 async def test_a_changed_score_writes_one_statement_under_the_writer(shop: Shop) -> None:
     await shop.ordered(ANNA, "A-1001")
     await shop.press_star(ANNA, "A-1001", 5)
-    under_writer = statements_under_the_writer(shop.flow.db)
+    under_writer = statements_run(shop.flow.db, under_the_writer=True)
 
     calls = await shop.press_star(ANNA, "A-1001", 4)
 

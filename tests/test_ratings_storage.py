@@ -147,35 +147,22 @@ async def test_alerts_are_raised_once_and_move_from_open_to_resolved(db: Databas
 async def test_a_press_reads_its_order_lines_and_alert_in_one_statement(db: Database) -> None:
     anna = await member(db, 1001)
     ratings = SqlRatings(db)
-    await SqlOrders(db).add(
-        NewOrder(
-            order_ref="A-1",
-            total=250_000,
+    lines = [
+        OrderLine(sku="CAT", name="Cat food", quantity=2, price=100_000),
+        OrderLine(sku="TOY", name="Mouse toy", quantity=1, price=50_000),
+    ]
+    for ref, total, its_lines in (("A-1", 250_000, lines), ("A-2", 10_000, [])):
+        order = NewOrder(
+            order_ref=ref,
+            total=total,
             currency="RUB",
             status="delivered",
             ordered_at=NOW,
             customer_id=anna,
             bonus_redeemed=0,
-            lines=[
-                OrderLine(sku="CAT", name="Cat food", quantity=2, price=100_000),
-                OrderLine(sku="TOY", name="Mouse toy", quantity=1, price=50_000),
-            ],
-        ),
-        now=NOW,
-    )
-    await SqlOrders(db).add(
-        NewOrder(
-            order_ref="A-2",
-            total=10_000,
-            currency="RUB",
-            status="delivered",
-            ordered_at=NOW,
-            customer_id=anna,
-            bonus_redeemed=0,
-            lines=[],
-        ),
-        now=NOW,
-    )
+            lines=its_lines,
+        )
+        await SqlOrders(db).add(order, now=NOW)
     happy = await rated(db, "A-1", anna, 5, at=timedelta(0))
     unhappy = await rated(db, "A-2", anna, 1, at=timedelta(0))
     alert, _ = await ratings.raise_alert(
