@@ -8,6 +8,7 @@ from aiogram import Dispatcher
 from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
 from aiogram.fsm.storage.memory import SimpleEventIsolation
 
+from bot.handler_index import index_handlers
 from bot.i18n import CustomerLocaleMiddleware
 from bot.inline_filters import run_filters_inline
 from bot.middlewares import (
@@ -53,6 +54,8 @@ def create_dispatcher(
         if name not in {"update", "error"}:
             observer.middleware(handler_mode)
     CustomerLocaleMiddleware(services.i18n).setup(dispatcher)
-    dispatcher.include_router(one_router(create_routers()))
+    features = one_router(create_routers())
+    index_handlers(features)
+    dispatcher.include_router(features)
     run_filters_inline(dispatcher)
     return dispatcher

@@ -1,4 +1,5 @@
-"""The feature routers merged into one answer every update as the separate routers did."""
+"""The feature routers merged into one, and their handlers indexed by command and button
+prefix, answer every update as the separate routers did."""
 
 from __future__ import annotations
 
@@ -6,8 +7,11 @@ from typing import Any
 
 import pytest
 from aiogram import Bot, Dispatcher, F, Router
-from aiogram.filters import Command
+from aiogram.dispatcher.event.handler import FilterObject, HandlerObject
+from aiogram.filters import Command, CommandStart
+from aiogram.filters.callback_data import CallbackData
 
+from bot.handler_index import index_handlers
 from bot.routing import one_router
 from tests.support.flow import BOT_TOKEN
 from tests.support.recording_session import RecordingSession
@@ -98,3 +102,130 @@ def test_a_router_with_middlewares_or_sub_routers_is_refused() -> None:
     parent.include_router(Router(name="child"))
     with pytest.raises(ValueError, match="parent"):
         one_router([parent])
+
+
+class Stars(CallbackData, prefix="stars"):
+    score: int
+
+
+class Other(CallbackData, prefix="other"):
+    n: int
+
+
+def indexed_features(seen: list[str]) -> Router:
+    """Keyed and unkeyed handlers interleaved: an unkeyed one registered before a keyed one
+    must still win when its filters pass."""
+    router = Router(name="indexed")
+
+    @router.message(F.text.startswith("/balance now"))
+    async def magic_first(_: Any) -> None:
+        seen.append("magic /balance now")
+
+    @router.message(Command("balance"))
+    async def balance(_: Any) -> None:
+        seen.append("balance")
+
+    @router.message(Command("HELP", ignore_case=True))
+    async def help_any_case(_: Any) -> None:
+        seen.append("help")
+
+    @router.message(CommandStart())
+    async def start(_: Any) -> None:
+        seen.append("start")
+
+    @router.message(F.caption)
+    async def captioned(_: Any) -> None:
+        seen.append("caption")
+
+    @router.message()
+    async def rest(_: Any) -> None:
+        seen.append("rest")
+
+    @router.callback_query(Other.filter())
+    async def other(_: Any) -> None:
+        seen.append("other")
+
+    @router.callback_query(F.data == "stars:9")
+    async def magic_star(_: Any) -> None:
+        seen.append("magic stars:9")
+
+    @router.callback_query(Stars.filter())
+    async def stars(_: Any) -> None:
+        seen.append("stars")
+
+    @router.callback_query()
+    async def pressed(_: Any) -> None:
+        seen.append("press")
+
+    return router
+
+
+async def test_the_index_picks_the_handler_every_handler_in_order_would() -> None:
+    bot = Bot(BOT_TOKEN, session=RecordingSession())
+    updates = Updates()
+    sent = [
+        updates.message(ANNA, "/balance"),
+        updates.message(ANNA, "/balance now please"),
+        updates.message(ANNA, "/balance@other_bot 5"),
+        updates.message(ANNA, "/balance@shop_test_bot 5"),
+        updates.message(ANNA, "  /help"),
+        updates.message(ANNA, "/Help"),
+        updates.message(ANNA, "/start ref-123"),
+        updates.message(ANNA, "/unknown"),
+        updates.message(ANNA, "just text"),
+        updates.callback(ANNA, "stars:4"),
+        updates.callback(ANNA, "stars:9"),
+        updates.callback(ANNA, "stars:1:2"),  # the wrong shape for Stars
+        updates.callback(ANNA, "other:1"),
+        updates.callback(ANNA, "nothing"),
+    ]
+    chosen: dict[str, list[str]] = {"plain": [], "indexed": []}
+    checked: list[HandlerObject] = []
+    for way, seen in chosen.items():
+        router = indexed_features(seen)
+        if way == "indexed":
+            index_handlers(router)
+            for observer in (router.message, router.callback_query):
+                for handler in observer.handlers:
+                    handler.filters = [counted(checked, handler), *(handler.filters or ())]
+        dispatcher = Dispatcher()
+        dispatcher.include_router(router)
+        for update in sent:
+            await dispatcher.feed_update(bot, update)
+    assert (
+        chosen["indexed"]
+        == chosen["plain"]
+        == [
+            "balance",
+            "magic /balance now",
+            "rest",  # addressed to another bot
+            "balance",
+            "help",
+            "help",
+            "start",
+            "rest",
+            "rest",
+            "stars",
+            "magic stars:9",
+            "press",
+            "other",
+            "press",
+        ]
+    )
+    # A press on a Stars button never got as far as checking the handler of Other buttons.
+    assert "other" not in names_checked_before(checked, "stars")
+
+
+def counted(checked: list[HandlerObject], handler: HandlerObject) -> FilterObject:
+    """A first filter that passes and notes that the handler was checked."""
+
+    async def note(_event: Any) -> bool:
+        checked.append(handler)
+        return True
+
+    return FilterObject(note)
+
+
+def names_checked_before(checked: list[HandlerObject], name: str) -> list[str]:
+    names = [handler.callback.__name__ for handler in checked]
+    return names[: names.index(name)]
