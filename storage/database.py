@@ -119,7 +119,8 @@ class _Unit:
 
     async def set_mode(self, mode: UnitMode) -> None:
         """The handler is known: a read-only one ends a write begun so far (a new customer is
-        committed), a writing one ends the reads so that its first use begins a write."""
+        committed), a writing one ends the reads so that its first use begins a write (on
+        PostgreSQL the open read transaction goes on as that write)."""
         async with self._switching:
             self.mode = mode
             current = self.current
