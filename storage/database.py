@@ -21,8 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from storage.availability import Availability
+from storage.short_writes import mark_short_writes
 from storage.sqlite_driver import OneTripConnection, OneTripDBAPI
 from storage.urls import DEFAULT_DATABASE_URL, DatabaseUrlError, normalize_database_url
+
+# After a write commits on SQLite, the WAL is folded into the main file this much later, once
+# for every commit meanwhile (a busy bot commits hundreds of times a second).
+WAL_FOLD_DELAY = 0.5
 
 # Below both pools: PostgreSQL's 10 + 10 overflow, SQLAlchemy's 5 + 10 for an SQLite file.
 UNIT_CONNECTIONS = 8
@@ -287,7 +292,7 @@ class Database:
         if self.backend == "postgresql":
             options |= {"pool_size": pool_size, "max_overflow": pool_size, "pool_pre_ping": True}
         else:
-            options["module"] = OneTripDBAPI()
+            options["module"] = OneTripDBAPI(after_write=self._fold_wal_soon)
         self.engine: AsyncEngine = create_async_engine(self.url, **options)
         self._ambient: ContextVar[_Transaction | None] = ContextVar("ambient_tx", default=None)
         self._unit: ContextVar[_Unit | None] = ContextVar("unit_of_work", default=None)
@@ -298,11 +303,13 @@ class Database:
         # free connection in the pool.
         self._unit_slots = asyncio.Semaphore(unit_connections)
         self._maintenance: set[asyncio.Task[None]] = set()
+        self._folding: asyncio.Task[None] | None = None
         # Shared by everything on this handle, so an outage is reported once for the process.
         self.availability = Availability()
         if self.backend == "sqlite":
             _ensure_sqlite_directory(self.url)
             _tune_sqlite(self.engine, busy_timeout_ms, foreign_keys=foreign_keys)
+            mark_short_writes(self.engine)
             _keep_sqlite_files_private(self.engine, _sqlite_path(self.url))
 
     @property
@@ -478,6 +485,27 @@ class Database:
         async with self._sqlite_writer, self.engine.connect() as connection:
             await connection.run_sync(_wal_checkpoint)
 
+    def _fold_wal_soon(self) -> None:
+        """A write committed (SQLite; the driver calls this): fold the WAL into the main file
+        a little later, on aiosqlite's thread, once for all the commits meanwhile. SQLite's
+        own autocheckpoint is off because it would run in the commit, which may run on the
+        event loop's thread."""
+        if self._folding is None:
+            self._folding = asyncio.get_running_loop().create_task(
+                self._fold_wal(), name="wal-fold"
+            )
+
+    async def _fold_wal(self) -> None:
+        try:
+            await asyncio.sleep(WAL_FOLD_DELAY)
+        finally:
+            self._folding = None  # commits from now on ask for the next fold
+        try:
+            async with self.engine.connect() as connection:
+                await connection.run_sync(_wal_checkpoint, "PASSIVE")
+        except Exception as error:  # the next commit asks again; the WAL is durable meanwhile
+            log.debug("WAL checkpoint failed: %s", error)
+
     async def settle(self) -> None:
         """Wait for the maintenance ``checkpoint_soon()`` started."""
         while self._maintenance:
@@ -485,6 +513,9 @@ class Database:
 
     async def close(self) -> None:
         await self.settle()
+        if (folding := self._folding) is not None:
+            folding.cancel()  # the last connection to close folds the WAL anyway
+            await asyncio.gather(folding, return_exceptions=True)
         await self.engine.dispose()
 
 
@@ -535,11 +566,11 @@ def _keep_sqlite_files_private(engine: AsyncEngine, path: Path | None) -> None:
         make_sqlite_files_private(path)
 
 
-def _wal_checkpoint(connection: Connection) -> None:
+def _wal_checkpoint(connection: Connection, mode: str = "TRUNCATE") -> None:
     # On the driver's own cursor: a checkpoint cannot run inside the BEGIN our hook emits.
     cursor = connection.connection.cursor()
     try:
-        cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        cursor.execute(f"PRAGMA wal_checkpoint({mode})")
         cursor.fetchall()
     finally:
         cursor.close()
@@ -557,6 +588,8 @@ def _tune_sqlite(engine: AsyncEngine, busy_timeout_ms: int, *, foreign_keys: boo
             "PRAGMA journal_mode=WAL",
             f"PRAGMA busy_timeout={busy_timeout_ms}",
             "PRAGMA synchronous=NORMAL",
+            # Database._fold_wal checkpoints on aiosqlite's thread instead of the commit.
+            "PRAGMA wal_autocheckpoint=0",
             # Deleted and overwritten content is zeroed on its page, so an erased phone or name
             # is not left readable in the file's free space.
             "PRAGMA secure_delete=ON",

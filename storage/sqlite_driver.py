@@ -1,10 +1,11 @@
-"""aiosqlite under SQLAlchemy: one trip to its thread per statement, short reads on none."""
+"""aiosqlite under SQLAlchemy: one trip to its thread per statement, short statements on none."""
 
 from __future__ import annotations
 
 import collections
 import sqlite3
 import time
+from collections.abc import Callable
 from typing import Any
 
 import aiosqlite
@@ -63,9 +64,13 @@ class _Inline:
     An indexed lookup takes SQLite tens of microseconds; the trip to aiosqlite's thread and
     back costs more than that in CPU, and on a busy bot the result then waits for the GIL,
     which the event loop holds (Python hands it over every 5 ms). A read never waits for a
-    lock in WAL mode, so running it in place blocks the loop only for its own run. What may
-    wait (a BEGIN IMMEDIATE behind another process's writer, a commit's checkpoint and fsync)
-    and whatever runs long (reports, exports) stays on the thread.
+    lock in WAL mode, so running it in place blocks the loop only for its own run.
+
+    Writes run in place too when their shape bounds them to one row (storage/short_writes.py)
+    and their transaction holds the writer: BEGIN IMMEDIATE is tried here with no busy
+    timeout. What may wait (that BEGIN behind another process's writer) and whatever may run
+    long (reports, exports, writes of many rows) stays on the thread. A commit in place never
+    checkpoints: the WAL is folded on the thread (``OneTripDBAPI``).
     """
 
     __slots__ = ("deadline",)
@@ -91,10 +96,17 @@ class _Inline:
             raw.set_progress_handler(None, 0)
 
 
+_BEGIN_WRITE = "BEGIN IMMEDIATE"
+
+
+def is_select(operation: str) -> bool:
+    return operation.startswith("SELECT")
+
+
 def inline_read(operation: str, begin: str | None) -> bool:
     """A SELECT whose transaction is open or begins deferred: it cannot wait for a lock.
     (An interrupted SELECT leaves its transaction as it was; a write would be rolled back.)"""
-    return operation.startswith("SELECT") and begin in (None, "BEGIN")
+    return is_select(operation) and begin in (None, "BEGIN")
 
 
 class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
@@ -107,7 +119,7 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
     nothing else. Server-side (streamed) cursors keep the stock class: they fetch in parts.
     """
 
-    __slots__ = ("_arraysize", "_description", "_lastrowid", "_rowcount")
+    __slots__ = ("_arraysize", "_description", "_lastrowid", "_rowcount", "short_write")
 
     def __init__(self, adapt_connection: AsyncAdapt_aiosqlite_connection) -> None:
         self._adapt_connection = adapt_connection
@@ -119,6 +131,8 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         self._rowcount = -1
         self._lastrowid: int | None = None
         self._arraysize = 1
+        # Set before each statement by storage/short_writes.py: it writes one row at most.
+        self.short_write = False
 
     @property
     def description(self) -> Any:
@@ -149,11 +163,16 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
     async def _one_trip(self, operation: Any, parameters: Any, *, many: bool) -> None:
         connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
         adapt: OneTripConnection = self._adapt_connection  # type: ignore[assignment]
+        short_write, self.short_write = self.short_write, False
         async with adapt._execute_mutex:
             begin, adapt.begin_with_next = adapt.begin_with_next, None
             outcome: _Outcome | None = None
+            if begin == _BEGIN_WRITE and not many and (short_write or is_select(operation)):
+                begin = self._begin_writing(adapt, begin)
             if not many and inline_read(operation, begin):
                 outcome, begin = self._inline(adapt, operation, parameters, begin)
+            elif short_write and not many and begin is None and adapt.holds_writer:
+                outcome = self._inline_write(adapt, operation, parameters)
             if outcome is None:
                 adapt.wrote = True  # what ran on the thread is committed there too
                 try:
@@ -165,6 +184,7 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
                     # The BEGIN may have run before the statement failed: let the rollback go.
                     adapt.in_transaction = True
                     raise
+                adapt.holds_writer = adapt.holds_writer or begin == _BEGIN_WRITE
         assert outcome is not None
         self._description, self._rowcount, self._lastrowid, rows, adapt.in_transaction = outcome
         self._rows = collections.deque(rows)
@@ -186,6 +206,26 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
             adapt.in_transaction = connection._conn.in_transaction
             raise
 
+    def _begin_writing(self, adapt: OneTripConnection, begin: str) -> str | None:
+        """BEGIN IMMEDIATE here (None: nothing left to send), or the BEGIN back when another
+        process holds the writer: it waits on the thread, with the statement."""
+        raw: sqlite3.Connection = self._connection._conn
+        try:
+            return None if adapt.begin_writing_in_place(raw) else begin
+        except BaseException:
+            adapt.in_transaction = raw.in_transaction
+            raise
+
+    def _inline_write(self, adapt: OneTripConnection, operation: str, parameters: Any) -> _Outcome:
+        """A one-row write, run here: the transaction holds the writer, so it waits for
+        nothing, and its shape bounds how long it runs (storage/short_writes.py)."""
+        connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
+        try:
+            return _run(connection, operation, parameters, many=False)
+        except BaseException:
+            adapt.in_transaction = connection._conn.in_transaction
+            raise
+
     async def _async_soft_close(self) -> None:
         """Nothing to close: the thread closed the cursor with the statement."""
 
@@ -197,10 +237,17 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
     back every connection it gets back, even one whose transaction just committed: that was a
     trip per checkout for nothing."""
 
-    __slots__ = ("begin_with_next", "in_transaction", "inline_run", "wrote")
+    __slots__ = (
+        "begin_with_next",
+        "busy_timeout_ms",
+        "holds_writer",
+        "in_transaction",
+        "inline_run",
+        "wrote",
+    )
     _cursor_cls = OneTripCursor  # type: ignore[assignment]
 
-    def __init__(self, dbapi: Any, connection: Any) -> None:
+    def __init__(self, dbapi: OneTripDBAPI, connection: Any) -> None:
         super().__init__(dbapi, connection)
         self.begin_with_next: str | None = None
         # As SQLite reported it after our last statement.
@@ -209,6 +256,27 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
         # transaction ran something on aiosqlite's thread, so it commits there too.
         self.inline_run = _Inline()
         self.wrote = False
+        # The open transaction began with BEGIN IMMEDIATE: its one-row writes cannot wait for
+        # a lock, so they run in place (storage/short_writes.py says which those are).
+        self.holds_writer = False
+        self.busy_timeout_ms: int | None = None
+
+    def begin_writing_in_place(self, raw: sqlite3.Connection) -> bool:
+        """BEGIN IMMEDIATE on this thread, unless another process holds the writer: then
+        False at once (no busy wait here), and the BEGIN waits on aiosqlite's thread."""
+        if self.busy_timeout_ms is None:
+            self.busy_timeout_ms = int(raw.execute("PRAGMA busy_timeout").fetchone()[0])
+        raw.execute("PRAGMA busy_timeout = 0")
+        try:
+            raw.execute(_BEGIN_WRITE)
+        except sqlite3.OperationalError as error:
+            if error.sqlite_errorcode == sqlite3.SQLITE_BUSY:
+                return False
+            raise
+        finally:
+            raw.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
+        self.holds_writer = True
+        return True
 
     def cursor(self, server_side: bool = False) -> Any:
         if server_side:
@@ -224,12 +292,18 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
     def commit(self) -> None:
         self.begin_with_next = None  # if still set, nothing ran: nothing to commit
         if self.in_transaction:
+            wrote = self.wrote or self.holds_writer
             if self.wrote:
                 super().commit()
-            else:  # a read's end releases its snapshot: nothing to write or wait for
+            else:
+                # A read's end releases its snapshot; a write's appends its pages to the WAL
+                # (no fsync with synchronous=NORMAL, no checkpoint: the WAL is folded on the
+                # thread, see OneTripDBAPI.after_write).
                 self._end_inline(self._connection._conn.commit)
             self.in_transaction = False
-        self.wrote = False
+            if wrote:
+                self.dbapi.after_write()
+        self.wrote = self.holds_writer = False
 
     def rollback(self) -> None:
         self.begin_with_next = None
@@ -239,7 +313,7 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
             else:
                 self._end_inline(self._connection._conn.rollback)
             self.in_transaction = False
-        self.wrote = False
+        self.wrote = self.holds_writer = False
 
     def _end_inline(self, end: Any) -> None:
         try:
@@ -249,10 +323,16 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
 
 
 class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):
-    """Passed as ``module=`` to the engine: aiosqlite, with OneTripCursor for every statement."""
+    """Passed as ``module=`` to the engine: aiosqlite, with OneTripCursor for every statement.
 
-    def __init__(self) -> None:
+    ``after_write`` is called once a transaction that wrote has committed. The connections
+    run with ``wal_autocheckpoint=0`` (a commit in place must not fold the WAL into the main
+    file on the event loop's thread, with its fsyncs), so the database checkpoints from there.
+    """
+
+    def __init__(self, after_write: Callable[[], None] | None = None) -> None:
         super().__init__(aiosqlite, sqlite3)
+        self.after_write: Callable[[], None] = after_write or (lambda: None)
 
     def connect(self, *arg: Any, **kw: Any) -> OneTripConnection:
         # Opened on aiosqlite's thread and also used on the event loop's (inline reads, never

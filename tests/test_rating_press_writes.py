@@ -23,6 +23,7 @@ from tests.test_flows_ratings import ANNA, RULES, Shop, answer_of, edits
 from tests.test_flows_ratings import clock as clock  # the same fixtures
 from tests.test_flows_ratings import flow as flow
 from tests.test_flows_ratings import shop as shop
+from tests.test_sqlite_driver import trips_to_the_thread
 
 
 def statements_run(db: Database, *, under_the_writer: bool = False) -> list[str]:
@@ -63,6 +64,18 @@ async def test_a_press_runs_four_statements_in_all(shop: Shop) -> None:
     # The customer (with the FSM row), the rating, the order with its lines and the alert
     # (one statement), the score.
     assert ran == ["SELECT customers", "SELECT ratings", "SELECT orders", "UPDATE ratings"]
+
+
+async def test_a_press_on_sqlite_never_goes_to_aiosqlite_thread(shop: Shop) -> None:
+    await shop.ordered(ANNA, "A-1001")
+    await shop.press_star(ANNA, "A-1001", 5)
+
+    with trips_to_the_thread() as handed:
+        calls = await shop.press_star(ANNA, "A-1001", 4)
+
+    assert answer_of(calls).text == "Thank you for your rating!"
+    # Its reads, BEGIN IMMEDIATE, the one-row UPDATE and the commit all ran in place.
+    assert handed == []
 
 
 async def decided_press(shop: Shop, clock: FixedClock, score: int) -> tuple[RatingDesk, Press]:

@@ -7,6 +7,8 @@ streamed result) is checked on a real SQLite file through the bot's own Database
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import aliased
 
-from storage.database import Database
+from storage.database import WAL_FOLD_DELAY, Database
 
 metadata = MetaData()
 items = Table(
@@ -83,15 +85,32 @@ async def test_a_short_read_runs_without_a_trip_to_the_thread(db: Database) -> N
     assert handed == []
 
 
-async def test_a_statement_that_writes_is_one_trip_to_the_thread(db: Database) -> None:
+async def test_a_transaction_of_one_row_writes_runs_without_a_trip_to_the_thread(
+    db: Database,
+) -> None:
     async with db.engine.connect() as conn:
         await conn.execute(select(items.c.id))
     with trips_to_the_thread() as handed:
         async with db.transaction() as conn:
             await conn.execute(insert(items).values(name="a", amount=1))
+            await conn.execute(update(items).where(items.c.name == "a").values(amount=2))
             count = (await conn.execute(select(func.count()).select_from(items))).scalar_one()
-    # BEGIN IMMEDIATE went with the INSERT, the SELECT ran in place, the COMMIT on the thread.
+    # BEGIN IMMEDIATE, the INSERT, the UPDATE by a unique key, the SELECT and the COMMIT.
     assert count == 1
+    assert handed == [], handed
+    async with db.read() as conn:
+        assert (await conn.execute(select(items.c.name, items.c.amount))).all() == [("a", 2)]
+
+
+async def test_a_statement_that_may_write_many_rows_is_one_trip_to_the_thread(
+    db: Database,
+) -> None:
+    async with db.engine.connect() as conn:
+        await conn.execute(select(items.c.id))
+    with trips_to_the_thread() as handed:
+        async with db.transaction() as conn:
+            await conn.execute(update(items).where(items.c.amount > 0).values(amount=0))
+    # BEGIN IMMEDIATE went with the UPDATE; a transaction that used the thread commits there.
     assert handed == ["_run", "commit"], handed
 
 
@@ -191,8 +210,9 @@ async def test_a_write_transaction_is_its_statements_and_its_commit(db: Database
         async with db.transaction() as conn:
             await conn.execute(insert(items).values(name="a", amount=1))
             await conn.execute(update(items).values(amount=2))
-    # BEGIN IMMEDIATE went with the INSERT: two statements, one commit.
-    assert len(handed) == 3, handed
+    # BEGIN IMMEDIATE and the one-row INSERT in place; the UPDATE of every row and the commit
+    # on the thread.
+    assert handed == ["_run", "commit"], handed
     async with db.read() as conn:
         assert (await conn.execute(select(items.c.amount))).scalar_one() == 2
 
@@ -253,3 +273,62 @@ async def test_a_first_statement_that_fails_still_releases_the_write_lock(
             "a",
             "b",
         ]
+
+
+async def test_a_write_behind_another_processs_writer_waits_on_the_thread_not_the_loop(
+    db: Database, tmp_path: Path
+) -> None:
+    async with db.engine.connect() as conn:
+        await conn.execute(select(items.c.id))
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    other = sqlite3.connect(tmp_path / "driver.sqlite3", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process's writer, for 0.3 s
+    ticker = asyncio.create_task(tick())
+    with trips_to_the_thread() as handed:
+        writing = asyncio.create_task(one_insert(db, "a"))
+        await asyncio.sleep(0.3)
+        assert not writing.done()
+        other.rollback()
+        await writing
+    ticker.cancel()
+    other.close()
+    # The BEGIN waited on the thread (SQLite's busy timeout there) while the loop went on.
+    assert handed == ["_run", "commit"], handed
+    assert ticks >= 15
+    async with db.engine.connect() as conn:
+        timeout = await conn.exec_driver_sql("PRAGMA busy_timeout")
+        assert timeout.scalar_one() == 10_000  # set to 0 for the try in place, then back
+    async with db.read() as conn:
+        assert (await conn.execute(select(items.c.name))).scalars().all() == ["a"]
+
+
+async def one_insert(db: Database, name: str) -> None:
+    async with db.transaction() as conn:
+        await conn.execute(insert(items).values(name=name, amount=1))
+
+
+async def test_a_commit_in_place_leaves_the_wal_and_the_thread_folds_it_soon_after(
+    db: Database, tmp_path: Path
+) -> None:
+    main_file = tmp_path / "driver.sqlite3"
+    async with db.transaction() as conn:
+        await conn.execute(insert(items).values(name="first", amount=0))
+    await asyncio.sleep(WAL_FOLD_DELAY + 0.3)
+    size_before = main_file.stat().st_size
+    with trips_to_the_thread() as handed:
+        for n in range(300):  # each one row in place, each about 1 KB
+            async with db.transaction() as conn:
+                await conn.execute(insert(items).values(name=f"{n}{'x' * 1000}", amount=n))
+        # No commit folded the WAL (SQLite's autocheckpoint would, in the commit, here).
+        assert main_file.stat().st_size == size_before
+        assert handed == []
+        await asyncio.sleep(WAL_FOLD_DELAY + 0.3)
+    assert handed == ["_run"]  # one checkpoint, on the thread, for all 300 commits
+    assert main_file.stat().st_size > size_before + 300_000
