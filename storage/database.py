@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from storage.availability import Availability
-from storage.short_writes import mark_short_writes
+from storage.short_writes import SHORT_BATCH, mark_short_writes
 from storage.sqlite_driver import OneTripConnection, OneTripDBAPI
 from storage.urls import DEFAULT_DATABASE_URL, DatabaseUrlError, normalize_database_url
 
@@ -293,6 +293,8 @@ class Database:
             options |= {"pool_size": pool_size, "max_overflow": pool_size, "pool_pre_ping": True}
         else:
             options["module"] = OneTripDBAPI(after_write=self._fold_wal_soon)
+            # A multi-row INSERT's statements stay short enough to run in place.
+            options["insertmanyvalues_page_size"] = SHORT_BATCH
         self.engine: AsyncEngine = create_async_engine(self.url, **options)
         self._ambient: ContextVar[_Transaction | None] = ContextVar("ambient_tx", default=None)
         self._unit: ContextVar[_Unit | None] = ContextVar("unit_of_work", default=None)

@@ -5,8 +5,8 @@ unique key to values, touches one row (plus its indexes and the foreign keys it 
 SQLite runs it in microseconds: storage/sqlite_driver.py runs such a statement on the event
 loop's thread once its transaction holds the writer. A write cannot be interrupted as a read
 can (SQLite would roll back the whole transaction), so anything that might run long stays on
-aiosqlite's thread: a subquery anywhere, an INSERT from a SELECT or of many rows, an
-executemany, a DELETE whose row other tables' rows cascade from. (The one trigger, on orders,
+aiosqlite's thread: a subquery anywhere, an INSERT from a SELECT, more than SHORT_BATCH rows
+at once, a DELETE whose row other tables' rows cascade from. (The one trigger, on orders,
 recounts the order's customer through an index: one customer's orders, not the table.)
 """
 
@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Column, Delete, Index, Insert, Table, UniqueConstraint, Update, event
 from sqlalchemy.engine import Connection, ExecutionContext
+from sqlalchemy.engine.interfaces import ExecuteStyle
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import operators, visitors
 from sqlalchemy.sql.elements import (
@@ -23,8 +24,17 @@ from sqlalchemy.sql.elements import (
     BindParameter,
     BooleanClauseList,
     ClauseElement,
+    ReleaseSavepointClause,
+    RollbackToSavepointClause,
+    SavepointClause,
 )
 from sqlalchemy.sql.selectable import Exists, ScalarSelect, SelectBase
+
+_SAVEPOINTS = (SavepointClause, ReleaseSavepointClause, RollbackToSavepointClause)
+
+# An executemany of a one-row write, or a multi-row INSERT, with at most this many rows is
+# still short: a row costs SQLite a few microseconds, indexes included.
+SHORT_BATCH = 100
 
 # Decisions by SQL text: the text fixes what SQLite does, and the bot runs a few hundred kinds.
 _DECISIONS_KEPT = 4_096
@@ -53,6 +63,13 @@ def writes_one_row(statement: ClauseElement) -> bool:
         pinned = _columns_pinned(statement.whereclause, table)
         return any(key <= pinned for key in _unique_keys(table))
     return False
+
+
+def is_short(statement: ClauseElement) -> bool:
+    """A one-row write, or a savepoint's begin, release or rollback: SQLite keeps a
+    savepoint in memory, and a rollback to one undoes only what its block wrote (an import
+    rejecting one order)."""
+    return isinstance(statement, _SAVEPOINTS) or writes_one_row(statement)
 
 
 def _has_subquery(element: ClauseElement | None) -> bool:
@@ -125,8 +142,10 @@ def _rows_cascade_from(table: Table) -> bool:
 
 
 def mark_short_writes(engine: AsyncEngine) -> None:
-    """Before each statement, tell the driver's cursor whether it writes at most one row
-    (``cursor.short_write``); executemany and "insertmanyvalues" batches never do."""
+    """Before each statement, tell the driver's cursor whether it is short: a one-row write,
+    or an executemany of one at most SHORT_BATCH times (``cursor.short_write``). The engine's
+    "insertmanyvalues" batches hold at most SHORT_BATCH rows (``insertmanyvalues_page_size``),
+    so a batch of a one-row INSERT is short too."""
     decisions: dict[str, bool] = {}
 
     @event.listens_for(engine.sync_engine, "before_cursor_execute")
@@ -134,7 +153,7 @@ def mark_short_writes(engine: AsyncEngine) -> None:
         _connection: Connection,
         cursor: Any,
         statement: str,
-        _parameters: Any,
+        parameters: Any,
         context: ExecutionContext | None,
         executemany: bool,
     ) -> None:
@@ -143,8 +162,13 @@ def mark_short_writes(engine: AsyncEngine) -> None:
         decision = decisions.get(statement)
         if decision is None:
             compiled = getattr(context, "compiled", None)
-            decision = compiled is not None and writes_one_row(compiled.statement)
+            decision = compiled is not None and is_short(compiled.statement)
             if len(decisions) >= _DECISIONS_KEPT:
                 decisions.clear()
             decisions[statement] = decision
-        cursor.short_write = decision and not executemany
+        cursor.short_write = decision and (
+            not executemany
+            or context is None
+            or context.execute_style is ExecuteStyle.INSERTMANYVALUES
+            or len(parameters) <= SHORT_BATCH
+        )

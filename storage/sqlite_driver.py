@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import sqlite3
 import time
@@ -167,12 +168,13 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         async with adapt._execute_mutex:
             begin, adapt.begin_with_next = adapt.begin_with_next, None
             outcome: _Outcome | None = None
-            if begin == _BEGIN_WRITE and not many and (short_write or is_select(operation)):
+            if begin == _BEGIN_WRITE and (short_write or (is_select(operation) and not many)):
                 begin = self._begin_writing(adapt, begin)
             if not many and inline_read(operation, begin):
                 outcome, begin = self._inline(adapt, operation, parameters, begin)
-            elif short_write and not many and begin is None and adapt.holds_writer:
-                outcome = self._inline_write(adapt, operation, parameters)
+            elif short_write and begin is None and adapt.holds_writer:
+                outcome = self._inline_write(adapt, operation, parameters, many=many)
+            ran_here = outcome is not None
             if outcome is None:
                 adapt.wrote = True  # what ran on the thread is committed there too
                 try:
@@ -188,6 +190,11 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         assert outcome is not None
         self._description, self._rowcount, self._lastrowid, rows, adapt.in_transaction = outcome
         self._rows = collections.deque(rows)
+        if ran_here:
+            # A statement in place gives the loop its turn, as a trip to the thread did: a
+            # long writer (an import's chunk) commits early once someone waits for the writer,
+            # and the others must get to the lock to wait there.
+            await asyncio.sleep(0)
 
     def _inline(
         self, adapt: OneTripConnection, operation: str, parameters: Any, begin: str | None
@@ -216,12 +223,14 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
             adapt.in_transaction = raw.in_transaction
             raise
 
-    def _inline_write(self, adapt: OneTripConnection, operation: str, parameters: Any) -> _Outcome:
-        """A one-row write, run here: the transaction holds the writer, so it waits for
+    def _inline_write(
+        self, adapt: OneTripConnection, operation: str, parameters: Any, *, many: bool
+    ) -> _Outcome:
+        """A short write, run here: the transaction holds the writer, so it waits for
         nothing, and its shape bounds how long it runs (storage/short_writes.py)."""
         connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
         try:
-            return _run(connection, operation, parameters, many=False)
+            return _run(connection, operation, parameters, many=many)
         except BaseException:
             adapt.in_transaction = connection._conn.in_transaction
             raise
