@@ -492,10 +492,13 @@ class Database:
         a little later, on aiosqlite's thread, once for all the commits meanwhile. SQLite's
         own autocheckpoint is off because it would run in the commit, which may run on the
         event loop's thread."""
-        if self._folding is None:
-            self._folding = asyncio.get_running_loop().create_task(
-                self._fold_wal(), name="wal-fold"
-            )
+        if self._folding is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (the engine torn down at exit): closing folds it
+            return
+        self._folding = loop.create_task(self._fold_wal(), name="wal-fold")
 
     async def _fold_wal(self) -> None:
         try:
