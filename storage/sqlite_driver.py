@@ -190,10 +190,11 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         assert outcome is not None
         self._description, self._rowcount, self._lastrowid, rows, adapt.in_transaction = outcome
         self._rows = collections.deque(rows)
-        if ran_here:
-            # A statement in place gives the loop its turn, as a trip to the thread did: a
-            # long writer (an import's chunk) commits early once someone waits for the writer,
-            # and the others must get to the lock to wait there.
+        if ran_here and adapt.holds_writer:
+            # A statement in place of a write transaction gives the loop its turn, as a trip
+            # to the thread did: a long writer (an import's chunk) commits early once someone
+            # waits for the writer, and the others must get to the lock to wait there. (A
+            # read holds nothing anyone waits for; its run is bounded by INLINE_BUDGET.)
             await asyncio.sleep(0)
 
     def _inline(
