@@ -71,6 +71,12 @@ def trips_to_the_thread() -> Iterator[list[str]]:
         aiosqlite.Connection._execute = original  # type: ignore[method-assign]
 
 
+async def open_the_pools_connection(db: Database) -> None:
+    """Before counting trips: a new connection's set-up (its PRAGMAs) goes to the thread."""
+    async with db.engine.connect() as conn:
+        await conn.execute(select(items.c.id))
+
+
 async def test_a_short_read_runs_without_a_trip_to_the_thread(db: Database) -> None:
     async with db.transaction() as conn:
         await conn.execute(insert(items), [{"name": "a", "amount": 1}, {"name": "b", "amount": 2}])
@@ -88,8 +94,7 @@ async def test_a_short_read_runs_without_a_trip_to_the_thread(db: Database) -> N
 async def test_a_transaction_of_one_row_writes_runs_without_a_trip_to_the_thread(
     db: Database,
 ) -> None:
-    async with db.engine.connect() as conn:
-        await conn.execute(select(items.c.id))
+    await open_the_pools_connection(db)
     with trips_to_the_thread() as handed:
         async with db.transaction() as conn:
             await conn.execute(insert(items).values(name="a", amount=1))
@@ -105,8 +110,7 @@ async def test_a_transaction_of_one_row_writes_runs_without_a_trip_to_the_thread
 async def test_a_statement_that_may_write_many_rows_is_one_trip_to_the_thread(
     db: Database,
 ) -> None:
-    async with db.engine.connect() as conn:
-        await conn.execute(select(items.c.id))
+    await open_the_pools_connection(db)
     with trips_to_the_thread() as handed:
         async with db.transaction() as conn:
             await conn.execute(update(items).where(items.c.amount > 0).values(amount=0))
@@ -204,8 +208,7 @@ async def test_a_streamed_result_still_comes_in_parts(db: Database) -> None:
 
 
 async def test_a_write_transaction_is_its_statements_and_its_commit(db: Database) -> None:
-    async with db.engine.connect() as conn:
-        await conn.execute(select(items.c.id))
+    await open_the_pools_connection(db)
     with trips_to_the_thread() as handed:
         async with db.transaction() as conn:
             await conn.execute(insert(items).values(name="a", amount=1))
@@ -233,8 +236,7 @@ async def test_the_deferred_begin_still_takes_the_write_lock_and_rolls_back(
 
 
 async def test_a_transaction_that_ran_nothing_never_goes_to_the_thread(db: Database) -> None:
-    async with db.engine.connect() as conn:
-        await conn.execute(select(items.c.id))
+    await open_the_pools_connection(db)
     with trips_to_the_thread() as handed:
         async with db.transaction():
             pass
@@ -278,8 +280,7 @@ async def test_a_first_statement_that_fails_still_releases_the_write_lock(
 async def test_a_write_behind_another_processs_writer_waits_on_the_thread_not_the_loop(
     db: Database, tmp_path: Path
 ) -> None:
-    async with db.engine.connect() as conn:
-        await conn.execute(select(items.c.id))
+    await open_the_pools_connection(db)
     ticks = 0
 
     async def tick() -> None:
