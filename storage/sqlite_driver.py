@@ -67,11 +67,12 @@ class _Inline:
     which the event loop holds (Python hands it over every 5 ms). A read never waits for a
     lock in WAL mode, so running it in place blocks the loop only for its own run.
 
-    Writes run in place too when their shape bounds them to one row (storage/short_writes.py)
-    and their transaction holds the writer: BEGIN IMMEDIATE is tried here with no busy
-    timeout. What may wait (that BEGIN behind another process's writer) and whatever may run
-    long (reports, exports, writes of many rows) stays on the thread. A commit in place never
-    checkpoints: the WAL is folded on the thread (``OneTripDBAPI``).
+    Writes run in place too when their shape bounds them (one row, a savepoint, a short
+    batch: storage/short_writes.py) and their transaction holds the writer: BEGIN IMMEDIATE
+    is tried here with no busy timeout. What may wait (that BEGIN behind another process's
+    writer) and whatever may run long (reports, exports, writes of many rows) stays on the
+    thread. A commit in place never checkpoints: the WAL is folded on the thread
+    (``OneTripDBAPI``).
     """
 
     __slots__ = ("deadline",)
@@ -132,7 +133,8 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         self._rowcount = -1
         self._lastrowid: int | None = None
         self._arraysize = 1
-        # Set before each statement by storage/short_writes.py: it writes one row at most.
+        # Set before each statement by storage/short_writes.py: a write short enough to run
+        # in place (one row, a savepoint, a batch of at most SHORT_BATCH rows).
         self.short_write = False
 
     @property
@@ -266,8 +268,8 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
         # transaction ran something on aiosqlite's thread, so it commits there too.
         self.inline_run = _Inline()
         self.wrote = False
-        # The open transaction began with BEGIN IMMEDIATE: its one-row writes cannot wait for
-        # a lock, so they run in place (storage/short_writes.py says which those are).
+        # The open transaction began with BEGIN IMMEDIATE: its short writes cannot wait for a
+        # lock, so they run in place (storage/short_writes.py says which those are).
         self.holds_writer = False
         self.busy_timeout_ms: int | None = None
 
