@@ -122,7 +122,6 @@ def _unique_keys(table: Table) -> list[set[str]]:
         for index in table.indexes
         if index.unique and not _is_partial(index)
     ]
-    keys += [{column.name} for column in table.columns if column.unique]
     return [key for key in keys if key]
 
 
