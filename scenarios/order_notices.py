@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import tzinfo
 from typing import Any, Protocol
 
@@ -10,7 +11,7 @@ from scenarios.delivery import Category, OutboxWriter, Outgoing, enqueue
 from scenarios.ledger import LedgerReader, balance_view, order_source, refund_source
 from scenarios.orders import OrderEvent
 from storage.customers import CustomerRecord
-from storage.ledger import EntryKind
+from storage.ledger import EntryKind, EntryRecord, LedgerSnapshot
 
 ORDER_POINTS = "order_points"
 # An order causes at most an accrual and a redemption, then (cancelled or refunded) a reversal,
@@ -23,6 +24,14 @@ _CANCELLING = frozenset({"cancelled", "refunded"})
 
 class CustomerLookup(Protocol):
     async def customer(self, *, customer_id: int) -> CustomerRecord | None: ...
+
+    async def customers(self, *, customer_ids: Sequence[int]) -> dict[int, CustomerRecord]: ...
+
+
+class NoticeReader(LedgerReader, Protocol):
+    async def snapshots(self, *, customer_ids: Sequence[int]) -> dict[int, LedgerSnapshot]: ...
+
+    async def entries_of(self, *, sources: Sequence[str]) -> dict[str, list[EntryRecord]]: ...
 
 
 class OrderPointsNotices:
@@ -37,7 +46,7 @@ class OrderPointsNotices:
         self,
         *,
         customers: CustomerLookup,
-        reader: LedgerReader,
+        reader: NoticeReader,
         outbox: OutboxWriter,
         clock: Clock,
         zone: tzinfo,
@@ -49,20 +58,56 @@ class OrderPointsNotices:
         self._zone = zone
 
     async def after_order(self, event: OrderEvent) -> None:
-        if event.customer_id is None or not event.recent:
+        name = _event_name(event)
+        if name is None:
             return
-        if event.refund_key is not None:
-            name = "partial"
-        elif event.is_new:
-            name = "new"
-        elif event.status in _CANCELLING:
-            name = event.status
-        else:  # delivered: the points were settled when the order came in
-            return
-        context = await self._context(event, name)
+        assert event.customer_id is not None
+        source = _source(event)
+        entries = [
+            entry
+            for entry in await self._reader.history(
+                customer_id=event.customer_id, limit=_RECENT_ENTRIES
+            )
+            if entry.source == source
+        ]
+        snapshot = await self._reader.snapshot(customer_id=event.customer_id)
+        context = self._context(event, name, entries, snapshot)
         if context is None:
             return
         customer = await self._customers.customer(customer_id=event.customer_id)
+        await self._tell(event, name, customer, context)
+
+    async def after_orders(self, events: Sequence[OrderEvent]) -> None:
+        """The entries, balances and chats of these orders' customers read at once."""
+        told = [(event, name) for event in events if (name := _event_name(event)) is not None]
+        if not told:
+            return
+        members = [event.customer_id for event, _ in told if event.customer_id is not None]
+        entries = await self._reader.entries_of(sources=[_source(event) for event, _ in told])
+        snapshots = await self._reader.snapshots(customer_ids=members)
+        contexts = []
+        for event, name in told:
+            assert event.customer_id is not None
+            theirs = [e for e in entries[_source(event)] if e.customer_id == event.customer_id]
+            context = self._context(event, name, theirs, snapshots[event.customer_id])
+            if context is not None:
+                contexts.append((event, name, context))
+        if not contexts:
+            return
+        people = await self._customers.customers(
+            customer_ids=[event.customer_id for event, _, _ in contexts if event.customer_id]
+        )
+        for event, name, context in contexts:
+            assert event.customer_id is not None
+            await self._tell(event, name, people.get(event.customer_id), context)
+
+    async def _tell(
+        self,
+        event: OrderEvent,
+        name: str,
+        customer: CustomerRecord | None,
+        context: dict[str, Any],
+    ) -> None:
         if customer is None or customer.telegram_id is None:
             return
         await enqueue(
@@ -78,24 +123,18 @@ class OrderPointsNotices:
             clock=self._clock,
         )
 
-    async def _context(self, event: OrderEvent, name: str) -> dict[str, Any] | None:
-        assert event.customer_id is not None
-        source = (
-            refund_source(event.order_id, event.refund_key)
-            if event.refund_key is not None
-            else order_source(event.order_id)
-        )
-        entries = [
-            entry
-            for entry in await self._reader.history(
-                customer_id=event.customer_id, limit=_RECENT_ENTRIES
-            )
-            if entry.source == source
-        ]
+    def _context(
+        self,
+        event: OrderEvent,
+        name: str,
+        entries: Sequence[EntryRecord],
+        snapshot: LedgerSnapshot,
+    ) -> dict[str, Any] | None:
+        """What the message says, from the order's entries and the balance after them
+        (None: the points did not move)."""
         amounts = {kind: 0 for kind in EntryKind}
         for entry in entries:
             amounts[entry.kind] += entry.amount
-        snapshot = await self._reader.snapshot(customer_id=event.customer_id)
         now = self._clock.now()
         available = balance_view(snapshot, at=now, zone=self._zone).available
         context: dict[str, Any] = {
@@ -139,6 +178,27 @@ class OrderPointsNotices:
             )
             context.update(debt_paid=restored - left)
         return context
+
+
+def _event_name(event: OrderEvent) -> str | None:
+    """Which event of its order's points this is; None when nothing is told (a guest's
+    order, imported history, a delivery: its points were settled when the order came in)."""
+    if event.customer_id is None or not event.recent:
+        return None
+    if event.refund_key is not None:
+        return "partial"
+    if event.is_new:
+        return "new"
+    if event.status in _CANCELLING:
+        return event.status
+    return None
+
+
+def _source(event: OrderEvent) -> str:
+    """The ledger source of what this event wrote."""
+    if event.refund_key is not None:
+        return refund_source(event.order_id, event.refund_key)
+    return order_source(event.order_id)
 
 
 def _event_key(event: OrderEvent, name: str) -> str:

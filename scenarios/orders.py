@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import cache
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 from zoneinfo import available_timezones
 
 from scenarios.clock import Clock
@@ -474,6 +474,15 @@ class OrderFollower(Protocol):
     async def after_order(self, event: OrderEvent) -> None: ...
 
 
+@runtime_checkable
+class OrderBatchFollower(OrderFollower, Protocol):
+    """A follower that handles a group's new orders (of distinct customers) at once: what
+    each would read alone, read in a few statements for all of them. Each event must come to
+    exactly what ``after_order`` would make of it."""
+
+    async def after_orders(self, events: Sequence[OrderEvent]) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class CustomerCard:
     customer_id: int
@@ -775,6 +784,13 @@ class OrderDesk:
 
     async def _after_insert(self, order: ValidOrder, member: int | None) -> Reported:
         """The order row is written: the member's points, the receipt, the followers."""
+        reported = await self._points_of_new(order, member)
+        if order.status not in FINAL_STATUSES:  # closed history: recorded, nothing follows
+            await self._follow(order.order_ref, member, order.status, None, order.ordered_at)
+        return reported
+
+    async def _points_of_new(self, order: ValidOrder, member: int | None) -> Reported:
+        """The order row is written: the member's points and the receipt."""
         if order.status in FINAL_STATUSES:  # closed history: recorded, nothing follows
             receipt = Receipt(
                 order_id=order.order_ref,
@@ -794,7 +810,6 @@ class OrderDesk:
                 pending_until=None,
                 balance=Points(available=0, pending=0),
             )
-            await self._follow(order.order_ref, None, order.status, None, order.ordered_at)
             return Reported(receipt=receipt, created=True)
         try:
             if order.bonus_redeemed:
@@ -821,7 +836,6 @@ class OrderDesk:
             if accrual.open_lots is not None
             else await self._balance(member),
         )
-        await self._follow(order.order_ref, member, order.status, None, order.ordered_at)
         return Reported(receipt=receipt, created=True)
 
     async def _record_together(
@@ -887,7 +901,22 @@ class OrderDesk:
         }
         async with self._reader.prefetched(sources=earning, since=self._ladder.window_start(now)):
             for pending, member in written:
-                done[pending.position] = await self._after_insert(pending.order, member)
+                done[pending.position] = await self._points_of_new(pending.order, member)
+        # Then what follows them, for all of them at once (their customers are distinct, so
+        # no order's followers see another's effects).
+        await self._follow_together(
+            [
+                self._event(
+                    pending.order.order_ref,
+                    member,
+                    pending.order.status,
+                    None,
+                    pending.order.ordered_at,
+                )
+                for pending, member in written
+                if pending.order.status not in FINAL_STATUSES
+            ]
+        )
         return done, left
 
     async def _prove(self, member: int, code: str | None, order_ref: str) -> None:
@@ -930,7 +959,34 @@ class OrderDesk:
         *,
         refund_key: str | None = None,
     ) -> None:
-        event = OrderEvent(
+        event = self._event(
+            order_id, customer_id, status, previous_status, ordered_at, refund_key=refund_key
+        )
+        for follower in self._followers:
+            await follower.after_order(event)
+
+    async def _follow_together(self, events: Sequence[OrderEvent]) -> None:
+        """Each follower after every one of these orders, in one call where it can batch."""
+        if not events:
+            return
+        for follower in self._followers:
+            if isinstance(follower, OrderBatchFollower):
+                await follower.after_orders(events)
+            else:
+                for event in events:
+                    await follower.after_order(event)
+
+    def _event(
+        self,
+        order_id: str,
+        customer_id: int | None,
+        status: str,
+        previous_status: str | None,
+        ordered_at: datetime,
+        *,
+        refund_key: str | None = None,
+    ) -> OrderEvent:
+        return OrderEvent(
             order_id=order_id,
             customer_id=customer_id,
             status=status,
@@ -939,8 +995,6 @@ class OrderDesk:
             recent=ordered_at >= self._clock.now() - self._horizon,
             refund_key=refund_key,
         )
-        for follower in self._followers:
-            await follower.after_order(event)
 
     async def _replay(self, stored: StoredOrder, order: ValidOrder) -> Receipt:
         if stored.fingerprint not in (order.fingerprint, ERASED_FINGERPRINT):

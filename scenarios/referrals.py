@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+from collections.abc import Sequence
 from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
 from typing import Protocol
@@ -132,6 +133,8 @@ class ReferralStore(Protocol):
     async def add(self, *, referee_id: int, referrer_id: int, now: datetime) -> bool: ...
 
     async def of_referee(self, *, referee_id: int) -> ReferralRecord | None: ...
+
+    async def of_referees(self, *, referee_ids: Sequence[int]) -> dict[int, ReferralRecord]: ...
 
     async def qualify(self, *, referee_id: int, order_ref: str, mature_at: datetime) -> bool: ...
 
@@ -279,8 +282,21 @@ class Referrals:
         if event.customer_id is None:
             return
         referral = await self._store.of_referee(referee_id=event.customer_id)
-        if referral is None:
+        if referral is not None:
+            await self._follow(event, referral)
+
+    async def after_orders(self, events: Sequence[OrderEvent]) -> None:
+        """The referrals of these orders' customers read at once (most have none)."""
+        members = [event.customer_id for event in events if event.customer_id is not None]
+        if not members:
             return
+        referrals = await self._store.of_referees(referee_ids=members)
+        for event in events:
+            referral = referrals.get(event.customer_id) if event.customer_id is not None else None
+            if referral is not None:
+                await self._follow(event, referral)
+
+    async def _follow(self, event: OrderEvent, referral: ReferralRecord) -> None:
         if referral.state == "joined" and event.is_new and event.status in PAID_STATUSES:
             order = await self._orders.by_ref(order_ref=event.order_id)
             assert order is not None, "the desk has just stored it"

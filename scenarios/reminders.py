@@ -43,6 +43,10 @@ KIND = "reminder"
 class ReminderStore(Protocol):
     async def order_lines(self, *, order_ref: str) -> list[LinePurchase]: ...
 
+    async def order_lines_many(
+        self, *, order_refs: Sequence[str]
+    ) -> dict[str, list[LinePurchase]]: ...
+
     async def purchases(self, *, customer_id: int, skus: Sequence[str]) -> list[LinePurchase]: ...
 
     async def catalog(self, *, skus: Sequence[str]) -> dict[str, CatalogProduct]: ...
@@ -50,6 +54,10 @@ class ReminderStore(Protocol):
     async def customer_zone(self, *, customer_id: int) -> str | None: ...
 
     async def stopped(self, *, customer_id: int, skus: Sequence[str]) -> set[str]: ...
+
+    async def of_customers(
+        self, *, customer_ids: Sequence[int], states: Sequence[str] = ...
+    ) -> dict[int, list[ReminderRecord]]: ...
 
     async def of_customer(
         self, *, customer_id: int, states: Sequence[str] = WAITING
@@ -68,6 +76,10 @@ class ReminderStore(Protocol):
     ) -> None: ...
 
     async def withdraw_order(self, *, customer_id: int, order_ref: str, now: datetime) -> int: ...
+
+    async def sent_to(
+        self, *, customer_ids: Sequence[int], skus: Sequence[str], since: datetime
+    ) -> dict[int, list[ReminderRecord]]: ...
 
     async def sent_for(
         self, *, customer_id: int, skus: Sequence[str], since: datetime
@@ -136,9 +148,87 @@ class ReplenishmentFollower:
         if not lines:
             return
         bought = {line.sku: line for line in lines}
-        catalog = await self._store.catalog(skus=sorted(bought))
-        await self._convert(event, bought, catalog, now)
-        await self._replace(event, bought, catalog, now)
+        since = event.ordered_at - timedelta(days=self._rules.conversion_days)
+        sent = await self._store.sent_for(
+            customer_id=event.customer_id, skus=sorted(bought), since=since
+        )
+        waiting = await self._store.of_customer(customer_id=event.customer_id)
+        catalog = await self._store.catalog(skus=sorted({*bought, *(r.sku for r in waiting)}))
+        await self._bought(event, bought, catalog, sent, waiting, now)
+
+    async def after_orders(self, events: Sequence[OrderEvent]) -> None:
+        """New orders' lines, their customers' reminders and the products read at once; the
+        rest (a guest's order, a status change) one by one."""
+        new: list[OrderEvent] = []
+        later: list[OrderEvent] = []  # a customer's second order sees what their first did
+        customers: set[int] = set()
+        for event in events:
+            if event.customer_id in customers:
+                later.append(event)
+            elif (
+                event.customer_id is not None
+                and event.is_new
+                and event.status not in FINAL_STATUSES
+            ):
+                new.append(event)
+                customers.add(event.customer_id)
+            else:
+                await self.after_order(event)
+        await self._after_new(new)
+        for event in later:
+            await self.after_order(event)
+
+    async def _after_new(self, new: Sequence[OrderEvent]) -> None:
+        """New orders of distinct members, their reads made together."""
+        lines = await self._store.order_lines_many(order_refs=[event.order_id for event in new])
+        bought_by = {
+            event.order_id: {line.sku: line for line in lines[event.order_id]}
+            for event in new
+            if lines[event.order_id]
+        }
+        buying = [event for event in new if event.order_id in bought_by]
+        if not buying:
+            return
+        now = self._clock.now()
+        members = [event.customer_id for event in buying if event.customer_id is not None]
+        skus = sorted({sku for bought in bought_by.values() for sku in bought})
+        earliest = min(buying, key=lambda event: event.ordered_at).ordered_at
+        sent = await self._store.sent_to(
+            customer_ids=members,
+            skus=skus,
+            since=earliest - timedelta(days=self._rules.conversion_days),
+        )
+        waiting = await self._store.of_customers(customer_ids=members)
+        catalog = await self._store.catalog(
+            skus=sorted({*skus, *(r.sku for theirs in waiting.values() for r in theirs)})
+        )
+        for event in buying:
+            assert event.customer_id is not None
+            bought = bought_by[event.order_id]
+            since = event.ordered_at - timedelta(days=self._rules.conversion_days)
+            theirs = [
+                reminder
+                for reminder in sent[event.customer_id]
+                if reminder.sku in bought and reminder.sent_at and reminder.sent_at >= since
+            ]
+            await self._bought(event, bought, catalog, theirs, waiting[event.customer_id], now)
+
+    async def _bought(
+        self,
+        event: OrderEvent,
+        bought: dict[str, LinePurchase],
+        catalog: dict[str, CatalogProduct],
+        sent: Sequence[ReminderRecord],
+        waiting: Sequence[ReminderRecord],
+        now: datetime,
+    ) -> None:
+        """A new order's lines: the reminders it converts and replaces, the ones it plans.
+        ``sent``: the customer's reminders of these skus sent within the conversion window;
+        ``waiting``: their waiting reminders; ``catalog``: at least those products."""
+        converted = await self._convert(event, bought, sent, now)
+        # What this order has just converted waits no longer.
+        still = [reminder for reminder in waiting if reminder.id not in converted]
+        await self._replace(event, bought, catalog, still, now)
         if event.recent:  # older history only teaches the intervals
             await self._plan(event, bought, catalog, now)
 
@@ -146,17 +236,13 @@ class ReplenishmentFollower:
         self,
         event: OrderEvent,
         bought: dict[str, LinePurchase],
-        catalog: dict[str, CatalogProduct],
+        sent: Sequence[ReminderRecord],
         now: datetime,
-    ) -> None:
-        assert event.customer_id is not None
-        since = event.ordered_at - timedelta(days=self._rules.conversion_days)
-        candidates = await self._store.sent_for(
-            customer_id=event.customer_id, skus=sorted(bought), since=since
-        )
+    ) -> set[int]:
+        """The sent reminders this order converts, converted; returns their ids."""
         converted = [
             (reminder.id, bought[reminder.sku].revenue)
-            for reminder in candidates
+            for reminder in sent
             if converts(
                 sent_at=reminder.sent_at,
                 ordered_at=event.ordered_at,
@@ -165,26 +251,23 @@ class ReplenishmentFollower:
         ]
         if converted:
             await self._store.convert(ids_revenue=converted, order_ref=event.order_id, now=now)
+        return {reminder_id for reminder_id, _ in converted}
 
     async def _replace(
         self,
         event: OrderEvent,
         bought: dict[str, LinePurchase],
         catalog: dict[str, CatalogProduct],
+        waiting: Sequence[ReminderRecord],
         now: datetime,
     ) -> None:
         """A newer purchase of the sku or of a listed substitute ends the waiting reminder."""
-        assert event.customer_id is not None
-        waiting = await self._store.of_customer(customer_id=event.customer_id)
-        if not waiting:
-            return
-        theirs = await self._store.catalog(skus=sorted({r.sku for r in waiting}))
         ended = [
             reminder.id
             for reminder in waiting
             if reminder.order_ref != event.order_id
             and reminder.ordered_at <= event.ordered_at
-            and replaces(reminder.sku, bought=set(bought), catalog={**theirs, **catalog})
+            and replaces(reminder.sku, bought=set(bought), catalog=catalog)
         ]
         await self._store.cancel(ids=ended, reason="reordered", now=now, by_order=event.order_id)
 

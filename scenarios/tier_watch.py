@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -9,12 +10,20 @@ from scenarios.clock import Clock
 from scenarios.delivery import Category, OutboxWriter, Outgoing, enqueue
 from scenarios.ledger import LedgerReader, tier_status
 from scenarios.orders import OrderEvent
-from scenarios.tiers import Downgrade, TierChange, TierLadder, TierWindow, compare_tiers
+from scenarios.tiers import Downgrade, Tier, TierChange, TierLadder, TierWindow, compare_tiers
 from scenarios.transactions import UnitOfWork
 from storage.account import Standing
 from storage.customers import CustomerRecord
 
 TIER_CHANGE = "tier_change"
+
+
+class SpendReader(LedgerReader, Protocol):
+    async def paid_spends(
+        self, *, customer_ids: Sequence[int], since: datetime | None
+    ) -> dict[int, int]: ...
+
+
 # A rolling window demotes customers as days pass; a full pass over them starts this often.
 SWEEP_EVERY = timedelta(hours=1)
 
@@ -23,6 +32,8 @@ class StandingStore(Protocol):
     async def customer(self, *, customer_id: int) -> CustomerRecord | None: ...
 
     async def standing(self, *, customer_id: int) -> Standing | None: ...
+
+    async def standings(self, *, customer_ids: Sequence[int]) -> dict[int, Standing]: ...
 
     async def save_standing(
         self, *, customer_id: int, tier: str, changes: int, now: datetime
@@ -76,7 +87,7 @@ class TierWatch:
         *,
         uow: UnitOfWork,
         store: StandingStore,
-        reader: LedgerReader,
+        reader: SpendReader,
         ladder: TierLadder,
         outbox: OutboxWriter,
         clock: Clock,
@@ -98,21 +109,48 @@ class TierWatch:
             # order would be news to nobody.
             await self.check(customer_id=event.customer_id, announce=event.recent)
 
+    async def after_orders(self, events: Sequence[OrderEvent]) -> None:
+        """The spends and standings of these orders' customers read at once."""
+        # A customer's tier follows their spend, not the order: one check each, announced
+        # when any of their orders is recent (as ``after_order`` decides for one).
+        announce: dict[int, bool] = {}
+        for event in events:
+            if event.customer_id is not None:
+                announce[event.customer_id] = announce.get(event.customer_id, False) or event.recent
+        if not announce:
+            return
+        since = self._ladder.window_start(self._clock.now())
+        spends = await self._reader.paid_spends(customer_ids=list(announce), since=since)
+        standings = await self._store.standings(customer_ids=list(announce))
+        for customer_id, recent in announce.items():
+            await self._settle(
+                customer_id,
+                self._ladder.tier_for(spends[customer_id]),
+                standings.get(customer_id),
+                announce=recent,
+            )
+
     async def check(self, *, customer_id: int, announce: bool = True) -> TierChange:
         status = await tier_status(
             self._reader, customer_id=customer_id, ladder=self._ladder, clock=self._clock
         )
         standing = await self._store.standing(customer_id=customer_id)
+        return await self._settle(customer_id, status.tier, standing, announce=announce)
+
+    async def _settle(
+        self, customer_id: int, tier: Tier, standing: Standing | None, *, announce: bool
+    ) -> TierChange:
+        """Record and announce the move from the standing last told to ``tier``, if any."""
         known = self._ladder.tiers[0]
         if standing is not None:
             # A tier renamed or removed in config.toml counts from the lowest one.
             known = next((t for t in self._ladder.tiers if t.name == standing.tier), known)
-        change = compare_tiers(known, status.tier)
+        change = compare_tiers(known, tier)
         if change is None:
             return None
         number = (standing.changes if standing is not None else 0) + 1
         saved = await self._store.save_standing(
-            customer_id=customer_id, tier=status.tier.name, changes=number, now=self._clock.now()
+            customer_id=customer_id, tier=tier.name, changes=number, now=self._clock.now()
         )
         if not saved:  # another writer recorded (and announced) this change
             return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -70,6 +71,14 @@ class SqlAccount:
                 await conn.execute(select(customers).where(customers.c.id == customer_id))
             ).one_or_none()
         return CustomerRecord(**row._mapping) if row else None
+
+    async def customers(self, *, customer_ids: Sequence[int]) -> dict[int, CustomerRecord]:
+        """``customer`` of many, in one statement; ids not found are left out."""
+        async with self._db.read() as conn:
+            rows = await conn.execute(
+                select(customers).where(customers.c.id.in_(sorted(set(customer_ids))))
+            )
+            return {row.id: CustomerRecord(**row._mapping) for row in rows}
 
     async def newer_page_start(self, *, customer_id: int, after_id: int, limit: int) -> int | None:
         """The ``before_id`` of the page just newer than entries below ``after_id`` + 1;
@@ -150,6 +159,21 @@ class SqlAccount:
         if row is None:
             return None
         return Standing(customer_id=customer_id, tier=row.tier, changes=int(row.changes))
+
+    async def standings(self, *, customer_ids: Sequence[int]) -> dict[int, Standing]:
+        """``standing`` of many, in one statement; customers never ranked are left out."""
+        async with self._db.read() as conn:
+            rows = await conn.execute(
+                select(
+                    tier_standings.c.customer_id, tier_standings.c.tier, tier_standings.c.changes
+                ).where(tier_standings.c.customer_id.in_(sorted(set(customer_ids))))
+            )
+            return {
+                row.customer_id: Standing(
+                    customer_id=row.customer_id, tier=row.tier, changes=int(row.changes)
+                )
+                for row in rows
+            }
 
     async def save_standing(
         self, *, customer_id: int, tier: str, changes: int, now: datetime

@@ -329,6 +329,23 @@ _TOTALS_AND_ACCOUNT = union_all(
         ledger_accounts.c.debt.label("debited"),
     ).where(ledger_accounts.c.customer_id == bindparam("customer_id")),
 )
+# The same for a batch of customers, each row naming its customer.
+_TOTALS_AND_ACCOUNTS = union_all(
+    select(
+        ledger_entries.c.customer_id.label("customer_id"),
+        ledger_entries.c.kind.label("kind"),
+        func.sum(case((_amount > 0, _amount), else_=0)).label("credited"),
+        func.sum(case((_amount < 0, -_amount), else_=0)).label("debited"),
+    )
+    .where(ledger_entries.c.customer_id.in_(bindparam("customer_ids", expanding=True)))
+    .group_by(ledger_entries.c.customer_id, ledger_entries.c.kind),
+    select(
+        ledger_accounts.c.customer_id.label("customer_id"),
+        literal(_ACCOUNT_ROW, String()).label("kind"),
+        ledger_accounts.c.balance.label("credited"),
+        ledger_accounts.c.debt.label("debited"),
+    ).where(ledger_accounts.c.customer_id.in_(bindparam("customer_ids", expanding=True))),
+)
 
 _INSERT_LOT = (
     ledger_lots.insert()
@@ -699,23 +716,53 @@ class SqlLedger:
         async with self._db.read() as conn:
             lots = await _open_lots(conn, customer_id)
             rows = (await conn.execute(_TOTALS_AND_ACCOUNT, {"customer_id": customer_id})).all()
-        account = AccountRecord(customer_id=customer_id, balance=0, debt=0)  # no entry yet
-        totals = []
-        for row in rows:
-            if row.kind == _ACCOUNT_ROW:
-                account = AccountRecord(
-                    customer_id=customer_id, balance=int(row.credited), debt=int(row.debited)
-                )
-            else:
-                totals.append(
-                    KindTotal(
-                        kind=EntryKind(row.kind),
-                        credited=int(row.credited),
-                        debited=int(row.debited),
-                    )
-                )
-        totals.sort(key=lambda total: total.kind)
-        return LedgerSnapshot(open_lots=tuple(lots), account=account, totals=tuple(totals))
+        return _snapshot_of(customer_id, lots, rows)
+
+    async def snapshots(self, *, customer_ids: Sequence[int]) -> dict[int, LedgerSnapshot]:
+        """``snapshot`` of each of these customers, in two statements for all of them."""
+        ids = sorted(set(customer_ids))
+        if not ids:
+            return {}
+        lots: dict[int, list[LotRecord]] = {customer: [] for customer in ids}
+        rows: dict[int, list[Row[Any]]] = {customer: [] for customer in ids}
+        async with self._db.read() as conn:
+            for lot_row in await conn.execute(_OPEN_LOTS_MANY, {"customer_ids": ids}):
+                lots[lot_row.customer_id].append(_lot(lot_row))
+            for row in await conn.execute(_TOTALS_AND_ACCOUNTS, {"customer_ids": ids}):
+                rows[row.customer_id].append(row)
+        return {
+            customer: _snapshot_of(customer, lots[customer], rows[customer]) for customer in ids
+        }
+
+    async def entries_of(self, *, sources: Sequence[str]) -> dict[str, list[EntryRecord]]:
+        """Every entry of each of these causes (an order's, a refund's), oldest first, in one
+        statement; entries of 0 points are left out, as ``history`` leaves them."""
+        found: dict[str, list[EntryRecord]] = {source: [] for source in sources}
+        if not found:
+            return found
+        async with self._db.read() as conn:
+            for row in await conn.execute(_ENTRIES_BY_SOURCES, {"sources": sorted(found)}):
+                if row.amount != 0:
+                    found[row.source].append(_entry(row))
+        return found
+
+    async def paid_spends(
+        self, *, customer_ids: Sequence[int], since: datetime | None
+    ) -> dict[int, int]:
+        """``paid_spend`` of each of these customers, in one statement for all of them."""
+        ids = sorted(set(customer_ids))
+        spent = {customer: 0 for customer in ids}
+        if not ids:
+            return spent
+        async with self._db.read() as conn:
+            rows = (
+                await conn.execute(_PAID_MANY_SINCE, {"customer_ids": ids, "since": since})
+                if since is not None
+                else await conn.execute(_PAID_MANY_EVER, {"customer_ids": ids})
+            )
+            for customer, _ordered_at, amount in rows:
+                spent[int(customer)] += int(amount or 0)
+        return spent
 
     async def open_lots(self, *, customer_id: int) -> list[LotRecord]:
         """The customer's lots with points left: all an order's receipt needs (available and
@@ -849,6 +896,29 @@ class SqlLedger:
             unsettled_debt=int(unsettled),
             inconsistent_lots=inconsistent,
         )
+
+
+def _snapshot_of(
+    customer_id: int, lots: Sequence[LotRecord], rows: Sequence[Row[Any]]
+) -> LedgerSnapshot:
+    """A snapshot from the customer's open lots and their rows of ``_TOTALS_AND_ACCOUNT``."""
+    account = AccountRecord(customer_id=customer_id, balance=0, debt=0)  # no entry yet
+    totals = []
+    for row in rows:
+        if row.kind == _ACCOUNT_ROW:
+            account = AccountRecord(
+                customer_id=customer_id, balance=int(row.credited), debt=int(row.debited)
+            )
+        else:
+            totals.append(
+                KindTotal(
+                    kind=EntryKind(row.kind),
+                    credited=int(row.credited),
+                    debited=int(row.debited),
+                )
+            )
+    totals.sort(key=lambda total: total.kind)
+    return LedgerSnapshot(open_lots=tuple(lots), account=account, totals=tuple(totals))
 
 
 async def _open_lots(conn: AsyncConnection, customer_id: int) -> list[LotRecord]:

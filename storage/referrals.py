@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -57,6 +58,14 @@ class SqlReferrals:
                 await conn.execute(select(referrals).where(referrals.c.referee_id == referee_id))
             ).one_or_none()
         return ReferralRecord(**row._mapping) if row else None
+
+    async def of_referees(self, *, referee_ids: Sequence[int]) -> dict[int, ReferralRecord]:
+        """``of_referee`` of many customers, in one statement; those with none are left out."""
+        async with self._db.read() as conn:
+            rows = await conn.execute(
+                select(referrals).where(referrals.c.referee_id.in_(sorted(set(referee_ids))))
+            )
+            return {row.referee_id: ReferralRecord(**row._mapping) for row in rows}
 
     async def qualify(self, *, referee_id: int, order_ref: str, mature_at: datetime) -> bool:
         """Note the friend's first paid order; only a referral still waiting for one moves."""

@@ -173,6 +173,21 @@ class SqlReminders:
             )
             return [LinePurchase(**row._mapping) for row in rows]
 
+    async def order_lines_many(self, *, order_refs: Sequence[str]) -> dict[str, list[LinePurchase]]:
+        """``order_lines`` of each of these orders, in one statement for all of them."""
+        lines: dict[str, list[LinePurchase]] = {ref: [] for ref in order_refs}
+        if not lines:
+            return lines
+        async with self._db.read() as conn:
+            rows = await conn.execute(
+                _LINE_PURCHASES.where(orders.c.order_ref.in_(sorted(lines))).order_by(
+                    orders.c.order_ref, order_items.c.sku
+                )
+            )
+            for row in rows:
+                lines[row.order_ref].append(LinePurchase(**row._mapping))
+        return lines
+
     async def purchases(self, *, customer_id: int, skus: Sequence[str]) -> list[LinePurchase]:
         """This customer's counted purchases of these skus, oldest first.
 
@@ -255,6 +270,24 @@ class SqlReminders:
                 .order_by(reminders.c.remind_at, reminders.c.id)
             )
             return [ReminderRecord(**row._mapping) for row in rows]
+
+    async def of_customers(
+        self, *, customer_ids: Sequence[int], states: Sequence[str] = WAITING
+    ) -> dict[int, list[ReminderRecord]]:
+        """``of_customer`` of each of these customers, in one statement for all of them."""
+        found: dict[int, list[ReminderRecord]] = {customer: [] for customer in customer_ids}
+        if not found:
+            return found
+        async with self._db.read() as conn:
+            rows = await conn.execute(
+                select(*_RECORD_COLUMNS)
+                .select_from(_WITH_PRODUCT)
+                .where(reminders.c.customer_id.in_(sorted(found)), reminders.c.state.in_(states))
+                .order_by(reminders.c.remind_at, reminders.c.id)
+            )
+            for row in rows:
+                found[row.customer_id].append(ReminderRecord(**row._mapping))
+        return found
 
     async def get(self, *, id: int, lock: bool = False) -> ReminderRecord | None:
         statement = select(*_RECORD_COLUMNS).select_from(_WITH_PRODUCT).where(reminders.c.id == id)
@@ -501,8 +534,16 @@ class SqlReminders:
     ) -> list[ReminderRecord]:
         """Reminders of these skus sent to the customer since a moment, not yet converted,
         whose message did go out (a message the policy skipped converts nothing)."""
-        if not skus:
-            return []
+        found = await self.sent_to(customer_ids=[customer_id], skus=skus, since=since)
+        return found[customer_id]
+
+    async def sent_to(
+        self, *, customer_ids: Sequence[int], skus: Sequence[str], since: datetime
+    ) -> dict[int, list[ReminderRecord]]:
+        """``sent_for`` of each of these customers, in one statement for all of them."""
+        found: dict[int, list[ReminderRecord]] = {customer: [] for customer in customer_ids}
+        if not skus or not found:
+            return found
         went = select(outbox.c.dedupe_key).where(
             outbox.c.dedupe_key == reminders.c.message_key,
             outbox.c.state.in_(("sent", "sending", "unknown")),
@@ -512,14 +553,16 @@ class SqlReminders:
                 select(*_RECORD_COLUMNS)
                 .select_from(_WITH_PRODUCT)
                 .where(
-                    reminders.c.customer_id == customer_id,
-                    reminders.c.sku.in_(list(skus)),
+                    reminders.c.customer_id.in_(sorted(found)),
+                    reminders.c.sku.in_(sorted(set(skus))),
                     reminders.c.sent_at >= since,
                     reminders.c.state.in_((ReminderState.SENT, ReminderState.SNOOZED)),
                     went.exists(),
                 )
             )
-            return [ReminderRecord(**row._mapping) for row in rows]
+            for row in rows:
+                found[row.customer_id].append(ReminderRecord(**row._mapping))
+        return found
 
     async def totals(self) -> ReminderTotals:
         """Reminders whose message went out, how many converted, the revenue they brought."""
