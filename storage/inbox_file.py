@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, make_url, select
+from sqlalchemy import delete, make_url, select, text
 from sqlalchemy.engine import Connection
 
 from storage.database import Database
@@ -76,4 +76,8 @@ def _kept(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _create_table(connection: Connection) -> None:
+    """The table, or the indexes a file made by an earlier version lacks (as 0025 does)."""
     webhook_inbox.create(connection, checkfirst=True)
+    for index in webhook_inbox.indexes:
+        index.create(connection, checkfirst=True)
+    connection.execute(text("DROP INDEX IF EXISTS ix_webhook_inbox_state_due"))

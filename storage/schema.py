@@ -622,7 +622,8 @@ webhook_inbox = Table(
     Column("received_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     UniqueConstraint("platform", "delivery_id"),
-    Index("ix_webhook_inbox_state_due", "state", "not_before"),
+    # The worker's batch: the oldest pending deliveries that are due, in id order.
+    Index("ix_webhook_inbox_state_id", "state", "id", "not_before"),
 )
 
 # A platform's own order id (Shopify's numeric id, WooCommerce's post id) and the order_ref the

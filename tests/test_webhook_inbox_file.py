@@ -15,7 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, select, text
 
 from scenarios.clock import FixedClock
 from storage.customers import SqlCustomers
@@ -232,3 +232,76 @@ async def bodies(db: Database) -> list[str]:
     async with db.read() as conn:
         rows = await conn.execute(select(webhook_inbox.c.body).order_by(webhook_inbox.c.id))
         return ["kept" if body else "" for body in rows.scalars()]
+
+
+async def due_plan(db: Database) -> str:
+    """How SQLite reads the worker's batch of due deliveries (EXPLAIN QUERY PLAN)."""
+    captured: list[str] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().startswith("SELECT") and "webhook_inbox" in statement:
+            captured.append(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", capture)
+    try:
+        await SqlInbox(db).due(now=datetime(2026, 12, 1, 10, 0, tzinfo=UTC), limit=50)
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", capture)
+    [statement] = captured
+    async with db.read() as conn:
+        raw = await conn.get_raw_connection()
+        cursor = await raw.driver_connection.execute(
+            f"EXPLAIN QUERY PLAN {statement}",
+            (InboxState.PENDING, "2026-12-01 10:00:00.000000", 50, 0),
+        )
+        return " / ".join(str(row[-1]) for row in await cursor.fetchall())
+
+
+async def test_the_workers_batch_is_read_in_id_order_from_an_index_whatever_the_backlog(
+    sqlite_db: Database,
+) -> None:
+    """It was read by (state, not_before) and sorted: every pending row on every batch."""
+    inbox_db = inbox_database(sqlite_db)
+    try:
+        await prepare_inbox(inbox_db, sqlite_db)
+        plan = await due_plan(inbox_db)
+        assert "ix_webhook_inbox_state_id" in plan, plan
+        assert "TEMP B-TREE" not in plan, plan
+    finally:
+        await inbox_db.close()
+
+
+async def test_an_inbox_file_made_by_an_earlier_version_gets_the_new_index(
+    sqlite_db: Database,
+) -> None:
+    inbox_db = inbox_database(sqlite_db)
+    try:
+        async with inbox_db.transaction() as conn:  # as the file was before 0025
+            await conn.execute(
+                text(
+                    "CREATE TABLE webhook_inbox (id INTEGER PRIMARY KEY, platform VARCHAR(16),"
+                    " delivery_id VARCHAR(128), topic VARCHAR(64), body TEXT, state VARCHAR(12),"
+                    " reason TEXT, attempts INTEGER DEFAULT 0, not_before DATETIME,"
+                    " received_at DATETIME, updated_at DATETIME, UNIQUE (platform, delivery_id))"
+                )
+            )
+            await conn.execute(
+                text("CREATE INDEX ix_webhook_inbox_state_due ON webhook_inbox (state, not_before)")
+            )
+        await prepare_inbox(inbox_db, sqlite_db)
+        async with inbox_db.read() as conn:
+            names = set(
+                (
+                    await conn.execute(
+                        text(
+                            "SELECT name FROM sqlite_master"
+                            " WHERE type = 'index' AND name LIKE 'ix_%'"
+                        )
+                    )
+                ).scalars()
+            )
+        assert names == {"ix_webhook_inbox_state_id"}
+        plan = await due_plan(inbox_db)
+        assert "ix_webhook_inbox_state_id" in plan and "TEMP B-TREE" not in plan, plan
+    finally:
+        await inbox_db.close()
