@@ -39,11 +39,17 @@ class BotProcess:
 
     async def wait_for_log(self, fragment: str, *, timeout: float = 60.0) -> None:
         """Wait until the bot logged ``fragment`` (startup takes a few seconds: imports)."""
-        async with asyncio.timeout(timeout):
-            while fragment not in self.output():
-                if self.process is not None and self.process.returncode is not None:
-                    raise AssertionError(f"bot exited early:\n{self.output()}")
-                await asyncio.sleep(0.1)
+        try:
+            async with asyncio.timeout(timeout):
+                while fragment not in self.output():
+                    if self.process is not None and self.process.returncode is not None:
+                        raise AssertionError(f"bot exited early:\n{self.output()}")
+                    await asyncio.sleep(0.1)
+        except TimeoutError:  # what the bot did say is what tells why
+            tail = "\n".join(self.output().splitlines()[-60:])
+            raise AssertionError(
+                f"the bot did not log {fragment!r} within {timeout:.0f} s; its log ends:\n{tail}"
+            ) from None
 
     async def stop(self, *, timeout: float = 20.0) -> int:
         """SIGTERM, as a service manager would; returns the exit status."""
