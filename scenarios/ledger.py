@@ -30,6 +30,7 @@ from storage.ledger import (
     ExpiringPoints,
     LedgerSnapshot,
     LotRecord,
+    LotSummary,
     LotUse,
     NewEntry,
     NewLot,
@@ -92,6 +93,8 @@ class LedgerBook(Protocol):
     async def entries_for(self, *, source: str) -> list[EntryRecord]: ...
 
     async def open_lots(self) -> list[LotRecord]: ...
+
+    async def lot_summary(self, *, at: datetime) -> LotSummary: ...
 
     async def lots_of(self, *, entry_id: int) -> list[LotRecord]: ...
 
@@ -327,9 +330,9 @@ class Accrual:
     available_at: datetime | None  # None when the order earned no points
     tier_change: TierChange  # None on a replay: the first call reported it
     replayed: bool
-    # The customer's lots with points left right after a new accrual, when known without
-    # reading them again (None on a replay and when the new points paid off a debt).
-    open_lots: tuple[LotRecord, ...] | None = None
+    # The customer's points right after a new accrual, when known without reading the lots
+    # again (None on a replay and when the new points paid off a debt).
+    lots_after: LotSummary | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -429,9 +432,8 @@ class PointsLedger:
             points = cashback_points(
                 paid_amount=paid, cashback_bp=tier.cashback_bp, point_value=self._bonus.point_value
             )
-            before = await book.open_lots()
-            overdue = _overdue(before, now)
-            await _expire(book, overdue, now)
+            before = await book.lot_summary(at=now)
+            await _expire(book, before.overdue, now)
             lots = (
                 [new_lot(EntryKind.ACCRUAL, points, now=earned_at, bonus=self._bonus)]
                 if points
@@ -457,7 +459,6 @@ class PointsLedger:
                 existing = await _existing(book, EntryKind.ACCRUAL, source, customer_id)
                 return await _accrual_replay(book, existing)
             await _settle_debts(book, appended, now)
-        expired = {lot.id for lot in overdue}
         paid_off_debt = bool(appended.lots) and appended.debt_after != 0
         return Accrual(
             entry=appended.entry,
@@ -470,9 +471,7 @@ class PointsLedger:
                 spend_after=spend_before + (paid if window is None or placed >= window else 0),
             ),
             replayed=False,
-            open_lots=None
-            if paid_off_debt
-            else (*(lot for lot in before if lot.id not in expired), *appended.lots),
+            lots_after=None if paid_off_debt else before.plus(appended.lots),
         )
 
     async def redeem(

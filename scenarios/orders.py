@@ -538,7 +538,7 @@ class OrderLedgerReader(LedgerReader, Protocol):
     async def open_lots(self, *, customer_id: int) -> list[LotRecord]: ...
 
     def prefetched(
-        self, *, sources: Mapping[int, Sequence[str]], since: datetime | None
+        self, *, sources: Mapping[int, Sequence[str]], since: datetime | None, at: datetime
     ) -> AbstractAsyncContextManager[None]: ...
 
 
@@ -832,8 +832,10 @@ class OrderDesk:
             customer_id=member,
             points_accrued=accrual.points,
             pending_until=accrual.available_at,
-            balance=points_of(accrual.open_lots, at=self._clock.now())
-            if accrual.open_lots is not None
+            balance=Points(
+                available=accrual.lots_after.available, pending=accrual.lots_after.pending
+            )
+            if accrual.lots_after is not None
             else await self._balance(member),
         )
         return Reported(receipt=receipt, created=True)
@@ -899,7 +901,9 @@ class OrderDesk:
             for pending, member in written
             if member is not None and pending.order.status not in FINAL_STATUSES
         }
-        async with self._reader.prefetched(sources=earning, since=self._ladder.window_start(now)):
+        async with self._reader.prefetched(
+            sources=earning, since=self._ladder.window_start(now), at=now
+        ):
             for pending, member in written:
                 done[pending.position] = await self._points_of_new(pending.order, member)
         # Then what follows them, for all of them at once (their customers are distinct, so

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -20,6 +20,7 @@ from sqlalchemy import (
     func,
     literal,
     select,
+    type_coerce,
     union_all,
     update,
 )
@@ -35,6 +36,7 @@ from storage.schema import (
     ledger_lots,
 )
 from storage.sql import insert
+from storage.types import UtcDateTime
 
 
 class EntryKind(StrEnum):
@@ -106,6 +108,54 @@ class NewLot:
     earned_at: datetime
     available_at: datetime
     expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LotSummary:
+    """What a customer's open lots hold at one moment, as an accrual needs it: the points of
+    the live lots, spendable and pending, and the lots already past their expiry."""
+
+    at: datetime
+    available: int
+    pending: int
+    overdue: tuple[LotRecord, ...]
+    # Until then no lot is released or expires, so the figures stay true (None: no live lot).
+    steady_until: datetime | None
+
+    def holds_at(self, moment: datetime) -> bool:
+        """The same figures are true at this moment."""
+        return self.at <= moment and (self.steady_until is None or moment < self.steady_until)
+
+    def plus(self, lots: Iterable[LotRecord]) -> LotSummary:
+        """After these new lots and once the overdue ones are expired."""
+        return summarize_lots([*lots], at=self.at, base=replace(self, overdue=()))
+
+
+def summarize_lots(
+    lots: Iterable[LotRecord], *, at: datetime, base: LotSummary | None = None
+) -> LotSummary:
+    """The balance view's rules on open lots (``base``: a summary these lots add to): a lot
+    past its expiry counts as gone, a lot still in its return window is pending."""
+    available = base.available if base is not None else 0
+    pending = base.pending if base is not None else 0
+    overdue = list(base.overdue) if base is not None else []
+    steady = base.steady_until if base is not None else None
+    for lot in lots:
+        if lot.remaining <= 0:
+            continue
+        if lot.expires_at <= at:
+            overdue.append(lot)
+            continue
+        changes = lot.expires_at
+        if lot.available_at <= at:
+            available += lot.remaining
+        else:
+            pending += lot.remaining
+            changes = min(changes, lot.available_at)
+        steady = changes if steady is None else min(steady, changes)
+    return LotSummary(
+        at=at, available=available, pending=pending, overdue=tuple(overdue), steady_until=steady
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,13 +340,45 @@ _PAID_ORDERS_MANY = and_(
         _reversal.c.source == ledger_entries.c.source, _reversal.c.kind == EntryKind.REVERSAL
     ),
 )
-# Rows, not sums: a book asks for the spend since its own "now", a moment later than the batch's.
-_PAID_MANY = select(
-    ledger_entries.c.customer_id, ledger_entries.c.ordered_at, _PAID_NET.label("paid_amount")
-)
-_PAID_MANY_EVER = _PAID_MANY.where(_PAID_ORDERS_MANY)
-_PAID_MANY_SINCE = _PAID_MANY.where(
+# Sums, and each customer's earliest order among them: a book asks for the spend since its
+# own "now", a moment later than the batch's, and the sum holds while no order lies between.
+_PAID_SUMS = select(
+    ledger_entries.c.customer_id,
+    func.sum(_PAID_NET).label("paid"),
+    type_coerce(func.min(ledger_entries.c.ordered_at), UtcDateTime).label("first_at"),
+    (func.count() - func.count(ledger_entries.c.ordered_at)).label("undated"),
+).group_by(ledger_entries.c.customer_id)
+_PAID_SUMS_EVER = _PAID_SUMS.where(_PAID_ORDERS_MANY)
+_PAID_SUMS_SINCE = _PAID_SUMS.where(
     _PAID_ORDERS_MANY, ledger_entries.c.ordered_at >= bindparam("since")
+)
+# What an accrual needs of each customer's open lots, summed by the database instead of every
+# lot read into Python: a frequent buyer has dozens of them, and each order read them all.
+_AT = bindparam("at", type_=UtcDateTime)
+_LIVE = ledger_lots.c.expires_at > _AT
+_RELEASED = ledger_lots.c.available_at <= _AT
+_LOT_SUMS_MANY = (
+    select(
+        ledger_lots.c.customer_id,
+        func.sum(case((and_(_LIVE, _RELEASED), ledger_lots.c.remaining), else_=0)).label(
+            "available"
+        ),
+        func.sum(case((and_(_LIVE, ~_RELEASED), ledger_lots.c.remaining), else_=0)).label(
+            "pending"
+        ),
+        func.count(case((~_LIVE, 1))).label("overdue"),
+        type_coerce(
+            func.min(case((and_(_LIVE, ~_RELEASED), ledger_lots.c.available_at))), UtcDateTime
+        ).label("next_release"),
+        type_coerce(func.min(case((_LIVE, ledger_lots.c.expires_at))), UtcDateTime).label(
+            "next_expiry"
+        ),
+    )
+    .where(
+        ledger_lots.c.customer_id.in_(bindparam("customer_ids", expanding=True)),
+        ledger_lots.c.remaining > 0,
+    )
+    .group_by(ledger_lots.c.customer_id)
 )
 _OPEN_LOTS_MANY = (
     select(*_LOT_COLUMNS)
@@ -411,21 +493,32 @@ def _lot(row: Row[*tuple[Any, ...]]) -> LotRecord:
 
 
 @dataclass(slots=True)
+class _PaidSum:
+    """A customer's paid spend since a moment, and the earliest order it counts."""
+
+    since: datetime | None  # None: every order ever
+    paid: int
+    first_at: datetime | None  # None: no dated order
+    undated: int  # orders without a date (only counted when ``since`` is None)
+
+    def since_later(self, moment: datetime | None) -> int | None:
+        """The spend since a moment no earlier than ``since``, while the sum is still it."""
+        if moment == self.since:
+            return self.paid
+        if moment is None or (self.since is not None and moment < self.since):
+            return None  # orders before ``since`` were not read
+        if self.undated:
+            return None
+        return self.paid if self.first_at is None or moment <= self.first_at else None
+
+
+@dataclass(slots=True)
 class _Prefetched:
     """What a customer's first book of a batch reads, read for the whole batch at once."""
 
     entries: dict[str, list[EntryRecord]]  # by source, for the sources asked for
-    since: datetime | None  # paid orders placed since then are known (None: all of them)
-    paid: list[tuple[datetime | None, int]]  # (ordered_at, paid_amount) of those orders
-    open_lots: list[LotRecord]
-
-    def paid_spend(self, since: datetime | None) -> int | None:
-        """The paid spend since a moment, when what was read covers it (else None)."""
-        if self.since is not None and (since is None or since < self.since):
-            return None
-        return sum(
-            amount for at, amount in self.paid if since is None or (at is not None and at >= since)
-        )
+    paid: _PaidSum
+    lots: LotSummary | None  # None: some lot is overdue, and the book reads them itself
 
 
 # Customer id -> their prefetched reads, inside ``SqlLedger.prefetched()`` (this task only).
@@ -465,9 +558,14 @@ class SqlLedgerBook:
         return [_entry(row) for row in rows]
 
     async def open_lots(self) -> list[LotRecord]:
-        if self._prefetched is not None:
-            return list(self._prefetched.open_lots)
         return await _open_lots(self._conn, self.customer_id)
+
+    async def lot_summary(self, *, at: datetime) -> LotSummary:
+        """The open lots' points at this moment and the lots past their expiry."""
+        known = self._prefetched.lots if self._prefetched is not None else None
+        if known is not None and known.holds_at(at):
+            return known
+        return summarize_lots(await _open_lots(self._conn, self.customer_id), at=at)
 
     async def lots_of(self, *, entry_id: int) -> list[LotRecord]:
         """The lots an entry created, spent or not."""
@@ -534,7 +632,7 @@ class SqlLedgerBook:
         return [Debt(entry_id=row.id, unsettled=int(row.unsettled)) for row in rows]
 
     async def paid_spend(self, *, since: datetime | None) -> int:
-        known = self._prefetched.paid_spend(since) if self._prefetched is not None else None
+        known = self._prefetched.paid.since_later(since) if self._prefetched is not None else None
         if known is not None:
             return known
         return await _paid_spend(self._conn, self.customer_id, since)
@@ -661,11 +759,11 @@ class SqlLedger:
 
     @asynccontextmanager
     async def prefetched(
-        self, *, sources: Mapping[int, Sequence[str]], since: datetime | None
+        self, *, sources: Mapping[int, Sequence[str]], since: datetime | None, at: datetime
     ) -> AsyncIterator[None]:
         """Inside the caller's transaction: lock these customers and read, in four statements
         for all of them, what each one's first book reads (the entries of their sources, the
-        paid spend since ``since`` or any later moment, the open lots). Each customer's first
+        paid spend since ``since``, what their open lots hold at ``at``). Each customer's first
         ``book()`` in the block, of any SqlLedger on this task, is served from it until it
         writes; customers not found are left out (their book raises UnknownCustomerError)."""
         if not sources:
@@ -683,23 +781,39 @@ class SqlLedger:
             entries: dict[str, list[EntryRecord]] = {source: [] for source in wanted}
             for entry_row in await conn.execute(_ENTRIES_BY_SOURCES, {"sources": wanted}):
                 entries[entry_row.source].append(_entry(entry_row))
-            spent = (
-                await conn.execute(_PAID_MANY_SINCE, {"customer_ids": ids, "since": since})
-                if since is not None
-                else await conn.execute(_PAID_MANY_EVER, {"customer_ids": ids})
-            )
-            paid: dict[int, list[tuple[datetime | None, int]]] = {c: [] for c in found}
-            for customer, ordered_at, amount in spent:
-                paid[int(customer)].append((ordered_at, int(amount or 0)))
-            lots: dict[int, list[LotRecord]] = {customer: [] for customer in found}
-            for lot_row in await conn.execute(_OPEN_LOTS_MANY, {"customer_ids": ids}):
-                lots[lot_row.customer_id].append(_lot(lot_row))
+            paid = {
+                customer: _PaidSum(since=since, paid=0, first_at=None, undated=0)
+                for customer in found
+            }
+            for row in await conn.execute(*_paid_sums(ids, since)):
+                paid[int(row.customer_id)] = _PaidSum(
+                    since=since,
+                    paid=int(row.paid or 0),
+                    first_at=row.first_at,
+                    undated=int(row.undated),
+                )
+            lots: dict[int, LotSummary | None] = {
+                customer: LotSummary(at=at, available=0, pending=0, overdue=(), steady_until=None)
+                for customer in found
+            }
+            for row in await conn.execute(_LOT_SUMS_MANY, {"customer_ids": ids, "at": at}):
+                changes = [moment for moment in (row.next_release, row.next_expiry) if moment]
+                lots[int(row.customer_id)] = (
+                    LotSummary(
+                        at=at,
+                        available=int(row.available),
+                        pending=int(row.pending),
+                        overdue=(),
+                        steady_until=min(changes, default=None),
+                    )
+                    if not row.overdue
+                    else None
+                )
             batch = {
                 customer: _Prefetched(
                     entries={source: entries[source] for source in sources[customer]},
-                    since=since,
                     paid=paid[customer],
-                    open_lots=lots[customer],
+                    lots=lots[customer],
                 )
                 for customer in found
             }
@@ -755,13 +869,8 @@ class SqlLedger:
         if not ids:
             return spent
         async with self._db.read() as conn:
-            rows = (
-                await conn.execute(_PAID_MANY_SINCE, {"customer_ids": ids, "since": since})
-                if since is not None
-                else await conn.execute(_PAID_MANY_EVER, {"customer_ids": ids})
-            )
-            for customer, _ordered_at, amount in rows:
-                spent[int(customer)] += int(amount or 0)
+            for row in await conn.execute(*_paid_sums(ids, since)):
+                spent[int(row.customer_id)] = int(row.paid or 0)
         return spent
 
     async def open_lots(self, *, customer_id: int) -> list[LotRecord]:
@@ -896,6 +1005,13 @@ class SqlLedger:
             unsettled_debt=int(unsettled),
             inconsistent_lots=inconsistent,
         )
+
+
+def _paid_sums(ids: Sequence[int], since: datetime | None) -> tuple[Any, dict[str, Any]]:
+    """The statement and parameters of the paid spend of these customers since a moment."""
+    if since is None:
+        return _PAID_SUMS_EVER, {"customer_ids": ids}
+    return _PAID_SUMS_SINCE, {"customer_ids": ids, "since": since}
 
 
 def _snapshot_of(

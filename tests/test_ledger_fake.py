@@ -22,12 +22,14 @@ from storage.ledger import (
     LedgerIntegrityError,
     LedgerSnapshot,
     LotRecord,
+    LotSummary,
     LotUse,
     NewEntry,
     NewLot,
     Reconciliation,
     SpentLot,
     UnknownCustomerError,
+    summarize_lots,
 )
 
 
@@ -171,6 +173,9 @@ class MemoryBook:
             if lot.customer_id == self.customer_id and lot.remaining > 0
         ]
         return sorted(lots, key=lambda lot: (lot.expires_at, lot.earned_at, lot.id))
+
+    async def lot_summary(self, *, at: datetime) -> LotSummary:
+        return summarize_lots(await self.open_lots(), at=at)
 
     async def lots_of(self, *, entry_id: int) -> list[LotRecord]:
         return [lot for lot in self._state.lots.values() if lot.entry_id == entry_id]
