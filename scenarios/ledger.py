@@ -32,6 +32,7 @@ from storage.ledger import (
     LotRecord,
     LotSummary,
     LotUse,
+    NewCredit,
     NewEntry,
     NewLot,
     SpentLot,
@@ -122,6 +123,8 @@ class LedgerBook(Protocol):
 
 class LedgerWriter(Protocol):
     def book(self, *, customer_id: int) -> AbstractAsyncContextManager[LedgerBook]: ...
+
+    async def append_credits(self, credits: Sequence[NewCredit]) -> list[Appended]: ...
 
     async def customers_with_due_lots(self, *, now: datetime, limit: int) -> list[int]: ...
 
@@ -376,6 +379,29 @@ class TierStatus:
 # ---- use cases ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class PaidOrder:
+    """An order whose cashback a customer earns (see ``PointsLedger.accrue``)."""
+
+    customer_id: int
+    order_id: str
+    total: int
+    actor_id: int | None = None
+    ordered_at: datetime | None = None
+    backdated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _AccrualPlan:
+    """An accrual worked out from the customer's book, not yet written."""
+
+    customer_id: int
+    entry: NewEntry
+    lots: list[NewLot]
+    before: LotSummary  # the customer's open lots just before
+    tier_change: TierChange
+
+
 class PointsLedger:
     """Every change to customers' points. Each call is one unit of work under the customer's
     lock; a repeated call with the same key returns the original effect and writes nothing."""
@@ -405,73 +431,137 @@ class PointsLedger:
         ``ordered_at`` (default: now) is when the order was placed: the tier window counts its
         spend from then. ``backdated`` points count from that date too (earned, available after
         the return window, expiring), as for orders placed before their buyer joined."""
-        _require_positive(total, "the order total")
-        source = order_source(order_id)
+        paid_order = PaidOrder(
+            customer_id=customer_id,
+            order_id=order_id,
+            total=total,
+            actor_id=actor_id,
+            ordered_at=ordered_at,
+            backdated=backdated,
+        )
         now = self._clock.now()
-        placed = min(ordered_at, now) if ordered_at is not None else now
-        earned_at = placed if backdated else now
         async with self._book(customer_id) as book:
-            order = await _order_entries(book, customer_id=customer_id, source=source)
-            if order.accrual is not None:
-                return await _accrual_replay(book, order.accrual)
-            if order.reversal is not None:
-                raise LedgerRefusal(
-                    RefusalCode.ORDER_CANCELLED, f"order {order_id} was cancelled; nothing to earn"
-                )
-            redeemed = -order.redemption.amount if order.redemption else 0
-            paid = total - redeemed * self._bonus.point_value
-            if paid < 0:
-                raise LedgerRefusal(
-                    RefusalCode.TOTAL_BELOW_REDEEMED,
-                    f"order {order_id}: the total {total} is less than the {redeemed} points "
-                    "redeemed on it",
-                )
-            window = self._ladder.window_start(now)
-            spend_before = await book.paid_spend(since=window)
-            tier = self._ladder.tier_for(spend_before)
-            points = cashback_points(
-                paid_amount=paid, cashback_bp=tier.cashback_bp, point_value=self._bonus.point_value
-            )
-            before = await book.lot_summary(at=now)
-            await _expire(book, before.overdue, now)
-            lots = (
-                [new_lot(EntryKind.ACCRUAL, points, now=earned_at, bonus=self._bonus)]
-                if points
-                else []
-            )
-            appended = await book.append(
-                entry=NewEntry(
-                    kind=EntryKind.ACCRUAL,
-                    source=source,
-                    amount=points,
-                    paid_amount=paid,
-                    reason=(
-                        f"{tier.name} cashback {_percent(tier.cashback_bp)} % of {paid} paid "
-                        f"(minor units) on order {order_id}"
-                    ),
-                    actor_id=actor_id,
-                    occurred_at=now,
-                    ordered_at=placed,
-                ),
-                lots=lots,
-            )
+            plan = await self._plan_accrual(book, paid_order, now=now)
+            if isinstance(plan, Accrual):
+                return plan
+            await _expire(book, plan.before.overdue, now)
+            appended = await book.append(entry=plan.entry, lots=plan.lots)
             if appended is None:  # a concurrent writer recorded it first
-                existing = await _existing(book, EntryKind.ACCRUAL, source, customer_id)
+                existing = await _existing(book, EntryKind.ACCRUAL, plan.entry.source, customer_id)
                 return await _accrual_replay(book, existing)
             await _settle_debts(book, appended, now)
-        paid_off_debt = bool(appended.lots) and appended.debt_after != 0
-        return Accrual(
-            entry=appended.entry,
-            points=points,
-            paid_amount=paid,
-            available_at=appended.lots[0].available_at if appended.lots else None,
+        return self._accrued(plan, appended)
+
+    async def accrue_many(self, orders: Sequence[PaidOrder]) -> list[Accrual]:
+        """``accrue`` for orders of distinct customers inside ``prefetched()`` of them (which
+        holds their locks): each one's points worked out as alone, then written in three
+        statements for all of them. An order that needs more (points past their expiry to
+        expire first) is accrued alone. A refusal raises (the caller undoes the group)."""
+        if len({order.customer_id for order in orders}) != len(orders):
+            raise ValueError("accrue_many takes one order per customer")
+        now = self._clock.now()
+        results: dict[int, Accrual] = {}
+        plans: list[tuple[int, _AccrualPlan]] = []
+        alone: list[int] = []
+        for position, order in enumerate(orders):
+            async with self._book(order.customer_id) as book:
+                plan = await self._plan_accrual(book, order, now=now)
+            if isinstance(plan, Accrual):
+                results[position] = plan
+            elif plan.before.overdue:
+                alone.append(position)
+            else:
+                plans.append((position, plan))
+        written = await self._store.append_credits(
+            [
+                NewCredit(customer_id=plan.customer_id, entry=plan.entry, lots=tuple(plan.lots))
+                for _, plan in plans
+            ]
+        )
+        for (position, plan), appended in zip(plans, written, strict=True):
+            if appended.lots and appended.debt_after:
+                async with self._book(plan.customer_id) as book:
+                    await _settle_debts(book, appended, now)
+            results[position] = self._accrued(plan, appended)
+        for position in alone:
+            order = orders[position]
+            results[position] = await self.accrue(
+                customer_id=order.customer_id,
+                order_id=order.order_id,
+                total=order.total,
+                actor_id=order.actor_id,
+                ordered_at=order.ordered_at,
+                backdated=order.backdated,
+            )
+        return [results[position] for position in range(len(orders))]
+
+    async def _plan_accrual(
+        self, book: LedgerBook, order: PaidOrder, *, now: datetime
+    ) -> _AccrualPlan | Accrual:
+        """What an accrual writes, from the customer's book (an Accrual: its replay)."""
+        _require_positive(order.total, "the order total")
+        source = order_source(order.order_id)
+        placed = min(order.ordered_at, now) if order.ordered_at is not None else now
+        earned_at = placed if order.backdated else now
+        recorded = await _order_entries(book, customer_id=order.customer_id, source=source)
+        if recorded.accrual is not None:
+            return await _accrual_replay(book, recorded.accrual)
+        if recorded.reversal is not None:
+            raise LedgerRefusal(
+                RefusalCode.ORDER_CANCELLED,
+                f"order {order.order_id} was cancelled; nothing to earn",
+            )
+        redeemed = -recorded.redemption.amount if recorded.redemption else 0
+        paid = order.total - redeemed * self._bonus.point_value
+        if paid < 0:
+            raise LedgerRefusal(
+                RefusalCode.TOTAL_BELOW_REDEEMED,
+                f"order {order.order_id}: the total {order.total} is less than the {redeemed} "
+                "points redeemed on it",
+            )
+        window = self._ladder.window_start(now)
+        spend_before = await book.paid_spend(since=window)
+        tier = self._ladder.tier_for(spend_before)
+        points = cashback_points(
+            paid_amount=paid, cashback_bp=tier.cashback_bp, point_value=self._bonus.point_value
+        )
+        return _AccrualPlan(
+            customer_id=order.customer_id,
+            entry=NewEntry(
+                kind=EntryKind.ACCRUAL,
+                source=source,
+                amount=points,
+                paid_amount=paid,
+                reason=(
+                    f"{tier.name} cashback {_percent(tier.cashback_bp)} % of {paid} paid "
+                    f"(minor units) on order {order.order_id}"
+                ),
+                actor_id=order.actor_id,
+                occurred_at=now,
+                ordered_at=placed,
+            ),
+            lots=[new_lot(EntryKind.ACCRUAL, points, now=earned_at, bonus=self._bonus)]
+            if points
+            else [],
+            before=await book.lot_summary(at=now),
             # An order placed before the window began lifts no tier.
             tier_change=self._ladder.change(
                 spend_before=spend_before,
                 spend_after=spend_before + (paid if window is None or placed >= window else 0),
             ),
+        )
+
+    @staticmethod
+    def _accrued(plan: _AccrualPlan, appended: Appended) -> Accrual:
+        paid_off_debt = bool(appended.lots) and appended.debt_after != 0
+        return Accrual(
+            entry=appended.entry,
+            points=plan.entry.amount,
+            paid_amount=plan.entry.paid_amount or 0,
+            available_at=appended.lots[0].available_at if appended.lots else None,
+            tier_change=plan.tier_change,
             replayed=False,
-            lots_after=None if paid_off_debt else before.plus(appended.lots),
+            lots_after=None if paid_off_debt else plan.before.plus(appended.lots),
         )
 
     async def redeem(

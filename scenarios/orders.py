@@ -24,9 +24,11 @@ from scenarios.customers import (
 )
 from scenarios.group_commit import GroupCommit
 from scenarios.ledger import (
+    Accrual,
     Cancellation,
     LedgerReader,
     LedgerRefusal,
+    PaidOrder,
     PartialRefund,
     PointsLedger,
     RefusalCode,
@@ -827,6 +829,10 @@ class OrderDesk:
             )
         except LedgerRefusal as refusal:
             raise invalid(refusal.code, refusal.message, "bonus_redeemed") from None
+        return await self._accrued(order, member, accrual)
+
+    async def _accrued(self, order: ValidOrder, member: int, accrual: Accrual) -> Reported:
+        """The receipt of a member's new order once its points are written."""
         receipt = Receipt(
             order_id=order.order_ref,
             customer_id=member,
@@ -839,6 +845,39 @@ class OrderDesk:
             else await self._balance(member),
         )
         return Reported(receipt=receipt, created=True)
+
+    async def _points_of_group(
+        self, written: Sequence[tuple[_Pending, int | None]]
+    ) -> dict[int, Reported]:
+        """``_points_of_new`` for a group's orders (no points spent, customers distinct):
+        the members' accruals written together."""
+        earning = [
+            (pending, member)
+            for pending, member in written
+            if member is not None and pending.order.status not in FINAL_STATUSES
+        ]
+        try:
+            accruals = await self._points.accrue_many(
+                [
+                    PaidOrder(
+                        customer_id=member,
+                        order_id=pending.ref,
+                        total=pending.order.total,
+                        ordered_at=pending.order.ordered_at,
+                    )
+                    for pending, member in earning
+                ]
+            )
+        except LedgerRefusal as refusal:
+            raise invalid(refusal.code, refusal.message, "bonus_redeemed") from None
+        done = {
+            pending.position: await self._accrued(pending.order, member, accrual)
+            for (pending, member), accrual in zip(earning, accruals, strict=True)
+        }
+        for pending, member in written:
+            if pending.position not in done:
+                done[pending.position] = await self._points_of_new(pending.order, member)
+        return done
 
     async def _record_together(
         self, batch: Sequence[_Pending], alone: Sequence[_Pending], *, now: datetime
@@ -904,8 +943,7 @@ class OrderDesk:
         async with self._reader.prefetched(
             sources=earning, since=self._ladder.window_start(now), at=now
         ):
-            for pending, member in written:
-                done[pending.position] = await self._points_of_new(pending.order, member)
+            done.update(await self._points_of_group(written))
         # Then what follows them, for all of them at once (their customers are distinct, so
         # no order's followers see another's effects).
         await self._follow_together(

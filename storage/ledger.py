@@ -111,6 +111,15 @@ class NewLot:
 
 
 @dataclass(frozen=True, slots=True)
+class NewCredit:
+    """A credit of one customer and the lots it creates (see ``SqlLedger.append_credits``)."""
+
+    customer_id: int
+    entry: NewEntry
+    lots: tuple[NewLot, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class LotSummary:
     """What a customer's open lots hold at one moment, as an accrual needs it: the points of
     the live lots, spendable and pending, and the lots already past their expiry."""
@@ -478,7 +487,7 @@ def _upsert_account(conn: AsyncConnection) -> Any:
                 "debt": ledger_accounts.c.debt + statement.excluded.debt,
                 "updated_at": statement.excluded.updated_at,
             },
-        ).returning(ledger_accounts.c.debt)
+        ).returning(ledger_accounts.c.debt, ledger_accounts.c.customer_id)
     return _prepared[key]
 
 
@@ -490,6 +499,43 @@ def _entry(row: Row[*tuple[Any, ...]]) -> EntryRecord:
 
 def _lot(row: Row[*tuple[Any, ...]]) -> LotRecord:
     return LotRecord(**row._mapping)
+
+
+def _check_adds_up(
+    entry: NewEntry, lots: Sequence[NewLot], spend: Sequence[Allocation], owed: int
+) -> None:
+    if lots and spend:
+        raise LedgerIntegrityError("an entry either creates lots or takes from them")
+    if entry.amount >= 0 and (sum(lot.amount for lot in lots) != entry.amount or owed):
+        raise LedgerIntegrityError(f"{entry.kind} {entry.source}: lots do not add up")
+    if entry.amount < 0 and sum(part.amount for part in spend) + owed != -entry.amount:
+        raise LedgerIntegrityError(f"{entry.kind} {entry.source}: allocations do not add up")
+
+
+def _entry_row(customer_id: int, entry: NewEntry) -> dict[str, Any]:
+    return {
+        "customer_id": customer_id,
+        "kind": entry.kind,
+        "source": entry.source,
+        "amount": entry.amount,
+        "paid_amount": entry.paid_amount,
+        "reason": entry.reason,
+        "actor_id": entry.actor_id,
+        "occurred_at": entry.occurred_at,
+        "ordered_at": entry.ordered_at,
+    }
+
+
+def _lot_row(entry: EntryRecord, lot: NewLot) -> dict[str, Any]:
+    return {
+        "entry_id": entry.id,
+        "customer_id": entry.customer_id,
+        "amount": lot.amount,
+        "remaining": lot.amount,
+        "earned_at": lot.earned_at,
+        "available_at": lot.available_at,
+        "expires_at": lot.expires_at,
+    }
 
 
 @dataclass(slots=True)
@@ -526,6 +572,11 @@ class _Prefetched:
 _prefetched: ContextVar[dict[int, _Prefetched] | None] = ContextVar(
     "ledger_prefetched", default=None
 )
+
+
+# The customers whose locks ``SqlLedger.prefetched()`` holds on this task, for
+# ``append_credits``, which writes for many customers without a book of each.
+_locked: ContextVar[frozenset[int]] = ContextVar("ledger_locked", default=frozenset())
 
 
 class SqlLedgerBook:
@@ -651,50 +702,18 @@ class SqlLedgerBook:
         of the same effect leave one entry. A credit's lots must add up to its amount; a debit
         must take its whole amount from lots, or leave ``owed`` as the customer's debt.
         """
-        if lots and spend:
-            raise LedgerIntegrityError("an entry either creates lots or takes from them")
-        if entry.amount >= 0 and (sum(lot.amount for lot in lots) != entry.amount or owed):
-            raise LedgerIntegrityError(f"{entry.kind} {entry.source}: lots do not add up")
-        if entry.amount < 0 and sum(part.amount for part in spend) + owed != -entry.amount:
-            raise LedgerIntegrityError(f"{entry.kind} {entry.source}: allocations do not add up")
+        _check_adds_up(entry, lots, spend, owed)
         self._prefetched = None  # from the first write on, only the database is current
         conn = self._conn
         row = (
-            await conn.execute(
-                _insert_entry(conn),
-                {
-                    "customer_id": self.customer_id,
-                    "kind": entry.kind,
-                    "source": entry.source,
-                    "amount": entry.amount,
-                    "paid_amount": entry.paid_amount,
-                    "reason": entry.reason,
-                    "actor_id": entry.actor_id,
-                    "occurred_at": entry.occurred_at,
-                    "ordered_at": entry.ordered_at,
-                },
-            )
+            await conn.execute(_insert_entry(conn), _entry_row(self.customer_id, entry))
         ).one_or_none()
         if row is None:
             return None
         written = _entry(row)
-        created = []
-        for lot in lots:
-            lot_row = (
-                await conn.execute(
-                    _INSERT_LOT,
-                    {
-                        "entry_id": written.id,
-                        "customer_id": self.customer_id,
-                        "amount": lot.amount,
-                        "remaining": lot.amount,
-                        "earned_at": lot.earned_at,
-                        "available_at": lot.available_at,
-                        "expires_at": lot.expires_at,
-                    },
-                )
-            ).one()
-            created.append(_lot(lot_row))
+        created = [
+            _lot((await conn.execute(_INSERT_LOT, _lot_row(written, lot))).one()) for lot in lots
+        ]
         for part in spend:
             await self._take(entry_id=written.id, lot_id=part.lot_id, amount=part.amount)
         debt = await self._change_account(balance=entry.amount, debt=owed, now=entry.occurred_at)
@@ -818,10 +837,69 @@ class SqlLedger:
                 for customer in found
             }
             token = _prefetched.set(batch)
+            locked = _locked.set(_locked.get() | found)
             try:
                 yield
             finally:
+                _locked.reset(locked)
                 _prefetched.reset(token)
+
+    async def append_credits(self, credits: Sequence[NewCredit]) -> list[Appended]:
+        """New credits of distinct customers and the lots each creates, in three statements
+        for all of them (entries, lots, cached accounts), in the order given. Only inside
+        ``prefetched()`` of these customers, whose locks it holds. A credit whose key is
+        already written raises LedgerIntegrityError: the caller read the keys first, under
+        the locks, so nothing should have taken one since."""
+        if not credits:
+            return []
+        customer_ids = [credit.customer_id for credit in credits]
+        if len(set(customer_ids)) != len(customer_ids):
+            raise LedgerIntegrityError("one credit per customer in a group")
+        if not set(customer_ids) <= _locked.get():
+            raise LedgerIntegrityError("credits of a group need their customers' locks")
+        for credit in credits:
+            _check_adds_up(credit.entry, credit.lots, (), 0)
+        async with self._db.transaction() as conn:
+            rows = await conn.execute(
+                _insert_entry(conn),
+                [_entry_row(credit.customer_id, credit.entry) for credit in credits],
+            )
+            entries = {(row.source, row.kind): _entry(row) for row in rows}
+            if len(entries) != len(credits):
+                raise LedgerIntegrityError("a credit of the group was already written")
+            written = [entries[(credit.entry.source, credit.entry.kind)] for credit in credits]
+            lots: dict[int, list[LotRecord]] = {entry.id: [] for entry in written}
+            new_lots = [
+                _lot_row(entry, lot)
+                for credit, entry in zip(credits, written, strict=True)
+                for lot in credit.lots
+            ]
+            if new_lots:
+                for lot_row in await conn.execute(_INSERT_LOT, new_lots):
+                    lots[lot_row.entry_id].append(_lot(lot_row))
+            debts = {
+                int(row.customer_id): int(row.debt)
+                for row in await conn.execute(
+                    _upsert_account(conn),
+                    [
+                        {
+                            "customer_id": credit.customer_id,
+                            "balance": credit.entry.amount,
+                            "debt": 0,
+                            "updated_at": credit.entry.occurred_at,
+                        }
+                        for credit in credits
+                    ],
+                )
+            }
+        return [
+            Appended(
+                entry=entry,
+                lots=tuple(sorted(lots[entry.id], key=lambda lot: lot.id)),
+                debt_after=debts[entry.customer_id],
+            )
+            for entry in written
+        ]
 
     async def snapshot(self, *, customer_id: int) -> LedgerSnapshot:
         """Open lots, cached account and per-kind sums, read in one transaction (two

@@ -24,6 +24,7 @@ from storage.ledger import (
     LotRecord,
     LotSummary,
     LotUse,
+    NewCredit,
     NewEntry,
     NewLot,
     Reconciliation,
@@ -72,6 +73,16 @@ class MemoryLedger:
             except BaseException:
                 self.state = saved
                 raise
+
+    async def append_credits(self, credits: Sequence[NewCredit]) -> list[Appended]:
+        written = []
+        for credit in credits:
+            async with self.book(customer_id=credit.customer_id) as book:
+                appended = await book.append(entry=credit.entry, lots=credit.lots)
+            if appended is None:
+                raise LedgerIntegrityError("a credit of the group was already written")
+            written.append(appended)
+        return written
 
     async def customers_with_due_lots(self, *, now: datetime, limit: int) -> list[int]:
         due = {
