@@ -540,7 +540,12 @@ class OrderLedgerReader(LedgerReader, Protocol):
     async def open_lots(self, *, customer_id: int) -> list[LotRecord]: ...
 
     def prefetched(
-        self, *, sources: Mapping[int, Sequence[str]], since: datetime | None, at: datetime
+        self,
+        *,
+        sources: Mapping[int, Sequence[str]],
+        since: datetime | None,
+        at: datetime,
+        found_already: bool = False,
     ) -> AbstractAsyncContextManager[None]: ...
 
 
@@ -941,7 +946,7 @@ class OrderDesk:
             if member is not None and pending.order.status not in FINAL_STATUSES
         }
         async with self._reader.prefetched(
-            sources=earning, since=self._ladder.window_start(now), at=now
+            sources=earning, since=self._ladder.window_start(now), at=now, found_already=True
         ):
             done.update(await self._points_of_group(written))
         # Then what follows them, for all of them at once (their customers are distinct, so
