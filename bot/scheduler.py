@@ -98,7 +98,11 @@ def resilient(
                 await job()
             except Exception as error:
                 if not is_unavailable(error):
-                    raise  # a real failure: APScheduler logs it with its traceback
+                    # A real failure: APScheduler logs it with its traceback. If an earlier try
+                    # met the database away, this job no longer retries: left "failing", it
+                    # would keep the process "away" until its next tick, maybe hours off.
+                    availability.gave_up(who)
+                    raise
                 availability.failed(who, error)
                 wait = backoff.step()
                 if time.monotonic() + wait > deadline:

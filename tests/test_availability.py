@@ -14,6 +14,7 @@ import logging
 import pytest
 from sqlalchemy.exc import OperationalError
 
+from bot.scheduler import resilient
 from storage.availability import Availability
 
 AWAY = "database unavailable"
@@ -51,6 +52,31 @@ async def test_back_is_said_once_nothing_failed_for_the_settle_time(
     health.failed("reminders", _killed())
     assert health.away
     health.ok("reminders")
+    await asyncio.sleep(0.4)
+    assert not health.away
+    assert (_said(caplog, AWAY), _said(caplog, BACK)) == (1, 1)
+
+
+async def test_a_job_that_meets_another_error_after_an_outage_does_not_keep_the_process_away(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Its first try met the database away, its retry a bug: it is not retrying any more (its
+    next tick tries again, maybe in an hour), so the rest of the process finding the database
+    again is enough for "back"."""
+    caplog.set_level(logging.WARNING, logger="storage.database")
+    health = Availability(settle=0.2)
+    tries = 0
+
+    async def job() -> None:
+        nonlocal tries
+        tries += 1
+        if tries == 1:
+            raise _killed()
+        raise ValueError("a bug, not an outage")
+
+    with pytest.raises(ValueError, match="a bug"):
+        await resilient(job, "birthdays", health, budget=5.0)()
+    health.ok("outbox sender")
     await asyncio.sleep(0.4)
     assert not health.away
     assert (_said(caplog, AWAY), _said(caplog, BACK)) == (1, 1)
