@@ -32,7 +32,6 @@ from scenarios.ledger import (
     PartialRefund,
     PointsLedger,
     RefusalCode,
-    balance_view,
     order_source,
     redeem_limit,
     tier_status,
@@ -42,7 +41,7 @@ from scenarios.problems import InputProblem, ProblemKind, invalid
 from scenarios.rules import Bonus
 from scenarios.tiers import TierLadder, minor_units_per_major, percent_to_basis_points
 from scenarios.transactions import SavepointUnitOfWork
-from storage.ledger import AccountRecord, LedgerSnapshot, LotRecord
+from storage.ledger import LotRecord, summarize_lots
 from storage.orders import (
     ERASED_FINGERPRINT,
     CustomerMatch,
@@ -551,11 +550,8 @@ class OrderLedgerReader(LedgerReader, Protocol):
 
 def points_of(lots: Sequence[LotRecord], *, at: datetime) -> Points:
     """Available and pending points from the open lots alone, by the balance view's rules."""
-    nothing_owed = AccountRecord(customer_id=0, balance=0, debt=0)  # available/pending ignore it
-    view = balance_view(
-        LedgerSnapshot(open_lots=tuple(lots), account=nothing_owed, totals=()), at=at
-    )
-    return Points(available=view.available, pending=view.pending)
+    summary = summarize_lots(lots, at=at)
+    return Points(available=summary.available, pending=summary.pending)
 
 
 @dataclass(frozen=True, slots=True)
@@ -852,15 +848,12 @@ class OrderDesk:
         return Reported(receipt=receipt, created=True)
 
     async def _points_of_group(
-        self, written: Sequence[tuple[_Pending, int | None]]
+        self,
+        written: Sequence[tuple[_Pending, int | None]],
+        earning: Sequence[tuple[_Pending, int]],
     ) -> dict[int, Reported]:
         """``_points_of_new`` for a group's orders (no points spent, customers distinct):
-        the members' accruals written together."""
-        earning = [
-            (pending, member)
-            for pending, member in written
-            if member is not None and pending.order.status not in FINAL_STATUSES
-        ]
+        the accruals of those ``earning`` (members' open orders) written together."""
         try:
             accruals = await self._points.accrue_many(
                 [
@@ -939,16 +932,19 @@ class OrderDesk:
                 written.append((pending, member))
             else:  # another writer stored this order id meanwhile
                 left.append(pending)
-        # What each member's accrual reads first, read for all of them at once.
-        earning = {
-            member: [order_source(pending.ref)]
+        earning = [
+            (pending, member)
             for pending, member in written
             if member is not None and pending.order.status not in FINAL_STATUSES
-        }
+        ]
+        # What each member's accrual reads first, read for all of them at once.
         async with self._reader.prefetched(
-            sources=earning, since=self._ladder.window_start(now), at=now, found_already=True
+            sources={member: [order_source(pending.ref)] for pending, member in earning},
+            since=self._ladder.window_start(now),
+            at=now,
+            found_already=True,
         ):
-            done.update(await self._points_of_group(written))
+            done.update(await self._points_of_group(written, earning))
         # Then what follows them, for all of them at once (their customers are distinct, so
         # no order's followers see another's effects).
         await self._follow_together(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -137,18 +137,23 @@ class LotSummary:
 
     def plus(self, lots: Iterable[LotRecord]) -> LotSummary:
         """After these new lots and once the overdue ones are expired."""
-        return summarize_lots([*lots], at=self.at, base=replace(self, overdue=()))
+        added = summarize_lots(lots, at=self.at)
+        changes = [moment for moment in (self.steady_until, added.steady_until) if moment]
+        return LotSummary(
+            at=self.at,
+            available=self.available + added.available,
+            pending=self.pending + added.pending,
+            overdue=(),
+            steady_until=min(changes, default=None),
+        )
 
 
-def summarize_lots(
-    lots: Iterable[LotRecord], *, at: datetime, base: LotSummary | None = None
-) -> LotSummary:
-    """The balance view's rules on open lots (``base``: a summary these lots add to): a lot
-    past its expiry counts as gone, a lot still in its return window is pending."""
-    available = base.available if base is not None else 0
-    pending = base.pending if base is not None else 0
-    overdue = list(base.overdue) if base is not None else []
-    steady = base.steady_until if base is not None else None
+def summarize_lots(lots: Iterable[LotRecord], *, at: datetime) -> LotSummary:
+    """The balance view's rules on open lots: a lot past its expiry counts as gone, a lot
+    still in its return window is pending."""
+    available = pending = 0
+    overdue: list[LotRecord] = []
+    steady: datetime | None = None
     for lot in lots:
         if lot.remaining <= 0:
             continue
